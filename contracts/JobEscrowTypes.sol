@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/**
+ * @title JobEscrowTypes
+ * @notice Storage types, errors and events of {JobEscrow}, kept apart so the
+ * escrow itself reads as its lifecycle.
+ */
+abstract contract JobEscrowTypes {
+    enum JobStatus {
+        None,
+        Funded,
+        Disputed,
+        Settled,
+        Cancelled
+    }
+
+    enum ReplicaState {
+        None,
+        Accepted,
+        Committed,
+        Revealed,
+        Paid,
+        Slashed,
+        Released
+    }
+
+    /// @dev Two storage slots; field order is the packing.
+    struct Job {
+        address renter;
+        uint96 price; // per replica, before the protocol fee
+        uint32 acceptBy;
+        uint32 deadline;
+        uint32 challengeEnds; // 0 until every replica revealed
+        uint8 replicas;
+        uint8 accepted;
+        uint8 committed;
+        uint8 revealed;
+        JobStatus status;
+        bool open; // any active provider may accept
+        uint96 collateral; // per replica
+    }
+
+    /// @dev One storage slot; the commitment / revealed hash lives in its own mapping.
+    struct Replica {
+        address provider;
+        ReplicaState state;
+    }
+
+    /// @dev Working values of one settlement (memory only).
+    struct Settlement {
+        bytes32 winner;
+        bool hasWinner;
+        address renter;
+        uint256 price;
+        uint256 collateral;
+        uint256 fee;
+        uint256 refund;
+        uint256 fees;
+    }
+
+    error EscrowZeroPrice();
+    error EscrowZeroAddress();
+    error EscrowBadReplicas(uint256 replicas, uint256 maxReplicas);
+    error EscrowBadProviders(uint256 given, uint256 expected);
+    error EscrowBadProvider(address provider);
+    error EscrowDeadlineTooSoon(uint256 deadline, uint256 earliest);
+    error EscrowFeeTooHigh(uint256 feeBps, uint256 maxBps);
+    error EscrowJobNotLive(uint256 jobId, uint8 status);
+    error EscrowNotRenter(uint256 jobId, address caller);
+    error EscrowNotProvider(uint256 jobId, address caller);
+    error EscrowWindowClosed(uint256 jobId, uint256 closedAt);
+    error EscrowAlreadyAccepted(uint256 jobId, address provider);
+    error EscrowNoSlotFor(uint256 jobId, address provider);
+    error EscrowWrongReplicaState(uint256 jobId, address provider, uint8 state);
+    error EscrowRevealTooEarly(uint256 jobId, uint256 committed, uint256 replicas);
+    error EscrowCommitmentMismatch(uint256 jobId, address provider);
+    error EscrowNotAllRevealed(uint256 jobId, uint256 revealed, uint256 replicas);
+    error EscrowNotFinalizable(uint256 jobId, uint256 readyAt);
+    error EscrowNotDisputable(uint256 jobId);
+    error EscrowNotCancellable(uint256 jobId);
+    error EscrowNotNoShow(uint256 jobId);
+    error EscrowNothingToWithdraw(address account);
+
+    event JobFunded(
+        uint256 indexed jobId,
+        address indexed renter,
+        bytes32 specHash,
+        uint256 resources,
+        uint256 deposit,
+        uint256 deadline,
+        uint256 replicas,
+        address[] providers
+    );
+    event JobAccepted(uint256 indexed jobId, address indexed provider, uint256 slot);
+    event ResultCommitted(uint256 indexed jobId, address indexed provider, bytes32 commitment);
+    event ResultRevealed(uint256 indexed jobId, address indexed provider, bytes32 resultHash);
+    event JobDisputed(uint256 indexed jobId, uint256 bond, uint256 deadline);
+    event ReplicaPaid(uint256 indexed jobId, address indexed provider, uint256 amount);
+    event ReplicaSlashed(uint256 indexed jobId, address indexed provider, uint256 collateral);
+    event JobSettled(uint256 indexed jobId, bytes32 resultHash, uint256 refund);
+    event JobCancelled(uint256 indexed jobId, uint256 refund);
+    event Withdrawn(address indexed account, uint256 amount);
+    event FeeSet(address treasury, uint256 feeBps);
+}

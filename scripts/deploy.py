@@ -1,0 +1,158 @@
+"""Deploy and wire every dcloud contract: `brownie run deploy [--network NAME]`.
+
+Writes the addresses, ABIs and parameters, keyed by chain id, to the deployments
+file (``deployments/local.json``, or ``$DCLOUD_DEPLOYMENTS``) that the marketplace
+and agents read through ``protocol.deployments``. On local chains (chain id 1337
+or 31337) it also deploys the dev faucet and funds the chain's dev accounts.
+
+Parameters come from the environment with local-friendly defaults, e.g.
+``DCLOUD_CHALLENGE_WINDOW=60 brownie run deploy``; see ``DeployParams``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from brownie import (
+    ComputeToken,
+    DevFaucet,
+    JobEscrow,
+    ProviderRegistry,
+    TokenSale,
+    accounts,
+    chain,
+    network,
+)
+
+LOCAL_CHAIN_IDS = (1337, 31337)
+TOKEN = 10**18
+DEFAULT_DEPLOYMENTS = Path(__file__).resolve().parent.parent / "deployments" / "local.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployParams:
+    """Deployment parameters; each can be set as DCLOUD_<NAME> in the environment."""
+
+    supply: int = 1_000_000_000 * TOKEN
+    sale_price_wei: int = 10**15  # wei per whole token
+    sale_cap: int = 100_000_000 * TOKEN
+    sale_days: int = 30
+    min_stake: int = 100 * TOKEN
+    unbonding_delay: int = 24 * 3600
+    slash_treasury_bps: int = 2_000
+    fee_bps: int = 200
+    accept_window: int = 600
+    reveal_window: int = 600
+    challenge_window: int = 3600
+    collateral_bps: int = 10_000
+    dev_account_tokens: int = 1_000_000 * TOKEN
+    faucet_tokens: int = 10_000_000 * TOKEN
+    faucet_drip: int = 10_000 * TOKEN
+    faucet_cooldown: int = 60
+
+    @classmethod
+    def from_env(cls) -> DeployParams:
+        values: dict[str, int] = {}
+        for field in dataclasses.fields(cls):
+            raw = os.environ.get(f"DCLOUD_{field.name.upper()}")
+            if raw is not None:
+                try:
+                    values[field.name] = int(raw)
+                except ValueError:
+                    raise SystemExit(
+                        f"DCLOUD_{field.name.upper()}={raw!r} is not an integer; set a whole number"
+                    ) from None
+        return cls(**values)
+
+
+def deploy_all(deployer: Any, *, params: DeployParams, treasury: Any = None) -> dict[str, Any]:
+    """Deploy and wire the contracts from `deployer`; return them by name."""
+    treasury = treasury or deployer
+    tx = {"from": deployer}
+    token = ComputeToken.deploy(params.supply, deployer, tx)
+    sale = TokenSale.deploy(
+        token, params.sale_price_wei, params.sale_cap, chain.time() + params.sale_days * 86400, tx
+    )
+    token.transfer(sale, params.sale_cap, tx)
+    registry = ProviderRegistry.deploy(
+        token, params.min_stake, params.unbonding_delay, treasury, params.slash_treasury_bps, tx
+    )
+    windows = [params.accept_window, params.reveal_window, params.challenge_window]
+    escrow = JobEscrow.deploy(
+        token, registry, treasury, params.fee_bps, windows, params.collateral_bps, tx
+    )
+    registry.grantRole(registry.SLASHER_ROLE(), escrow, tx)
+    return {
+        "ComputeToken": token,
+        "TokenSale": sale,
+        "ProviderRegistry": registry,
+        "JobEscrow": escrow,
+    }
+
+
+def fund_dev_accounts(deployer: Any, token: Any, *, params: DeployParams) -> Any:
+    """On a local chain: deploy the faucet and give every dev account tokens."""
+    tx = {"from": deployer}
+    faucet = DevFaucet.deploy(token, params.faucet_drip, params.faucet_cooldown, tx)
+    token.transfer(faucet, params.faucet_tokens, tx)
+    for account in accounts[1:]:
+        token.transfer(account, params.dev_account_tokens, tx)
+    return faucet
+
+
+def write_deployments(contracts: dict[str, Any], *, params: DeployParams, path: Path) -> None:
+    """Merge this chain's entry into the deployments file (atomic replace)."""
+    chain_id = str(chain.id)
+    entry = {
+        "chain_id": chain.id,
+        "network": network.show_active(),
+        "deployed_at_block": min(c.tx.block_number for c in contracts.values() if c.tx),
+        "deployed_at": int(time.time()),
+        "parameters": dataclasses.asdict(params),
+        "contracts": {
+            name: {"address": c.address, "abi": c.abi} for name, c in contracts.items()
+        },
+    }
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            data = {}
+    data[chain_id] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def _deployer() -> Any:
+    if chain.id in LOCAL_CHAIN_IDS:
+        return accounts[0]
+    key = os.environ.get("DCLOUD_DEPLOYER_KEY")
+    if not key:
+        raise SystemExit(
+            f"chain {chain.id} is not a local chain: set DCLOUD_DEPLOYER_KEY to the deployer's "
+            "private key (hex) to deploy there"
+        )
+    return accounts.add(key)
+
+
+def main() -> None:
+    params = DeployParams.from_env()
+    deployer = _deployer()
+    contracts = deploy_all(deployer, params=params)
+    if chain.id in LOCAL_CHAIN_IDS:
+        contracts["DevFaucet"] = fund_dev_accounts(
+            deployer, contracts["ComputeToken"], params=params
+        )
+    path = Path(os.environ.get("DCLOUD_DEPLOYMENTS", DEFAULT_DEPLOYMENTS))
+    write_deployments(contracts, params=params, path=path)
+    print(f"dcloud deployed on chain {chain.id} ({network.show_active()}); wrote {path}")
+    for name, contract in contracts.items():
+        print(f"  {name:17} {contract.address}")
