@@ -79,6 +79,8 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
     mapping(uint256 jobId => Job) private _jobs;
     mapping(uint256 jobId => mapping(uint256 slot => Replica)) private _replicas;
     mapping(uint256 jobId => mapping(uint256 slot => bytes32)) private _hashes;
+    /// @dev Credit + 1 once an account was ever credited: `withdraw` leaves the slot at 1,
+    /// so the next credit is a cheap non-zero write instead of a fresh 20k-gas one.
     mapping(address account => uint256) private _credits;
 
     /**
@@ -236,7 +238,7 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
             }
         }
         uint256 refund = uint256(job.price) * job.replicas;
-        _credits[job.renter] += refund;
+        _credit(job.renter, refund);
         emit JobCancelled(jobId, refund);
     }
 
@@ -364,9 +366,10 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
      * Emits {Withdrawn}.
      */
     function withdraw() external nonReentrant returns (uint256 amount) {
-        amount = _credits[msg.sender];
-        if (amount == 0) revert EscrowNothingToWithdraw(msg.sender);
-        _credits[msg.sender] = 0;
+        uint256 stored = _credits[msg.sender];
+        if (stored <= 1) revert EscrowNothingToWithdraw(msg.sender);
+        amount = stored - 1;
+        _credits[msg.sender] = 1;
         emit Withdrawn(msg.sender, amount);
         _token.safeTransfer(msg.sender, amount);
     }
@@ -403,7 +406,8 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
 
     /// @notice Tokens waiting for `account` to withdraw.
     function creditOf(address account) external view returns (uint256) {
-        return _credits[account];
+        uint256 stored = _credits[account];
+        return stored == 0 ? 0 : stored - 1;
     }
 
     /// @notice Number of jobs funded so far; job ids run from 1 to this.
@@ -537,8 +541,8 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         for (uint256 i; i < replicas; ++i) {
             _settleReplica(jobId, i, st);
         }
-        if (st.refund != 0) _credits[st.renter] += st.refund;
-        if (st.fees != 0) _credits[_treasury] += st.fees;
+        if (st.refund != 0) _credit(st.renter, st.refund);
+        if (st.fees != 0) _credit(_treasury, st.fees);
         emit JobSettled(jobId, st.winner, st.refund);
     }
 
@@ -553,7 +557,7 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         if (state == ReplicaState.Revealed && (!st.hasWinner || _hashes[jobId][slot] == st.winner)) {
             if (st.hasWinner) {
                 replica.state = ReplicaState.Paid;
-                _credits[provider] += st.price - st.fee;
+                _credit(provider, st.price - st.fee);
                 st.fees += st.fee;
                 emit ReplicaPaid(jobId, provider, st.price - st.fee);
             } else {
@@ -587,6 +591,11 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
             if (votes * 2 > quorum) return (candidate, true);
         }
         return (bytes32(0), false);
+    }
+
+    function _credit(address account, uint256 amount) private {
+        uint256 stored = _credits[account];
+        _credits[account] = (stored == 0 ? 1 : stored) + amount;
     }
 
     function _setFee(address treasury, uint16 feeBps) private {

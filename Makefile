@@ -1,0 +1,39 @@
+# dcloud developer commands. `make demo` runs the local network, `make test` the
+# whole suite; both set everything up first (tools/setup.sh, safe to re-run).
+.PHONY: setup demo test test-product test-contracts test-contracts-ganache lint bench bench-quick clean
+
+PY := .venv/bin/python
+BROWNIE := tools/brownie
+
+setup:
+	@tools/setup.sh
+
+demo: setup
+	@tools/demo.sh
+
+test: setup lint test-product test-contracts test-contracts-ganache bench-quick
+	@echo "all test stages passed"
+
+# pytest exits 5 when it collects nothing; that is not a failure of the suite.
+test-product: setup
+	@$(PY) -m pytest; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+test-contracts: setup
+	@$(BROWNIE) test tests/contracts
+
+test-contracts-ganache: setup
+	@$(BROWNIE) test tests/contracts --network ganache-cli
+
+lint: setup
+	@.venv/bin/ruff check protocol marketplace agents bench tests scripts
+	@.venv/bin/ruff format --check protocol marketplace agents bench tests scripts
+	@.venv/bin/mypy protocol marketplace agents
+
+bench: setup
+	@tools/bench.sh
+
+bench-quick: setup
+	@tools/bench.sh --quick
+
+clean:
+	rm -rf build .dev .venv node_modules reports deployments/local.json

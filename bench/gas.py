@@ -1,0 +1,185 @@
+"""Gas of every JobEscrow step and of whole job lifecycles, beside an ERC20 transfer.
+
+Runs in brownie's environment on its own anvil (network ``dcloud-bench``)::
+
+    tools/bench.sh gas        # or: make bench
+
+Figures are receipts' ``gasUsed``. "steady" rows are a job between a renter and a
+provider that have both done jobs before (the escrow already holds deposits and
+the treasury already has a fee credit); "first" rows are a brand-new pair.
+Targets (BENCHMARKS.md): lifecycle <= 400k gas, finalizeMany <= 35k gas per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.report import write_results  # noqa: E402
+
+TOKEN = 10**18
+PRICE = 10 * TOKEN
+LIFECYCLE_TARGET = 400_000
+BATCH_TARGET = 35_000
+
+
+class Bench:
+    def __init__(self, brownie: Any) -> None:
+        from scripts.deploy import DeployParams, deploy_all
+
+        self.b = brownie
+        self.accounts = brownie.accounts
+        self.chain = brownie.chain
+        self.params = DeployParams(accept_window=100, reveal_window=100, challenge_window=200)
+        owner = self.accounts[0]
+        c = deploy_all(owner, params=self.params, treasury=self.accounts[9])
+        self.token, self.registry, self.escrow = c["ComputeToken"], c["ProviderRegistry"], c["JobEscrow"]
+        self.baseline = brownie.BaselineERC20.deploy(10**9 * TOKEN, {"from": owner})
+        for account in self.accounts[1:9]:
+            self.token.transfer(account, 10**6 * TOKEN, {"from": owner})
+            self.token.approve(self.escrow, 2**256 - 1, {"from": account})
+            self.token.approve(self.registry, 2**256 - 1, {"from": account})
+        self.salt_counter = 0
+
+    def commitment(self, result: bytes, provider: Any) -> tuple[bytes, bytes, bytes]:
+        from eth_abi import encode
+        from eth_utils import keccak
+
+        self.salt_counter += 1
+        salt = self.salt_counter.to_bytes(32, "big")
+        result_hash = keccak(result)
+        digest = keccak(encode(["bytes32", "bytes32", "address"], [result_hash, salt, provider.address]))
+        return result_hash, salt, digest
+
+    def fund(self, renter: Any, providers: list[Any], replicas: int = 1) -> tuple[int, Any]:
+        deadline = self.chain.time() + 1000
+        tx = self.escrow.fund(
+            b"\x11" * 32, 0, PRICE, deadline, replicas, [p.address for p in providers], {"from": renter}
+        )
+        return tx.return_value, tx
+
+    def run_job(self, renter: Any, providers: list[Any], *, confirm: bool, results: list[bytes] | None = None) -> dict[str, int]:
+        """One job through every step; returns gasUsed per step (summed over replicas)."""
+        gas: dict[str, int] = {}
+        job_id, tx = self.fund(renter, providers, len(providers))
+        gas["fund"] = tx.gas_used
+        results = results or [b"result"] * len(providers)
+        secrets = []
+        for step in ("accept", "commit"):
+            gas[step] = 0
+        for provider, result in zip(providers, results):
+            gas["accept"] += self.escrow.accept(job_id, {"from": provider}).gas_used
+        for provider, result in zip(providers, results):
+            result_hash, salt, digest = self.commitment(result, provider)
+            secrets.append((provider, result_hash, salt))
+            gas["commit"] += self.escrow.commit(job_id, digest, {"from": provider}).gas_used
+        gas["reveal"] = sum(
+            self.escrow.reveal(job_id, h, s, {"from": p}).gas_used for p, h, s in secrets
+        )
+        if confirm:
+            gas["confirm"] = self.escrow.confirm(job_id, {"from": renter}).gas_used
+        else:
+            self.chain.sleep(self.params.challenge_window + 1)
+            self.chain.mine()
+            gas["finalize"] = self.escrow.finalize(job_id, {"from": self.accounts[0]}).gas_used
+        gas["withdraw"] = sum(
+            self.escrow.withdraw({"from": p}).gas_used for p in providers if self.escrow.creditOf(p)
+        )
+        return gas
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller finalizeMany batch")
+    parser.add_argument("--network", default="dcloud-bench")
+    args = parser.parse_args()
+
+    import brownie
+
+    project = brownie.project.load(str(ROOT), name="DcloudBench")
+    brownie.network.connect(args.network)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # brownie prints every transaction
+            rows = measure(project, quick=args.quick)
+    finally:
+        brownie.network.disconnect()
+    write_results(
+        "gas",
+        rows,
+        title="Gas (receipts' gasUsed)",
+        notes=(
+            f"Targets: lifecycle <= {LIFECYCLE_TARGET:,}; finalizeMany-per-job <= {BATCH_TARGET:,}. "
+            "`ratio_to_transfer` = gas / an OpenZeppelin ERC20 transfer measured in the same run."
+        ),
+    )
+
+
+def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
+    import brownie
+
+    brownie.BaselineERC20 = project.BaselineERC20
+    for name in ("ComputeToken", "TokenSale", "ProviderRegistry", "JobEscrow", "DevFaucet"):
+        setattr(brownie, name, getattr(project, name))
+    bench = Bench(brownie)
+    a = bench.accounts
+    owner = a[0]
+    renter, renter2 = a[1], a[2]
+    providers = [a[3], a[4], a[5], a[6], a[7]]
+
+    transfer = bench.baseline.transfer(a[1], TOKEN, {"from": owner})  # warm the recipient
+    transfer = bench.baseline.transfer(a[1], TOKEN, {"from": owner}).gas_used
+    rows: list[dict[str, Any]] = [{"step": "erc20-transfer", "gas": transfer}]
+
+    stake_gas = [bench.registry.stake(1000 * TOKEN, {"from": p}).gas_used for p in providers]
+    rows.append({"step": "stake", "gas": stake_gas[0]})
+
+    first = bench.run_job(renter, [providers[0]], confirm=False)
+    steady = bench.run_job(renter, [providers[0]], confirm=False)
+    steady_confirm = bench.run_job(renter, [providers[0]], confirm=True)
+    for step, gas in steady.items():
+        rows.append({"step": step, "gas": gas})
+    rows.append({"step": "confirm", "gas": steady_confirm["confirm"]})
+    rows.append({"step": "lifecycle-first", "gas": sum(first.values())})
+    rows.append({"step": "lifecycle", "gas": sum(steady.values())})
+    rows.append({"step": "lifecycle-confirm", "gas": sum(steady_confirm.values())})
+
+    bench.run_job(renter2, providers[:3], confirm=False)  # warm the three providers
+    three = bench.run_job(renter2, providers[:3], confirm=False)
+    rows.append({"step": "lifecycle-3-replicas", "gas": sum(three.values())})
+    wrong = bench.run_job(renter2, providers[:3], confirm=False, results=[b"a", b"a", b"b"])
+    rows.append({"step": "finalize-3-replicas-one-slashed", "gas": wrong["finalize"]})
+
+    batch = 10 if quick else 40
+    job_ids = []
+    for i in range(batch):
+        provider = providers[i % len(providers)]
+        job_id, _ = bench.fund(renter, [provider])
+        bench.escrow.accept(job_id, {"from": provider})
+        result_hash, salt, digest = bench.commitment(b"batch", provider)
+        bench.escrow.commit(job_id, digest, {"from": provider})
+        bench.escrow.reveal(job_id, result_hash, salt, {"from": provider})
+        job_ids.append(job_id)
+    bench.chain.sleep(bench.params.challenge_window + 1)
+    bench.chain.mine()
+    many = bench.escrow.finalizeMany(job_ids, {"from": owner})
+    assert many.return_value == batch, "finalizeMany did not settle every job"
+    rows.append({"step": "finalizeMany-per-job", "gas": many.gas_used // batch, "batch": batch})
+
+    for row in rows:
+        row["ratio_to_transfer"] = round(row["gas"] / transfer, 2)
+        target = {"lifecycle": LIFECYCLE_TARGET, "finalizeMany-per-job": BATCH_TARGET}.get(row["step"])
+        if target:
+            row["target"] = target
+            row["meets_target"] = row["gas"] <= target
+    return rows
+
+
+if __name__ == "__main__":
+    main()
