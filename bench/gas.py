@@ -40,7 +40,11 @@ class Bench:
         self.params = DeployParams(accept_window=100, reveal_window=100, challenge_window=200)
         owner = self.accounts[0]
         c = deploy_all(owner, params=self.params, treasury=self.accounts[9])
-        self.token, self.registry, self.escrow = c["ComputeToken"], c["ProviderRegistry"], c["JobEscrow"]
+        self.token, self.registry, self.escrow = (
+            c["ComputeToken"],
+            c["ProviderRegistry"],
+            c["JobEscrow"],
+        )
         self.baseline = brownie.BaselineERC20.deploy(10**9 * TOKEN, {"from": owner})
         for account in self.accounts[1:9]:
             self.token.transfer(account, 10**6 * TOKEN, {"from": owner})
@@ -55,28 +59,41 @@ class Bench:
         self.salt_counter += 1
         salt = self.salt_counter.to_bytes(32, "big")
         result_hash = keccak(result)
-        digest = keccak(encode(["bytes32", "bytes32", "address"], [result_hash, salt, provider.address]))
+        digest = keccak(
+            encode(["bytes32", "bytes32", "address"], [result_hash, salt, provider.address])
+        )
         return result_hash, salt, digest
 
     def fund(self, renter: Any, providers: list[Any], replicas: int = 1) -> tuple[int, Any]:
         deadline = self.chain.time() + 1000
         tx = self.escrow.fund(
-            b"\x11" * 32, 0, PRICE, deadline, replicas, [p.address for p in providers], {"from": renter}
+            b"\x11" * 32,
+            0,
+            PRICE,
+            deadline,
+            replicas,
+            [p.address for p in providers],
+            {"from": renter},
         )
         return tx.return_value, tx
 
-    def run_job(self, renter: Any, providers: list[Any], *, confirm: bool, results: list[bytes] | None = None) -> dict[str, int]:
+    def run_job(
+        self,
+        renter: Any,
+        providers: list[Any],
+        *,
+        confirm: bool,
+        results: list[bytes] | None = None,
+    ) -> dict[str, int]:
         """One job through every step; returns gasUsed per step (summed over replicas)."""
         gas: dict[str, int] = {}
         job_id, tx = self.fund(renter, providers, len(providers))
         gas["fund"] = tx.gas_used
         results = results or [b"result"] * len(providers)
         secrets = []
-        for step in ("accept", "commit"):
-            gas[step] = 0
-        for provider, result in zip(providers, results):
-            gas["accept"] += self.escrow.accept(job_id, {"from": provider}).gas_used
-        for provider, result in zip(providers, results):
+        gas["accept"] = sum(self.escrow.accept(job_id, {"from": p}).gas_used for p in providers)
+        gas["commit"] = 0
+        for provider, result in zip(providers, results, strict=True):
             result_hash, salt, digest = self.commitment(result, provider)
             secrets.append((provider, result_hash, salt))
             gas["commit"] += self.escrow.commit(job_id, digest, {"from": provider}).gas_used
@@ -115,8 +132,8 @@ def main() -> None:
         rows,
         title="Gas (receipts' gasUsed)",
         notes=(
-            f"Targets: lifecycle <= {LIFECYCLE_TARGET:,}; finalizeMany-per-job <= {BATCH_TARGET:,}. "
-            "`ratio_to_transfer` = gas / an OpenZeppelin ERC20 transfer measured in the same run."
+            f"Targets: lifecycle <= {LIFECYCLE_TARGET:,}; "
+            f"finalizeMany-per-job <= {BATCH_TARGET:,}. `ratio_to_transfer` = gas / an OpenZeppelin ERC20 transfer measured in the same run."
         ),
     )
 
@@ -174,7 +191,9 @@ def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
 
     for row in rows:
         row["ratio_to_transfer"] = round(row["gas"] / transfer, 2)
-        target = {"lifecycle": LIFECYCLE_TARGET, "finalizeMany-per-job": BATCH_TARGET}.get(row["step"])
+        target = {"lifecycle": LIFECYCLE_TARGET, "finalizeMany-per-job": BATCH_TARGET}.get(
+            row["step"]
+        )
         if target:
             row["target"] = target
             row["meets_target"] = row["gas"] <= target

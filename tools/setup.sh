@@ -70,7 +70,7 @@ if ! fresh networks "$key" || [ ! -f .dev/home/.brownie/network-config.yaml ]; t
       "dcloud-bench anvil 8559"; do
     set -- $spec
     $b networks delete "$1" >/dev/null 2>&1 || true
-    extra=$([ "$2" = anvil ] && echo "base_fee=0" || echo "mnemonic=brownie")
+    extra=$([ "$2" = anvil ] && echo "base_fee=0" || echo "mnemonic=brownie evm_version=istanbul")
     $b networks add Development "$1" cmd="$2" host=http://127.0.0.1 port="$3" \
       accounts=10 gas_limit=30000000 $extra >/dev/null
   done

@@ -1,0 +1,1 @@
+"""What the marketplace and the agents share: wire schemas, signing, chain bindings."""
