@@ -133,7 +133,8 @@ def main() -> None:
         title="Gas (receipts' gasUsed)",
         notes=(
             f"Targets: lifecycle <= {LIFECYCLE_TARGET:,}; "
-            f"finalizeMany-per-job <= {BATCH_TARGET:,}. `ratio_to_transfer` = gas / an OpenZeppelin ERC20 transfer measured in the same run."
+            f"finalizeMany-per-job <= {BATCH_TARGET:,}. `ratio_to_transfer` = gas / an "
+            "OpenZeppelin ERC20 transfer measured in the same run."
         ),
     )
 

@@ -114,9 +114,7 @@ def write_deployments(contracts: dict[str, Any], *, params: DeployParams, path: 
         "deployed_at_block": min(c.tx.block_number for c in contracts.values() if c.tx),
         "deployed_at": int(time.time()),
         "parameters": dataclasses.asdict(params),
-        "contracts": {
-            name: {"address": c.address, "abi": c.abi} for name, c in contracts.items()
-        },
+        "contracts": {name: {"address": c.address, "abi": c.abi} for name, c in contracts.items()},
     }
     data: dict[str, Any] = {}
     if path.exists():
