@@ -457,6 +457,8 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         if (providers.length != 0 && providers.length != replicas) {
             revert EscrowBadProviders(providers.length, replicas);
         }
+        uint256 collateral = (uint256(price) * _collateralBps) / 10_000;
+        if (collateral > type(uint96).max) revert EscrowPriceTooHigh(price);
         jobId = ++_jobCount;
         for (uint256 i; i < providers.length; ++i) {
             address provider = providers[i];
@@ -478,7 +480,7 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
             revealed: 0,
             status: JobStatus.Funded,
             open: providers.length == 0,
-            collateral: uint96((uint256(price) * _collateralBps) / 10_000)
+            collateral: uint96(collateral)
         });
         uint256 amount = uint256(price) * replicas;
         emit JobFunded(jobId, msg.sender, specHash, resources, amount, deadline, replicas, providers);

@@ -60,6 +60,7 @@ abstract contract JobEscrowTypes {
     }
 
     error EscrowZeroPrice();
+    error EscrowPriceTooHigh(uint256 price);
     error EscrowZeroAddress();
     error EscrowBadReplicas(uint256 replicas, uint256 maxReplicas);
     error EscrowBadProviders(uint256 given, uint256 expected);

@@ -44,6 +44,7 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
     uint16 private _treasuryShareBps;
 
     error RegistryZeroAmount();
+    error RegistryProviderInactive(address provider, uint256 activeStake, uint256 minStake);
     error RegistryZeroAddress();
     error RegistryInsufficientFreeStake(address provider, uint256 requested, uint256 free);
     error RegistryInsufficientLocked(address provider, uint256 requested, uint256 locked);
@@ -154,15 +155,16 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
 
     /**
      * @inheritdoc IProviderRegistry
-     * @dev Requirements: caller has SLASHER_ROLE; the provider is active and has
-     * `amount` of free stake. Emits {CollateralLocked}.
+     * @dev Requirements: caller has SLASHER_ROLE; the provider is active (stake less
+     * unbonding is non-zero and at least the minimum) and has `amount` of free stake.
+     * Emits {CollateralLocked}.
      */
     function lock(address provider, uint256 amount) external onlyRole(SLASHER_ROLE) {
         Stake storage s = _stakes[provider];
-        uint256 free = _free(s);
-        if (amount > free || s.staked - s.unbonding < _minStake) {
-            revert RegistryInsufficientFreeStake(provider, amount, free);
-        }
+        uint256 active = s.staked - s.unbonding;
+        if (active == 0 || active < _minStake) revert RegistryProviderInactive(provider, active, _minStake);
+        uint256 free = active - s.locked;
+        if (amount > free) revert RegistryInsufficientFreeStake(provider, amount, free);
         s.locked += uint128(amount);
         emit CollateralLocked(provider, msg.sender, amount);
     }
