@@ -1,0 +1,376 @@
+"""Shared fixtures for the contract tests.
+
+One deployment per test module (``deploy_all`` with short windows), reverted to a
+snapshot around every test (brownie's ``fn_isolation``). Accounts:
+
+    accounts[0]      deployer: token holder, owner / admin of everything
+    accounts[1], [2] renters (funded, escrow approved)
+    accounts[3..7]   providers (funded, 1 000 tokens staked each)
+    accounts[8]      outsider: a third party with tokens and no role
+    accounts[9]      treasury: receives fees (escrow credits) and slash shares
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import brownie
+import pytest
+from brownie import DevFaucet, accounts, chain, web3
+from brownie.exceptions import VirtualMachineError
+from eth_abi import encode
+from eth_account import Account
+from eth_utils import function_signature_to_4byte_selector
+
+from scripts.deploy import DeployParams, deploy_all
+
+TOKEN = 10**18
+PRICE = 10 * TOKEN
+STAKE = 1_000 * TOKEN
+RENTER_TOKENS = 100_000 * TOKEN
+PROVIDER_TOKENS = 10_000 * TOKEN
+ZERO_ADDRESS = "0x" + "00" * 20
+
+PARAMS = DeployParams(
+    # more than 1 ETH per token, so a purchase can leave change to refund
+    sale_price_wei=3 * 10**18 + 7,
+    sale_days=30,
+    min_stake=100 * TOKEN,
+    unbonding_delay=1_000,
+    slash_treasury_bps=2_000,
+    fee_bps=200,
+    accept_window=100,
+    reveal_window=100,
+    challenge_window=200,
+    collateral_bps=10_000,
+    faucet_tokens=100_000 * TOKEN,
+    faucet_drip=10_000 * TOKEN,
+    faucet_cooldown=60,
+)
+FEE = PRICE * PARAMS.fee_bps // 10_000
+COLLATERAL = PRICE * PARAMS.collateral_bps // 10_000
+SLASH_TO_TREASURY = COLLATERAL * PARAMS.slash_treasury_bps // 10_000
+
+# JobEscrowTypes enums
+FUNDED, DISPUTED, SETTLED, CANCELLED = 1, 2, 3, 4
+NONE, ACCEPTED, COMMITTED, REVEALED, PAID, SLASHED, RELEASED = range(7)
+
+
+# ------------------------------------------------------------------ revert helper
+
+
+def _error_selectors() -> dict[str, set[str]]:
+    """Error name -> 4-byte selectors (0x-hex) of every error in the project's ABIs."""
+    selectors: dict[str, set[str]] = {}
+    for project in brownie.project.get_loaded_projects():
+        for container in project:
+            for item in container.abi:
+                if item.get("type") != "error":
+                    continue
+                types = ",".join(_abi_type(i) for i in item["inputs"])
+                selector = function_signature_to_4byte_selector(f"{item['name']}({types})")
+                selectors.setdefault(item["name"], set()).add("0x" + selector.hex())
+    return selectors
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    if item["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(i) for i in item["components"])
+        return f"({inner}){item['type'][5:]}"
+    return item["type"]
+
+
+@contextlib.contextmanager
+def reverts_with(name: str, *args: Any) -> Iterator[None]:
+    """Assert the block reverts with custom error `name` (and, if given, these arguments).
+
+    Brownie 1.22 decodes a custom error it knows from a loaded ABI as
+    ``"Name: arg1, arg2"`` (``"Name: "`` without arguments) and an unknown one as
+    ``"Unknown typed error: 0x<selector><args>"``; ``brownie.reverts`` only compares
+    that whole string. This matches the name exactly in the first form and the
+    selector of any project error called `name` in the second. Arguments, when
+    given, are compared as brownie renders them (addresses case-insensitively).
+    """
+    try:
+        yield
+    except VirtualMachineError as exc:
+        message = exc.revert_msg or ""
+        unknown = re.fullmatch(r"Unknown typed error: (0x[0-9a-fA-F]{8})[0-9a-fA-F]*", message)
+        if unknown:
+            if unknown.group(1).lower() not in _error_selectors().get(name, set()):
+                raise AssertionError(f"expected revert {name}, got {message!r}") from None
+            if args:
+                raise AssertionError(f"cannot check arguments of undecoded {message!r}") from None
+            return
+        actual_name, _, rest = message.partition(":")
+        if actual_name != name:
+            raise AssertionError(f"expected revert {name}, got {message!r}") from None
+        if args:
+            actual = [a.strip().lower() for a in rest.split(",")] if rest.strip() else []
+            expected = [str(a).lower() for a in args]
+            if actual != expected:
+                raise AssertionError(f"expected {name} with {expected}, got {message!r}") from None
+    else:
+        raise AssertionError(f"expected revert {name}, but nothing reverted")
+
+
+@pytest.fixture(scope="session")
+def reverts() -> Any:
+    """`with reverts("ErrorName"[, *args]):` (see `reverts_with`)."""
+    return reverts_with
+
+
+def plain(values: Any) -> tuple[Any, ...]:
+    """A contract's multi-value return as a plain tuple of int / bytes / address.
+
+    Brownie's return types compare awkwardly (`Wei == int` inside a ReturnValue raises;
+    HexString refuses a hex string without 0x), so tests compare these instead.
+    """
+    return tuple(
+        int(v) if isinstance(v, int) else bytes(v) if isinstance(v, bytes) else v for v in values
+    )
+
+
+# -------------------------------------------------------------------- time helper
+
+
+def sleep_past(timestamp: int, *, margin: int = 2) -> None:
+    """Move chain time so the next block is strictly after `timestamp` (+ margin)."""
+    gap = timestamp - chain.time() + margin
+    if gap > 0:
+        chain.sleep(gap)
+    chain.mine()
+
+
+def latest_time() -> int:
+    return web3.eth.get_block("latest")["timestamp"]
+
+
+# ----------------------------------------------------------------------- accounts
+
+
+@pytest.fixture(autouse=True)
+def isolation(fn_isolation: Any) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def deployer() -> Any:
+    return accounts[0]
+
+
+@pytest.fixture(scope="module")
+def renter() -> Any:
+    return accounts[1]
+
+
+@pytest.fixture(scope="module")
+def renter2() -> Any:
+    return accounts[2]
+
+
+@pytest.fixture(scope="module")
+def providers() -> list[Any]:
+    return list(accounts[3:8])
+
+
+@pytest.fixture(scope="module")
+def outsider() -> Any:
+    return accounts[8]
+
+
+@pytest.fixture(scope="module")
+def treasury() -> Any:
+    return accounts[9]
+
+
+# ---------------------------------------------------------------------- contracts
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    module_isolation: Any,
+    deployer: Any,
+    renter: Any,
+    renter2: Any,
+    providers: list[Any],
+    outsider: Any,
+    treasury: Any,
+) -> dict[str, Any]:
+    """Everything deployed and wired; renters funded and approved; providers staked."""
+    contracts = deploy_all(deployer, params=PARAMS, treasury=treasury)
+    token = contracts["ComputeToken"]
+    tx = {"from": deployer}
+    faucet = DevFaucet.deploy(token, PARAMS.faucet_drip, PARAMS.faucet_cooldown, tx)
+    token.transfer(faucet, PARAMS.faucet_tokens, tx)
+    contracts["DevFaucet"] = faucet
+    escrow, registry = contracts["JobEscrow"], contracts["ProviderRegistry"]
+    for account in (renter, renter2, outsider):
+        token.transfer(account, RENTER_TOKENS, tx)
+        token.approve(escrow, 2**256 - 1, {"from": account})
+    for provider in providers:
+        token.transfer(provider, PROVIDER_TOKENS, tx)
+        token.approve(registry, 2**256 - 1, {"from": provider})
+        registry.stake(STAKE, {"from": provider})
+    return contracts
+
+
+@pytest.fixture(scope="module")
+def token(deployment: dict[str, Any]) -> Any:
+    return deployment["ComputeToken"]
+
+
+@pytest.fixture(scope="module")
+def sale(deployment: dict[str, Any]) -> Any:
+    return deployment["TokenSale"]
+
+
+@pytest.fixture(scope="module")
+def registry(deployment: dict[str, Any]) -> Any:
+    return deployment["ProviderRegistry"]
+
+
+@pytest.fixture(scope="module")
+def escrow(deployment: dict[str, Any]) -> Any:
+    return deployment["JobEscrow"]
+
+
+@pytest.fixture(scope="module")
+def faucet(deployment: dict[str, Any]) -> Any:
+    return deployment["DevFaucet"]
+
+
+# ------------------------------------------------------------------------ permits
+
+PERMIT_TYPES = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
+    "Permit": [
+        {"name": "owner", "type": "address"},
+        {"name": "spender", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+}
+PERMIT_KEY = web3.keccak(text="dcloud test permit signer").hex().removeprefix("0x")
+
+
+def sign_permit(
+    token: Any, key: str, spender: Any, value: int, deadline: int
+) -> tuple[int, bytes, bytes]:
+    """An ERC-2612 permit of the key's account for `spender`, signed over its next nonce."""
+    owner = Account.from_key(key).address
+    full = {
+        "types": PERMIT_TYPES,
+        "primaryType": "Permit",
+        "domain": {
+            "name": "dcloud Compute Token",
+            "version": "1",
+            "chainId": chain.id,
+            "verifyingContract": token.address,
+        },
+        "message": {
+            "owner": owner,
+            "spender": str(spender),
+            "value": value,
+            "nonce": token.nonces(owner),
+            "deadline": deadline,
+        },
+    }
+    signed = Account.sign_typed_data(key, full_message=full)
+    return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+
+
+@pytest.fixture(scope="module")
+def permit_signer(deployment: dict[str, Any], deployer: Any) -> Any:
+    """A local account with a known key, tokens and a little ETH, but no approvals."""
+    signer = accounts.add(PERMIT_KEY)
+    deployer.transfer(signer, 10**18)
+    deployment["ComputeToken"].transfer(signer, RENTER_TOKENS, {"from": deployer})
+    return signer
+
+
+# ------------------------------------------------------------------- job helpers
+
+
+def commitment(result: bytes, salt: bytes, provider: Any) -> bytes:
+    """keccak256(abi.encode(resultHash, salt, provider)), as JobEscrow.commit expects."""
+    return web3.keccak(encode(["bytes32", "bytes32", "address"], [result, salt, str(provider)]))
+
+
+def result_hash(label: str) -> bytes:
+    return web3.keccak(text=f"result:{label}")
+
+
+def salt_for(provider: Any) -> bytes:
+    return web3.keccak(text=f"salt:{provider}")
+
+
+class Jobs:
+    """Drives JobEscrow through its steps with the conftest's accounts and prices."""
+
+    def __init__(self, escrow: Any) -> None:
+        self.escrow = escrow
+
+    def fund(
+        self,
+        renter: Any,
+        *,
+        replicas: int = 1,
+        providers: Sequence[Any] = (),
+        price: int = PRICE,
+        deadline_in: int = 200,
+    ) -> int:
+        deadline = chain.time() + PARAMS.accept_window + deadline_in
+        tx = self.escrow.fund(
+            web3.keccak(text="spec"),
+            0,
+            price,
+            deadline,
+            replicas,
+            list(providers),
+            {"from": renter},
+        )
+        return tx.return_value
+
+    def accept(self, job_id: int, *providers: Any) -> None:
+        for provider in providers:
+            self.escrow.accept(job_id, {"from": provider})
+
+    def commit(self, job_id: int, provider: Any, label: str) -> None:
+        digest = commitment(result_hash(label), salt_for(provider), provider)
+        self.escrow.commit(job_id, digest, {"from": provider})
+
+    def reveal(self, job_id: int, provider: Any, label: str) -> None:
+        self.escrow.reveal(job_id, result_hash(label), salt_for(provider), {"from": provider})
+
+    def run(self, job_id: int, results: Sequence[tuple[Any, str]]) -> None:
+        """Accept, commit and reveal: `results` is (provider, result label) per replica."""
+        self.accept(job_id, *(p for p, _ in results))
+        for provider, label in results:
+            self.commit(job_id, provider, label)
+        for provider, label in results:
+            self.reveal(job_id, provider, label)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return dict(self.escrow.getJob(job_id).dict())
+
+    def states(self, job_id: int) -> list[int]:
+        replicas = self.job(job_id)["replicas"]
+        return [self.escrow.getReplica(job_id, i)[1] for i in range(replicas)]
+
+    def sleep_past_challenge(self, job_id: int) -> None:
+        sleep_past(self.escrow.finalizableAt(job_id))
+
+
+@pytest.fixture(scope="module")
+def jobs(escrow: Any) -> Jobs:
+    return Jobs(escrow)
