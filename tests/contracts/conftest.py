@@ -20,7 +20,7 @@ from typing import Any
 import brownie
 import pytest
 from brownie import DevFaucet, accounts, chain, web3
-from brownie.exceptions import VirtualMachineError
+from brownie.exceptions import VirtualMachineError, decode_typed_error
 from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector
@@ -62,18 +62,24 @@ NONE, ACCEPTED, COMMITTED, REVEALED, PAID, SLASHED, RELEASED = range(7)
 # ------------------------------------------------------------------ revert helper
 
 
-def _error_selectors() -> dict[str, set[str]]:
-    """Error name -> 4-byte selectors (0x-hex) of every error in the project's ABIs."""
-    selectors: dict[str, set[str]] = {}
-    for project in brownie.project.get_loaded_projects():
-        for container in project:
-            for item in container.abi:
-                if item.get("type") != "error":
-                    continue
-                types = ",".join(_abi_type(i) for i in item["inputs"])
-                selector = function_signature_to_4byte_selector(f"{item['name']}({types})")
-                selectors.setdefault(item["name"], set()).add("0x" + selector.hex())
-    return selectors
+_ERRORS: dict[str, list[tuple[str, list[str]]]] = {}
+
+
+def _project_errors() -> dict[str, list[tuple[str, list[str]]]]:
+    """Error name -> [(selector hex without 0x, argument types)] from the project's ABIs."""
+    if not _ERRORS:
+        for project in brownie.project.get_loaded_projects():
+            for container in project:
+                for item in container.abi:
+                    if item.get("type") != "error":
+                        continue
+                    types = [_abi_type(i) for i in item["inputs"]]
+                    signature = f"{item['name']}({','.join(types)})"
+                    selector = function_signature_to_4byte_selector(signature).hex()
+                    entry = (selector.removeprefix("0x"), types)
+                    if entry not in _ERRORS.setdefault(item["name"], []):
+                        _ERRORS[item["name"]].append(entry)
+    return _ERRORS
 
 
 def _abi_type(item: dict[str, Any]) -> str:
@@ -81,6 +87,23 @@ def _abi_type(item: dict[str, Any]) -> str:
         inner = ",".join(_abi_type(i) for i in item["components"])
         return f"({inner}){item['type'][5:]}"
     return item["type"]
+
+
+def _abi_value(abi_type: str, value: Any) -> Any:
+    if abi_type == "address":
+        return str(value)
+    if abi_type.startswith("bytes") and isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return value
+
+
+def _render(name: str, args: Sequence[Any]) -> str:
+    """The revert message brownie shows for error `name` with `args`."""
+    for selector, types in _project_errors().get(name, []):
+        if len(types) == len(args):
+            values = [_abi_value(t, a) for t, a in zip(types, args, strict=True)]
+            return decode_typed_error(f"0x{selector}{encode(types, values).hex()}")
+    raise AssertionError(f"no error {name} with {len(args)} arguments in the project's ABIs")
 
 
 @contextlib.contextmanager
@@ -92,27 +115,25 @@ def reverts_with(name: str, *args: Any) -> Iterator[None]:
     ``"Unknown typed error: 0x<selector><args>"``; ``brownie.reverts`` only compares
     that whole string. This matches the name exactly in the first form and the
     selector of any project error called `name` in the second. Arguments, when
-    given, are compared as brownie renders them (addresses case-insensitively).
+    given, are ABI-encoded with the error's own types and rendered by brownie's
+    decoder, so the whole message must match.
     """
     try:
         yield
     except VirtualMachineError as exc:
         message = exc.revert_msg or ""
-        unknown = re.fullmatch(r"Unknown typed error: (0x[0-9a-fA-F]{8})[0-9a-fA-F]*", message)
+        unknown = re.fullmatch(r"Unknown typed error: 0x([0-9a-fA-F]{8})[0-9a-fA-F]*", message)
         if unknown:
-            if unknown.group(1).lower() not in _error_selectors().get(name, set()):
+            selectors = {selector for selector, _ in _project_errors().get(name, [])}
+            if unknown.group(1).lower() not in selectors:
                 raise AssertionError(f"expected revert {name}, got {message!r}") from None
             if args:
                 raise AssertionError(f"cannot check arguments of undecoded {message!r}") from None
             return
-        actual_name, _, rest = message.partition(":")
-        if actual_name != name:
+        if message.partition(":")[0] != name:
             raise AssertionError(f"expected revert {name}, got {message!r}") from None
-        if args:
-            actual = [a.strip().lower() for a in rest.split(",")] if rest.strip() else []
-            expected = [str(a).lower() for a in args]
-            if actual != expected:
-                raise AssertionError(f"expected {name} with {expected}, got {message!r}") from None
+        if args and message != (expected := _render(name, args)):
+            raise AssertionError(f"expected revert {expected!r}, got {message!r}") from None
     else:
         raise AssertionError(f"expected revert {name}, but nothing reverted")
 

@@ -1,0 +1,142 @@
+"""Who may call what: roles, ownership, renter-only and provider-only calls, parameter caps."""
+
+import pytest
+from conftest import TOKEN, ZERO_ADDRESS
+
+DEFAULT_ADMIN_ROLE = "0x" + "00" * 32
+
+
+@pytest.fixture(scope="module")
+def slasher_role(registry):
+    return registry.SLASHER_ROLE()
+
+
+def test_escrow_holds_slasher_role_and_deployer_is_admin(registry, escrow, deployer, slasher_role):
+    assert registry.hasRole(slasher_role, escrow)
+    assert registry.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+    assert not registry.hasRole(slasher_role, deployer)
+
+
+@pytest.mark.parametrize("call", ["lock", "unlock"])
+def test_lock_and_unlock_need_slasher_role(
+    registry, providers, outsider, slasher_role, reverts, call
+):
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, slasher_role):
+        getattr(registry, call)(providers[0], TOKEN, {"from": outsider})
+
+
+def test_slash_needs_slasher_role(registry, providers, outsider, slasher_role, reverts):
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, slasher_role):
+        registry.slash(providers[0], TOKEN, outsider, {"from": outsider})
+
+
+def test_admin_without_slasher_role_cannot_slash(
+    registry, deployer, providers, slasher_role, reverts
+):
+    with reverts("AccessControlUnauthorizedAccount", deployer.address, slasher_role):
+        registry.slash(providers[0], 0, deployer, {"from": deployer})
+
+
+@pytest.mark.parametrize(
+    "call, args",
+    [("setMinStake", [TOKEN]), ("setUnbondingDelay", [10]), ("setTreasury", [None, 100])],
+    ids=["setMinStake", "setUnbondingDelay", "setTreasury"],
+)
+def test_admin_setters_need_admin_role(registry, outsider, reverts, call, args):
+    args = [outsider if a is None else a for a in args]
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, DEFAULT_ADMIN_ROLE):
+        getattr(registry, call)(*args, {"from": outsider})
+
+
+def test_granting_roles_needs_admin_role(registry, outsider, slasher_role, reverts):
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, DEFAULT_ADMIN_ROLE):
+        registry.grantRole(slasher_role, outsider, {"from": outsider})
+
+
+def test_escrow_without_slasher_role_cannot_lock_collateral(
+    registry, escrow, jobs, deployer, renter, providers, slasher_role, reverts
+):
+    registry.revokeRole(slasher_role, escrow, {"from": deployer})
+    job_id = jobs.fund(renter)
+    with reverts("AccessControlUnauthorizedAccount", escrow.address, slasher_role):
+        escrow.accept(job_id, {"from": providers[0]})
+
+
+def test_set_fee_needs_owner(escrow, outsider, reverts):
+    with reverts("OwnableUnauthorizedAccount", outsider.address):
+        escrow.setFee(outsider, 100, {"from": outsider})
+
+
+def test_set_fee_accepts_maximum(escrow, deployer, treasury):
+    maximum = escrow.MAX_FEE_BPS()
+    assert maximum == 1000
+    escrow.setFee(treasury, maximum, {"from": deployer})
+    assert escrow.parameters()[3] == maximum
+
+
+def test_set_fee_above_maximum_reverts(escrow, deployer, treasury, reverts):
+    maximum = escrow.MAX_FEE_BPS()
+    with reverts("EscrowFeeTooHigh", maximum + 1, maximum):
+        escrow.setFee(treasury, maximum + 1, {"from": deployer})
+
+
+def test_set_fee_to_zero_treasury_reverts(escrow, deployer, reverts):
+    with reverts("EscrowZeroAddress"):
+        escrow.setFee(ZERO_ADDRESS, 100, {"from": deployer})
+
+
+def test_withdraw_proceeds_needs_owner(sale, outsider, reverts):
+    with reverts("OwnableUnauthorizedAccount", outsider.address):
+        sale.withdrawProceeds(outsider, {"from": outsider})
+
+
+def test_reclaim_unsold_needs_owner(sale, outsider, reverts):
+    with reverts("OwnableUnauthorizedAccount", outsider.address):
+        sale.reclaimUnsold(outsider, {"from": outsider})
+
+
+def test_only_renter_confirms(escrow, jobs, renter, providers, reverts):
+    job_id = jobs.fund(renter)
+    jobs.run(job_id, [(providers[0], "a")])
+    with reverts("EscrowNotRenter", job_id, providers[0].address):
+        escrow.confirm(job_id, {"from": providers[0]})
+
+
+def test_only_renter_disputes(escrow, jobs, renter, renter2, providers, reverts):
+    job_id = jobs.fund(renter)
+    jobs.run(job_id, [(providers[0], "a")])
+    with reverts("EscrowNotRenter", job_id, renter2.address):
+        escrow.dispute(job_id, 2**32 - 1, [], {"from": renter2})
+
+
+def test_only_slot_provider_commits(escrow, jobs, renter, providers, reverts):
+    job_id = jobs.fund(renter, replicas=2)
+    jobs.accept(job_id, providers[0])
+    with reverts("EscrowNotProvider", job_id, providers[1].address):
+        jobs.commit(job_id, providers[1], "a")
+
+
+def test_only_slot_provider_reveals(escrow, jobs, renter, providers, reverts):
+    job_id = jobs.fund(renter)
+    jobs.accept(job_id, providers[0])
+    jobs.commit(job_id, providers[0], "a")
+    with reverts("EscrowNotProvider", job_id, renter.address):
+        jobs.reveal(job_id, renter, "a")
+
+
+def test_commitment_binds_the_provider(escrow, jobs, renter, providers, reverts):
+    """A copied commitment cannot be revealed by another provider's address."""
+    job_id = jobs.fund(renter, replicas=2)
+    jobs.accept(job_id, providers[0], providers[1])
+    jobs.commit(job_id, providers[0], "a")
+    copied = escrow.getReplica(job_id, 0)[2]
+    escrow.commit(job_id, copied, {"from": providers[1]})
+    jobs.reveal(job_id, providers[0], "a")
+    with reverts("EscrowCommitmentMismatch", job_id, providers[1].address):
+        jobs.reveal(job_id, providers[1], "a")
+
+
+def test_renter_without_stake_cannot_accept_own_job(escrow, jobs, renter, reverts):
+    job_id = jobs.fund(renter)
+    with reverts("RegistryProviderInactive"):
+        escrow.accept(job_id, {"from": renter})
