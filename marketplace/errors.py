@@ -21,12 +21,20 @@ Hierarchy::
     │   ├── FeedRequestError
     │   └── FeedParseError
     ├── ScorerContractError
-    └── TreeBuildError
+    ├── TreeBuildError
+    ├── ConfigurationError           (service settings)
+    ├── NotFoundError                (404)
+    ├── AuthError                    (401: signature, signer, replay)
+    ├── ConflictError                (409)
+    └── UnavailableError             (503)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
+    "ConfigurationError",
+    "ConflictError",
     "FeedError",
     "FeedNotConfiguredError",
     "FeedParseError",
@@ -38,10 +46,12 @@ __all__ = [
     "InvalidResourcesError",
     "InvalidTimeError",
     "MarketplaceError",
+    "NotFoundError",
     "PriceError",
     "PriceUnavailableError",
     "ScorerContractError",
     "TreeBuildError",
+    "UnavailableError",
     "UnknownRegionError",
 ]
 
@@ -108,3 +118,27 @@ class ScorerContractError(MarketplaceError):
 
 class TreeBuildError(MarketplaceError):
     """The matching index could not be built."""
+
+
+# --------------------------------------------------------------------- the service
+# Errors of the HTTP service; `marketplace.api.errors` maps each to a 4xx status.
+
+
+class ConfigurationError(MarketplaceError):
+    """A setting is missing or unusable (database URL, chain, deployments file)."""
+
+
+class NotFoundError(MarketplaceError):
+    """The provider or job asked for does not exist."""
+
+
+class AuthError(MarketplaceError):
+    """A signed request's signature, signer or timestamp is not acceptable."""
+
+
+class ConflictError(MarketplaceError):
+    """The request conflicts with the current state (e.g. heartbeat before registering)."""
+
+
+class UnavailableError(MarketplaceError):
+    """The service cannot answer now (e.g. the matcher is busy); retry shortly."""

@@ -1,0 +1,43 @@
+"""FastAPI dependencies: the service, a database session, the raw request body."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from marketplace.errors import InvalidInputError
+from marketplace.service import Service
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_session(service: ServiceDep) -> Iterator[Session]:
+    """A session whose work commits when the handler returns and rolls back on error."""
+    with service.sessions() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def get_raw_body(request: Request) -> dict[str, Any]:
+    """The JSON body exactly as sent (signatures cover it, not its re-serialisation)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidInputError("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInputError("the request body must be a JSON object")
+    return body
+
+
+RawBodyDep = Annotated[dict[str, Any], Depends(get_raw_body)]

@@ -1,0 +1,42 @@
+"""Liveness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+
+from marketplace.api.deps import ServiceDep
+from marketplace.api.schemas import Health
+from marketplace.metrics import render
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def health(service: ServiceDep) -> Health:
+    """Whether the database answers and how far the chain indexer is."""
+    try:
+        with service.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception as exc:  # report, do not fail the probe with a 500
+        database = f"error: {type(exc).__name__}"
+    chain: dict[str, Any] | None = None
+    if service.chain is not None:
+        indexer = getattr(service, "indexer", None)
+        chain = {
+            "chain_id": service.chain.deployment.chain_id,
+            "indexed_block": getattr(indexer, "indexed_block", None),
+            "head_block": getattr(indexer, "head_block", None),
+            "status": getattr(indexer, "status", "starting"),
+        }
+    return Health(status="ok" if database == "ok" else "degraded", database=database, chain=chain)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(service: ServiceDep) -> Response:
+    """Prometheus text format."""
+    body, content_type = render(service)
+    return Response(body, media_type=content_type)

@@ -1,0 +1,134 @@
+"""Jobs: quote, submit (signed by the renter), list and inspect."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import func, select
+
+from marketplace import jobs
+from marketplace.api.deps import RawBodyDep, ServiceDep
+from marketplace.api.schemas import JobList, JobPublic, QuotePublic
+from marketplace.assign import Item, choose
+from marketplace.auth import authenticate
+from marketplace.errors import UnavailableError
+from marketplace.scheduler import Scheduler, explain_unmatched
+from marketplace.service import Service
+from marketplace.store.models import JobRow
+from protocol.schemas import Address, JobSpec, Signed, spec_hash
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+SUBMIT = "dcloud/job.submit"
+
+
+async def start_scheduler(service: Service) -> None:
+    scheduler = Scheduler(service)
+    scheduler.start()
+    service.scheduler = scheduler
+
+
+async def stop_scheduler(service: Service) -> None:
+    if service.scheduler is not None:
+        await service.scheduler.stop()
+
+
+@router.post("/quote", response_model=QuotePublic)
+def quote(spec: JobSpec, service: ServiceDep) -> QuotePublic:
+    """Who would run this job and what it would cost, without recording anything."""
+    scheduler = service.scheduler
+    assert scheduler is not None
+    matches = scheduler.candidates([("quote", spec)])[0]
+    item = Item("quote", spec, matches)
+    chosen = choose([item], scheduler.records)["quote"]
+    from marketplace.store.models import AssignmentRow
+
+    rows = [
+        AssignmentRow(
+            slot=i,
+            provider=c.match.provider_id,
+            endpoint=scheduler._endpoints.get(c.match.provider_id, ""),
+            distance_km=c.match.distance_km,
+            energy_level=c.match.energy_level,
+            score=c.match.score,
+            reputation=c.reputation,
+            price_wei=c.price_wei,
+        )
+        for i, c in enumerate(chosen)
+    ]
+    candidates = [jobs.assignment_public(r, spec) for r in rows]
+    enough = len(chosen) == spec.replicas
+    return QuotePublic(
+        spec_hash=spec_hash(spec),
+        candidates=candidates,
+        price_wei=max((c.cost_wei for c in candidates), default=None) if enough else None,
+        reason="" if enough else explain_unmatched(item, len(chosen)),
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+async def submit(body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep) -> JobPublic:
+    """Submit a job signed by the renter (purpose `dcloud/job.submit`).
+
+    The job waits for the next batch (a short window), is matched and packed, and comes
+    back with the chosen providers and their direct endpoints; its status is `matched` or
+    `unmatched` with the reason. The renter then funds the escrow with `spec_hash` and
+    sends inputs to the providers directly.
+    """
+
+    def record() -> str:
+        with service.sessions() as session, session.begin():
+            renter = authenticate(
+                session, purpose=SUBMIT, raw=raw, max_skew_s=service.settings.signature_max_skew_s
+            )
+            return jobs.create(session, renter=renter, spec=body.payload, grid=service.grid).id
+
+    job_id = await run_in_threadpool(record)
+    scheduler = service.scheduler
+    assert scheduler is not None
+    try:
+        await scheduler.submit(job_id, body.payload)
+    except TimeoutError:
+        raise UnavailableError(
+            f"job {job_id} is recorded but matching did not finish in time; poll /v1/jobs/{job_id}"
+        ) from None
+    except asyncio.CancelledError:
+        raise UnavailableError("the marketplace is shutting down; submit again") from None
+    return await run_in_threadpool(_get_public, service, job_id, False)
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    service: ServiceDep,
+    renter: Annotated[Address | None, Query()] = None,
+    status_: Annotated[str | None, Query(alias="status", max_length=24)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> JobList:
+    """Jobs, newest first; filter by renter and status."""
+    with service.sessions() as session:
+        query = select(JobRow)
+        if renter is not None:
+            query = query.where(func.lower(JobRow.renter) == renter.lower())
+        if status_ is not None:
+            query = query.where(JobRow.status == status_)
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(
+            query.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
+        ).all()
+        items = [jobs.to_public(session, r) for r in rows]
+    return JobList(total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, service: ServiceDep) -> JobPublic:
+    """One job with its assignments, on-chain state and chain events."""
+    return _get_public(service, job_id, True)
+
+
+def _get_public(service: Service, job_id: str, with_events: bool) -> JobPublic:
+    with service.sessions() as session:
+        return jobs.to_public(session, jobs.get(session, job_id), with_events=with_events)

@@ -1,0 +1,106 @@
+"""Provider registration, heartbeats and listings."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import func, select
+
+from marketplace import providers
+from marketplace.api.deps import RawBodyDep, ServiceDep, SessionDep
+from marketplace.api.schemas import ProviderList, ProviderPublic
+from marketplace.auth import authenticate
+from marketplace.errors import InvalidInputError
+from marketplace.store.models import ProviderRow
+from protocol.schemas import Address, Heartbeat, ProviderRegistration, Signed
+
+router = APIRouter(prefix="/v1/providers", tags=["providers"])
+
+REGISTER = "dcloud/provider.register"
+HEARTBEAT = "dcloud/provider.heartbeat"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProviderPublic)
+def register(
+    body: Signed[ProviderRegistration], raw: RawBodyDep, service: ServiceDep, session: SessionDep
+) -> ProviderPublic:
+    """Register or update the signing provider (purpose `dcloud/provider.register`)."""
+    address = authenticate(
+        session, purpose=REGISTER, raw=raw, max_skew_s=service.settings.signature_max_skew_s
+    )
+    row = providers.register(
+        session, address=address, reg=body.payload, grid=service.grid, chain=service.chain
+    )
+    service.providers_changed()
+    return _public(service, row)
+
+
+@router.post("/heartbeat", response_model=ProviderPublic)
+def heartbeat(
+    body: Signed[Heartbeat], raw: RawBodyDep, service: ServiceDep, session: SessionDep
+) -> ProviderPublic:
+    """Report free capacity now. Signed with purpose `dcloud/provider.heartbeat`."""
+    address = authenticate(
+        session, purpose=HEARTBEAT, raw=raw, max_skew_s=service.settings.signature_max_skew_s
+    )
+    row = providers.heartbeat(session, address=address, hb=body.payload, chain=service.chain)
+    service.providers_changed()
+    return _public(service, row)
+
+
+@router.get("", response_model=ProviderList)
+def list_providers(
+    service: ServiceDep,
+    session: SessionDep,
+    online: Annotated[
+        bool | None, Query(description="only online (true) or offline (false)")
+    ] = None,
+    region: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> ProviderList:
+    """Providers, newest heartbeat first."""
+    now = time.time()
+    query = select(ProviderRow)
+    if region is not None:
+        query = query.where(ProviderRow.region == region)
+    if online is not None:
+        cutoff = now - service.settings.offline_after_s
+        query = query.where(
+            ProviderRow.last_heartbeat_at >= cutoff
+            if online
+            else ProviderRow.last_heartbeat_at < cutoff
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(ProviderRow.last_heartbeat_at.desc(), ProviderRow.address)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return ProviderList(
+        total=total, limit=limit, offset=offset, items=[_public(service, r, now=now) for r in rows]
+    )
+
+
+@router.get("/{address}", response_model=ProviderPublic)
+def get_provider(address: Address, service: ServiceDep, session: SessionDep) -> ProviderPublic:
+    """One provider by address (any letter case)."""
+    from web3 import Web3
+
+    try:
+        checksum = Web3.to_checksum_address(address)
+    except ValueError:
+        raise InvalidInputError(f"{address} is not an Ethereum address") from None
+    return _public(service, providers.get(session, checksum))
+
+
+def _public(service: ServiceDep, row: ProviderRow, *, now: float | None = None) -> ProviderPublic:
+    return providers.to_public(
+        row,
+        now=now or time.time(),
+        settings=service.settings,
+        levels=service.grid.levels(),
+        stake_verified=service.stake_verified,
+    )

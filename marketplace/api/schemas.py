@@ -1,0 +1,112 @@
+"""Response models of the HTTP API (request models live in ``protocol.schemas``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from protocol.schemas import Capacity, JobSpec, Location
+
+
+class ProviderPublic(BaseModel):
+    address: str
+    endpoint: str
+    location: Location
+    region: str
+    energy_level: int
+    total: Capacity
+    free: Capacity
+    price_wei: int
+    images: list[str]
+    online: bool
+    last_heartbeat_at: float
+    staked_wei: str
+    stake_active: bool
+    stake_verified: bool
+    jobs_completed: int
+    jobs_failed: int
+    jobs_slashed: int
+    uptime: float
+    reputation: float
+
+
+class AssignmentPublic(BaseModel):
+    slot: int
+    provider: str
+    endpoint: str
+    distance_km: float
+    energy_level: int
+    score: float
+    reputation: float
+    price_wei: int
+    cost_wei: int
+
+
+class ChainEventPublic(BaseModel):
+    block_number: int
+    tx_hash: str
+    name: str
+    args: dict[str, Any]
+
+
+class ChainJobPublic(BaseModel):
+    chain_job_id: int
+    state: str
+    deposit_wei: str
+    deadline: int
+    replicas: int
+    accepted: list[str]
+    result_hash: str | None
+
+
+class JobPublic(BaseModel):
+    id: str
+    renter: str
+    status: str
+    reason: str
+    spec: JobSpec
+    spec_hash: str
+    created_at: float
+    matched_at: float | None
+    assignments: list[AssignmentPublic]
+    price_wei: int | None
+    chain: ChainJobPublic | None = None
+    events: list[ChainEventPublic] = []
+
+
+class QuotePublic(BaseModel):
+    spec_hash: str
+    candidates: list[AssignmentPublic]
+    price_wei: int | None
+    reason: str
+
+
+class RegionPublic(BaseModel):
+    id: str
+    name: str
+    continent: str
+    location: Location
+    price_per_mwh: float
+    demand_mw: float | None
+    energy_level: int
+
+
+class Page(BaseModel):
+    total: int
+    limit: int
+    offset: int
+
+
+class ProviderList(Page):
+    items: list[ProviderPublic]
+
+
+class JobList(Page):
+    items: list[JobPublic]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    chain: dict[str, Any] | None

@@ -1,0 +1,215 @@
+"""Provider registration, heartbeats, and how a provider looks to the API and to matching."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy.orm import Session
+
+from marketplace.api.schemas import ProviderPublic
+from marketplace.chain import ChainClient
+from marketplace.errors import ConflictError, InvalidInputError, NotFoundError
+from marketplace.grid import Grid
+from marketplace.matching_types import Provider, Resources
+from marketplace.reputation import reputation, uptime
+from marketplace.settings import Settings
+from marketplace.store.models import ProviderRow
+from protocol.schemas import Capacity, Heartbeat, Location, ProviderRegistration
+
+logger = logging.getLogger(__name__)
+
+
+def register(
+    session: Session,
+    *,
+    address: str,
+    reg: ProviderRegistration,
+    grid: Grid,
+    chain: ChainClient | None,
+    now: float | None = None,
+) -> ProviderRow:
+    """Create or update the provider `address` from its registration."""
+    now = time.time() if now is None else now
+    if reg.region is not None and reg.region not in grid.region_ids():
+        known = ", ".join(sorted(grid.region_ids()))
+        raise InvalidInputError(f"unknown region {reg.region!r}; use one of: {known}")
+    region = reg.region or grid.nearest(reg.location.lat, reg.location.lon).id
+    row = session.get(ProviderRow, address)
+    if row is None:
+        row = ProviderRow(
+            address=address,
+            registered_at=now,
+            heartbeats=0,
+            jobs_completed=0,
+            jobs_failed=0,
+            jobs_slashed=0,
+            staked_wei="0",
+            stake_active=False,
+        )
+        session.add(row)
+        logger.info("provider registered", extra={"provider": address, "region": region})
+    row.endpoint = reg.endpoint
+    row.lat, row.lon, row.region = reg.location.lat, reg.location.lon, region
+    row.total_cpu, row.total_memory_mb = reg.total.cpu, reg.total.memory_mb
+    row.total_gpu, row.total_disk_mb = reg.total.gpu, reg.total.disk_mb
+    _set_free(row, reg.free)
+    row.price_wei = reg.price_wei
+    row.images = sorted(set(reg.images))
+    row.last_heartbeat_at = now
+    row.heartbeats = (row.heartbeats or 0) + 1
+    _refresh_stake(row, chain)
+    return row
+
+
+def heartbeat(
+    session: Session,
+    *,
+    address: str,
+    hb: Heartbeat,
+    chain: ChainClient | None,
+    now: float | None = None,
+) -> ProviderRow:
+    """Record a heartbeat: free capacity (and optionally images and price) now."""
+    now = time.time() if now is None else now
+    row = session.get(ProviderRow, address)
+    if row is None:
+        raise ConflictError(f"provider {address} is not registered; register before heartbeats")
+    total = Capacity(
+        cpu=row.total_cpu,
+        memory_mb=row.total_memory_mb,
+        gpu=row.total_gpu,
+        disk_mb=row.total_disk_mb,
+    )
+    if not hb.free.fits_in(total):
+        raise InvalidInputError(
+            "free capacity exceeds the registered total; register again with the new total"
+        )
+    _set_free(row, hb.free)
+    if hb.images is not None:
+        row.images = sorted(set(hb.images))
+    if hb.price_wei is not None:
+        row.price_wei = hb.price_wei
+    row.last_heartbeat_at = now
+    row.heartbeats += 1
+    _refresh_stake(row, chain)
+    return row
+
+
+def get(session: Session, address: str) -> ProviderRow:
+    row = session.get(ProviderRow, address)
+    if row is None:
+        raise NotFoundError(f"no provider {address}; list providers at /v1/providers")
+    return row
+
+
+def is_online(row: ProviderRow, *, now: float, settings: Settings) -> bool:
+    return now - row.last_heartbeat_at <= settings.offline_after_s
+
+
+def reputation_of(row: ProviderRow, *, now: float, settings: Settings) -> tuple[float, float]:
+    """(uptime, reputation) of the provider now."""
+    up = uptime(
+        heartbeats=row.heartbeats,
+        registered_at=row.registered_at,
+        now=now,
+        interval_s=settings.heartbeat_interval_s,
+    )
+    rep = reputation(
+        completed=row.jobs_completed,
+        failed=row.jobs_failed,
+        slashed=row.jobs_slashed,
+        uptime_ratio=up,
+    )
+    return up, rep
+
+
+def to_public(
+    row: ProviderRow,
+    *,
+    now: float,
+    settings: Settings,
+    levels: dict[str, int],
+    stake_verified: bool,
+) -> ProviderPublic:
+    up, rep = reputation_of(row, now=now, settings=settings)
+    return ProviderPublic(
+        address=row.address,
+        endpoint=row.endpoint,
+        location=Location(lat=row.lat, lon=row.lon),
+        region=row.region,
+        energy_level=levels.get(row.region, 0),
+        total=Capacity(
+            cpu=row.total_cpu,
+            memory_mb=row.total_memory_mb,
+            gpu=row.total_gpu,
+            disk_mb=row.total_disk_mb,
+        ),
+        free=free_of(row),
+        price_wei=row.price_wei,
+        images=list(row.images),
+        online=is_online(row, now=now, settings=settings),
+        last_heartbeat_at=row.last_heartbeat_at,
+        staked_wei=row.staked_wei,
+        stake_active=row.stake_active,
+        stake_verified=stake_verified,
+        jobs_completed=row.jobs_completed,
+        jobs_failed=row.jobs_failed,
+        jobs_slashed=row.jobs_slashed,
+        uptime=round(up, 4),
+        reputation=round(rep, 4),
+    )
+
+
+def to_matching(
+    row: ProviderRow,
+    *,
+    now: float,
+    settings: Settings,
+    levels: dict[str, int],
+    require_stake: bool,
+) -> Provider:
+    """The provider as matching sees it; unstaked providers count as offline."""
+    _, rep = reputation_of(row, now=now, settings=settings)
+    online = is_online(row, now=now, settings=settings) and (row.stake_active or not require_stake)
+    return Provider(
+        id=row.address,
+        lat=row.lat,
+        lon=row.lon,
+        free=Resources(
+            cpu=row.free_cpu,
+            memory_mb=row.free_memory_mb,
+            gpu=row.free_gpu,
+            disk_mb=row.free_disk_mb,
+        ),
+        price_wei=row.price_wei,
+        images=frozenset(row.images),
+        online=online,
+        energy_level=levels.get(row.region, 0),
+        reputation=min(1.0, max(0.0, rep)),
+    )
+
+
+def free_of(row: ProviderRow) -> Capacity:
+    return Capacity(
+        cpu=max(0.0, row.free_cpu),
+        memory_mb=max(0, row.free_memory_mb),
+        gpu=max(0, row.free_gpu),
+        disk_mb=max(0, row.free_disk_mb),
+    )
+
+
+def _set_free(row: ProviderRow, free: Capacity) -> None:
+    row.free_cpu, row.free_memory_mb = free.cpu, free.memory_mb
+    row.free_gpu, row.free_disk_mb = free.gpu, free.disk_mb
+
+
+def _refresh_stake(row: ProviderRow, chain: ChainClient | None) -> None:
+    if chain is None:
+        return
+    try:
+        stake = chain.stake(row.address)
+    except Exception as exc:  # the chain being down must not fail a heartbeat
+        logger.warning("cannot read stake of %s (%s); keeping the last value", row.address, exc)
+        return
+    row.staked_wei, row.stake_active = str(stake.staked_wei), stake.active

@@ -1,0 +1,206 @@
+"""Batches submitted jobs over a short window, matches and packs them, records assignments.
+
+Each batch: rebuild the matching index if providers changed (off the event loop), query
+every job's candidates in one batch query, let the packer choose an assignment for the
+whole batch (each replica of a job on a distinct provider, nobody over capacity), then
+write the assignments and reserve the capacity in one transaction. Submitters wait on a
+future for their job's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from marketplace import jobs, providers
+from marketplace.assign import Choice, Item, choose
+from marketplace.matching import ProviderIndex
+from marketplace.matching_types import Match, Provider
+from marketplace.service import Service
+from marketplace.store.models import AssignmentRow, JobRow, ProviderRow
+from protocol.schemas import JobSpec
+
+logger = logging.getLogger(__name__)
+
+INDEX_MAX_AGE_S = 5.0
+
+
+@dataclass
+class Pending:
+    job_id: str
+    spec: JobSpec
+    future: asyncio.Future[str] = field(repr=False)
+
+
+class Scheduler:
+    """Owns the batch loop of one service."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._queue: list[Pending] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._index: ProviderIndex | None = None
+        self._index_version = -1
+        self._index_built_at = 0.0
+        self._endpoints: dict[str, str] = {}
+        self.records: dict[str, Provider] = {}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for pending in self._queue:
+            if not pending.future.done():
+                pending.future.cancel()
+
+    async def submit(self, job_id: str, spec: JobSpec) -> str:
+        """Queue a recorded job; returns its status after its batch ran."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._queue.append(Pending(job_id, spec, future))
+        self._wake.set()
+        return await asyncio.wait_for(future, timeout=self.service.settings.submit_timeout_s)
+
+    async def _run(self) -> None:
+        window = self.service.settings.batch_window_ms / 1000
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(window)
+            self._wake.clear()
+            batch, self._queue = self._queue, []
+            if not batch:
+                continue
+            try:
+                outcomes = await asyncio.to_thread(self._assign, batch)
+            except Exception as exc:  # never let one bad batch stop the loop
+                logger.exception("batch of %d jobs failed", len(batch))
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_result(outcomes[pending.job_id])
+
+    # ------------------------------------------------------------ worker thread
+
+    def index(self) -> ProviderIndex:
+        """The matching index, rebuilt when providers changed or it grew stale."""
+        service = self.service
+        fresh = time.monotonic() - self._index_built_at < INDEX_MAX_AGE_S
+        if self._index is not None and self._index_version == service.providers_version and fresh:
+            return self._index
+        version = service.providers_version
+        now = time.time()
+        levels = service.grid.levels()
+        with service.sessions() as session:
+            rows = session.scalars(select(ProviderRow)).all()
+            records = [
+                providers.to_matching(
+                    r,
+                    now=now,
+                    settings=service.settings,
+                    levels=levels,
+                    require_stake=service.stake_verified,
+                )
+                for r in rows
+            ]
+            self._endpoints = {r.address: r.endpoint for r in rows}
+        self.records = {p.id: p for p in records}
+        new = ProviderIndex(records, weight_km=service.settings.energy_weight_km)
+        old, self._index = self._index, new
+        if old is not None:
+            old.close()
+        self._index_version, self._index_built_at = version, time.monotonic()
+        return new
+
+    def candidates(self, specs: list[tuple[str, JobSpec]]) -> list[list[Match]]:
+        index = self.index()
+        k = self.service.settings.candidates_per_job
+        requests = [jobs.request_of(job_id, spec) for job_id, spec in specs]
+        return index.query_batch(
+            requests, k=max(k, max((s.replicas for _, s in specs), default=1) * 2)
+        )
+
+    def _assign(self, batch: list[Pending]) -> dict[str, str]:
+        service = self.service
+        matches = self.candidates([(p.job_id, p.spec) for p in batch])
+        items = [Item(p.job_id, p.spec, m) for p, m in zip(batch, matches, strict=True)]
+        choices = choose(items, self.records)
+        outcomes: dict[str, str] = {}
+        now = time.time()
+        with service.sessions() as session, session.begin():
+            for item in items:
+                row = session.get(JobRow, item.job_id)
+                if row is None:
+                    continue
+                chosen: list[Choice] = choices.get(item.job_id, [])
+                if len(chosen) < item.spec.replicas:
+                    row.status = jobs.UNMATCHED
+                    row.reason = explain_unmatched(item, len(chosen))
+                    service.metrics.matches.labels("unmatched").inc()
+                else:
+                    for slot, choice in enumerate(chosen):
+                        m = choice.match
+                        row.assignments.append(
+                            AssignmentRow(
+                                slot=slot,
+                                provider=m.provider_id,
+                                endpoint=self._endpoints.get(m.provider_id, ""),
+                                distance_km=m.distance_km,
+                                energy_level=m.energy_level,
+                                score=m.score,
+                                reputation=choice.reputation,
+                                price_wei=choice.price_wei,
+                            )
+                        )
+                        _reserve(session, m.provider_id, item.spec)
+                    row.status, row.matched_at = jobs.MATCHED, now
+                    service.metrics.matches.labels("matched").inc()
+                outcomes[item.job_id] = row.status
+        service.providers_changed()
+        return outcomes
+
+
+def _reserve(session: object, provider_id: str, spec: JobSpec) -> None:
+    """Take the job's demand off the provider's free capacity until its next heartbeat."""
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    row = session.get(ProviderRow, provider_id)
+    if row is None:
+        return
+    r = spec.resources
+    row.free_cpu = max(0.0, row.free_cpu - r.cpu)
+    row.free_memory_mb = max(0, row.free_memory_mb - r.memory_mb)
+    row.free_gpu = max(0, row.free_gpu - r.gpu)
+    row.free_disk_mb = max(0, row.free_disk_mb - r.disk_mb)
+
+
+def explain_unmatched(item: Item, found: int) -> str:
+    spec = item.spec
+    r = spec.resources
+    need = (
+        f"{r.cpu:g} CPU, {r.memory_mb} MB memory"
+        + (f", {r.gpu} GPU" if r.gpu else "")
+        + (f", {r.disk_mb} MB disk" if r.disk_mb else "")
+    )
+    if not item.matches:
+        return (
+            f"no online staked provider holds image {spec.image!r} with {need} free within "
+            f"{spec.max_price_wei} wei for {spec.time_limit_s} s; lower the resources, raise "
+            "max_price_wei, or choose an image providers offer"
+        )
+    return (
+        f"only {found} of {spec.replicas} replicas found a distinct provider with room "
+        f"({need}); lower the replicas or try again when capacity frees up"
+    )

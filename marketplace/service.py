@@ -1,0 +1,79 @@
+"""Everything one marketplace process holds: database, grid, chain, matcher, background work."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from marketplace.chain import ChainClient
+from marketplace.grid import Grid
+from marketplace.metrics import Metrics
+
+if TYPE_CHECKING:
+    from marketplace.scheduler import Scheduler
+from marketplace.settings import Settings
+from marketplace.store.db import make_engine, migrate, session_factory
+
+logger = logging.getLogger(__name__)
+
+
+class Service:
+    """State shared by the API handlers and the background workers of one process."""
+
+    def __init__(self, settings: Settings, *, grid: Grid | None = None) -> None:
+        self.settings = settings
+        self.engine: Engine = make_engine(settings.database_url)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.grid = grid or Grid()
+        self.chain: ChainClient | None = None
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.metrics = Metrics()
+        self.scheduler: Scheduler | None = None
+        self._providers_version = 0
+
+    def start(self) -> None:
+        """Migrate the schema, connect the chain (when configured), start workers."""
+        migrate(self.engine)
+        if self.settings.rpc_url:
+            self.chain = ChainClient(
+                self.settings.rpc_url,
+                deployments=str(self.settings.deployments) if self.settings.deployments else None,
+            )
+            self._start_indexer()
+        else:
+            logger.warning("no chain configured (DCLOUD_RPC_URL unset): stake is not verified")
+
+    def _start_indexer(self) -> None:
+        from marketplace.indexer import Indexer
+
+        assert self.chain is not None
+        indexer = Indexer(self.settings, self.sessions, self.chain)
+        thread = threading.Thread(
+            target=indexer.run_forever, args=(self.stop_event,), name="indexer", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+        self.indexer = indexer
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.engine.dispose()
+
+    def providers_changed(self) -> None:
+        """Note that provider data changed; the matcher rebuilds its index before next use."""
+        self._providers_version += 1
+
+    @property
+    def providers_version(self) -> int:
+        return self._providers_version
+
+    @property
+    def stake_verified(self) -> bool:
+        return self.chain is not None

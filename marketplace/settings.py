@@ -1,0 +1,42 @@
+"""Service settings, read from ``DCLOUD_*`` environment variables (pydantic-settings).
+
+With no configuration the service runs on an SQLite file in the working directory and
+without a chain (stake is then not verified and the API says so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Marketplace settings; each field is ``DCLOUD_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DCLOUD_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///dcloud-marketplace.db",
+        description="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://user@host/db",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=1, le=65535)
+
+    rpc_url: str | None = Field(default=None, description="Ethereum JSON-RPC; unset = no chain")
+    deployments: Path | None = Field(default=None, description="deployments file override")
+    confirmations: int = Field(
+        default=0, ge=0, le=1000, description="blocks before an event counts"
+    )
+    indexer_poll_s: float = Field(default=1.0, gt=0, le=60)
+    indexer_max_blocks: int = Field(default=2000, ge=1, le=100_000)
+
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    offline_after_s: float = Field(default=35.0, gt=0, description="no heartbeat for this long")
+    signature_max_skew_s: float = Field(default=120.0, gt=0)
+
+    energy_weight_km: float = Field(default=2000.0, ge=0, description="km per energy level")
+    batch_window_ms: int = Field(default=150, ge=0, le=10_000, description="packing batch window")
+    candidates_per_job: int = Field(default=8, ge=1, le=100)
+    submit_timeout_s: float = Field(default=10.0, gt=0)

@@ -1,0 +1,128 @@
+"""Tables of the marketplace.
+
+Token amounts can exceed 64 bits, so they are stored as decimal strings (exact on
+SQLite and PostgreSQL alike); prices per CPU-second fit in BigInteger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ProviderRow(Base):
+    __tablename__ = "providers"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(512))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    region: Mapped[str] = mapped_column(String(64))
+    total_cpu: Mapped[float] = mapped_column(Float)
+    total_memory_mb: Mapped[int] = mapped_column(BigInteger)
+    total_gpu: Mapped[int] = mapped_column(Integer)
+    total_disk_mb: Mapped[int] = mapped_column(BigInteger)
+    free_cpu: Mapped[float] = mapped_column(Float)
+    free_memory_mb: Mapped[int] = mapped_column(BigInteger)
+    free_gpu: Mapped[int] = mapped_column(Integer)
+    free_disk_mb: Mapped[int] = mapped_column(BigInteger)
+    price_wei: Mapped[int] = mapped_column(BigInteger)
+    images: Mapped[list[str]] = mapped_column(JSON)
+    registered_at: Mapped[float] = mapped_column(Float)
+    last_heartbeat_at: Mapped[float] = mapped_column(Float)
+    heartbeats: Mapped[int] = mapped_column(Integer, default=0)
+    staked_wei: Mapped[str] = mapped_column(String(80), default="0")
+    stake_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    jobs_completed: Mapped[int] = mapped_column(Integer, default=0)
+    jobs_failed: Mapped[int] = mapped_column(Integer, default=0)
+    jobs_slashed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SignerClock(Base):
+    """Last accepted request timestamp per signer: a replayed request is refused."""
+
+    __tablename__ = "signer_clocks"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    last_timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    renter: Mapped[str] = mapped_column(String(42), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_hash: Mapped[str] = mapped_column(String(66), index=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    matched_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    chain_job_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    assignments: Mapped[list[AssignmentRow]] = relationship(
+        back_populates="job", order_by="AssignmentRow.slot", cascade="all, delete-orphan"
+    )
+
+
+class AssignmentRow(Base):
+    __tablename__ = "assignments"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(42), index=True)
+    endpoint: Mapped[str] = mapped_column(String(512))
+    distance_km: Mapped[float] = mapped_column(Float)
+    energy_level: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    reputation: Mapped[float] = mapped_column(Float)
+    price_wei: Mapped[int] = mapped_column(BigInteger)
+    job: Mapped[JobRow] = relationship(back_populates="assignments")
+
+
+class ChainJobRow(Base):
+    """A job as the escrow contract sees it, kept current by the indexer."""
+
+    __tablename__ = "chain_jobs"
+
+    chain_job_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    renter: Mapped[str] = mapped_column(String(42), index=True)
+    spec_hash: Mapped[str] = mapped_column(String(66), index=True)
+    deposit_wei: Mapped[str] = mapped_column(String(80))
+    deadline: Mapped[int] = mapped_column(BigInteger)
+    replicas: Mapped[int] = mapped_column(Integer)
+    named_providers: Mapped[list[str]] = mapped_column(JSON)
+    accepted: Mapped[list[str]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(24))
+    result_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    updated_block: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChainEventRow(Base):
+    __tablename__ = "chain_events"
+    __table_args__ = (Index("ix_chain_events_job", "chain_job_id", "block_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    contract: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(48))
+    chain_job_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class IndexerCursor(Base):
+    """Where the indexer stopped: resumes here after a restart."""
+
+    __tablename__ = "indexer_cursor"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    escrow: Mapped[str] = mapped_column(String(42))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))

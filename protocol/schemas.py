@@ -1,0 +1,122 @@
+"""Wire models shared by the marketplace and the agents (pydantic v2).
+
+Units: CPU in cores, memory and disk in MB, prices in token wei. A provider's
+``price_wei`` is per CPU-core-second; a job's ``max_price_wei`` is the most the renter
+pays per replica for the whole job (the escrow's ``price``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from eth_utils import keccak
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MAX_PRICE_PER_SECOND_WEI = 2**63 - 1
+MAX_JOB_PRICE_WEI = 2**96 - 1
+MAX_REPLICAS = 5
+
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+ImageName = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][\w.:/@-]*$")
+]
+RegionId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.-]+$")]
+Url = Annotated[
+    str, StringConstraints(min_length=8, max_length=512, pattern=r"^https?://[^\s/$.?#][^\s]*$")
+]
+
+
+class Wire(BaseModel):
+    """Base of every wire model: unknown fields are refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Location(Wire):
+    lat: float = Field(ge=-90, le=90, description="latitude in degrees")
+    lon: float = Field(ge=-180, le=180, description="longitude in degrees")
+
+
+class Capacity(Wire):
+    cpu: float = Field(ge=0, le=4096, description="CPU cores")
+    memory_mb: int = Field(ge=0, le=2**40)
+    gpu: int = Field(default=0, ge=0, le=1024)
+    disk_mb: int = Field(default=0, ge=0, le=2**50)
+
+    def fits_in(self, other: Capacity) -> bool:
+        return (
+            self.cpu <= other.cpu
+            and self.memory_mb <= other.memory_mb
+            and self.gpu <= other.gpu
+            and self.disk_mb <= other.disk_mb
+        )
+
+
+class Demand(Capacity):
+    cpu: float = Field(gt=0, le=4096, description="CPU cores (more than 0)")
+    memory_mb: int = Field(gt=0, le=2**40, description="memory in MB (more than 0)")
+
+
+class ProviderRegistration(Wire):
+    endpoint: Url = Field(description="where renters reach the provider agent directly")
+    location: Location
+    region: RegionId | None = Field(
+        default=None, description="electricity region; nearest bundled region when omitted"
+    )
+    total: Capacity
+    free: Capacity
+    price_wei: int = Field(ge=0, le=MAX_PRICE_PER_SECOND_WEI, description="per CPU-core-second")
+    images: list[ImageName] = Field(default_factory=list, max_length=256)
+
+    @model_validator(mode="after")
+    def _free_within_total(self) -> ProviderRegistration:
+        if not self.free.fits_in(self.total):
+            raise ValueError("free capacity exceeds total capacity in some dimension")
+        return self
+
+
+class Heartbeat(Wire):
+    free: Capacity
+    images: list[ImageName] | None = Field(default=None, max_length=256)
+    price_wei: int | None = Field(default=None, ge=0, le=MAX_PRICE_PER_SECOND_WEI)
+
+
+class JobSpec(Wire):
+    image: ImageName
+    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=list, max_length=256
+    )
+    env: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_]\w*$")],
+        Annotated[str, StringConstraints(max_length=4096)],
+    ] = Field(default_factory=dict, max_length=64)
+    resources: Demand
+    time_limit_s: int = Field(ge=1, le=7 * 86400)
+    max_price_wei: int = Field(ge=1, le=MAX_JOB_PRICE_WEI, description="per replica, whole job")
+    replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    origin: Location
+    regions: list[RegionId] | None = Field(default=None, max_length=64)
+    network: bool = Field(default=False, description="the job needs network access")
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def spec_hash(spec: JobSpec) -> str:
+    """keccak256 of the spec's canonical JSON: what the renter funds the escrow with."""
+    return "0x" + keccak(canonical_json(spec.model_dump(mode="json"))).hex()
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Signed(Wire, Generic[T]):
+    """A payload with its signer's EIP-191 signature (see ``protocol.signing``)."""
+
+    payload: T
+    signer: Address
+    timestamp_ms: int = Field(ge=0, le=2**53)
+    signature: Signature
