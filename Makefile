@@ -1,6 +1,6 @@
 # dcloud developer commands. `make demo` runs the local network, `make test` the
 # whole suite; both set everything up first (tools/setup.sh, safe to re-run).
-.PHONY: setup demo test test-product test-contracts test-contracts-ganache lint bench bench-quick clean
+.PHONY: setup demo marketplace test test-product test-contracts test-contracts-ganache lint bench bench-quick clean
 
 PY := .venv/bin/python
 BROWNIE := tools/brownie
@@ -10,6 +10,10 @@ setup:
 
 demo: setup
 	@tools/demo.sh
+
+# The marketplace service on SQLite with no configuration (DCLOUD_* variables override).
+marketplace: setup
+	@.venv/bin/python -m marketplace
 
 test: setup lint test-product test-contracts test-contracts-ganache bench-quick
 	@echo "all test stages passed"

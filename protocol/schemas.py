@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Generic, TypeVar
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_PRICE_PER_SECOND_WEI = 2**63 - 1

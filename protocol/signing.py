@@ -20,7 +20,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_checksum_address
+from eth_utils.address import is_checksum_address
 
 from protocol.errors import ProtocolError
 
@@ -90,4 +90,4 @@ def verify_request(
             f"signature does not match signer {signer} for {purpose}: sign the canonical "
             "message of this exact payload with the signer's key"
         )
-    return recovered
+    return str(recovered)
