@@ -192,7 +192,20 @@ def _funded(session: Session, e: ChainEvent) -> None:
     row.named_providers = [to_checksum_address(p) for p in a["providers"]]
     row.accepted, row.state, row.result_hash = [], "funded", None
     row.updated_block = e.block_number
-    job = session.scalars(
+    job = _job_to_link(session, spec=spec, renter=renter, named=row.named_providers)
+    if job is not None:
+        job.chain_job_id, job.status = job_id, "funded"
+        logger.info("job funded on chain", extra={"job_id": job.id, "chain_job_id": job_id})
+
+
+def _job_to_link(session: Session, *, spec: str, renter: str, named: list[str]) -> JobRow | None:
+    """The marketplace job a funding belongs to: same spec hash and renter, not yet linked.
+
+    Several jobs can share a spec (a resubmission after `unmatched`, say), so prefer, in
+    order: a matched job whose assigned providers are the ones named on chain, any matched
+    job, then any job; the oldest within each.
+    """
+    candidates = session.scalars(
         select(JobRow)
         .where(
             JobRow.spec_hash == spec,
@@ -200,11 +213,15 @@ def _funded(session: Session, e: ChainEvent) -> None:
             JobRow.chain_job_id.is_(None),
         )
         .order_by(JobRow.created_at)
-        .limit(1)
-    ).first()
-    if job is not None:
-        job.chain_job_id, job.status = job_id, "funded"
-        logger.info("job funded on chain", extra={"job_id": job.id, "chain_job_id": job_id})
+    ).all()
+
+    def rank(job: JobRow) -> int:
+        if job.status != "matched":
+            return 2
+        assigned = sorted(a.provider for a in job.assignments)
+        return 0 if assigned == sorted(named) else 1
+
+    return min(candidates, key=rank, default=None)
 
 
 def _accepted(session: Session, e: ChainEvent) -> None:
