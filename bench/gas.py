@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.report import write_results  # noqa: E402
+from bench.report import print_table, write_results  # noqa: E402
 
 TOKEN = 10**18
 PRICE = 10 * TOKEN
@@ -127,6 +127,7 @@ def main() -> None:
             rows = measure(project, quick=args.quick)
     finally:
         brownie.network.disconnect()
+    print_table(rows, title="Gas (receipts' gasUsed)")
     write_results(
         "gas",
         rows,

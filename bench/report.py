@@ -1,0 +1,197 @@
+"""Reporting helpers shared by every benchmark. Standard library only.
+
+This module is also imported from other virtual environments (the gas benchmark runs in
+brownie's), so it must not import numpy, the project or anything outside the standard
+library.
+
+API:
+
+- ``format_table(rows, columns=None) -> str``: a Markdown table (also readable as text).
+- ``print_table(rows, *, title=None, columns=None)``: print it.
+- ``write_results(name, rows, *, title, notes="", columns=None) -> Path``: write
+  ``bench/results/<name>.json`` (the list of row objects) and replace or append the
+  ``<name>`` section of ``bench/results.md`` with the table, date, git commit and machine.
+- ``machine() -> dict`` and ``git_commit() -> str``: the provenance written with results.
+
+``DCLOUD_BENCH_RESULTS=<dir>`` sends the JSON files and ``results.md`` to that folder
+instead (quick runs in CI use it, so the committed full-size figures stay as measured).
+
+Rows are dicts of JSON-serialisable values; columns default to the keys of the rows in
+first-seen order.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["format_table", "git_commit", "machine", "print_table", "write_results"]
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_MD = BENCH_DIR / "results.md"
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None) -> list[str]:
+    if columns is not None:
+        return list(columns)
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        a = abs(value)
+        if value != value:  # NaN
+            return "-"
+        if a >= 1000:
+            return f"{value:.0f}"
+        if a >= 10:
+            return f"{value:.1f}"
+        if a >= 0.001 or a == 0:
+            return f"{value:.4g}"
+        return f"{value:.2e}"
+    return str(value)
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = None) -> str:
+    """Render ``rows`` as a Markdown table with aligned columns."""
+    cols = _columns(rows, columns)
+    body = [[_cell(row.get(c)) for c in cols] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(cols)]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for r in body:
+        lines.append("| " + " | ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def print_table(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str | None = None,
+    columns: Iterable[str] | None = None,
+) -> None:
+    """Print ``rows`` as a table, under ``title`` if given."""
+    if title:
+        print(f"\n{title}")
+    print(format_table(rows, columns))
+
+
+def git_commit() -> str:
+    """Short hash of HEAD, with ``-dirty`` when tracked files differ; ``unknown`` if no git."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=10"],
+            cwd=BENCH_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, logical cores, OS and Python version of this machine."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count() or 0,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_results(
+    name: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    notes: str = "",
+    columns: Iterable[str] | None = None,
+) -> Path:
+    """Write ``bench/results/<name>.json`` and the ``<name>`` section of ``bench/results.md``.
+
+    Args:
+        name: Bench name, also the JSON file stem (``"matching"`` -> ``matching.json``).
+        rows: One dict per table row; written to JSON as a list, unchanged.
+        title: Section heading in ``results.md``.
+        notes: Free text under the heading (what was compared, parameters, caveats).
+        columns: Columns of the Markdown table (default: every key, first-seen order).
+
+    Returns:
+        The path of the JSON file.
+    """
+    out = os.environ.get("DCLOUD_BENCH_RESULTS")
+    results_dir = Path(out) if out else RESULTS_DIR
+    results_md = results_dir / "results.md" if out else RESULTS_MD
+    json_path = results_dir / f"{name}.json"
+    _atomic_write(json_path, json.dumps(list(rows), indent=2, sort_keys=False) + "\n")
+    m = machine()
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    section = "\n".join(
+        [
+            start,
+            f"## {title}",
+            "",
+            f"Run {stamp}, commit `{git_commit()}`, {m['cpu']} ({m['cores']} cores), "
+            f"{m['os']}, Python {m['python']}.",
+            "",
+            *([notes.strip(), ""] if notes.strip() else []),
+            format_table(rows, columns),
+            end,
+        ]
+    )
+    text = results_md.read_text(encoding="utf-8") if results_md.exists() else ""
+    if not text:
+        text = "# Benchmark results\n\nWritten by `bench/report.py`; one section per bench.\n"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    _atomic_write(results_md, text)
+    return json_path
