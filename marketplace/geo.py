@@ -70,7 +70,8 @@ def to_xyz_km(lat: ArrayLike, lon: ArrayLike) -> NDArray[np.float64]:
     Returns
     -------
     ndarray of shape (n, 3)
-        Points whose Euclidean distance is the chord distance in km.
+        Points whose Euclidean distance is the chord distance in km. Every location of a
+        pole maps to the same point, and longitude -180 to the same point as +180.
 
     Raises
     ------
@@ -81,8 +82,8 @@ def to_xyz_km(lat: ArrayLike, lon: ArrayLike) -> NDArray[np.float64]:
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     _validate_arrays(la, lo)
     phi = np.radians(la)
-    lam = np.radians(lo)
-    cos_phi = np.cos(phi)
+    lam = np.radians(np.where(lo == -180.0, 180.0, lo))  # one point, one representation
+    cos_phi = np.where(np.abs(la) == 90.0, 0.0, np.cos(phi))  # poles: exactly on the axis
     out = np.empty((la.shape[0], 3), dtype=np.float64)
     out[:, 0] = EARTH_RADIUS_KM * cos_phi * np.cos(lam)
     out[:, 1] = EARTH_RADIUS_KM * cos_phi * np.sin(lam)

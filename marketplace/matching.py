@@ -1,0 +1,345 @@
+"""Energy-weighted matching of jobs to providers with scikit-learn's ``BallTree``.
+
+Each provider is a point in four dimensions: its position on the Earth sphere in km
+(:mod:`marketplace.geo`) and ``weight_km * energy_level`` (seed 000's z coordinate). A
+job's origin is the point ``(x, y, z, 0)``, so the tree's Euclidean distance is
+
+    augmented_km = sqrt(chord_km**2 + (weight_km * level)**2)
+
+and nearest-first means "near and on cheap electricity"; ``weight_km = 0`` is nearest
+only (see :data:`~marketplace.matching_types.DEFAULT_ENERGY_WEIGHT_KM` for how large a
+weight must be to out-weigh distance).
+
+A query returns the ``k`` best *eligible* providers (online, enough free CPU, memory, GPU
+and disk, holding the image, asking at most the job's price), ranked by
+``(score, provider_id)`` where ``score = scorer(augmented_km, reputation)``. The scorer
+contract (``score >= augmented_km``) makes the search exact:
+
+- Providers that can never take a job (offline, no free CPU or memory) are left out of
+  the tree; GPU jobs search a second tree of the providers with a free GPU.
+- The tree is asked for the ``k'`` nearest points, ``k' = max(64, 16k)``, and the eligible
+  ones among them are scored. Once ``k`` are eligible, the ``k``-th best score ``C``
+  bounds the answer: a provider whose augmented distance exceeds ``C`` scores more than
+  ``C`` too. If the ``k'``-th distance exceeds ``C`` the answer is complete.
+- Otherwise ``k'`` grows (fourfold, or by the observed eligible rate when fewer than
+  ``k`` were eligible) and the tree is asked again, until complete or exhausted; past
+  ``n / 16`` a linear scan of the class is cheaper and is used instead.
+  (``BallTree.query_radius`` is not used: it allocates two arrays the size of the whole
+  tree per call.)
+
+So the result is identical to :func:`brute_force_match`, which scores every provider.
+
+Refresh: an :class:`IndexSnapshot` is immutable (table, trees, settings). ``refresh``
+builds a new snapshot off to the side and swaps one reference; a query uses the snapshot it
+grabbed, so it never waits for a refresh. Build with
+:class:`~marketplace.tree_build.ProcessTreeBuilder` so that large builds do not hold the
+GIL either.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sklearn
+from numpy.typing import ArrayLike
+
+from marketplace.errors import InvalidInputError
+from marketplace.matching_core import (
+    REL_TOL,
+    CapacityClass,
+    JobSpec,
+    Thresholds,
+    brute_force_match,
+    check_k,
+    evaluate,
+    scan,
+    select_top_k,
+)
+from marketplace.matching_types import (
+    DEFAULT_ENERGY_WEIGHT_KM,
+    DEFAULT_SCORER,
+    LEXICOGRAPHIC_ENERGY_WEIGHT_KM,
+    JobRequest,
+    Match,
+    Provider,
+    ReputationPenalty,
+    Resources,
+    Scorer,
+    distance_only,
+    unit_budget_wei,
+)
+from marketplace.provider_table import ProviderTable
+from marketplace.tree_build import InlineTreeBuilder, TreeBuilder
+
+__all__ = [
+    "DEFAULT_ENERGY_WEIGHT_KM",
+    "DEFAULT_SCORER",
+    "LEXICOGRAPHIC_ENERGY_WEIGHT_KM",
+    "IndexSnapshot",
+    "JobRequest",
+    "Match",
+    "Provider",
+    "ProviderIndex",
+    "ProviderTable",
+    "ReputationPenalty",
+    "Resources",
+    "Scorer",
+    "brute_force_match",
+    "distance_only",
+    "unit_budget_wei",
+]
+
+logger = logging.getLogger(__name__)
+
+_MIN_PULL = 64
+_PULL_PER_K = 16
+_GROWTH = 4
+_SCAN_DIVISOR = 16
+_SCAN_FLOOR = 2048
+
+
+@dataclass(frozen=True, eq=False)
+class IndexSnapshot:
+    """An immutable state of the index: the table, its trees and the ranking settings.
+
+    Attributes:
+        table: The providers.
+        weight_km: Energy weight (km per level).
+        scorer: Ranking cost, see :data:`~marketplace.matching_types.Scorer`.
+        version: Increases by one with every refresh.
+    """
+
+    table: ProviderTable
+    weight_km: float
+    scorer: Scorer
+    version: int
+    _general: CapacityClass
+    _gpu: CapacityClass
+
+    @classmethod
+    def build(
+        cls,
+        table: ProviderTable,
+        *,
+        weight_km: float = DEFAULT_ENERGY_WEIGHT_KM,
+        scorer: Scorer = DEFAULT_SCORER,
+        leaf_size: int = 40,
+        builder: TreeBuilder | None = None,
+        version: int = 1,
+    ) -> IndexSnapshot:
+        """Build the trees over the providers of ``table`` that could take some job."""
+        if not (math.isfinite(weight_km) and weight_km >= 0):
+            raise InvalidInputError(f"weight_km={weight_km!r}; use a number of km >= 0")
+        if leaf_size < 1:
+            raise InvalidInputError(f"leaf_size={leaf_size}; use 1 or more (40 is typical)")
+        b = builder or InlineTreeBuilder()
+        active = table.online & table.present & (table.cpu > 0) & (table.memory_mb > 0)
+        rows = np.flatnonzero(active).astype(np.int64)
+        gpu_rows = rows[table.gpu[rows] > 0]
+        opts: dict[str, Any] = {"weight_km": weight_km, "leaf_size": leaf_size, "builder": b}
+        general = CapacityClass.build(table, rows, **opts)
+        gpu = CapacityClass.build(table, gpu_rows, **opts)
+        logger.debug(
+            "index v%d: %d providers, %d in tree, %d with GPU",
+            version,
+            len(table),
+            rows.shape[0],
+            gpu_rows.shape[0],
+        )
+        return cls(table, weight_km, scorer, version, general, gpu)
+
+    def query(self, job: JobRequest, *, k: int = 5) -> list[Match]:
+        """The ``k`` best eligible providers for ``job``, best first (fewer if not enough)."""
+        return self.query_batch([job], k=k)[0]
+
+    def query_batch(self, jobs: Sequence[JobRequest], *, k: int = 5) -> list[list[Match]]:
+        """:meth:`query` for many jobs at once (one tree call per round for all of them)."""
+        check_k(k)
+        specs = [JobSpec.of(j) for j in jobs]
+        out: list[list[Match]] = [[] for _ in specs]
+        for cls_, wants_gpu in ((self._general, False), (self._gpu, True)):
+            live = [
+                i for i, j in enumerate(specs) if (j.gpu > 0) == wants_gpu and cls_.could_serve(j)
+            ]
+            if live:
+                self._search(cls_, specs, live, k, out)
+        return out
+
+    def _search(
+        self,
+        c: CapacityClass,
+        specs: list[JobSpec],
+        live: list[int],
+        k: int,
+        out: list[list[Match]],
+    ) -> None:
+        cols = c.cols
+        n = len(cols)
+        pull = min(n, max(_MIN_PULL, _PULL_PER_K * k))
+        scan_at = max(_SCAN_FLOOR, n // _SCAN_DIVISOR)
+        pending = list(live)
+        opts: dict[str, Any] = {"weight_km": self.weight_km, "scorer": self.scorer}
+        while pending:
+            jobs = [specs[i] for i in pending]
+            q = np.array([j.point for j in jobs], dtype=np.float64)
+            q4 = np.zeros((q.shape[0], 4), dtype=np.float64)
+            q4[:, :3] = q
+            with sklearn.config_context(assume_finite=True):  # q4 is finite by construction
+                dist, pos = c.tree.query(q4, k=pull)
+            th: Thresholds = (
+                np.array([j.cpu for j in jobs], dtype=np.float64)[:, None],
+                np.array([j.memory_mb for j in jobs], dtype=np.int64)[:, None],
+                np.array([j.gpu for j in jobs], dtype=np.int64)[:, None],
+                np.array([j.disk_mb for j in jobs], dtype=np.int64)[:, None],
+                np.array([j.max_price for j in jobs], dtype=np.int64)[:, None],
+            )
+            ok, chord, s, cost = evaluate(cols, pos, q, th, **opts)
+            for image, rows in _by_image(jobs).items():
+                ok[rows] &= cols.holds(image, pos[rows])
+            n_ok = ok.sum(axis=1)
+            if pull >= k:
+                kth = np.partition(np.where(ok, cost, np.inf), k - 1, axis=1)[:, k - 1]
+            else:
+                kth = np.full(len(jobs), np.inf)
+            bound = kth * (1.0 + REL_TOL)
+            last = dist[:, -1]
+            done = (n_ok >= k) & (last > bound) if pull < n else np.ones(len(jobs), np.bool_)
+            for t in np.flatnonzero(done).tolist():
+                sel = ok[t]
+                p = pos[t][sel]
+                out[pending[t]] = select_top_k(
+                    cols.ids[p], cols.i[p, 4], chord[t][sel], s[t][sel], cost[t][sel], k
+                )
+            deeper: list[int] = []
+            wants: list[int] = []
+            for t in np.flatnonzero(~done).tolist():
+                want = min(n, _next_pull(pull, k, int(n_ok[t])))
+                if want > scan_at:  # the answer lies deep: a linear scan is cheaper
+                    every = np.arange(n, dtype=np.int64)
+                    out[pending[t]] = scan(cols, every, specs[pending[t]], k=k, **opts)
+                else:
+                    deeper.append(pending[t])
+                    wants.append(want)
+            pending = deeper
+            pull = max(wants, default=pull)
+
+
+def _by_image(jobs: list[JobSpec]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for i, j in enumerate(jobs):
+        if j.image is not None:
+            groups.setdefault(j.image, []).append(i)
+    return groups
+
+
+def _next_pull(pull: int, k: int, n_ok: int) -> int:
+    """How many neighbours to ask for next."""
+    if n_ok < k:  # eligible ones are rare here: scale by the observed rate
+        return max(pull * _GROWTH, math.ceil(2.0 * pull * (k + 1) / max(n_ok, 1)))
+    return pull * _GROWTH  # k eligible, but the bound reaches past the last neighbour
+
+
+class ProviderIndex:
+    """The matching index: queries never wait, refreshes swap in a new snapshot.
+
+    Args:
+        providers: Initial providers (records or a :class:`ProviderTable`).
+        weight_km: Energy weight in km per level (0 = nearest only).
+        scorer: Ranking cost; must satisfy the :data:`Scorer` contract.
+        leaf_size: ``BallTree`` leaf size.
+        builder: How trees are built; pass a
+            :class:`~marketplace.tree_build.ProcessTreeBuilder` for large indexes so a
+            refresh never holds the GIL (the caller owns and closes it).
+
+    Thread-safety: any number of threads may query while one refreshes; concurrent
+    refreshes are serialised.
+    """
+
+    def __init__(
+        self,
+        providers: ProviderTable | Iterable[Provider] = (),
+        *,
+        weight_km: float = DEFAULT_ENERGY_WEIGHT_KM,
+        scorer: Scorer = DEFAULT_SCORER,
+        leaf_size: int = 40,
+        builder: TreeBuilder | None = None,
+    ) -> None:
+        if isinstance(providers, ProviderTable):
+            table = providers
+        else:
+            table = ProviderTable.from_providers(providers)
+        self._opts: dict[str, Any] = {
+            "weight_km": weight_km,
+            "scorer": scorer,
+            "leaf_size": leaf_size,
+            "builder": builder or InlineTreeBuilder(),
+        }
+        self._write_lock = threading.Lock()
+        self._background: ThreadPoolExecutor | None = None
+        self._snapshot = IndexSnapshot.build(table, version=1, **self._opts)
+
+    @property
+    def snapshot(self) -> IndexSnapshot:
+        """The current snapshot (grab it once to run several queries on one state)."""
+        return self._snapshot
+
+    def query(self, job: JobRequest, *, k: int = 5) -> list[Match]:
+        """See :meth:`IndexSnapshot.query`."""
+        return self._snapshot.query(job, k=k)
+
+    def query_batch(self, jobs: Sequence[JobRequest], *, k: int = 5) -> list[list[Match]]:
+        """See :meth:`IndexSnapshot.query_batch`."""
+        return self._snapshot.query_batch(jobs, k=k)
+
+    def refresh(
+        self,
+        *,
+        changed: Iterable[Provider] = (),
+        removed: Iterable[str] = (),
+        levels: ArrayLike | None = None,
+        table: ProviderTable | None = None,
+    ) -> IndexSnapshot:
+        """Build the next snapshot and swap it in; returns it.
+
+        Args:
+            changed: Providers to insert or update (from heartbeats).
+            removed: Ids of providers that left.
+            levels: New energy level for every row of the table (the hourly update).
+            table: Replace the whole table (applied before the other changes).
+        """
+        with self._write_lock:
+            base = self._snapshot.table if table is None else table
+            if levels is not None:
+                base = base.with_levels(levels)
+            base = base.with_changes(changed, removed)
+            snap = IndexSnapshot.build(base, version=self._snapshot.version + 1, **self._opts)
+            self._snapshot = snap  # one reference assignment: atomic for readers
+        return snap
+
+    def refresh_in_background(
+        self,
+        *,
+        changed: Iterable[Provider] = (),
+        removed: Iterable[str] = (),
+        levels: ArrayLike | None = None,
+        table: ProviderTable | None = None,
+    ) -> Future[IndexSnapshot]:
+        """:meth:`refresh` on a background thread; queries keep using the old snapshot."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
+        return self._background.submit(
+            self.refresh, changed=list(changed), removed=list(removed), levels=levels, table=table
+        )
+
+    def close(self) -> None:
+        """Stop the background refresh thread, if one was started."""
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+            self._background = None

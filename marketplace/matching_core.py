@@ -1,0 +1,393 @@
+"""Exact scoring and selection shared by the matching index and its brute-force oracle.
+
+Everything that decides *which* providers a job gets lives here and is used by both
+:class:`marketplace.matching.IndexSnapshot` (on the candidates a ``BallTree`` returns) and
+:func:`brute_force_match` (on every provider), so the two can only differ in which
+candidates they look at, never in how a candidate is judged: the same values go through
+the same correctly rounded operations, so equal inputs give equal bits.
+
+A :class:`CapacityClass` keeps its own copy of the provider columns in the order of the
+points of its tree, sorted by energy level and then along a Morton (Z-order) curve of the
+position, so that providers near each other in the tree are near each other in memory.
+That makes both the tree's leaf scans and the gathers of candidate attributes cache
+friendly, which roughly halves query and build times on a million providers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from marketplace.errors import InvalidInputError, ScorerContractError
+from marketplace.geo import EARTH_DIAMETER_KM, EARTH_RADIUS_KM
+from marketplace.matching_types import (
+    DEFAULT_ENERGY_WEIGHT_KM,
+    DEFAULT_SCORER,
+    MAX_PRICE_WEI,
+    JobRequest,
+    Match,
+    Scorer,
+)
+from marketplace.provider_table import ProviderTable
+from marketplace.tree_build import TreeBuilder
+
+__all__ = [
+    "REL_TOL",
+    "CapacityClass",
+    "Columns",
+    "JobSpec",
+    "Thresholds",
+    "brute_force_match",
+    "check_k",
+    "distances",
+    "evaluate",
+    "job_point",
+    "scan",
+    "scored",
+    "select_top_k",
+]
+
+logger = logging.getLogger(__name__)
+
+REL_TOL = 1e-9
+"""Relative slack between the tree's distances and ours (they may differ in the last bits)."""
+
+
+def check_k(k: int) -> None:
+    """Raise unless ``k`` is a positive int."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInputError(f"k={k!r}; ask for at least one match (k >= 1)")
+
+
+def job_point(lat: float, lon: float) -> tuple[float, float, float]:
+    """A job origin on the sphere, in km (scalar libm, so every path gets equal bits)."""
+    phi, lam = math.radians(lat), math.radians(180.0 if lon == -180.0 else lon)
+    cos_phi = 0.0 if abs(lat) == 90.0 else math.cos(phi)
+    return (
+        EARTH_RADIUS_KM * cos_phi * math.cos(lam),
+        EARTH_RADIUS_KM * cos_phi * math.sin(lam),
+        EARTH_RADIUS_KM * math.sin(phi),
+    )
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job's thresholds as plain values (the same in every search path)."""
+
+    point: tuple[float, float, float]
+    cpu: float
+    memory_mb: int
+    gpu: int
+    disk_mb: int
+    max_price: int
+    image: str | None
+
+    @classmethod
+    def of(cls, job: JobRequest) -> JobSpec:
+        """The thresholds of ``job`` (no price cap means the largest price)."""
+        r = job.resources
+        cap = job.max_price_wei
+        price = MAX_PRICE_WEI if cap is None else min(cap, MAX_PRICE_WEI)
+        point = job_point(job.lat, job.lon)
+        return cls(point, r.cpu, r.memory_mb, r.gpu, r.disk_mb, price, job.image)
+
+
+_D = EARTH_DIAMETER_KM
+
+# Column indices of the packed arrays (one gather brings a candidate's whole record).
+_X, _Y, _Z, _CPU, _REP = range(5)
+_MEM, _GPU, _DISK, _PRICE, _LEVEL = range(5)
+
+
+@dataclass(frozen=True, eq=False)
+class Columns:
+    """Provider attributes packed by row, in a fixed order (a capacity class's tree order).
+
+    ``f`` holds ``x, y, z, cpu, reputation`` and ``i`` holds ``memory_mb, gpu, disk_mb,
+    price_wei, level``, one row per provider, so one fancy index fetches a candidate's
+    whole record. Every provider in it is online. ``images`` maps an image to the
+    positions holding it: a boolean mask when the image is common (as small as the
+    positions would be), else ascending positions.
+    """
+
+    ids: NDArray[np.object_]
+    f: NDArray[np.float64]
+    i: NDArray[np.int64]
+    images: Mapping[str, NDArray[Any]]
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @classmethod
+    def of_table(cls, table: ProviderTable, order: NDArray[np.int64]) -> Columns:
+        """Packed copies of ``table``'s columns for the rows ``order``, in that order."""
+        n = order.shape[0]
+        position = np.full(len(table), -1, dtype=np.int64)
+        position[order] = np.arange(n, dtype=np.int64)
+        images: dict[str, NDArray[Any]] = {}
+        for image, rows in table.holders.items():
+            pos = position[rows]
+            pos = pos[pos >= 0]
+            if pos.shape[0] * 8 >= n:
+                mask = np.zeros(n, dtype=np.bool_)
+                mask[pos] = True
+                images[image] = mask
+            elif pos.shape[0]:
+                images[image] = np.sort(pos)
+        f = np.empty((n, 5), dtype=np.float64)
+        f[:, :3] = table.xyz[order]
+        f[:, _CPU] = table.cpu[order]
+        f[:, _REP] = table.reputation[order]
+        i = np.empty((n, 5), dtype=np.int64)
+        i[:, _MEM] = table.memory_mb[order]
+        i[:, _GPU] = table.gpu[order]
+        i[:, _DISK] = table.disk_mb[order]
+        i[:, _PRICE] = table.price_wei[order]
+        i[:, _LEVEL] = table.level[order]
+        return cls(ids=table.ids[order], f=f, i=i, images=images)
+
+    def holds(self, image: str, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether the providers at ``idx`` hold ``image``."""
+        where = self.images.get(image)
+        if where is None:
+            return np.zeros(idx.shape, dtype=np.bool_)
+        if where.dtype == np.bool_:
+            return np.asarray(where[idx])
+        pos = np.searchsorted(where, idx).clip(max=where.shape[0] - 1)
+        return np.asarray(where[pos] == idx)
+
+
+def distances(
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    z: NDArray[np.float64],
+    level: NDArray[np.int64],
+    q: NDArray[np.float64],
+    weight_km: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Chord and augmented distances of providers at ``(x, y, z, level)`` from ``q``.
+
+    Arrays of shape (n,) go with ``q`` of shape (3,); (p, n) with (p, 3). Only correctly
+    rounded operations are used, so the bits do not depend on the shapes.
+    """
+    qb = q if x.ndim == 1 else q[:, None, :]
+    dx = x - qb[..., 0]
+    dy = y - qb[..., 1]
+    dz = z - qb[..., 2]
+    chord2 = dx * dx + dy * dy + dz * dz
+    e = weight_km * level
+    return np.sqrt(chord2), np.sqrt(chord2 + e * e)
+
+
+def scored(scorer: Scorer, s: NDArray[np.float64], rep: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Apply ``scorer`` and enforce its contract (``cost >= s`` elementwise)."""
+    cost = np.asarray(scorer(s, rep), dtype=np.float64)
+    if cost.shape != s.shape or not bool(np.all(cost >= s)):
+        raise ScorerContractError(
+            "the scorer returned a cost below the augmented distance (or NaN, or a different "
+            "shape); it may only add penalties: return cost >= augmented_km elementwise"
+        )
+    return cost
+
+
+Thresholds = tuple[Any, Any, Any, Any, Any]
+"""``(cpu, memory_mb, gpu, disk_mb, max_price)``: scalars, or (p, 1) arrays for p jobs."""
+
+
+def evaluate(
+    cols: Columns,
+    idx: NDArray[np.int64],
+    q: NDArray[np.float64],
+    th: Thresholds,
+    *,
+    weight_km: float,
+    scorer: Scorer,
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """``(eligible, chord, augmented, cost)`` of the candidates ``idx`` (image not checked).
+
+    ``idx`` of shape (n,) goes with ``q`` (3,) and scalar thresholds; (p, n) with
+    ``q`` (p, 3) and (p, 1) thresholds.
+    """
+    f = cols.f[idx]
+    i = cols.i[idx]
+    cpu, memory_mb, gpu, disk_mb, price = th
+    ok = (
+        (f[..., _CPU] >= cpu)
+        & (i[..., _MEM] >= memory_mb)
+        & (i[..., _GPU] >= gpu)
+        & (i[..., _DISK] >= disk_mb)
+        & (i[..., _PRICE] <= price)
+    )
+    chord, s = distances(f[..., _X], f[..., _Y], f[..., _Z], i[..., _LEVEL], q, weight_km)
+    return np.asarray(ok), chord, s, scored(scorer, s, f[..., _REP])
+
+
+def select_top_k(
+    ids: NDArray[np.object_],
+    levels: NDArray[np.int64],
+    chord: NDArray[np.float64],
+    s: NDArray[np.float64],
+    cost: NDArray[np.float64],
+    k: int,
+) -> list[Match]:
+    """The best ``k`` eligible candidates by ``(cost, provider id)``; arrays are aligned."""
+    n = ids.shape[0]
+    if n == 0:
+        return []
+    order = np.argsort(cost, kind="stable")
+    head = cost[order[: k + 1]]
+    if head.shape[0] > 1 and bool(np.any(head[1:] == head[:-1])):
+        # Equal costs near the top: order those by provider id (rare; Python sort).
+        kth = head[min(k, head.shape[0]) - 1]
+        keep = np.flatnonzero(cost <= kth)
+        c0 = cost[keep].tolist()
+        n0 = ids[keep].tolist()
+        order = keep[sorted(range(len(c0)), key=lambda t: (c0[t], n0[t]))]
+    best = order[:k]
+    name = ids[best].tolist()
+    c = cost[best].tolist()
+    a = s[best].tolist()
+    lv = levels[best].tolist()
+    ch = chord[best].tolist()
+    return [
+        Match(name[t], _D * math.asin(min(1.0, ch[t] / _D)), int(lv[t]), a[t], c[t])
+        for t in range(len(name))
+    ]
+
+
+def scan(
+    cols: Columns,
+    idx: NDArray[np.int64],
+    job: JobSpec,
+    *,
+    k: int,
+    weight_km: float,
+    scorer: Scorer,
+) -> list[Match]:
+    """Exact answer among the candidates ``idx`` by scoring every eligible one."""
+    th = (job.cpu, job.memory_mb, job.gpu, job.disk_mb, job.max_price)
+    q = np.asarray(job.point)
+    ok, chord, s, cost = evaluate(cols, idx, q, th, weight_km=weight_km, scorer=scorer)
+    if job.image is not None:
+        ok &= cols.holds(job.image, idx)
+    e = idx[ok]
+    return select_top_k(cols.ids[e], cols.i[e, _LEVEL], chord[ok], s[ok], cost[ok], k)
+
+
+def brute_force_match(
+    table: ProviderTable,
+    job: JobRequest,
+    *,
+    k: int = 5,
+    weight_km: float = DEFAULT_ENERGY_WEIGHT_KM,
+    scorer: Scorer = DEFAULT_SCORER,
+    image_masks: MutableMapping[str, NDArray[np.bool_]] | None = None,
+) -> list[Match]:
+    """The reference answer: filter and score every provider with numpy, no tree.
+
+    ``image_masks`` optionally caches one boolean row mask per image across calls.
+    """
+    check_k(k)
+    j = JobSpec.of(job)
+    ok = (
+        table.online
+        & (table.cpu >= j.cpu)
+        & (table.memory_mb >= j.memory_mb)
+        & (table.gpu >= j.gpu)
+        & (table.disk_mb >= j.disk_mb)
+        & (table.price_wei <= j.max_price)
+    )
+    if j.image is not None:
+        mask = None if image_masks is None else image_masks.get(j.image)
+        if mask is None:
+            mask = np.zeros(len(table), dtype=np.bool_)
+            mask[table.holders.get(j.image, np.empty(0, np.int64))] = True
+            if image_masks is not None:
+                image_masks[j.image] = mask
+        ok &= mask
+    rows = np.flatnonzero(ok)
+    xyz = table.xyz[rows]
+    q = np.asarray(j.point)
+    chord, s = distances(xyz[:, 0], xyz[:, 1], xyz[:, 2], table.level[rows], q, weight_km)
+    cost = scored(scorer, s, table.reputation[rows])
+    return select_top_k(table.ids[rows], table.level[rows], chord, s, cost, k)
+
+
+def _spread_bits(v: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """Spread the low 10 bits of ``v`` to every third bit (for a 3-D Morton code)."""
+    v = v & np.uint64(0x3FF)
+    v = (v | (v << np.uint64(16))) & np.uint64(0x030000FF)
+    v = (v | (v << np.uint64(8))) & np.uint64(0x0300F00F)
+    v = (v | (v << np.uint64(4))) & np.uint64(0x030C30C3)
+    v = (v | (v << np.uint64(2))) & np.uint64(0x09249249)
+    return v
+
+
+def spatial_order(xyz: NDArray[np.float64], level: NDArray[np.int64]) -> NDArray[np.int64]:
+    """A permutation sorting points by level, then along a Morton curve of ``xyz``."""
+    q = ((xyz + EARTH_RADIUS_KM) * (1023.0 / (2 * EARTH_RADIUS_KM))).clip(0, 1023)
+    qi = q.astype(np.uint64)
+    code = _spread_bits(qi[:, 0]) | (_spread_bits(qi[:, 1]) << np.uint64(1))
+    code |= _spread_bits(qi[:, 2]) << np.uint64(2)
+    code |= level.astype(np.uint64) << np.uint64(32)
+    return np.argsort(code, kind="stable").astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class CapacityClass:
+    """Providers in one tree (columns in tree order), with bounds for quick rejection."""
+
+    cols: Columns
+    tree: Any
+    max_cpu: float
+    max_memory_mb: int
+    max_gpu: int
+    max_disk_mb: int
+    min_price: int
+
+    @classmethod
+    def build(
+        cls,
+        table: ProviderTable,
+        rows: NDArray[np.int64],
+        *,
+        weight_km: float,
+        leaf_size: int,
+        builder: TreeBuilder,
+    ) -> CapacityClass:
+        """Order ``rows`` spatially, copy their columns and build the tree over them."""
+        order = rows[spatial_order(table.xyz[rows], table.level[rows])]
+        cols = Columns.of_table(table, order)
+        n = order.shape[0]
+        if n == 0:
+            return cls(cols, None, 0.0, 0, 0, 0, MAX_PRICE_WEI)
+        points = np.empty((n, 4), dtype=np.float64)
+        points[:, :3] = cols.f[:, :3]
+        points[:, 3] = weight_km * cols.i[:, _LEVEL]
+        return cls(
+            cols=cols,
+            tree=builder.build(points, leaf_size=leaf_size),
+            max_cpu=float(cols.f[:, _CPU].max()),
+            max_memory_mb=int(cols.i[:, _MEM].max()),
+            max_gpu=int(cols.i[:, _GPU].max()),
+            max_disk_mb=int(cols.i[:, _DISK].max()),
+            min_price=int(cols.i[:, _PRICE].min()),
+        )
+
+    def could_serve(self, job: JobSpec) -> bool:
+        """False when no provider of the class can take ``job`` (a cheap exact test)."""
+        return (
+            len(self.cols) > 0
+            and job.cpu <= self.max_cpu
+            and job.memory_mb <= self.max_memory_mb
+            and job.gpu <= self.max_gpu
+            and job.disk_mb <= self.max_disk_mb
+            and job.max_price >= self.min_price
+            and (job.image is None or job.image in self.cols.images)
+        )
