@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from marketplace.api import errors
+from marketplace.api.limits import JsonDepthLimit
 from marketplace.api.routes import health, jobs, providers, regions
 from marketplace.service import Service
 from marketplace.settings import Settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     )
     app.state.service = service
     errors.install(app)
+    app.add_middleware(JsonDepthLimit)
     app.middleware("http")(service.metrics.middleware)
     for router in (health.router, providers.router, jobs.router, regions.router):
         app.include_router(router)
