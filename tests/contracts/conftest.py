@@ -13,11 +13,14 @@ snapshot around every test (brownie's ``fn_isolation``). Accounts:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import brownie
+import brownie.test
 import pytest
 from brownie import DevFaucet, accounts, chain, web3
 from brownie.exceptions import VirtualMachineError, decode_typed_error
@@ -168,6 +171,28 @@ def sleep_past(timestamp: int, *, margin: int = 2) -> None:
 
 def latest_time() -> int:
     return web3.eth.get_block("latest")["timestamp"]
+
+
+# ----------------------------------------------------------------------- stateful
+
+
+@pytest.fixture(scope="session")
+def state_machine() -> Any:
+    """Brownie's `state_machine`, loaded from the Python source brownie ships.
+
+    eth-brownie 1.22.2 installs `brownie/test/stateful.py` compiled with mypyc, and the
+    compiled `_BrownieStateMachine.__init__` rejects the very subclass `state_machine`
+    builds from it ("TypeError: brownie.test.stateful._BrownieStateMachine object
+    expected; got ...BrownieStateMachine"), so every stateful test fails before its first
+    step. The module's pure-Python source, installed next to the compiled one, runs as
+    documented; this fixture overrides brownie's own `state_machine` fixture with it.
+    """
+    source = Path(brownie.test.__file__).with_name("stateful.py")
+    spec = importlib.util.spec_from_file_location("_brownie_stateful_source", source)
+    assert spec is not None and spec.loader is not None, f"no {source}"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.state_machine
 
 
 # ----------------------------------------------------------------------- accounts

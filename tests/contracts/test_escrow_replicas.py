@@ -78,7 +78,7 @@ def test_five_replicas_three_against_two_pays_three_and_slashes_two(
     escrow, registry, token, jobs, renter, providers, treasury, balances
 ):
     labels = ["a", "b", "a", "b", "a"]
-    job_id, _ = settle_by_confirm(escrow, jobs, renter, list(zip(providers, labels)))
+    job_id, _ = settle_by_confirm(escrow, jobs, renter, list(zip(providers, labels, strict=True)))
     assert [escrow.creditOf(p) for p in providers] == [
         PRICE - FEE if label == "a" else 0 for label in labels
     ]
@@ -92,7 +92,7 @@ def test_five_replicas_three_against_two_pays_three_and_slashes_two(
 
 def test_five_replicas_two_two_one_has_no_majority(escrow, jobs, renter, providers):
     labels = ["a", "a", "b", "b", "c"]
-    job_id, _ = settle_by_confirm(escrow, jobs, renter, list(zip(providers, labels)))
+    job_id, _ = settle_by_confirm(escrow, jobs, renter, list(zip(providers, labels, strict=True)))
     assert escrow.creditOf(renter) == 5 * PRICE
     assert jobs.states(job_id) == [RELEASED] * 5
 

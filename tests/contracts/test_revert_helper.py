@@ -33,7 +33,7 @@ def test_reverts_fails_on_error_name_prefix(escrow, outsider, reverts):
 
 def test_reverts_fails_on_mismatched_arguments(escrow, outsider, renter, reverts):
     with (
-        pytest.raises(AssertionError, match="expected revert .EscrowNothingToWithdraw: "),
+        pytest.raises(AssertionError, match=r"expected revert 'EscrowNothingToWithdraw: "),
         reverts("EscrowNothingToWithdraw", renter.address),
     ):
         escrow.withdraw({"from": outsider})
