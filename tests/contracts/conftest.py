@@ -169,10 +169,6 @@ def sleep_past(timestamp: int, *, margin: int = 2) -> None:
     chain.mine()
 
 
-def latest_time() -> int:
-    return web3.eth.get_block("latest")["timestamp"]
-
-
 # ----------------------------------------------------------------------- stateful
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 from brownie import chain
+from brownie.exceptions import VirtualMachineError
 from conftest import PARAMS, STAKE, TOKEN, ZERO_ADDRESS, plain
 
 MIN = PARAMS.min_stake
@@ -252,3 +253,22 @@ def test_set_treasury_share_above_maximum_reverts(registry, deployer, treasury, 
 def test_set_treasury_to_zero_address_reverts(registry, deployer, reverts):
     with reverts("RegistryZeroAddress"):
         registry.setTreasury(ZERO_ADDRESS, 100, {"from": deployer})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ProviderRegistry.isActive checks `staked != 0` where lock checks "
+    "`staked - unbonding != 0`: with minStake 0 and all stake unbonding, isActive "
+    "says true but lock reverts RegistryProviderInactive",
+)
+def test_is_active_agrees_with_lock_when_all_stake_unbonds_at_zero_minimum(
+    registry, slasher, deployer, provider
+):
+    registry.setMinStake(0, {"from": deployer})
+    registry.requestUnstake(STAKE, {"from": provider})
+    can_lock = True
+    try:
+        registry.lock.call(provider, 0, {"from": slasher})
+    except VirtualMachineError:
+        can_lock = False
+    assert registry.isActive(provider) == can_lock

@@ -1,8 +1,20 @@
 """The `reverts` helper asserts the custom error by name, and fails otherwise."""
 
+import brownie
 import pytest
 from brownie.exceptions import VirtualMachineError
 from eth_utils import function_signature_to_4byte_selector
+
+
+def test_brownie_reverts_compares_the_whole_decoded_message(escrow, outsider):
+    """Why the helper exists: brownie.reverts("Name") alone never matches a custom error."""
+    with (
+        pytest.raises(AssertionError, match="Unexpected revert string"),
+        brownie.reverts("EscrowNothingToWithdraw"),
+    ):
+        escrow.withdraw({"from": outsider})
+    with brownie.reverts(f"EscrowNothingToWithdraw: {outsider.address.lower()}"):
+        escrow.withdraw({"from": outsider})
 
 
 def test_reverts_matches_custom_error_name(escrow, outsider, reverts):
