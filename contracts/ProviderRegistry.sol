@@ -162,7 +162,7 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
     function lock(address provider, uint256 amount) external onlyRole(SLASHER_ROLE) {
         Stake storage s = _stakes[provider];
         uint256 active = s.staked - s.unbonding;
-        if (active == 0 || active < _minStake) revert RegistryProviderInactive(provider, active, _minStake);
+        if (!_isActive(active)) revert RegistryProviderInactive(provider, active, _minStake);
         uint256 free = active - s.locked;
         if (amount > free) revert RegistryInsufficientFreeStake(provider, amount, free);
         s.locked += uint128(amount);
@@ -214,7 +214,7 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
     /// @inheritdoc IProviderRegistry
     function isActive(address provider) external view returns (bool) {
         Stake storage s = _stakes[provider];
-        return s.staked != 0 && s.staked - s.unbonding >= _minStake;
+        return _isActive(s.staked - s.unbonding);
     }
 
     /// @notice The provider's stake: total, locked, unbonding, and when unbonding is ready.
@@ -264,6 +264,11 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
         emit ProviderSlashed(provider, beneficiary, amount, toTreasury);
         if (toTreasury != 0) _token.safeTransfer(_treasury, toTreasury);
         if (amount != toTreasury) _token.safeTransfer(beneficiary, amount - toTreasury);
+    }
+
+    /// @dev Active: some stake is not unbonding, and at least the minimum.
+    function _isActive(uint256 activeStake) private view returns (bool) {
+        return activeStake != 0 && activeStake >= _minStake;
     }
 
     function _free(Stake storage s) private view returns (uint256) {

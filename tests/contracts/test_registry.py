@@ -255,12 +255,6 @@ def test_set_treasury_to_zero_address_reverts(registry, deployer, reverts):
         registry.setTreasury(ZERO_ADDRESS, 100, {"from": deployer})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ProviderRegistry.isActive checks `staked != 0` where lock checks "
-    "`staked - unbonding != 0`: with minStake 0 and all stake unbonding, isActive "
-    "says true but lock reverts RegistryProviderInactive",
-)
 def test_is_active_agrees_with_lock_when_all_stake_unbonds_at_zero_minimum(
     registry, slasher, deployer, provider
 ):
