@@ -31,8 +31,10 @@ from marketplace.matching import (
     Provider,
     ProviderIndex,
     ProviderTable,
+    ReputationPenalty,
     Resources,
     brute_force_match,
+    distance_only,
 )
 from marketplace.tree_build import InlineTreeBuilder, ProcessTreeBuilder
 
@@ -46,12 +48,25 @@ POPULARITY = 0.8 * 0.85 ** np.arange(N_IMAGES)
 
 
 def _positions(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """80% around the bundled regions' cities (std 4 degrees), 20% uniform on the sphere."""
+    """Population-like positions: 90% in 400 "cities", 10% uniform on the sphere.
+
+    The cities are scattered around the bundled regions' centres (std 8 degrees of
+    latitude, 12 of longitude) with Zipf-like sizes; each city spreads its providers over
+    0.3-1.5 degrees. The same cities are used for every size and for the jobs.
+    """
+    city_rng = np.random.default_rng(12345)
     regions = BundledPriceSource().regions()
-    centre = rng.integers(0, len(regions), n)
-    lat = np.array([r.lat for r in regions])[centre] + rng.normal(0, 4, n)
-    lon = np.array([r.lon for r in regions])[centre] + rng.normal(0, 4, n)
-    uniform = rng.random(n) < 0.2
+    m = 400
+    home = city_rng.integers(0, len(regions), m)
+    clat = np.array([r.lat for r in regions])[home] + city_rng.normal(0, 8, m)
+    clon = np.array([r.lon for r in regions])[home] + city_rng.normal(0, 12, m)
+    spread = city_rng.uniform(0.3, 1.5, m)
+    weight = 1.0 / np.arange(1, m + 1) ** 0.9
+    city = rng.choice(m, n, p=weight / weight.sum())
+    widen = 1.0 / np.maximum(np.cos(np.radians(np.clip(clat[city], -80, 80))), 0.2)
+    lat = clat[city] + rng.normal(0, 1, n) * spread[city]
+    lon = clon[city] + rng.normal(0, 1, n) * spread[city] * widen
+    uniform = rng.random(n) < 0.1
     lat[uniform] = np.degrees(np.arcsin(rng.uniform(-1, 1, uniform.sum())))
     lon[uniform] = rng.uniform(-180, 180, uniform.sum())
     return np.clip(lat, -90, 90), (lon + 180) % 360 - 180
@@ -117,18 +132,25 @@ def _p99_ms(seconds: list[float]) -> float:
     return float(np.percentile(np.asarray(seconds) * 1e3, 99))
 
 
-def bench_queries(n: int, jobs: list[JobRequest], seed: int) -> tuple[list[dict[str, Any]], Any]:
-    table = make_table(n, seed)
+SCORERS: dict[str, Any] = {"reputation": ReputationPenalty(), "distance": distance_only}
+
+
+def bench_queries(
+    table: ProviderTable, jobs: list[JobRequest], scorer_name: str
+) -> tuple[list[dict[str, Any]], ProviderIndex]:
+    """Time single and batch queries of the index and the brute-force scan; compare them."""
+    scorer = SCORERS[scorer_name]
+    n = len(table)
     t0 = time.perf_counter()
-    index = ProviderIndex(table, builder=InlineTreeBuilder())
+    index = ProviderIndex(table, scorer=scorer, builder=InlineTreeBuilder())
     build_s = time.perf_counter() - t0
     masks: dict[str, Any] = {}
     brute, brute_t = [], []
     for job in jobs:
         t = time.perf_counter()
-        brute.append(brute_force_match(table, job, k=K, image_masks=masks))
+        brute.append(brute_force_match(table, job, k=K, scorer=scorer, image_masks=masks))
         brute_t.append(time.perf_counter() - t)
-    index.query(jobs[0], k=K)  # warm-up
+    index.query_batch(jobs[:BATCH], k=K)  # warm-up
     single, single_t = [], []
     for job in jobs:
         t = time.perf_counter()
@@ -150,11 +172,13 @@ def bench_queries(n: int, jobs: list[JobRequest], seed: int) -> tuple[list[dict[
         rows.append(
             {
                 "providers": n,
+                "scorer": scorer_name,
                 "mode": mode,
                 "queries": len(jobs),
                 "ours_us": per_query,
                 "brute_us": brute_us,
                 "speedup": brute_us / per_query,
+                "p50_ms": float(np.percentile(np.asarray(times) * 1e3, 50)),
                 "p99_ms": _p99_ms(times),
                 "agree": answers == brute,
                 "mean_found": found,
@@ -190,39 +214,51 @@ def _changes(table: ProviderTable, seed: int) -> list[Provider]:
     return out
 
 
-def bench_refresh(index: ProviderIndex, jobs: list[JobRequest], seed: int) -> dict[str, Any]:
-    """Refresh after 1% changes on a background thread while this thread keeps querying."""
-    table = index.snapshot.table
+def _refresh_while_querying(
+    index: ProviderIndex, changes: list[Provider], jobs: list[JobRequest]
+) -> tuple[float, list[float], Any]:
+    """Refresh on a background thread; query from this one until it is done."""
+    during: list[float] = []
+    t0 = time.perf_counter()
+    future = index.refresh_in_background(changed=changes)
+    i = 0
+    while not future.done():
+        t = time.perf_counter()
+        index.query(jobs[i % len(jobs)], k=K)
+        during.append(time.perf_counter() - t)
+        i += 1
+        time.sleep(0.0005)
+    snap = future.result()
+    refresh_s = time.perf_counter() - t0
+    index.close()
+    return refresh_s, during or [0.0], snap
+
+
+def bench_refresh(table: ProviderTable, jobs: list[JobRequest], seed: int) -> dict[str, Any]:
+    """Refresh after 1% changes on a background thread while this thread keeps querying.
+
+    Done twice: with the tree built in a worker process (the way to run a large index) and
+    built inline on the refresh thread (which holds the GIL while sklearn builds).
+    """
     n = len(table)
     points = np.empty((n, 4))
     points[:, :3] = table.xyz
-    points[:, 3] = index.snapshot.weight_km * table.level
+    points[:, 3] = ProviderIndex().snapshot.weight_km * table.level
     t = time.perf_counter()
     BallTree(points, leaf_size=40)
     full_build_s = time.perf_counter() - t
     changes = _changes(table, seed)
-    idle = []
-    for job in jobs[:200]:
-        t = time.perf_counter()
-        index.query(job, k=K)
-        idle.append(time.perf_counter() - t)
-        time.sleep(0.0005)
     with ProcessTreeBuilder(min_points=50_000) as builder:
         builder.build(points[:60_000].copy(), leaf_size=40)  # start the worker
         live = ProviderIndex(table, builder=builder)
-        during: list[float] = []
-        t0 = time.perf_counter()
-        future = live.refresh_in_background(changed=changes)
-        i = 0
-        while not future.done():
+        idle = []
+        for job in jobs[:200]:
             t = time.perf_counter()
-            live.query(jobs[i % len(jobs)], k=K)
-            during.append(time.perf_counter() - t)
-            i += 1
+            live.query(job, k=K)
+            idle.append(time.perf_counter() - t)
             time.sleep(0.0005)
-        snap = future.result()
-        refresh_s = time.perf_counter() - t0
-        live.close()
+        refresh_s, during, snap = _refresh_while_querying(live, changes, jobs)
+    inline_s, inline_during, _ = _refresh_while_querying(ProviderIndex(table), changes, jobs)
     agree = all(
         snap.query(job, k=K) == brute_force_match(snap.table, job, k=K) for job in jobs[:50]
     )
@@ -237,6 +273,8 @@ def bench_refresh(index: ProviderIndex, jobs: list[JobRequest], seed: int) -> di
         "p99_ms": _p99_ms(during),
         "max_ms": float(np.max(during)) * 1e3,
         "idle_p99_ms": _p99_ms(idle),
+        "inline_refresh_s": inline_s,
+        "inline_max_ms": float(np.max(inline_during)) * 1e3,
         "agree": agree,
     }
 
@@ -252,9 +290,11 @@ def main(argv: list[str] | None = None) -> None:
     refresh_rows = []
     for n in sizes:
         print(f"{n} providers ...", flush=True)
-        query_rows, index = bench_queries(n, jobs, args.seed)
-        rows.extend(query_rows)
-        refresh_rows.append(bench_refresh(index, jobs, args.seed + 2))
+        table = make_table(n, args.seed)
+        for name in SCORERS:
+            query_rows, _ = bench_queries(table, jobs, name)
+            rows.extend(query_rows)
+        refresh_rows.append(bench_refresh(table, jobs, args.seed + 2))
     print_table(rows, title="Matching: ours vs brute force (k = 10)")
     print_table(refresh_rows, title="Refresh after 1% of providers change, while querying")
     write_results(
@@ -263,11 +303,15 @@ def main(argv: list[str] | None = None) -> None:
         title="Matching (energy-weighted BallTree vs brute-force numpy scan)",
         notes=(
             "k = 10; 20% of providers full, 3% offline, 20 images, 70% of jobs with a price "
-            "cap, 5% wanting a GPU; reputation scorer on. Times are per query (batch: "
-            f"batches of {BATCH}, p99 is per batch). `agree` = every answer equal to the "
-            "brute-force scan's.\n\nRefresh (1% of providers changed; tree built in a "
-            "worker process, queries keep running on the old snapshot; baseline = one "
-            "BallTree build over all providers):\n\n" + format_table(refresh_rows)
+            "cap, 5% wanting a GPU. `scorer`: reputation = the default ReputationPenalty "
+            "(20 km), distance = distance_only. Times are per query (batch: batches of "
+            f"{BATCH}, p50/p99 are per batch). `agree` = every answer equal to the "
+            "brute-force scan's (same scorer).\n\nRefresh (1% of providers changed; the new "
+            "snapshot is built on a background thread with the tree built in a worker "
+            "process while queries keep running on the old snapshot; baseline = one "
+            "BallTree build over all providers; `inline_*`: the same with the tree built "
+            "on the refresh thread, which holds the GIL during sklearn's build):\n\n"
+            + format_table(refresh_rows)
         ),
         columns=[
             "providers",

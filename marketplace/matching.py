@@ -182,11 +182,13 @@ class IndexSnapshot:
     ) -> None:
         cols = c.cols
         n = len(cols)
-        pull = min(n, max(_MIN_PULL, _PULL_PER_K * k))
         scan_at = max(_SCAN_FLOOR, n // _SCAN_DIVISOR)
-        pending = list(live)
         opts: dict[str, Any] = {"weight_km": self.weight_km, "scorer": self.scorer}
-        while pending:
+        # Jobs waiting for a tree query, by how many neighbours they need.
+        groups: dict[int, list[int]] = {min(n, max(_MIN_PULL, _PULL_PER_K * k)): list(live)}
+        while groups:
+            pull = min(groups)
+            pending = groups.pop(pull)
             jobs = [specs[i] for i in pending]
             q = np.array([j.point for j in jobs], dtype=np.float64)
             q4 = np.zeros((q.shape[0], 4), dtype=np.float64)
@@ -208,27 +210,23 @@ class IndexSnapshot:
                 kth = np.partition(np.where(ok, cost, np.inf), k - 1, axis=1)[:, k - 1]
             else:
                 kth = np.full(len(jobs), np.inf)
-            bound = kth * (1.0 + REL_TOL)
-            last = dist[:, -1]
-            done = (n_ok >= k) & (last > bound) if pull < n else np.ones(len(jobs), np.bool_)
+            if pull >= n:  # the whole class was returned
+                done = np.ones(len(jobs), dtype=np.bool_)
+            else:
+                done = (n_ok >= k) & (dist[:, -1] > kth * (1.0 + REL_TOL))
             for t in np.flatnonzero(done).tolist():
                 sel = ok[t]
                 p = pos[t][sel]
                 out[pending[t]] = select_top_k(
                     cols.ids[p], cols.i[p, 4], chord[t][sel], s[t][sel], cost[t][sel], k
                 )
-            deeper: list[int] = []
-            wants: list[int] = []
             for t in np.flatnonzero(~done).tolist():
                 want = min(n, _next_pull(pull, k, int(n_ok[t])))
                 if want > scan_at:  # the answer lies deep: a linear scan is cheaper
                     every = np.arange(n, dtype=np.int64)
                     out[pending[t]] = scan(cols, every, specs[pending[t]], k=k, **opts)
                 else:
-                    deeper.append(pending[t])
-                    wants.append(want)
-            pending = deeper
-            pull = max(wants, default=pull)
+                    groups.setdefault(want, []).append(pending[t])
 
 
 def _by_image(jobs: list[JobSpec]) -> dict[str, list[int]]:

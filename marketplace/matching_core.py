@@ -111,15 +111,15 @@ class Columns:
 
     ``f`` holds ``x, y, z, cpu, reputation`` and ``i`` holds ``memory_mb, gpu, disk_mb,
     price_wei, level``, one row per provider, so one fancy index fetches a candidate's
-    whole record. Every provider in it is online. ``images`` maps an image to the
-    positions holding it: a boolean mask when the image is common (as small as the
-    positions would be), else ascending positions.
+    whole record. ``bits`` are the image bitsets (see
+    :class:`~marketplace.provider_table.ProviderTable`). Every provider in it is online.
     """
 
     ids: NDArray[np.object_]
     f: NDArray[np.float64]
     i: NDArray[np.int64]
-    images: Mapping[str, NDArray[Any]]
+    bits: NDArray[np.uint64]
+    image_index: Mapping[str, int]
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -128,18 +128,6 @@ class Columns:
     def of_table(cls, table: ProviderTable, order: NDArray[np.int64]) -> Columns:
         """Packed copies of ``table``'s columns for the rows ``order``, in that order."""
         n = order.shape[0]
-        position = np.full(len(table), -1, dtype=np.int64)
-        position[order] = np.arange(n, dtype=np.int64)
-        images: dict[str, NDArray[Any]] = {}
-        for image, rows in table.holders.items():
-            pos = position[rows]
-            pos = pos[pos >= 0]
-            if pos.shape[0] * 8 >= n:
-                mask = np.zeros(n, dtype=np.bool_)
-                mask[pos] = True
-                images[image] = mask
-            elif pos.shape[0]:
-                images[image] = np.sort(pos)
         f = np.empty((n, 5), dtype=np.float64)
         f[:, :3] = table.xyz[order]
         f[:, _CPU] = table.cpu[order]
@@ -150,17 +138,16 @@ class Columns:
         i[:, _DISK] = table.disk_mb[order]
         i[:, _PRICE] = table.price_wei[order]
         i[:, _LEVEL] = table.level[order]
-        return cls(ids=table.ids[order], f=f, i=i, images=images)
+        bits = np.ascontiguousarray(table.image_bits[:, order])
+        return cls(ids=table.ids[order], f=f, i=i, bits=bits, image_index=table.image_index)
 
     def holds(self, image: str, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether the providers at ``idx`` hold ``image``."""
-        where = self.images.get(image)
-        if where is None:
+        b = self.image_index.get(image)
+        if b is None:
             return np.zeros(idx.shape, dtype=np.bool_)
-        if where.dtype == np.bool_:
-            return np.asarray(where[idx])
-        pos = np.searchsorted(where, idx).clip(max=where.shape[0] - 1)
-        return np.asarray(where[pos] == idx)
+        word = self.bits[b // 64][idx]
+        return np.asarray((word >> np.uint64(b % 64)) & np.uint64(1) == 1)
 
 
 def distances(
@@ -240,6 +227,11 @@ def select_top_k(
     n = ids.shape[0]
     if n == 0:
         return []
+    if n > 4 * k + 64:  # many candidates (a scan): keep the k cheapest and their ties
+        kth = np.partition(cost, k - 1)[k - 1]
+        few = np.flatnonzero(cost <= kth)
+        if few.shape[0] < n:
+            return select_top_k(ids[few], levels[few], chord[few], s[few], cost[few], k)
     order = np.argsort(cost, kind="stable")
     head = cost[order[: k + 1]]
     if head.shape[0] > 1 and bool(np.any(head[1:] == head[:-1])):
@@ -306,8 +298,7 @@ def brute_force_match(
     if j.image is not None:
         mask = None if image_masks is None else image_masks.get(j.image)
         if mask is None:
-            mask = np.zeros(len(table), dtype=np.bool_)
-            mask[table.holders.get(j.image, np.empty(0, np.int64))] = True
+            mask = table.image_mask(j.image)
             if image_masks is not None:
                 image_masks[j.image] = mask
         ok &= mask
@@ -319,24 +310,29 @@ def brute_force_match(
     return select_top_k(table.ids[rows], table.level[rows], chord, s, cost, k)
 
 
-def _spread_bits(v: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """Spread the low 10 bits of ``v`` to every third bit (for a 3-D Morton code)."""
-    v = v & np.uint64(0x3FF)
-    v = (v | (v << np.uint64(16))) & np.uint64(0x030000FF)
-    v = (v | (v << np.uint64(8))) & np.uint64(0x0300F00F)
-    v = (v | (v << np.uint64(4))) & np.uint64(0x030C30C3)
-    v = (v | (v << np.uint64(2))) & np.uint64(0x09249249)
-    return v
+def _spread_lut() -> NDArray[np.uint64]:
+    """``lut[v]`` spreads the 10 bits of ``v`` to every third bit (3-D Morton code)."""
+    v = np.arange(1024, dtype=np.uint64)
+    out = np.zeros(1024, dtype=np.uint64)
+    for b in range(10):
+        out |= ((v >> np.uint64(b)) & np.uint64(1)) << np.uint64(3 * b)
+    return out
+
+
+_SPREAD = _spread_lut()
 
 
 def spatial_order(xyz: NDArray[np.float64], level: NDArray[np.int64]) -> NDArray[np.int64]:
-    """A permutation sorting points by level, then along a Morton curve of ``xyz``."""
+    """A permutation sorting points by level, then along a Morton curve of ``xyz``.
+
+    Only memory locality depends on it, never a result.
+    """
     q = ((xyz + EARTH_RADIUS_KM) * (1023.0 / (2 * EARTH_RADIUS_KM))).clip(0, 1023)
-    qi = q.astype(np.uint64)
-    code = _spread_bits(qi[:, 0]) | (_spread_bits(qi[:, 1]) << np.uint64(1))
-    code |= _spread_bits(qi[:, 2]) << np.uint64(2)
+    qi = q.astype(np.int64)
+    code = _SPREAD[qi[:, 0]] | (_SPREAD[qi[:, 1]] << np.uint64(1))
+    code |= _SPREAD[qi[:, 2]] << np.uint64(2)
     code |= level.astype(np.uint64) << np.uint64(32)
-    return np.argsort(code, kind="stable").astype(np.int64)
+    return np.argsort(code).astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -389,5 +385,5 @@ class CapacityClass:
             and job.gpu <= self.max_gpu
             and job.disk_mb <= self.max_disk_mb
             and job.max_price >= self.min_price
-            and (job.image is None or job.image in self.cols.images)
+            and (job.image is None or job.image in self.cols.image_index)
         )

@@ -229,14 +229,17 @@ class ReputationPenalty:
     """Treat less reliable providers as if they were farther away.
 
     ``cost = augmented_km + km * (1 - reputation)``: a perfect provider keeps its
-    distance, one with reputation 0 counts ``km`` farther. The penalty is additive so its
-    reach does not grow with the distances themselves (which the energy term makes large).
-    The search examines every eligible provider within ``km`` of the k-th best augmented
-    distance, so a larger ``km`` means more work per query; a few hundred km keep queries
-    fast on a million providers.
+    augmented distance, one with reputation 0 counts ``km`` more. The penalty is in
+    augmented km, where distances far from the job are compressed by the energy term: with
+    ``s = sqrt(d**2 + (w * L)**2)``, ``ds = (d / s) dd``. So the default 20 km weighs
+    like 20 km of real distance against level-0 providers but like about 400 km against
+    level-2 ones 4000 km away (default weight): reputation decides among providers that
+    are about equally good on energy and distance. The search examines every eligible
+    provider within ``km`` of the k-th best augmented distance, so a larger ``km`` costs
+    more per query, especially among dense clusters of providers.
     """
 
-    km: float = 100.0
+    km: float = 20.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.km) and self.km >= 0):

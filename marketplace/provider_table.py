@@ -1,7 +1,9 @@
 """A columnar, immutable store of providers, the input of the matching index.
 
 Matching works on numpy columns, not on Python objects: one row per provider, one array
-per field, plus for each container image the sorted rows of the providers holding it.
+per field, and the images each provider holds as a bitset (one bit per image ever seen,
+64 images per uint64 word), so updating a provider's images costs O(1) and testing
+candidates is one gather.
 Tables are never modified in place (their arrays are read-only): :meth:`with_changes`
 returns a new table, so an index snapshot can keep using the old one while a refresh
 builds the next.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import numpy as np
@@ -54,7 +57,9 @@ class ProviderTable:
         reputation: Reliability in [0, 1].
         online: Whether the provider is online.
         present: False for rows of removed providers.
-        holders: For each image, the ascending rows of the providers that hold it.
+        image_names: Every image seen, in bit order.
+        image_bits: Bitsets of shape (words, n): bit ``b`` of word ``w`` of a row is set
+            when that provider holds image ``image_names[64 * w + b]``.
         row_of: Row of each present provider id.
     """
 
@@ -71,7 +76,8 @@ class ProviderTable:
     reputation: NDArray[np.float64]
     online: NDArray[np.bool_]
     present: NDArray[np.bool_]
-    holders: Mapping[str, NDArray[np.int64]]
+    image_names: tuple[str, ...]
+    image_bits: NDArray[np.uint64]
     row_of: Mapping[str, int]
 
     def __len__(self) -> int:
@@ -155,32 +161,43 @@ class ProviderTable:
         row_of = {pid: i for i, pid in enumerate(id_list) if alive[i]}
         if len(row_of) != int(alive.sum()):
             raise InvalidProviderError("provider ids are not unique; merge duplicate heartbeats")
-        sorted_holders: dict[str, NDArray[np.int64]] = {}
-        for image, rows in holders.items():
-            r = np.unique(np.asarray(rows, dtype=np.int64))
-            if r.size and (r[0] < 0 or r[-1] >= n):
+        names = tuple(holders)
+        bits = np.zeros((_words(len(names)), n), dtype=np.uint64)
+        for b, image in enumerate(names):
+            r = np.asarray(holders[image], dtype=np.int64)
+            if r.size and (r.min() < 0 or r.max() >= n):
                 raise InvalidProviderError(f"holders of {image!r} name rows outside 0..{n - 1}")
-            r = r[alive[r]]
-            if r.size:
-                sorted_holders[image] = _frozen(r)
+            bits[b // 64, r[alive[r]]] |= np.uint64(1 << (b % 64))
         return cls(
             ids=_frozen(id_arr),
             xyz=_frozen(to_xyz_km(cols["lat"], cols["lon"])),
             online=_frozen(on & alive),
             present=_frozen(alive),
-            holders=sorted_holders,
+            image_names=names,
+            image_bits=_frozen(bits),
             row_of=row_of,
             **{k: _frozen(v) for k, v in cols.items()},  # type: ignore[arg-type]
         )
 
+    @property
+    def image_index(self) -> Mapping[str, int]:
+        """Bit number of each image."""
+        return _image_index(self.image_names)
+
     def images_of(self, row: int) -> frozenset[str]:
         """The images held by the provider in ``row``."""
-        out = set()
-        for image, rows in self.holders.items():
-            i = int(np.searchsorted(rows, row))
-            if i < rows.shape[0] and rows[i] == row:
-                out.add(image)
-        return frozenset(out)
+        return frozenset(
+            name
+            for b, name in enumerate(self.image_names)
+            if int(self.image_bits[b // 64, row]) >> (b % 64) & 1
+        )
+
+    def image_mask(self, image: str) -> NDArray[np.bool_]:
+        """Which rows hold ``image`` (all false for an image nobody holds)."""
+        b = self.image_index.get(image)
+        if b is None:
+            return np.zeros(len(self), dtype=np.bool_)
+        return np.asarray((self.image_bits[b // 64] >> np.uint64(b % 64)) & np.uint64(1) == 1)
 
     def provider(self, provider_id: str) -> Provider:
         """The provider record of ``provider_id`` (mostly for tests and debugging)."""
@@ -226,18 +243,19 @@ class ProviderTable:
         ids = [p.id for p in ch]
         if len(set(ids)) != len(ids) or set(ids) & set(rm) or len(set(rm)) != len(rm):
             raise InvalidProviderError("an id is repeated in one change set; send it once")
-        row_of = dict(self.row_of)
-        new_ids = [p.id for p in ch if p.id not in row_of]
+        new_ids = [p.id for p in ch if p.id not in self.row_of]
         n0, n1 = len(self), len(self) + len(new_ids)
+        # The mapping is shared between tables: copy it only when ids come or go.
+        row_of = dict(self.row_of) if new_ids or rm else self.row_of
         for k, pid in enumerate(new_ids):
-            row_of[pid] = n0 + k
+            row_of[pid] = n0 + k  # type: ignore[index]
         cols = {name: _grown(getattr(self, name), n1) for name in _COLUMNS}
         id_arr = _grown(self.ids, n1)
         id_arr[n0:] = new_ids
         online = _grown(self.online, n1)
         present = _grown(self.present, n1)
         rows = np.array([row_of[p.id] for p in ch], dtype=np.int64)
-        gone = np.array([row_of.pop(pid) for pid in rm if pid in row_of], dtype=np.int64)
+        gone = np.array([row_of.pop(pid) for pid in rm if pid in row_of], dtype=np.int64)  # type: ignore[attr-defined]
         if ch:
             values = {
                 "lat": [p.lat for p in ch],
@@ -256,7 +274,7 @@ class ProviderTable:
             present[rows] = True
         online[gone] = False
         present[gone] = False
-        holders = _updated_holders(self.holders, ch, rows, gone, n1)
+        names, bits = _updated_bits(self, ch, rows, gone, n1)
         xyz = np.empty((n1, 3), dtype=np.float64)
         xyz[:n0] = self.xyz
         if ch:
@@ -266,7 +284,8 @@ class ProviderTable:
             xyz=_frozen(xyz),
             online=_frozen(online),
             present=_frozen(present),
-            holders=holders,
+            image_names=names,
+            image_bits=_frozen(bits),
             row_of=row_of,
             **{k: _frozen(v) for k, v in cols.items()},
         )
@@ -278,13 +297,13 @@ class ProviderTable:
     def compacted(self) -> ProviderTable:
         """A copy without the rows of removed providers."""
         keep = np.flatnonzero(self.present)
-        remap = np.full(len(self), -1, dtype=np.int64)
-        remap[keep] = np.arange(keep.shape[0])
         logger.debug("compacting provider table: %d -> %d rows", len(self), keep.shape[0])
         return ProviderTable.from_arrays(
             ids=self.ids[keep],
             online=self.online[keep],
-            holders={img: remap[r] for img, r in self.holders.items()},
+            holders={
+                name: np.flatnonzero(self.image_mask(name)[keep]) for name in self.image_names
+            },
             **{name: getattr(self, name)[keep] for name in _COLUMNS},
         )
 
@@ -307,41 +326,54 @@ def _validate(cols: Mapping[str, NDArray[np.generic]]) -> None:
 
 
 def _grown(a: _A, n: int) -> _A:
+    if n == a.shape[0]:
+        return a.copy()
     out = np.zeros(n, dtype=a.dtype)
     out[: a.shape[0]] = a
     return out  # type: ignore[return-value]
 
 
-def _updated_holders(
-    old: Mapping[str, NDArray[np.int64]],
+def _words(n_images: int) -> int:
+    return max(1, -(-n_images // 64))
+
+
+@lru_cache(maxsize=64)
+def _image_index(names: tuple[str, ...]) -> Mapping[str, int]:
+    return {name: b for b, name in enumerate(names)}
+
+
+def _updated_bits(
+    table: ProviderTable,
     changed: list[Provider],
     rows: NDArray[np.int64],
     gone: NDArray[np.int64],
     n: int,
-) -> dict[str, NDArray[np.int64]]:
-    affected = np.concatenate([rows, gone])
-    new_rows: dict[str, list[int]] = {}
-    for p, r in zip(changed, rows.tolist(), strict=True):
-        for image in p.images:
-            new_rows.setdefault(image, []).append(r)
-    out = dict(old)
-    if affected.size == 0:
-        return out
-    probe = np.sort(affected)
-    for image, held in old.items():
-        pos = np.searchsorted(held, probe).clip(max=max(held.shape[0] - 1, 0))
-        if image not in new_rows and not (held[pos] == probe).any():
-            continue  # no affected row held this image and none gained it
-        mask = np.zeros(n, dtype=np.bool_)
-        mask[held] = True
-        mask[affected] = False
-        mask[new_rows.pop(image, [])] = True
-        out[image] = _frozen(np.flatnonzero(mask))
-        if out[image].size == 0:
-            del out[image]
-    for image, r in new_rows.items():  # images nobody held before
-        out[image] = _frozen(np.unique(np.asarray(r, dtype=np.int64)))
-    return out
+) -> tuple[tuple[str, ...], NDArray[np.uint64]]:
+    index = dict(table.image_index)
+    names = list(table.image_names)
+    for p in changed:
+        for image in sorted(p.images):
+            if image not in index:
+                index[image] = len(names)
+                names.append(image)
+    old = table.image_bits
+    if old.shape == (_words(len(names)), n):
+        bits = old.copy()
+    else:
+        bits = np.zeros((_words(len(names)), n), dtype=np.uint64)
+        bits[: old.shape[0], : old.shape[1]] = old
+    bits[:, rows] = 0
+    bits[:, gone] = 0
+    held = [
+        (index[image], r) for p, r in zip(changed, rows.tolist(), strict=True) for image in p.images
+    ]
+    if held:
+        b = np.array([h[0] for h in held], dtype=np.int64)
+        r = np.array([h[1] for h in held], dtype=np.int64)
+        np.bitwise_or.at(
+            bits, (b // 64, r), np.left_shift(np.uint64(1), (b % 64).astype(np.uint64))
+        )
+    return tuple(names), bits
 
 
 def _replace(table: ProviderTable, **changes: object) -> ProviderTable:

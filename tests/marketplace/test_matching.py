@@ -231,7 +231,7 @@ def test_reputation_penalty_prefers_reliable_providers_at_equal_distance():
     ]
     got = ProviderIndex(providers).query(JobRequest(0.0, 0.0, Resources(1, 1)), k=2)
     assert [m.provider_id for m in got] == ["solid", "flaky"]
-    assert got[1].score == pytest.approx(got[1].augmented_km + 90.0)
+    assert got[1].score == pytest.approx(got[1].augmented_km + 0.9 * 20.0)
 
 
 @pytest.mark.parametrize(
@@ -311,6 +311,8 @@ def test_many_removals_compact_the_table():
         removed=[p.id for p in providers[:120]]
     )
     assert len(table) == 80 and table.present.all()
+    for p in providers[120:]:
+        assert table.provider(p.id) == p
 
 
 def test_hourly_level_update_changes_the_ranking():
