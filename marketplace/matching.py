@@ -218,8 +218,9 @@ class IndexSnapshot:
                 sel = ok[t]
                 p = pos[t][sel]
                 out[pending[t]] = select_top_k(
-                    cols.ids[p], cols.i[p, 4], chord[t][sel], s[t][sel], cost[t][sel], k
-                )
+                    cols.names, cols.rows[p], cols.i[p, 4], chord[t][sel], s[t][sel],
+                    cost[t][sel], k,
+                )  # fmt: skip
             for t in np.flatnonzero(~done).tolist():
                 want = min(n, _next_pull(pull, k, int(n_ok[t])))
                 if want > scan_at:  # the answer lies deep: a linear scan is cheaper

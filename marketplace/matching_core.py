@@ -112,17 +112,20 @@ class Columns:
     ``f`` holds ``x, y, z, cpu, reputation`` and ``i`` holds ``memory_mb, gpu, disk_mb,
     price_wei, level``, one row per provider, so one fancy index fetches a candidate's
     whole record. ``bits`` are the image bitsets (see
-    :class:`~marketplace.provider_table.ProviderTable`). Every provider in it is online.
+    :class:`~marketplace.provider_table.ProviderTable`), ``rows`` the table row of each
+    entry and ``names`` the table's ids (shared, not copied). Every provider in it is
+    online.
     """
 
-    ids: NDArray[np.object_]
+    rows: NDArray[np.int64]
+    names: NDArray[np.object_]
     f: NDArray[np.float64]
     i: NDArray[np.int64]
     bits: NDArray[np.uint64]
     image_index: Mapping[str, int]
 
     def __len__(self) -> int:
-        return int(self.ids.shape[0])
+        return int(self.rows.shape[0])
 
     @classmethod
     def of_table(cls, table: ProviderTable, order: NDArray[np.int64]) -> Columns:
@@ -139,7 +142,7 @@ class Columns:
         i[:, _PRICE] = table.price_wei[order]
         i[:, _LEVEL] = table.level[order]
         bits = np.ascontiguousarray(table.image_bits[:, order])
-        return cls(ids=table.ids[order], f=f, i=i, bits=bits, image_index=table.image_index)
+        return cls(rows=order, names=table.ids, f=f, i=i, bits=bits, image_index=table.image_index)
 
     def holds(self, image: str, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether the providers at ``idx`` hold ``image``."""
@@ -216,22 +219,27 @@ def evaluate(
 
 
 def select_top_k(
-    ids: NDArray[np.object_],
+    names: NDArray[np.object_],
+    rows: NDArray[np.int64],
     levels: NDArray[np.int64],
     chord: NDArray[np.float64],
     s: NDArray[np.float64],
     cost: NDArray[np.float64],
     k: int,
 ) -> list[Match]:
-    """The best ``k`` eligible candidates by ``(cost, provider id)``; arrays are aligned."""
-    n = ids.shape[0]
+    """The best ``k`` eligible candidates by ``(cost, provider id)``.
+
+    ``rows`` (table rows, for the ids in ``names``), ``levels``, ``chord``, ``s`` and
+    ``cost`` are aligned, one entry per eligible candidate.
+    """
+    n = rows.shape[0]
     if n == 0:
         return []
     if n > 4 * k + 64:  # many candidates (a scan): keep the k cheapest and their ties
         kth = np.partition(cost, k - 1)[k - 1]
         few = np.flatnonzero(cost <= kth)
         if few.shape[0] < n:
-            return select_top_k(ids[few], levels[few], chord[few], s[few], cost[few], k)
+            return select_top_k(names, rows[few], levels[few], chord[few], s[few], cost[few], k)
     order = np.argsort(cost, kind="stable")
     head = cost[order[: k + 1]]
     if head.shape[0] > 1 and bool(np.any(head[1:] == head[:-1])):
@@ -239,10 +247,10 @@ def select_top_k(
         kth = head[min(k, head.shape[0]) - 1]
         keep = np.flatnonzero(cost <= kth)
         c0 = cost[keep].tolist()
-        n0 = ids[keep].tolist()
+        n0 = names[rows[keep]].tolist()
         order = keep[sorted(range(len(c0)), key=lambda t: (c0[t], n0[t]))]
     best = order[:k]
-    name = ids[best].tolist()
+    name = names[rows[best]].tolist()
     c = cost[best].tolist()
     a = s[best].tolist()
     lv = levels[best].tolist()
@@ -269,7 +277,7 @@ def scan(
     if job.image is not None:
         ok &= cols.holds(job.image, idx)
     e = idx[ok]
-    return select_top_k(cols.ids[e], cols.i[e, _LEVEL], chord[ok], s[ok], cost[ok], k)
+    return select_top_k(cols.names, cols.rows[e], cols.i[e, _LEVEL], chord[ok], s[ok], cost[ok], k)
 
 
 def brute_force_match(
@@ -307,7 +315,7 @@ def brute_force_match(
     q = np.asarray(j.point)
     chord, s = distances(xyz[:, 0], xyz[:, 1], xyz[:, 2], table.level[rows], q, weight_km)
     cost = scored(scorer, s, table.reputation[rows])
-    return select_top_k(table.ids[rows], table.level[rows], chord, s, cost, k)
+    return select_top_k(table.ids, rows, table.level[rows], chord, s, cost, k)
 
 
 def _spread_lut() -> NDArray[np.uint64]:

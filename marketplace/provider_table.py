@@ -250,8 +250,11 @@ class ProviderTable:
         for k, pid in enumerate(new_ids):
             row_of[pid] = n0 + k  # type: ignore[index]
         cols = {name: _grown(getattr(self, name), n1) for name in _COLUMNS}
-        id_arr = _grown(self.ids, n1)
-        id_arr[n0:] = new_ids
+        if new_ids:
+            id_arr = _grown(self.ids, n1)
+            id_arr[n0:] = new_ids
+        else:
+            id_arr = self.ids  # immutable: share it (copying a million strings holds the GIL)
         online = _grown(self.online, n1)
         present = _grown(self.present, n1)
         rows = np.array([row_of[p.id] for p in ch], dtype=np.int64)
@@ -280,7 +283,7 @@ class ProviderTable:
         if ch:
             xyz[rows] = to_xyz_km(cols["lat"][rows], cols["lon"][rows])
         table = ProviderTable(
-            ids=_frozen(id_arr),
+            ids=id_arr if id_arr is self.ids else _frozen(id_arr),
             xyz=_frozen(xyz),
             online=_frozen(online),
             present=_frozen(present),

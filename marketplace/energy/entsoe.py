@@ -64,14 +64,15 @@ class EntsoeSettings(BaseSettings):
     Attributes:
         api_token: The platform's security token (``DCLOUD_ENTSOE_API_TOKEN``); request
             one from the Transparency Platform's help desk after registering.
-        base_url: The RESTful API endpoint (``DCLOUD_ENTSOE_BASE_URL``).
+        base_url: The RESTful API endpoint given in the platform's API user guide
+            (``DCLOUD_ENTSOE_BASE_URL``). Deployment configuration, so no default here.
         timeout_s: HTTP timeout in seconds.
     """
 
     model_config = SettingsConfigDict(env_prefix="DCLOUD_ENTSOE_", frozen=True)
 
     api_token: SecretStr | None = None
-    base_url: str = "https://web-api.tp.entsoe.eu/api"
+    base_url: str | None = None
     timeout_s: float = 30.0
 
 
@@ -281,6 +282,11 @@ def fetch_document(
     """
     if settings.api_token is None:
         raise FeedNotConfiguredError("no ENTSO-E token; set DCLOUD_ENTSOE_API_TOKEN")
+    if not settings.base_url:
+        raise FeedNotConfiguredError(
+            "no ENTSO-E endpoint; set DCLOUD_ENTSOE_BASE_URL to the RESTful API address "
+            "from the Transparency Platform's API guide"
+        )
     params = {"securityToken": settings.api_token.get_secret_value()}
     params |= {"periodStart": _stamp(start), "periodEnd": _stamp(end)}
     if kind == "prices":

@@ -238,6 +238,17 @@ def test_fetch_without_token_fails_before_any_request():
         )
 
 
+def test_fetch_without_endpoint_fails_before_any_request():
+    with pytest.raises(FeedNotConfiguredError, match="DCLOUD_ENTSOE_BASE_URL"):
+        fetch_document(
+            EntsoeSettings(api_token="secret", base_url=None),
+            kind="prices",
+            zone=DE_LU,
+            start=datetime(2024, 1, 15, tzinfo=UTC),
+            end=datetime(2024, 1, 16, tzinfo=UTC),
+        )
+
+
 def test_entsoe_source_answers_hourly_prices_and_demand_from_recorded_responses():
     calls: list[tuple[str, str, datetime, datetime]] = []
     files = {"prices": "entsoe_a44_de_lu_2024-01-15.xml", "load": "entsoe_a65_de_lu_2024-01-15.xml"}
