@@ -65,6 +65,11 @@ class Revert(Exception):  # noqa: N818 (a predicted revert, not an error)
         self.name = name
 
 
+def events(tx: Any, name: str) -> list[Any]:
+    """Every `name` event of a receipt (brownie's EventDict has no `get`)."""
+    return list(tx.events[name]) if name in tx.events else []
+
+
 def need(condition: bool, error: str) -> None:
     if not condition:
         raise Revert(error)
@@ -463,29 +468,37 @@ class EscrowMachine:
                 assert provider == slot.provider
 
     def _check_settlement(self, job: Job, outcome: dict[str, Any], tx) -> None:
-        """Only the faulty slashed, each honest majority replica paid once, per the spec."""
-        winner = outcome["winner"]
-        for slot in job.slots:
-            if slot.state in (NONE, RELEASED):
+        """On chain: only the faulty slashed, each honest majority replica paid once.
+
+        Fault as JobEscrow's docs define it: accepted and did not reveal, or revealed
+        a result other than the strict majority's when there is one.
+        """
+        winner = outcome["winner"]  # the spec's strict majority, taken before settling
+        fee = job.price * PARAMS.fee_bps // 10_000
+        expected_paid = []
+        for i, slot in enumerate(job.slots):
+            state = plain(self.escrow.getReplica(job.id, i))[1]
+            if slot.provider is None or state == NONE:
+                assert state == NONE
                 continue
-            honest = slot.revealed is not None and (winner is None or slot.revealed == winner)
-            if slot.state == SLASHED:
-                assert not honest, f"job {job.id}: {slot.provider} slashed without fault"
+            faulty = slot.revealed is None or (winner is not None and slot.revealed != winner)
+            if faulty:
+                assert state == SLASHED, f"job {job.id}: faulty {slot.provider} not slashed"
+            elif winner is None:
+                assert state == RELEASED, f"job {job.id}: {slot.provider} not released"
             else:
-                assert slot.state == PAID and honest and winner is not None
-        events = tx.events if tx is not None else {}
-        paid = [e["provider"] for e in events["ReplicaPaid"]] if "ReplicaPaid" in events else []
-        slashed = (
-            [e["provider"] for e in events["ReplicaSlashed"]] if "ReplicaSlashed" in events else []
-        )
-        for provider in outcome["paid"]:
-            assert provider in paid
-        assert len(set(outcome["paid"])) == len(outcome["paid"])
-        for provider in outcome["slashed"]:
-            assert provider in slashed
+                assert state == PAID, f"job {job.id}: honest {slot.provider} not paid"
+                expected_paid.append(slot.provider)
+        paid = [
+            (e["provider"], e["amount"]) for e in events(tx, "ReplicaPaid") if e["jobId"] == job.id
+        ]
+        assert sorted(paid) == sorted((p, job.price - fee) for p in expected_paid)
+        assert len(set(expected_paid)) == len(expected_paid)
+        slashed = [e["provider"] for e in events(tx, "ReplicaSlashed") if e["jobId"] == job.id]
+        assert sorted(slashed) == sorted(outcome["slashed"])
         self.stats["settled"] += 1
-        self.stats["paid"] += len(outcome["paid"])
-        self.stats["slashed"] += len(outcome["slashed"])
+        self.stats["paid"] += len(paid)
+        self.stats["slashed"] += len(slashed)
 
     def _after_settle(self, job, outcome, tx):
         if outcome is None:
@@ -624,8 +637,7 @@ class EscrowMachine:
             sender=self.tracked[who],
             model=lambda ts: self.model.finalize_many(ids, ts),
         )
-        settled = len(tx.events["JobSettled"]) if "JobSettled" in tx.events else 0
-        assert settled == len(outcomes)
+        assert len(events(tx, "JobSettled")) == len(outcomes)
         for outcome in outcomes:
             self._after_settle(self.model.jobs[outcome["job"]], outcome, tx)
 
