@@ -58,6 +58,26 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def deploy_contracts(network: str, out: Path, **env: str) -> str:
+    """`brownie run deploy` onto the chain of brownie network `network`; return its output.
+
+    Writes the deployments file to `out`; `env` adds DCLOUD_* deploy parameters
+    (the challenge window defaults to 30 s so tests can time-travel past it).
+    """
+    full_env = dict(os.environ, DCLOUD_DEPLOYMENTS=str(out), DCLOUD_CHALLENGE_WINDOW="30")
+    full_env.update(env)
+    proc = subprocess.run(
+        [str(ROOT / "tools" / "brownie"), "run", "deploy", "--network", network],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
 @contextlib.contextmanager
 def running_chain(kind: str) -> Iterator[str]:
     """Run a fresh chain of `kind` for the duration of the block; yield its RPC URL."""

@@ -7,35 +7,17 @@ and drives a whole single-replica job with it, checking every balance.
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
 from web3.logs import DISCARD
 
 from protocol.deployments import connect, load_for
-from tests.integration.chains import CHAINS, ROOT, running_chain
+from tests.integration.chains import CHAINS, deploy_contracts, running_chain
 
 pytestmark = pytest.mark.integration
 
 TOKEN = 10**18
-
-
-def _deploy(network: str, out: Path) -> str:
-    env = dict(os.environ, DCLOUD_DEPLOYMENTS=str(out), DCLOUD_CHALLENGE_WINDOW="30")
-    proc = subprocess.run(
-        [str(ROOT / "tools" / "brownie"), "run", "deploy", "--network", network],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return proc.stdout
 
 
 @pytest.fixture(scope="module", params=sorted(CHAINS))
@@ -43,7 +25,7 @@ def deployed(request, tmp_path_factory):
     kind = request.param
     out = tmp_path_factory.mktemp(kind) / "deployments.json"
     with running_chain(kind) as url:
-        _deploy(CHAINS[kind]["network"], out)
+        deploy_contracts(CHAINS[kind]["network"], out)
         w3 = connect(url)
         yield kind, w3, load_for(w3, path=out)
 

@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 from marketplace.api.app import create_app
 from marketplace.settings import Settings
 from protocol.deployments import connect, load_for
-from tests.integration.chains import CHAINS, running_chain
-from tests.integration.test_deploy import _deploy
+from tests.integration.chains import CHAINS, deploy_contracts, running_chain
 from tests.marketplace.api.conftest import job_spec, registration, signed
 
 pytestmark = pytest.mark.integration
@@ -34,7 +33,7 @@ KEYS = [
 def chain(tmp_path_factory):
     out = tmp_path_factory.mktemp("mkt") / "deployments.json"
     with running_chain("anvil") as url:
-        _deploy(CHAINS["anvil"]["network"], out)
+        deploy_contracts(CHAINS["anvil"]["network"], out)
         yield url, out
 
 

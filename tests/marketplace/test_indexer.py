@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -32,7 +30,7 @@ from marketplace.settings import Settings
 from marketplace.store.db import make_engine, migrate, session_factory
 from marketplace.store.models import ChainEventRow, ChainJobRow, IndexerCursor, JobRow, ProviderRow
 from protocol.schemas import JobSpec, spec_hash
-from tests.integration.chains import CHAINS, ROOT, running_chain
+from tests.integration.chains import CHAINS, deploy_contracts, running_chain
 
 pytestmark = pytest.mark.integration
 
@@ -56,18 +54,7 @@ class Devnet:
             self.deploy()
 
     def deploy(self) -> None:
-        env = dict(
-            os.environ, DCLOUD_DEPLOYMENTS=str(self.deployments), DCLOUD_CHALLENGE_WINDOW="30"
-        )
-        proc = subprocess.run(
-            [str(ROOT / "tools" / "brownie"), "run", "deploy", "--network", NETWORK],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        deploy_contracts(NETWORK, self.deployments)
 
     def stop(self) -> None:
         self._stack.close()
