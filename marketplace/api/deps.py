@@ -26,7 +26,9 @@ def get_session(service: ServiceDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a failed commit is answered as
+# an error rather than after a success status already went out (a lost write).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def get_raw_body(request: Request) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError
 
 from marketplace.errors import (
     AuthError,
@@ -68,6 +69,34 @@ def _finite(value: Any) -> Any:
     return value
 
 
+async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refuses (PostgreSQL text cannot hold NUL characters)."""
+    assert isinstance(exc, DataError)
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    logger.info("request refused", extra={"path": request.url.path, "status": 422})
+    return JSONResponse(
+        {
+            "detail": f"the request holds a value the database cannot store ({reason}); "
+            "remove control characters such as NUL from the text you send",
+            "error": "InvalidInputError",
+        },
+        status_code=422,
+    )
+
+
+async def _raced(request: Request, exc: Exception) -> JSONResponse:
+    """Two requests (perhaps on two replicas) created the same row at once; one lost."""
+    logger.info("request refused", extra={"path": request.url.path, "status": 409})
+    return JSONResponse(
+        {
+            "detail": "the request conflicts with another applied at the same moment (for "
+            "example a new signer's first two requests); sign it afresh and retry",
+            "error": "ConflictError",
+        },
+        status_code=409,
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error on %s", request.url.path)
     return JSONResponse(
@@ -79,4 +108,6 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(MarketplaceError, _marketplace_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(DataError, _unstorable)
+    app.add_exception_handler(IntegrityError, _raced)
     app.add_exception_handler(Exception, _unexpected)
