@@ -322,16 +322,19 @@ def main(argv: list[str] | None = None) -> None:
         ),
         columns=[
             "providers",
+            "scorer",
             "mode",
             "queries",
             "ours_us",
             "brute_us",
             "speedup",
+            "p50_ms",
             "p99_ms",
             "agree",
             "mean_found",
             "build_s",
         ],
+        table=rows,
     )
 
 

@@ -8,7 +8,7 @@ API:
 
 - ``format_table(rows, columns=None) -> str``: a Markdown table (also readable as text).
 - ``print_table(rows, *, title=None, columns=None)``: print it.
-- ``write_results(name, rows, *, title, notes="", columns=None) -> Path``: write
+- ``write_results(name, rows, *, title, notes="", columns=None, table=None) -> Path``: write
   ``bench/results/<name>.json`` (the list of row objects) and replace or append the
   ``<name>`` section of ``bench/results.md`` with the table, date, git commit and machine.
 - ``machine() -> dict`` and ``git_commit() -> str``: the provenance written with results.
@@ -150,6 +150,7 @@ def write_results(
     title: str,
     notes: str = "",
     columns: Iterable[str] | None = None,
+    table: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write ``bench/results/<name>.json`` and the ``<name>`` section of ``bench/results.md``.
 
@@ -159,6 +160,8 @@ def write_results(
         title: Section heading in ``results.md``.
         notes: Free text under the heading (what was compared, parameters, caveats).
         columns: Columns of the Markdown table (default: every key, first-seen order).
+        table: Rows shown in the Markdown table, when not all of ``rows`` (the JSON always
+            gets every row).
 
     Returns:
         The path of the JSON file.
@@ -180,7 +183,7 @@ def write_results(
             f"{m['os']}, Python {m['python']}.",
             "",
             *([notes.strip(), ""] if notes.strip() else []),
-            format_table(rows, columns),
+            format_table(rows if table is None else table, columns),
             end,
         ]
     )

@@ -17,10 +17,11 @@ contract (``score >= augmented_km``) makes the search exact:
 
 - Providers that can never take a job (offline, no free CPU or memory) are left out of
   the tree; GPU jobs search a second tree of the providers with a free GPU.
-- The tree is asked for the ``k'`` nearest points, ``k' = max(64, 16k)``, and the eligible
-  ones among them are scored. Once ``k`` are eligible, the ``k``-th best score ``C``
-  bounds the answer: a provider whose augmented distance exceeds ``C`` scores more than
-  ``C`` too. If the ``k'``-th distance exceeds ``C`` the answer is complete.
+- The tree is asked for the ``k'`` nearest points, ``k' = max(64, 16k)`` (more for an
+  image few providers hold: ``4k / share``), and the eligible ones among them are
+  scored. Once ``k`` are eligible, the ``k``-th best score ``C`` bounds the answer: a
+  provider whose augmented distance exceeds ``C`` scores more than ``C`` too. If the
+  ``k'``-th distance exceeds ``C`` the answer is complete.
 - Otherwise ``k'`` grows (fourfold, or by the observed eligible rate when fewer than
   ``k`` were eligible) and the tree is asked again, until complete or exhausted; past
   ``n / 16`` a linear scan of the class is cheaper and is used instead.
@@ -185,7 +186,10 @@ class IndexSnapshot:
         scan_at = max(_SCAN_FLOOR, n // _SCAN_DIVISOR)
         opts: dict[str, Any] = {"weight_km": self.weight_km, "scorer": self.scorer}
         # Jobs waiting for a tree query, by how many neighbours they need.
-        groups: dict[int, list[int]] = {min(n, max(_MIN_PULL, _PULL_PER_K * k)): list(live)}
+        base = max(_MIN_PULL, _PULL_PER_K * k)
+        groups: dict[int, list[int]] = {}
+        for i in live:
+            groups.setdefault(min(n, scan_at, c.first_pull(specs[i], base, k)), []).append(i)
         while groups:
             pull = min(groups)
             pending = groups.pop(pull)
@@ -195,13 +199,18 @@ class IndexSnapshot:
             q4[:, :3] = q
             with sklearn.config_context(assume_finite=True):  # q4 is finite by construction
                 dist, pos = c.tree.query(q4, k=pull)
-            th: Thresholds = (
-                np.array([j.cpu for j in jobs], dtype=np.float64)[:, None],
-                np.array([j.memory_mb for j in jobs], dtype=np.int64)[:, None],
-                np.array([j.gpu for j in jobs], dtype=np.int64)[:, None],
-                np.array([j.disk_mb for j in jobs], dtype=np.int64)[:, None],
-                np.array([j.max_price for j in jobs], dtype=np.int64)[:, None],
-            )
+            th: Thresholds
+            if len(jobs) == 1:  # one job: scalar thresholds broadcast
+                j0 = jobs[0]
+                th = (j0.cpu, j0.memory_mb, j0.gpu, j0.disk_mb, j0.max_price)
+            else:
+                th = (
+                    np.array([j.cpu for j in jobs], dtype=np.float64)[:, None],
+                    np.array([j.memory_mb for j in jobs], dtype=np.int64)[:, None],
+                    np.array([j.gpu for j in jobs], dtype=np.int64)[:, None],
+                    np.array([j.disk_mb for j in jobs], dtype=np.int64)[:, None],
+                    np.array([j.max_price for j in jobs], dtype=np.int64)[:, None],
+                )
             ok, chord, s, cost = evaluate(cols, pos, q, th, **opts)
             for image, rows in _by_image(jobs).items():
                 ok[rows] &= cols.holds(image, pos[rows])

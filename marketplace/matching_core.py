@@ -354,6 +354,7 @@ class CapacityClass:
     max_gpu: int
     max_disk_mb: int
     min_price: int
+    image_share: Mapping[str, float]
 
     @classmethod
     def build(
@@ -370,7 +371,11 @@ class CapacityClass:
         cols = Columns.of_table(table, order)
         n = order.shape[0]
         if n == 0:
-            return cls(cols, None, 0.0, 0, 0, 0, MAX_PRICE_WEI)
+            return cls(cols, None, 0.0, 0, 0, 0, MAX_PRICE_WEI, {})
+        share = {}
+        for image, b in cols.image_index.items():
+            held = (cols.bits[b // 64] >> np.uint64(b % 64)) & np.uint64(1)
+            share[image] = float(np.count_nonzero(held)) / n
         points = np.empty((n, 4), dtype=np.float64)
         points[:, :3] = cols.f[:, :3]
         points[:, 3] = weight_km * cols.i[:, _LEVEL]
@@ -382,7 +387,15 @@ class CapacityClass:
             max_gpu=int(cols.i[:, _GPU].max()),
             max_disk_mb=int(cols.i[:, _DISK].max()),
             min_price=int(cols.i[:, _PRICE].min()),
+            image_share=share,
         )
+
+    def first_pull(self, job: JobSpec, base: int, k: int) -> int:
+        """Neighbours to ask for first: ``base``, more when the job's image is rare."""
+        if job.image is None:
+            return base
+        share = self.image_share.get(job.image, 0.0)
+        return base if share <= 0 else max(base, math.ceil(4.0 * k / share))
 
     def could_serve(self, job: JobSpec) -> bool:
         """False when no provider of the class can take ``job`` (a cheap exact test)."""
@@ -393,5 +406,5 @@ class CapacityClass:
             and job.gpu <= self.max_gpu
             and job.disk_mb <= self.max_disk_mb
             and job.max_price >= self.min_price
-            and (job.image is None or job.image in self.cols.image_index)
+            and (job.image is None or self.image_share.get(job.image, 0.0) > 0)
         )
