@@ -143,16 +143,16 @@ class IndexSnapshot:
         b = builder or InlineTreeBuilder()
         active = table.online & table.present & (table.cpu > 0) & (table.memory_mb > 0)
         rows = np.flatnonzero(active).astype(np.int64)
-        gpu_rows = rows[table.gpu[rows] > 0]
         opts: dict[str, Any] = {"weight_km": weight_km, "leaf_size": leaf_size, "builder": b}
         general = CapacityClass.build(table, rows, **opts)
-        gpu = CapacityClass.build(table, gpu_rows, **opts)
+        with_gpu = np.flatnonzero(general.cols.i[:, 1] > 0)  # keeps the spatial order
+        gpu = CapacityClass.of_columns(general.cols.subset(with_gpu), **opts)
         logger.debug(
             "index v%d: %d providers, %d in tree, %d with GPU",
             version,
             len(table),
             rows.shape[0],
-            gpu_rows.shape[0],
+            with_gpu.shape[0],
         )
         return cls(table, weight_km, scorer, version, general, gpu)
 

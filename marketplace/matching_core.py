@@ -144,6 +144,17 @@ class Columns:
         bits = np.ascontiguousarray(table.image_bits[:, order])
         return cls(rows=order, names=table.ids, f=f, i=i, bits=bits, image_index=table.image_index)
 
+    def subset(self, positions: NDArray[np.int64]) -> Columns:
+        """The entries at ``positions`` (ascending positions keep the spatial order)."""
+        return Columns(
+            rows=self.rows[positions],
+            names=self.names,
+            f=self.f[positions],
+            i=self.i[positions],
+            bits=np.ascontiguousarray(self.bits[:, positions]),
+            image_index=self.image_index,
+        )
+
     def holds(self, image: str, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether the providers at ``idx`` hold ``image``."""
         b = self.image_index.get(image)
@@ -368,14 +379,28 @@ class CapacityClass:
     ) -> CapacityClass:
         """Order ``rows`` spatially, copy their columns and build the tree over them."""
         order = rows[spatial_order(table.xyz[rows], table.level[rows])]
-        cols = Columns.of_table(table, order)
-        n = order.shape[0]
+        return cls.of_columns(
+            Columns.of_table(table, order),
+            weight_km=weight_km,
+            leaf_size=leaf_size,
+            builder=builder,
+        )
+
+    @classmethod
+    def of_columns(
+        cls, cols: Columns, *, weight_km: float, leaf_size: int, builder: TreeBuilder
+    ) -> CapacityClass:
+        """Build the tree over packed columns (already in spatial order)."""
+        n = len(cols)
         if n == 0:
             return cls(cols, None, 0.0, 0, 0, 0, MAX_PRICE_WEI, {})
+        # Share of providers holding each image, from an evenly spread sample: only a hint
+        # for how many neighbours to ask for first.
+        sample = np.unique(np.linspace(0, n - 1, min(n, 4096)).astype(np.int64))
         share = {}
         for image, b in cols.image_index.items():
-            held = (cols.bits[b // 64] >> np.uint64(b % 64)) & np.uint64(1)
-            share[image] = float(np.count_nonzero(held)) / n
+            held = (cols.bits[b // 64][sample] >> np.uint64(b % 64)) & np.uint64(1)
+            share[image] = float(np.count_nonzero(held)) / sample.shape[0]
         points = np.empty((n, 4), dtype=np.float64)
         points[:, :3] = cols.f[:, :3]
         points[:, 3] = weight_km * cols.i[:, _LEVEL]
@@ -406,5 +431,5 @@ class CapacityClass:
             and job.gpu <= self.max_gpu
             and job.disk_mb <= self.max_disk_mb
             and job.max_price >= self.min_price
-            and (job.image is None or self.image_share.get(job.image, 0.0) > 0)
+            and (job.image is None or job.image in self.cols.image_index)
         )
