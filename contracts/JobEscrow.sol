@@ -49,8 +49,8 @@ import {JobEscrowTypes} from "./JobEscrowTypes.sol";
  * verifiers being staked and independent (the marketplace names them).
  *
  * Other exits: `cancel` by the renter while nobody accepted, or by anyone once
- * `acceptBy` passed with slots still empty (full refund, accepted collateral
- * released, no slash); `claimNoShow` by anyone once a job with accepted replicas
+ * `acceptBy` passed with slots still empty and before the deadline (full refund,
+ * accepted collateral released, no slash); `claimNoShow` by anyone once a job with accepted replicas
  * can no longer get a reveal (every accepted replica slashed to the renter,
  * deposit refunded). `finalizeMany` settles a batch in one transaction.
  *
@@ -218,7 +218,8 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
      * collateral released, nobody slashed.
      *
      * Requirements: the job is funded (not disputed); either nobody accepted and the
-     * caller is the renter, or `acceptBy` has passed with a slot still empty.
+     * caller is the renter, or `acceptBy` has passed with a slot still empty (and, if
+     * anyone accepted, the deadline has not: then no-shows are settled, not cancelled).
      *
      * Emits {JobCancelled}.
      */
@@ -226,7 +227,10 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         Job storage job = _live(jobId);
         if (job.status != JobStatus.Funded) revert EscrowNotCancellable(jobId);
         bool renterEarly = job.accepted == 0 && msg.sender == job.renter;
-        bool lapsed = block.timestamp > job.acceptBy && job.accepted < job.replicas;
+        // After the deadline an accepted replica that did not deliver is a no-show: that is
+        // settled by claimNoShow/finalize (and slashed), never released by a cancel.
+        bool lapsed = block.timestamp > job.acceptBy && job.accepted < job.replicas
+            && (job.accepted == 0 || block.timestamp <= job.deadline);
         if (!renterEarly && !lapsed) revert EscrowNotCancellable(jobId);
         job.status = JobStatus.Cancelled;
         uint256 collateral = job.collateral;

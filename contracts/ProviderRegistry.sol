@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
 
 /**
@@ -93,7 +94,7 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
     function stake(uint256 amount) external nonReentrant {
         if (amount == 0) revert RegistryZeroAmount();
         Stake storage s = _stakes[msg.sender];
-        s.staked += uint128(amount);
+        s.staked += SafeCast.toUint128(amount);
         emit Staked(msg.sender, amount, s.staked);
         _token.safeTransferFrom(msg.sender, address(this), amount);
     }

@@ -63,6 +63,19 @@ def test_cancel_after_accept_window_with_empty_slot_releases_collateral_without_
     assert "ReplicaSlashed" not in tx.events
 
 
+def test_no_show_in_a_partly_accepted_job_cannot_escape_by_cancel_after_deadline(
+    escrow, registry, jobs, renter, providers, reverts
+):
+    job_id = jobs.fund(renter, replicas=2)
+    jobs.accept(job_id, providers[0])
+    sleep_past(jobs.job(job_id)["deadline"])
+    with reverts("EscrowNotCancellable", job_id):
+        escrow.cancel(job_id, {"from": providers[0]})
+    tx = escrow.claimNoShow(job_id, {"from": renter})
+    assert "ReplicaSlashed" in tx.events
+    assert plain(registry.stakeOf(providers[0]))[:2] == (STAKE - COLLATERAL, 0)
+
+
 def test_cancel_of_fully_accepted_job_reverts_after_accept_window(
     escrow, jobs, renter, providers, reverts
 ):

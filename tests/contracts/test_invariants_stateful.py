@@ -281,7 +281,11 @@ class Model:
         job = self._live(job_id)
         need(job.status == FUNDED, "EscrowNotCancellable")
         early = job.accepted == 0 and sender == job.renter
-        lapsed = ts > job.accept_by and job.accepted < job.replicas
+        lapsed = (
+            ts > job.accept_by
+            and job.accepted < job.replicas
+            and (job.accepted == 0 or ts <= job.deadline)
+        )
         need(early or lapsed, "EscrowNotCancellable")
         job.status = CANCELLED
         for slot in job.slots:
