@@ -45,7 +45,7 @@ def main() -> None:
 
     steps: list[tuple[str, int]] = []
 
-    def step(label: str, tx) -> None:  # noqa: ANN001 - brownie transaction
+    def step(label: str, tx) -> None:
         steps.append((label, tx.gas_used))
 
     stake = registry.stakeOf(provider)[0]
@@ -59,7 +59,9 @@ def main() -> None:
     step(f"renter funds job {job_id} ({_fmt(price)})", tx)
     step("provider accepts (collateral locked)", escrow.accept(job_id, {"from": provider}))
     result_hash, salt = keccak(b"hello dcloud\n"), os.urandom(32)
-    commitment = keccak(encode(["bytes32", "bytes32", "address"], [result_hash, salt, provider.address]))
+    commitment = keccak(
+        encode(["bytes32", "bytes32", "address"], [result_hash, salt, provider.address])
+    )
     step("provider commits result", escrow.commit(job_id, commitment, {"from": provider}))
     step("provider reveals result", escrow.reveal(job_id, result_hash, salt, {"from": provider}))
     step("renter confirms", escrow.confirm(job_id, {"from": renter}))
@@ -71,8 +73,11 @@ def main() -> None:
     print("\nBalances (wallet + escrow credit):")
     for name, account in people.items():
         after = token.balanceOf(account) + escrow.creditOf(account)
-        print(f"  {name:9} {_fmt(before[name]):>24} -> {_fmt(after):>24}  ({_fmt(after - before[name])})")
+        change = _fmt(after - before[name])
+        print(f"  {name:9} {_fmt(before[name]):>24} -> {_fmt(after):>24}  ({change})")
     fee = price * fee_bps // 10_000
-    print(f"\nProvider earned {_fmt(price - fee)}; protocol fee {_fmt(fee)} credited to the treasury.")
+    print(
+        f"\nProvider earned {_fmt(price - fee)}; protocol fee {_fmt(fee)} credited to the treasury."
+    )
     assert token.totalSupply() == supply, "token supply changed"
     print(f"Token supply unchanged: {_fmt(supply)}")
