@@ -477,7 +477,7 @@ def measure(requests: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 
 def _rps(figures: dict[str, Any]) -> float:
-    return float(figures["answered"]) / (figures["duration_us"] / 1e6)
+    return float(figures["answered"]) * 1e6 / float(figures["duration_us"])
 
 
 def main() -> int:
