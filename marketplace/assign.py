@@ -6,7 +6,8 @@ packer (:func:`marketplace.packing.pack`: maximise the jobs' total value, then w
 least capacity), one pack item per replica. The packer does not know that replicas of a
 job must land on distinct providers, so a replica that shares a provider with its sibling
 is moved to another candidate with room; a job keeps its providers only if every replica
-is placed (all or nothing). Within a job, slots follow the matching rank.
+is placed (all or nothing). Within a job, slots follow the matching rank. A batch of one
+job skips the solver: its best-ranked candidates with room are the optimum.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def choose(items: list[Item], providers: Mapping[str, Provider]) -> dict[str, li
     free: dict[str, Vector] = {
         pid: list(providers[pid].free.as_vector()) for pid in candidate_ids if pid in providers
     }
-    placed = _pack(items, free)
+    # One job alone has nothing to be packed against: taking its best-ranked candidates
+    # with room is optimal, and skips the solver (a quote or a quiet batch).
+    placed = _greedy(items[0], free) if len(items) == 1 else _pack(items, free)
     out: dict[str, list[Choice]] = {}
     for item in items:
         chosen = _distinct(item, placed.get(item.job_id, []), free)
@@ -92,6 +95,20 @@ def _pack(items: list[Item], free: dict[str, Vector]) -> dict[str, list[str]]:
         for pid in pids:
             _take(free, pid, demand_of[job_id])
     return placed
+
+
+def _greedy(item: Item, free: dict[str, Vector]) -> dict[str, list[str]]:
+    """The job's first candidates in rank order that have room; reserves them in `free`."""
+    demand = _demand(item.spec)
+    chosen: list[str] = []
+    for m in item.matches:
+        if len(chosen) == item.spec.replicas:
+            break
+        pid = m.provider_id
+        if pid not in chosen and pid in free and _fits(demand, free[pid]):
+            _take(free, pid, demand)
+            chosen.append(pid)
+    return {item.job_id: chosen}
 
 
 def _distinct(item: Item, pids: list[str], free: dict[str, Vector]) -> list[str]:
