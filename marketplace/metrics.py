@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -15,8 +14,7 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import func, select
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketplace.store.models import JobRow, ProviderRow
 
@@ -53,16 +51,31 @@ class Metrics:
             "dcloud_jobs_matched_total", "Jobs matched", ["outcome"], registry=self.registry
         )
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        self.requests.labels(request.method, path, str(response.status_code)).inc()
-        self.latency.labels(request.method, path).observe(time.perf_counter() - start)
-        return response
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """Pure ASGI middleware counting requests and timing them per route template."""
+
+        async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            start = time.perf_counter()
+            status = 500
+
+            async def send_status(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, send_status)
+            finally:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                method = scope["method"]
+                self.requests.labels(method, path, str(status)).inc()
+                self.latency.labels(method, path).observe(time.perf_counter() - start)
+
+        return measured
 
 
 def render(service: Service) -> tuple[bytes, str]:

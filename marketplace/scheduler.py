@@ -138,7 +138,7 @@ class Scheduler:
         choices = choose(items, self.records)
         outcomes: dict[str, str] = {}
         now = time.time()
-        with service.sessions() as session, session.begin():
+        with service.writing(), service.sessions() as session, session.begin():
             for item in items:
                 row = session.get(JobRow, item.job_id)
                 if row is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -33,6 +35,11 @@ class Service:
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self.metrics = Metrics()
+        # SQLite takes one writer at a time and makes the others sleep in its busy handler;
+        # queueing writers on a lock in this process wakes each as soon as it may write.
+        self._write_lock: threading.Lock | None = (
+            threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        )
         self.scheduler: Scheduler | None = None
         self._providers_version = 0
 
@@ -65,6 +72,15 @@ class Service:
         for thread in self._threads:
             thread.join(timeout=10)
         self.engine.dispose()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold while a transaction writes (serialises writers on SQLite, free otherwise)."""
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            yield
 
     def providers_changed(self) -> None:
         """Note that provider data changed; the matcher rebuilds its index before next use."""

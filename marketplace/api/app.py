@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.state.service = service
     errors.install(app)
     app.add_middleware(JsonDepthLimit)
-    app.middleware("http")(service.metrics.middleware)
+    app.add_middleware(service.metrics.middleware)
     for router in (health.router, providers.router, jobs.router, regions.router):
         app.include_router(router)
     return app

@@ -20,9 +20,16 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_session(service: ServiceDep) -> Iterator[Session]:
-    """A session whose work commits when the handler returns and rolls back on error."""
-    with service.sessions() as session, session.begin():
+def get_session(service: ServiceDep, request: Request) -> Iterator[Session]:
+    """A session whose work commits when the handler returns and rolls back on error.
+
+    Requests that write (anything but GET/HEAD) hold the service's write slot meanwhile.
+    """
+    if request.method in ("GET", "HEAD"):
+        with service.sessions() as session, session.begin():
+            yield session
+        return
+    with service.writing(), service.sessions() as session, session.begin():
         yield session
 
 

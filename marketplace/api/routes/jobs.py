@@ -80,7 +80,7 @@ async def submit(body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep) ->
     """
 
     def record() -> str:
-        with service.sessions() as session, session.begin():
+        with service.writing(), service.sessions() as session, session.begin():
             renter = authenticate(
                 session, purpose=SUBMIT, raw=raw, max_skew_s=service.settings.signature_max_skew_s
             )
