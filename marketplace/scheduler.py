@@ -50,6 +50,7 @@ class Scheduler:
         self._index_built_at = 0.0
         self._endpoints: dict[str, str] = {}
         self.records: dict[str, Provider] = {}
+        self.regions: dict[str, str] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="scheduler")
@@ -115,6 +116,7 @@ class Scheduler:
                 for r in rows
             ]
             self._endpoints = {r.address: r.endpoint for r in rows}
+            self.regions = {r.address: r.region for r in rows}
         self.records = {p.id: p for p in records}
         new = ProviderIndex(records, weight_km=service.settings.energy_weight_km)
         old, self._index = self._index, new
@@ -124,12 +126,17 @@ class Scheduler:
         return new
 
     def candidates(self, specs: list[tuple[str, JobSpec]]) -> list[list[Match]]:
+        """Each job's ranked candidates; providers in its preferred regions come first."""
         index = self.index()
         k = self.service.settings.candidates_per_job
         requests = [jobs.request_of(job_id, spec) for job_id, spec in specs]
-        return index.query_batch(
+        found = index.query_batch(
             requests, k=max(k, max((s.replicas for _, s in specs), default=1) * 2)
         )
+        return [
+            prefer_regions(matches, set(spec.regions), self.regions) if spec.regions else matches
+            for (_, spec), matches in zip(specs, found, strict=True)
+        ]
 
     def _assign(self, batch: list[Pending]) -> dict[str, str]:
         service = self.service
@@ -184,6 +191,16 @@ def _reserve(session: object, provider_id: str, spec: JobSpec) -> None:
     row.free_memory_mb = max(0, row.free_memory_mb - r.memory_mb)
     row.free_gpu = max(0, row.free_gpu - r.gpu)
     row.free_disk_mb = max(0, row.free_disk_mb - r.disk_mb)
+
+
+def prefer_regions(
+    matches: list[Match], preferred: set[str], regions: dict[str, str]
+) -> list[Match]:
+    """A soft preference: candidates in `preferred` regions first, each group in rank order.
+
+    Providers elsewhere stay as fallbacks, so a preference never leaves a job unmatched.
+    """
+    return sorted(matches, key=lambda m: regions.get(m.provider_id) not in preferred)
 
 
 def explain_unmatched(item: Item, found: int) -> str:

@@ -83,3 +83,23 @@ def test_list_filters_by_renter(client):
 
 def test_unknown_job_is_404(client):
     assert client.get("/v1/jobs/nope").status_code == 404
+
+
+def test_region_preference_ranks_providers_there_first(client):
+    _providers(client, 3)  # Munich, New York, Tokyo
+    tokyo = client.get("/v1/providers", params={"limit": 10}).json()["items"]
+    region = next(p["region"] for p in tokyo if p["location"]["lon"] > 100)
+    spec = job_spec(lat=48.1, lon=11.6)  # origin Munich: nearest is Munich
+    spec["regions"] = [region]
+    job = client.post("/v1/jobs", json=signed(account("rr"), SUBMIT, spec)).json()
+    assert job["status"] == "matched"
+    chosen = client.get(f"/v1/providers/{job['assignments'][0]['provider']}").json()
+    assert chosen["region"] == region
+
+
+def test_unknown_preferred_region_is_a_422_listing_known_ones(client):
+    spec = job_spec()
+    spec["regions"] = ["ATLANTIS"]
+    r = client.post("/v1/jobs", json=signed(account("rx"), SUBMIT, spec))
+    assert r.status_code == 422
+    assert "use some of" in r.json()["detail"]
