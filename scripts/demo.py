@@ -41,7 +41,10 @@ def main() -> None:
     price = 25 * TOKEN
     (_, _, treasury, fee_bps, *_rest) = escrow.parameters()
     people = {"renter": renter, "provider": provider, "treasury": treasury}
-    before = {name: token.balanceOf(a) + escrow.creditOf(a) for name, a in people.items()}
+    def holdings(account: object) -> int:  # wallet + escrow credit + stake
+        return token.balanceOf(account) + escrow.creditOf(account) + registry.stakeOf(account)[0]
+
+    before = {name: holdings(a) for name, a in people.items()}
 
     steps: list[tuple[str, int]] = []
 
@@ -70,9 +73,9 @@ def main() -> None:
     print(f"\nJob {job_id} on chain {chain.id} (block {web3.eth.block_number}):")
     for label, gas in steps:
         print(f"  {label:42} {gas:>9,} gas")
-    print("\nBalances (wallet + escrow credit):")
+    print("\nHoldings (wallet + escrow credit + stake):")
     for name, account in people.items():
-        after = token.balanceOf(account) + escrow.creditOf(account)
+        after = holdings(account)
         change = _fmt(after - before[name])
         print(f"  {name:9} {_fmt(before[name]):>24} -> {_fmt(after):>24}  ({change})")
     fee = price * fee_bps // 10_000
