@@ -41,6 +41,7 @@ def main() -> None:
     price = 25 * TOKEN
     (_, _, treasury, fee_bps, *_rest) = escrow.parameters()
     people = {"renter": renter, "provider": provider, "treasury": treasury}
+
     def holdings(account: object) -> int:  # wallet + escrow credit + stake
         return token.balanceOf(account) + escrow.creditOf(account) + registry.stakeOf(account)[0]
 
