@@ -28,7 +28,7 @@ test-contracts: setup
 # The whole suite again on Ganache 7; its stateful test at a smaller size (Ganache is
 # several times slower than anvil, where the full-size stateful run happens).
 test-contracts-ganache: setup
-	@DCLOUD_STATEFUL_EXAMPLES=15 DCLOUD_STATEFUL_STEPS=30 \
+	@DCLOUD_STATEFUL_EXAMPLES=30 DCLOUD_STATEFUL_STEPS=40 \
 		$(BROWNIE) test tests/contracts --network ganache-cli
 
 lint: setup
