@@ -94,7 +94,7 @@ def render(service: Service) -> tuple[bytes, str]:
     m.providers.labels("offline").set(total - online)
     for status_name, count in by_status.items():
         m.jobs.labels(status_name).set(count)
-    indexer = getattr(service, "indexer", None)
-    if indexer is not None and getattr(indexer, "indexed_block", None) is not None:
+    indexer = service.indexer
+    if indexer is not None and indexer.indexed_block is not None:
         m.indexed_block.set(indexer.indexed_block)
     return generate_latest(m.registry), CONTENT_TYPE_LATEST

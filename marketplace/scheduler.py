@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from marketplace import jobs, providers
 from marketplace.assign import Choice, Item, choose
@@ -138,6 +139,22 @@ class Scheduler:
             for (_, spec), matches in zip(specs, found, strict=True)
         ]
 
+    def assignment_rows(self, chosen: list[Choice]) -> list[AssignmentRow]:
+        """One row per slot, in slot order, with each provider's direct endpoint."""
+        return [
+            AssignmentRow(
+                slot=slot,
+                provider=c.match.provider_id,
+                endpoint=self._endpoints.get(c.match.provider_id, ""),
+                distance_km=c.match.distance_km,
+                energy_level=c.match.energy_level,
+                score=c.match.score,
+                reputation=c.reputation,
+                price_wei=c.price_wei,
+            )
+            for slot, c in enumerate(chosen)
+        ]
+
     def _assign(self, batch: list[Pending]) -> dict[str, str]:
         service = self.service
         matches = self.candidates([(p.job_id, p.spec) for p in batch])
@@ -156,21 +173,9 @@ class Scheduler:
                     row.reason = explain_unmatched(item, len(chosen))
                     service.metrics.matches.labels("unmatched").inc()
                 else:
-                    for slot, choice in enumerate(chosen):
-                        m = choice.match
-                        row.assignments.append(
-                            AssignmentRow(
-                                slot=slot,
-                                provider=m.provider_id,
-                                endpoint=self._endpoints.get(m.provider_id, ""),
-                                distance_km=m.distance_km,
-                                energy_level=m.energy_level,
-                                score=m.score,
-                                reputation=choice.reputation,
-                                price_wei=choice.price_wei,
-                            )
-                        )
-                        _reserve(session, m.provider_id, item.spec)
+                    row.assignments.extend(self.assignment_rows(chosen))
+                    for choice in chosen:
+                        _reserve(session, choice.match.provider_id, item.spec)
                     row.status, row.matched_at = jobs.MATCHED, now
                     service.metrics.matches.labels("matched").inc()
                 outcomes[item.job_id] = row.status
@@ -178,11 +183,8 @@ class Scheduler:
         return outcomes
 
 
-def _reserve(session: object, provider_id: str, spec: JobSpec) -> None:
+def _reserve(session: Session, provider_id: str, spec: JobSpec) -> None:
     """Take the job's demand off the provider's free capacity until its next heartbeat."""
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
     row = session.get(ProviderRow, provider_id)
     if row is None:
         return

@@ -16,6 +16,7 @@ from marketplace.grid import Grid
 from marketplace.metrics import Metrics
 
 if TYPE_CHECKING:
+    from marketplace.indexer import Indexer
     from marketplace.scheduler import Scheduler
 from marketplace.settings import Settings
 from marketplace.store.db import make_engine, migrate, session_factory
@@ -35,6 +36,7 @@ class Service:
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self.metrics = Metrics()
+        self.indexer: Indexer | None = None
         # SQLite takes one writer at a time and makes the others sleep in its busy handler;
         # queueing writers on a lock in this process wakes each as soon as it may write.
         self._write_lock: threading.Lock | None = (

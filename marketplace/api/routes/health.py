@@ -25,12 +25,12 @@ def health(service: ServiceDep) -> Health:
         database = f"error: {type(exc).__name__}"
     chain: dict[str, Any] | None = None
     if service.chain is not None:
-        indexer = getattr(service, "indexer", None)
+        indexer = service.indexer
         chain = {
             "chain_id": service.chain.deployment.chain_id,
-            "indexed_block": getattr(indexer, "indexed_block", None),
-            "head_block": getattr(indexer, "head_block", None),
-            "status": getattr(indexer, "status", "starting"),
+            "indexed_block": indexer.indexed_block if indexer else None,
+            "head_block": indexer.head_block if indexer else None,
+            "status": indexer.status if indexer else "starting",
         }
     return Health(status="ok" if database == "ok" else "degraded", database=database, chain=chain)
 

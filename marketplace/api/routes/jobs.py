@@ -44,22 +44,7 @@ def quote(spec: JobSpec, service: ServiceDep) -> QuotePublic:
     matches = scheduler.candidates([("quote", spec)])[0]
     item = Item("quote", spec, matches)
     chosen = choose([item], scheduler.records)["quote"]
-    from marketplace.store.models import AssignmentRow
-
-    rows = [
-        AssignmentRow(
-            slot=i,
-            provider=c.match.provider_id,
-            endpoint=scheduler._endpoints.get(c.match.provider_id, ""),
-            distance_km=c.match.distance_km,
-            energy_level=c.match.energy_level,
-            score=c.match.score,
-            reputation=c.reputation,
-            price_wei=c.price_wei,
-        )
-        for i, c in enumerate(chosen)
-    ]
-    candidates = [jobs.assignment_public(r, spec) for r in rows]
+    candidates = [jobs.assignment_public(r, spec) for r in scheduler.assignment_rows(chosen)]
     enough = len(chosen) == spec.replicas
     return QuotePublic(
         spec_hash=spec_hash(spec),

@@ -79,8 +79,12 @@ def list_providers(
         .limit(limit)
         .offset(offset)
     ).all()
+    levels = service.grid.levels()
     return ProviderList(
-        total=total, limit=limit, offset=offset, items=[_public(service, r, now=now) for r in rows]
+        total=total,
+        limit=limit,
+        offset=offset,
+        items=[_public(service, r, now=now, levels=levels) for r in rows],
     )
 
 
@@ -96,11 +100,17 @@ def get_provider(address: Address, service: ServiceDep, session: SessionDep) -> 
     return _public(service, providers.get(session, checksum))
 
 
-def _public(service: ServiceDep, row: ProviderRow, *, now: float | None = None) -> ProviderPublic:
+def _public(
+    service: ServiceDep,
+    row: ProviderRow,
+    *,
+    now: float | None = None,
+    levels: dict[str, int] | None = None,
+) -> ProviderPublic:
     return providers.to_public(
         row,
         now=now or time.time(),
         settings=service.settings,
-        levels=service.grid.levels(),
+        levels=levels if levels is not None else service.grid.levels(),
         stake_verified=service.stake_verified,
     )
