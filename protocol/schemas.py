@@ -11,7 +11,14 @@ import json
 from typing import Annotated, Any, Generic, TypeVar
 
 from eth_utils.crypto import keccak
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 MAX_PRICE_PER_SECOND_WEI = 2**63 - 1
 MAX_JOB_PRICE_WEI = 2**96 - 1
@@ -83,6 +90,29 @@ class Heartbeat(Wire):
     price_wei: int | None = Field(default=None, ge=0, le=MAX_PRICE_PER_SECOND_WEI)
 
 
+InputPath = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\w.-]+(/[\w.-]+)*$")
+]
+
+
+class InputFile(Wire):
+    """A file the renter sends the provider; the job sees it read-only under /input."""
+
+    path: InputPath = Field(description="relative path under /input, '/'-separated")
+    size: int = Field(ge=0, le=2**31, description="bytes")
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+    @field_validator("path")
+    @classmethod
+    def _no_dot_segments(cls, path: str) -> str:
+        if any(part in (".", "..") for part in path.split("/")):
+            raise ValueError("input paths may not contain '.' or '..' segments")
+        return path
+
+
+MAX_INPUT_BYTES = 64 * 2**20
+
+
 class JobSpec(Wire):
     image: ImageName
     command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
@@ -99,6 +129,17 @@ class JobSpec(Wire):
     origin: Location
     regions: list[RegionId] | None = Field(default=None, max_length=64)
     network: bool = Field(default=False, description="the job needs network access")
+    inputs: list[InputFile] = Field(default_factory=list, max_length=256)
+
+    @model_validator(mode="after")
+    def _inputs_fit(self) -> JobSpec:
+        paths = [f.path for f in self.inputs]
+        if len(set(paths)) != len(paths):
+            raise ValueError("input paths must be distinct")
+        total = sum(f.size for f in self.inputs)
+        if total > MAX_INPUT_BYTES:
+            raise ValueError(f"inputs total {total} bytes; the limit is {MAX_INPUT_BYTES}")
+        return self
 
 
 def canonical_json(value: Any) -> bytes:

@@ -1,0 +1,53 @@
+"""The ``dcloud`` command: one entry point for providers, renters, storage nodes and devnet.
+
+Every error an agent raises on purpose (:class:`~agents.errors.AgentError`) is printed as
+one plain line that says what to do, with exit status 1; only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from agents.errors import AgentError
+from protocol.errors import ProtocolError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+
+
+def _mount() -> None:
+    from agents.devnet.cli import app as devnet
+    from agents.provider.cli import app as provider
+    from agents.renter.cli import app as job
+    from agents.storage.cli import file_app, node_app
+
+    app.add_typer(provider, name="provider", help="Lend a machine: run renters' jobs in Docker.")
+    app.add_typer(job, name="job", help="Rent compute: submit jobs and fetch their results.")
+    app.add_typer(node_app, name="node", help="Lend disk space: store erasure-coded shards.")
+    app.add_typer(file_app, name="file", help="Store files: encrypted, erasure-coded, spread.")
+    app.add_typer(devnet, name="devnet", help="A whole local network with a demo.")
+
+
+def main() -> None:
+    _mount()
+    try:
+        app(standalone_mode=False)
+    except (AgentError, ProtocolError) as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except typer.Abort:
+        Console(stderr=True).print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

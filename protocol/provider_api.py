@@ -1,0 +1,79 @@
+"""The provider agent's HTTP API, spoken by renters directly (peer to peer).
+
+Every request is signed by the renter with ``protocol.signing``:
+
+- ``POST /v1/jobs`` takes a signed envelope (purpose :data:`PUSH`) whose payload is a
+  :class:`JobPush`: the on-chain job id, the spec the renter funded (its hash must
+  equal the escrow's ``specHash``) and the input files, base64-encoded. The agent
+  checks the chain (funded, names this provider, renter is the signer), that it holds
+  the image and that the price covers its ask, then accepts on chain and runs the job.
+- Reads (``GET /v1/jobs/{id}``, ``/logs``, ``/result``, ``/files/{path}``) carry the
+  signature in headers (:data:`SIGNER_HEADER` etc.) over the payload
+  ``{"method": "GET", "path": <path>}`` with purpose :data:`FETCH`. Only the job's
+  renter may read a job. ``GET /v1/health`` is public.
+
+Errors are JSON ``{"detail": "...", "error": "<kind>"}`` with a 4xx status, as the
+marketplace's.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from protocol.schemas import Address, Capacity, ImageName, JobSpec, Wire
+
+PUSH = "dcloud/provider.push"
+FETCH = "dcloud/provider.fetch"
+SIGNER_HEADER = "x-dcloud-signer"
+TIMESTAMP_HEADER = "x-dcloud-timestamp-ms"
+SIGNATURE_HEADER = "x-dcloud-signature"
+
+Base64 = Annotated[str, StringConstraints(max_length=96 * 2**20, pattern=r"^[A-Za-z0-9+/=]*$")]
+
+# A job's state on the provider, in order; the last three are final.
+RECEIVED = "received"  # spec and inputs checked, not yet accepted on chain
+ACCEPTED = "accepted"
+RUNNING = "running"
+COMMITTED = "committed"
+REVEALED = "revealed"
+SETTLED = "settled"  # paid, slashed or refunded: the chain has closed the job
+FAILED = "failed"  # refused or abandoned before a result was committed
+STATES = (RECEIVED, ACCEPTED, RUNNING, COMMITTED, REVEALED, SETTLED, FAILED)
+
+
+class JobPush(Wire):
+    chain_job_id: int = Field(ge=1, le=2**64)
+    spec: JobSpec
+    inputs: dict[str, Base64] = Field(default_factory=dict, max_length=256)
+
+
+class OutputFile(Wire):
+    path: str
+    size: int
+
+
+class ProviderJob(Wire):
+    """A job as its provider sees it."""
+
+    chain_job_id: int
+    renter: Address
+    state: str
+    detail: str = Field(default="", description="why it failed, or what it waits for")
+    exit_code: int | None = None
+    oom_killed: bool = False
+    timed_out: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    result_hash: str | None = None
+    outputs: list[OutputFile] = Field(default_factory=list)
+
+
+class ProviderHealth(Wire):
+    address: Address
+    chain_id: int
+    images: list[ImageName]
+    free: Capacity
+    price_wei: int
+    jobs_running: int
