@@ -17,3 +17,7 @@ class RefusedError(AgentError):
 
 class VerificationError(AgentError):
     """Data from a peer does not match what was committed (hash, signature, proof)."""
+
+
+class NotFoundError(AgentError):
+    """The thing asked for does not exist (here)."""

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from marketplace.api.app import create_app
 from marketplace.errors import MarketplaceError
-from marketplace.logs import configure_logging
 from marketplace.settings import Settings
+from protocol.logs import configure_logging
 
 
 def main() -> int:

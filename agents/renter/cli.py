@@ -1,5 +1,278 @@
-"""Placeholder until this command group is built."""
+"""`dcloud job`: rent compute. Submit a container job, watch it, fetch its verified result."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from agents import config as files
+from agents import keys
+from agents.errors import UserError
+from agents.renter.client import Renter, input_files
+from agents.units import fmt_tokens, parse_tokens
+from protocol.schemas import JobSpec, Wire
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console()
+CONFIG_FILE = "renter.json"
+
+Home = Annotated[
+    Path | None, typer.Option("--home", help="renter folder (default ~/.dcloud/renter)")
+]
+JobId = Annotated[int, typer.Argument(help="the job's on-chain id (from `submit` or `list`)")]
+
+
+class RenterConfig(Wire):
+    marketplace_url: str
+    rpc_url: str
+    deployments: str | None = None
+
+
+def _password() -> str:
+    pw = os.environ.get(keys.PASSWORD_ENV)
+    return pw if pw is not None else getpass.getpass("keystore password: ")
+
+
+def _renter(home: Path | None) -> Renter:
+    folder = files.home("renter", home)
+    cfg = files.load(folder / CONFIG_FILE, RenterConfig, init_hint="dcloud job init")
+    account = keys.load(folder / "keystore.json", _password())
+    return Renter(
+        account=account,
+        marketplace_url=cfg.marketplace_url,
+        rpc_url=cfg.rpc_url,
+        deployments=cfg.deployments,
+        home=folder,
+    )
+
+
+@app.command()
+def init(
+    marketplace: Annotated[str, typer.Option(help="marketplace URL")] = "http://127.0.0.1:8700",
+    rpc: Annotated[str, typer.Option(help="Ethereum JSON-RPC URL")] = "http://127.0.0.1:8545",
+    deployments: Annotated[str | None, typer.Option(help="deployments file")] = None,
+    private_key: Annotated[
+        str | None, typer.Option(help="import this key", envvar="DCLOUD_PRIVATE_KEY")
+    ] = None,
+    home: Home = None,
+) -> None:
+    """Create the renter's key (encrypted keystore) and config."""
+    folder = files.home("renter", home)
+    if (folder / CONFIG_FILE).exists():
+        raise UserError(f"{folder / CONFIG_FILE} exists; this renter is set up already")
+    account = keys.create(folder / "keystore.json", _password(), private_key=private_key)
+    files.save(
+        folder / CONFIG_FILE,
+        RenterConfig(marketplace_url=marketplace, rpc_url=rpc, deployments=deployments),
+    )
+    console.print(f"renter [bold]{account.address}[/] set up in {folder}")
+
+
+def _spec(
+    spec_file: Path | None, fields: dict[str, Any], inputs: list[Path]
+) -> tuple[JobSpec, dict[str, bytes]]:
+    data: dict[str, Any] = {}
+    if spec_file is not None:
+        try:
+            data = json.loads(spec_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot read spec {spec_file} ({exc})") from None
+    data.update({k: v for k, v in fields.items() if v is not None})
+    specs, contents = input_files(inputs)
+    if specs:
+        data["inputs"] = [s.model_dump() for s in specs]
+    try:
+        return JobSpec.model_validate(data), contents
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise UserError("the job spec is not valid:\n" + "\n".join(lines)) from None
+
+
+@app.command()
+def submit(
+    command: Annotated[
+        list[str] | None, typer.Argument(help="command run in the container")
+    ] = None,
+    image: Annotated[str | None, typer.Option(help="container image")] = None,
+    cpu: Annotated[float | None, typer.Option(help="CPU cores")] = None,
+    memory_mb: Annotated[int | None, typer.Option(help="memory, MB")] = None,
+    disk_mb: Annotated[int | None, typer.Option(help="output space, MB")] = None,
+    time_limit: Annotated[int | None, typer.Option(help="seconds")] = None,
+    max_price: Annotated[str | None, typer.Option(help="most you pay per replica, tokens")] = None,
+    replicas: Annotated[
+        int | None, typer.Option(help="providers that run it (majority wins)")
+    ] = None,
+    origin: Annotated[str | None, typer.Option(help="lat,lon of where you are")] = None,
+    env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
+    input_: Annotated[
+        list[Path] | None, typer.Option("--input", help="file sent to /input")
+    ] = None,
+    spec: Annotated[Path | None, typer.Option(help="JSON job spec (options override it)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the result")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the result, verify and confirm")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 600,
+    home: Home = None,
+) -> None:
+    """Submit a job: match, pay into escrow, run, verify the result, confirm."""
+    fields: dict[str, Any] = {
+        "image": image,
+        "command": command or None,
+        "time_limit_s": time_limit,
+        "replicas": replicas,
+        "max_price_wei": parse_tokens(max_price) if max_price else None,
+        "env": dict(_pair(e) for e in env) if env else None,
+    }
+    res = {"cpu": cpu, "memory_mb": memory_mb, "disk_mb": disk_mb}
+    if any(v is not None for v in res.values()):
+        fields["resources"] = {k: v for k, v in res.items() if v is not None}
+    if origin:
+        lat, _, lon = origin.partition(",")
+        try:
+            fields["origin"] = {"lat": float(lat), "lon": float(lon)}
+        except ValueError:
+            raise UserError(f"--origin {origin!r} is not lat,lon like 52.52,13.40") from None
+    job_spec, contents = _spec(spec, fields, input_ or [])
+    renter = _renter(home)
+    with console.status("submitting") as status:
+        job_id = renter.submit(job_spec, contents, progress=lambda s: status.update(s))
+    rec = renter.record(job_id)
+    for a in rec["assignments"]:
+        console.print(
+            f"job [bold]{job_id}[/] slot {a['slot']}: {a['provider']} at {a['endpoint']} · "
+            f"{a['distance_km']:.0f} km · energy level {a['energy_level']} · "
+            f"{fmt_tokens(a['cost_wei'])}"
+        )
+    if not wait:
+        console.print(
+            f"funded {fmt_tokens(rec['price_wei'] * job_spec.replicas)}; "
+            f"follow it with `dcloud job status {job_id}`"
+        )
+        return
+    _finish(renter, job_id, out or Path(f"dcloud-job-{job_id}"), timeout)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise UserError(f"--env {text!r} must look like KEY=VALUE")
+    return key, value
+
+
+def _finish(renter: Renter, job_id: int, out: Path, timeout: float) -> None:
+    with console.status("waiting for the providers") as status:
+        view = renter.wait(job_id, progress=lambda s: status.update(s), timeout_s=timeout)
+    if view.closed:
+        console.print(f"job {job_id} closed: {view.chain.status.name.lower()}")
+        return
+    with console.status("downloading and verifying the result"):
+        res = renter.result(job_id, out_dir=out)
+    with console.status("confirming on chain"):
+        renter.confirm(job_id)
+    verdict = "[green]ok[/]" if res.exit_code == 0 else f"[red]exit {res.exit_code}[/]"
+    console.print(
+        f"job {job_id} {verdict} {res.detail} · result {res.result_hash[:18]}… verified · "
+        f"saved in {out}"
+    )
+
+
+@app.command()
+def status(job_id: JobId, home: Home = None) -> None:
+    """The job on chain and at each provider."""
+    renter = _renter(home)
+    view = renter.view(job_id)
+    c = view.chain
+    console.print(
+        f"job {job_id}: {c.status.name.lower()} · {c.accepted}/{c.replicas} accepted · "
+        f"{c.committed} committed · {c.revealed} revealed · price {fmt_tokens(c.price)} per replica"
+    )
+    table = Table("slot", "provider", "on chain", "at provider", "detail")
+    for r in view.replicas:
+        agent = r.agent or {}
+        table.add_row(
+            str(r.slot), r.provider, r.state, agent.get("state", "?"), agent.get("detail", "")
+        )
+    console.print(table)
+
+
+@app.command()
+def logs(job_id: JobId, home: Home = None) -> None:
+    """The job's logs, from a provider that ran it."""
+    renter = _renter(home)
+    for r in renter.view(job_id, ask_providers=False).replicas:
+        if r.endpoint:
+            console.out(renter.provider_get(r.endpoint, f"/v1/jobs/{job_id}/logs").text, end="")
+            return
+    raise UserError(f"job {job_id} has no provider to ask")
+
+
+@app.command()
+def result(
+    job_id: JobId,
+    out: Annotated[Path | None, typer.Option(help="folder for the result")] = None,
+    home: Home = None,
+) -> None:
+    """Download the majority result and verify it against the chain."""
+    renter = _renter(home)
+    folder = out or Path(f"dcloud-job-{job_id}")
+    res = renter.result(job_id, out_dir=folder)
+    console.print(f"result {res.result_hash} verified (exit {res.exit_code}); saved in {folder}")
+
+
+@app.command()
+def confirm(job_id: JobId, home: Home = None) -> None:
+    """Accept the result and pay the providers now."""
+    _renter(home).confirm(job_id)
+    console.print(f"job {job_id} confirmed and paid")
+
+
+@app.command()
+def cancel(job_id: JobId, home: Home = None) -> None:
+    """Cancel a job nobody accepted (or whose accept window lapsed): full refund."""
+    renter = _renter(home)
+    renter.cancel(job_id)
+    console.print(f"job {job_id} cancelled; refunded {fmt_tokens(renter.withdraw())}")
+
+
+@app.command("claim-no-show")
+def claim_no_show(job_id: JobId, home: Home = None) -> None:
+    """After the deadline with no result: slash the providers, refund you."""
+    renter = _renter(home)
+    renter.claim_no_show(job_id)
+    console.print(f"job {job_id}: providers slashed; withdrew {fmt_tokens(renter.withdraw())}")
+
+
+@app.command("list")
+def list_jobs(home: Home = None) -> None:
+    """Your jobs on this chain."""
+    renter = _renter(home)
+    table = Table("job", "image", "status", "price/replica", "providers")
+    for rec in renter.list():
+        chain = renter.escrow.job(rec["job_id"])
+        table.add_row(
+            str(rec["job_id"]),
+            rec["spec"]["image"],
+            chain.status.name.lower(),
+            fmt_tokens(rec["price_wei"]),
+            ", ".join(a["provider"][:10] for a in rec["assignments"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def balance(home: Home = None) -> None:
+    """Your token balance and escrow credit."""
+    renter = _renter(home)
+    console.print(
+        f"{renter.address}: {fmt_tokens(renter.escrow.balance_of(renter.address))} · "
+        f"escrow credit {fmt_tokens(renter.escrow.credit_of(renter.address))}"
+    )

@@ -1,4 +1,7 @@
-"""Structured logs: one JSON object per line (or plain lines with DCLOUD_LOG_FORMAT=plain)."""
+"""Structured logs for every dcloud process: one JSON object per line.
+
+``DCLOUD_LOG_FORMAT=plain`` gives plain lines; ``DCLOUD_LOG_FILE`` sends them to a file.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str | None = None) -> None:
     """Configure the root logger once, at the entry point."""
-    handler = logging.StreamHandler()
+    path = os.environ.get("DCLOUD_LOG_FILE")
+    handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler()
     if os.environ.get("DCLOUD_LOG_FORMAT", "json") == "plain":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:

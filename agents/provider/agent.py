@@ -1,0 +1,175 @@
+"""The provider agent process: API server, heartbeats, chain watcher, payouts, jobs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import uvicorn
+from eth_account.signers.local import LocalAccount
+
+from agents.errors import AgentError, NotFoundError
+from agents.market import MarketClient
+from agents.provider.config import ProviderConfig
+from agents.provider.jobs import JobRunner
+from agents.provider.runtime import DockerRuntime
+from agents.provider.server import create_app
+from agents.provider.store import JobStore
+from agents.wallet import Wallet
+from protocol.deployments import connect, load_for
+from protocol.escrow import Escrow
+from protocol.schemas import Heartbeat, ProviderRegistration
+
+logger = logging.getLogger(__name__)
+
+REGISTER = "dcloud/provider.register"
+HEARTBEAT = "dcloud/provider.heartbeat"
+
+
+def open_escrow(rpc_url: str, deployments: str | None) -> Escrow:
+    w3 = connect(rpc_url)
+    return Escrow(w3, load_for(w3, path=Path(deployments) if deployments else None))
+
+
+class ProviderAgent:
+    def __init__(self, *, home: Path, cfg: ProviderConfig, account: LocalAccount) -> None:
+        self.home = home
+        self.cfg = cfg
+        self.escrow = open_escrow(cfg.rpc_url, cfg.deployments)
+        self.wallet = Wallet(self.escrow.w3, account)
+        self.wallet.learn_errors(self.escrow.abis())
+        self.runtime = DockerRuntime(work_root=home / "work", agent_id=account.address.lower())
+        self.store = JobStore(home / "agent.db")
+        self.runner = JobRunner(
+            cfg=cfg,
+            home=home,
+            wallet=self.wallet,
+            escrow=self.escrow,
+            runtime=self.runtime,
+            store=self.store,
+        )
+        self.market = MarketClient(cfg.marketplace_url, account)
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: uvicorn.Server | None = None
+
+    # ------------------------------------------------------------------ life
+
+    def start(self) -> None:
+        app = create_app(self.runner)
+        config = uvicorn.Config(
+            app,
+            host=self.cfg.listen_host,
+            port=self.cfg.listen_port,
+            log_level="warning",
+            access_log=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._spawn("api", self._server.run)
+        self.runner.resume_all()
+        self._spawn("heartbeat", self._heartbeats)
+        self._spawn("watcher", self._watch)
+        self._spawn("payout", self._payouts)
+        logger.info(
+            "provider agent started",
+            extra={"address": self.wallet.address, "endpoint": self.cfg.endpoint},
+        )
+
+    def wait(self) -> None:
+        while not self.stopping.wait(0.5):
+            pass
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.runner.shutdown()
+        if self._server is not None:
+            self._server.should_exit = True
+        for t in self._threads:
+            t.join(timeout=10)
+        self.market.close()
+        self.store.close()
+        logger.info("provider agent stopped")
+
+    def _spawn(self, name: str, target: object) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        t.start()
+        self._threads.append(t)
+
+    # ------------------------------------------------------------------ loops
+
+    def offered_images(self) -> list[str]:
+        return [i for i in self.cfg.images if self.runtime.has_image(i)]
+
+    def register(self) -> None:
+        free = self.runner.free()
+        reg = ProviderRegistration(
+            endpoint=self.cfg.endpoint,
+            location=self.cfg.location,
+            region=self.cfg.region,
+            total=self.cfg.caps,
+            free=free,
+            price_wei=self.cfg.price_wei,
+            images=self.offered_images(),
+        )
+        self.market.post_signed(
+            "/v1/providers", purpose=REGISTER, payload=reg.model_dump(mode="json")
+        )
+
+    def _heartbeats(self) -> None:
+        registered = False
+        while not self.stopping.is_set():
+            try:
+                if not registered:
+                    self.register()
+                    registered = True
+                    logger.info(
+                        "registered with the marketplace", extra={"url": self.cfg.marketplace_url}
+                    )
+                else:
+                    beat = Heartbeat(free=self.runner.free(), images=self.offered_images())
+                    self.market.post_signed(
+                        "/v1/providers/heartbeat",
+                        purpose=HEARTBEAT,
+                        payload=beat.model_dump(mode="json"),
+                    )
+            except NotFoundError:
+                registered = False  # the marketplace forgot us (new database): register again
+                continue
+            except AgentError as exc:
+                logger.warning("heartbeat failed; retrying", extra={"error": str(exc)})
+            except Exception:
+                logger.exception("heartbeat failed; retrying")
+            self.stopping.wait(self.cfg.heartbeat_s)
+
+    def _watch(self) -> None:
+        """Notice jobs funded for this provider (logged; the renter's push starts them)."""
+        me = self.wallet.address
+        last = self.store.meta("last_block")
+        cursor = int(last) if last else self.escrow.w3.eth.block_number
+        while not self.stopping.is_set():
+            try:
+                head = self.escrow.w3.eth.block_number
+                if head > cursor:
+                    for f in self.escrow.fundings(cursor + 1, head):
+                        if me in f.providers and self.store.get(f.job_id) is None:
+                            logger.info(
+                                "job funded for this provider; waiting for the renter's spec",
+                                extra={"job": f.job_id, "renter": f.renter},
+                            )
+                    cursor = head
+                    self.store.set_meta("last_block", str(cursor))
+            except Exception as exc:
+                logger.warning("chain watch failed; retrying", extra={"error": str(exc)})
+            self.stopping.wait(max(self.cfg.poll_s, 1.0))
+
+    def _payouts(self) -> None:
+        while not self.stopping.wait(self.cfg.payout_s):
+            try:
+                if self.escrow.credit_of(self.wallet.address) > 0:
+                    receipt = self.wallet.transact(self.escrow.contract.functions.withdraw())
+                    logger.info(
+                        "earnings withdrawn", extra={"tx": receipt["transactionHash"].hex()}
+                    )
+            except Exception as exc:
+                logger.warning("payout failed; retrying", extra={"error": str(exc)})

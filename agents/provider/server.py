@@ -1,0 +1,172 @@
+"""The provider agent's HTTP API (see ``protocol.provider_api``), served to renters."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+
+from agents.errors import (
+    AgentError,
+    NotFoundError,
+    RefusedError,
+    UserError,
+    VerificationError,
+)
+from agents.provider.jobs import JobRunner
+from agents.provider.store import JobRecord
+from protocol import provider_api as api
+from protocol.signing import SignatureError, verify_request
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
+    app = FastAPI(title="dcloud provider agent", version=version)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST"],
+        allow_headers=[
+            "content-type",
+            api.SIGNER_HEADER,
+            api.TIMESTAMP_HEADER,
+            api.SIGNATURE_HEADER,
+        ],
+    )
+    last_push: dict[str, int] = {}
+
+    @app.exception_handler(AgentError)
+    async def _agent_error(request: Request, exc: Exception) -> JSONResponse:
+        status = 400
+        if isinstance(exc, NotFoundError):
+            status = 404
+        elif isinstance(exc, VerificationError | SignatureError):
+            status = 401
+        elif isinstance(exc, RefusedError):
+            status = 409
+        elif isinstance(exc, UserError):
+            status = 422
+        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+
+    @app.exception_handler(SignatureError)
+    async def _sig_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "error": "SignatureError"}, status_code=401)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors, "error": "ValidationError"}, status_code=422)
+
+    @app.get("/v1/health", response_model=api.ProviderHealth)
+    def health() -> api.ProviderHealth:
+        return api.ProviderHealth(
+            address=runner.me,
+            chain_id=runner.wallet.chain_id,
+            images=sorted(set(runner.cfg.images) & set(runner.runtime.images())),
+            free=runner.free(),
+            price_wei=runner.cfg.price_wei,
+            jobs_running=sum(
+                1 for r in runner.store.all(unfinished=True) if r.state == api.RUNNING
+            ),
+        )
+
+    @app.post("/v1/jobs", status_code=202, response_model=api.ProviderJob)
+    def push(body: dict[str, Any]) -> api.ProviderJob:
+        try:
+            envelope = {k: body[k] for k in ("payload", "signer", "timestamp_ms", "signature")}
+        except KeyError as exc:
+            raise UserError(f"a signed envelope needs {exc}; sign the push with your key") from None
+        signer = verify_request(purpose=api.PUSH, **envelope)
+        ts = int(envelope["timestamp_ms"])
+        if ts <= last_push.get(signer, -1):
+            raise SignatureError("timestamp_ms is not newer than your last push: sign it again")
+        last_push[signer] = ts
+        message = api.JobPush.model_validate(envelope["payload"])
+        return _public(runner.receive(message, signer))
+
+    def reader(
+        request: Request, job_id: int, signer: str | None, ts: str | None, sig: str | None
+    ) -> JobRecord:
+        if not (signer and ts and sig):
+            raise VerificationError(
+                f"sign reads with the {api.SIGNER_HEADER}, {api.TIMESTAMP_HEADER} and "
+                f"{api.SIGNATURE_HEADER} headers (purpose {api.FETCH})"
+            )
+        try:
+            stamp = int(ts)
+        except ValueError:
+            raise VerificationError(f"{api.TIMESTAMP_HEADER} must be an integer") from None
+        payload = {"method": "GET", "path": request.url.path}
+        who = verify_request(
+            purpose=api.FETCH, payload=payload, signer=signer, timestamp_ms=stamp, signature=sig
+        )
+        rec = runner.store.get(job_id)
+        if rec is None:
+            raise NotFoundError(f"this provider has no job {job_id}")
+        if rec.renter != who:
+            raise VerificationError(f"only job {job_id}'s renter may read it")
+        return rec
+
+    Signer = Annotated[str | None, Header(alias=api.SIGNER_HEADER)]
+    Stamp = Annotated[str | None, Header(alias=api.TIMESTAMP_HEADER)]
+    Sig = Annotated[str | None, Header(alias=api.SIGNATURE_HEADER)]
+
+    @app.get("/v1/jobs/{job_id}", response_model=api.ProviderJob)
+    def get_job(
+        job_id: int, request: Request, s: Signer = None, t: Stamp = None, g: Sig = None
+    ) -> api.ProviderJob:
+        return _public(reader(request, job_id, s, t, g))
+
+    @app.get("/v1/jobs/{job_id}/logs", response_class=PlainTextResponse)
+    def logs(
+        job_id: int, request: Request, s: Signer = None, t: Stamp = None, g: Sig = None
+    ) -> PlainTextResponse:
+        reader(request, job_id, s, t, g)
+        return PlainTextResponse(runner.logs(job_id), media_type="text/plain; charset=utf-8")
+
+    @app.get("/v1/jobs/{job_id}/result", response_model=api.ProviderJob)
+    def result(
+        job_id: int, request: Request, s: Signer = None, t: Stamp = None, g: Sig = None
+    ) -> api.ProviderJob:
+        rec = reader(request, job_id, s, t, g)
+        if rec.result_hash is None:
+            raise NotFoundError(f"job {job_id} has no result yet (state {rec.state})")
+        return _public(rec)
+
+    @app.get("/v1/jobs/{job_id}/files/{path:path}")
+    def file(
+        job_id: int, path: str, request: Request, s: Signer = None, t: Stamp = None, g: Sig = None
+    ) -> FileResponse:
+        reader(request, job_id, s, t, g)
+        try:
+            target = runner.output_path(job_id, path)
+        except FileNotFoundError:
+            raise NotFoundError(f"job {job_id} has no output file {path!r}") from None
+        return FileResponse(target, media_type="application/octet-stream")
+
+    return app
+
+
+def _public(rec: JobRecord) -> api.ProviderJob:
+    run = rec.run
+    return api.ProviderJob(
+        chain_job_id=rec.chain_job_id,
+        renter=rec.renter,
+        state=rec.state,
+        detail=rec.detail,
+        exit_code=run.get("exit_code"),
+        oom_killed=bool(run.get("oom_killed", False)),
+        timed_out=bool(run.get("timed_out", False)),
+        started_at=run.get("started_at"),
+        finished_at=run.get("finished_at"),
+        result_hash=rec.result_hash,
+        outputs=[api.OutputFile(**o) for o in run.get("outputs", [])],
+    )

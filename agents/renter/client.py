@@ -1,0 +1,493 @@
+"""The renter SDK: submit a job, pay for it, watch it, fetch and verify its result.
+
+A job's path: the marketplace matches the signed spec to providers (``submit``); the
+renter funds the escrow for exactly those providers with an ERC-2612 permit (one
+transaction, no prior approval); the spec and inputs go straight to each provider,
+signed; the providers accept, run, commit and reveal on chain; the renter downloads the
+result from a provider whose revealed hash is the majority's, recomputes the hash from
+the files, exit code and logs (``protocol.result_proof``) and refuses a mismatch; then
+``confirm`` pays the providers (and slashes any that revealed a different hash).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from agents.errors import NotFoundError, RefusedError, UserError, VerificationError
+from agents.market import MarketClient, Stamp, describe
+from agents.units import fmt_tokens
+from agents.wallet import Wallet
+from protocol import provider_api as api
+from protocol import result_proof
+from protocol.deployments import connect, load_for
+from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, pack_resources
+from protocol.schemas import InputFile, JobSpec, spec_hash
+from protocol.signing import sign_request
+
+logger = logging.getLogger(__name__)
+
+SUBMIT = "dcloud/job.submit"
+DEADLINE_MARGIN_S = 120
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Replica:
+    slot: int
+    provider: str
+    endpoint: str
+    state: str  # on chain: accepted, committed, revealed, paid, slashed, ...
+    agent: dict[str, Any] | None  # the provider's own view (ProviderJob), when reachable
+
+
+@dataclass
+class JobView:
+    job_id: int
+    chain: ChainJob
+    replicas: list[Replica]
+    record: dict[str, Any]
+
+    @property
+    def all_revealed(self) -> bool:
+        return self.chain.revealed == self.chain.replicas
+
+    @property
+    def closed(self) -> bool:
+        return not self.chain.live
+
+
+@dataclass
+class Result:
+    job_id: int
+    result_hash: str
+    exit_code: int
+    logs: bytes
+    files: dict[str, bytes]
+    provider: str
+    detail: str
+
+
+def input_files(paths: list[Path]) -> tuple[list[InputFile], dict[str, bytes]]:
+    """Spec entries and contents for local files (sent under /input by their names)."""
+    specs, data = [], {}
+    for p in paths:
+        try:
+            content = p.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read input {p} ({exc.strerror})") from None
+        specs.append(
+            InputFile(path=p.name, size=len(content), sha256=hashlib.sha256(content).hexdigest())
+        )
+        data[p.name] = content
+    return specs, data
+
+
+class Renter:
+    def __init__(
+        self,
+        *,
+        account: LocalAccount,
+        marketplace_url: str,
+        rpc_url: str,
+        home: Path,
+        deployments: str | None = None,
+    ) -> None:
+        w3 = connect(rpc_url)
+        self.escrow = Escrow(w3, load_for(w3, path=Path(deployments) if deployments else None))
+        self.account = account
+        self.address = account.address
+        self.wallet = Wallet(w3, account)
+        self.wallet.learn_errors(self.escrow.abis())
+        self.market = MarketClient(marketplace_url, account)
+        self.http = httpx.Client(timeout=30.0)
+        self.stamp = Stamp()
+        self.jobs_dir = home / "jobs" / str(self.escrow.deployment.chain_id)
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        self.market.close()
+        self.http.close()
+
+    # ------------------------------------------------------------------ submit
+
+    def quote(self, spec: JobSpec) -> dict[str, Any]:
+        return dict(self.market.post("/v1/jobs/quote", spec.model_dump(mode="json")))
+
+    def submit(
+        self, spec: JobSpec, inputs: dict[str, bytes] | None = None, *, progress: Progress = _quiet
+    ) -> int:
+        """Match, fund and hand the job to its providers; returns the on-chain job id.
+
+        Raises:
+            RefusedError: no provider can run it (the marketplace's reason), or a
+                provider refused the spec (then the job is cancelled and refunded).
+            UserError: not enough tokens, or inputs that do not match the spec.
+        """
+        inputs = inputs or {}
+        self._check_inputs(spec, inputs)
+        progress("matching")
+        job = self.market.post_signed(
+            "/v1/jobs", purpose=SUBMIT, payload=spec.model_dump(mode="json")
+        )
+        if job["status"] != "matched":
+            raise RefusedError(f"no provider can run this job: {job['reason']}")
+        assignments = sorted(job["assignments"], key=lambda a: a["slot"])
+        price = max(int(a["cost_wei"]) for a in assignments)
+        if price > spec.max_price_wei:
+            raise RefusedError(
+                f"the matched providers ask {fmt_tokens(price)} per replica, above your "
+                f"max price {fmt_tokens(spec.max_price_wei)}; raise --max-price"
+            )
+        deposit = price * spec.replicas
+        have = self.escrow.balance_of(self.address)
+        if have < deposit:
+            raise UserError(
+                f"not enough tokens: this job needs {fmt_tokens(deposit)} and you hold "
+                f"{fmt_tokens(have)}; get tokens (the devnet faucet or the token sale)"
+            )
+        progress("funding")
+        job_id = self._fund(spec, price, [a["provider"] for a in assignments])
+        record = {
+            "job_id": job_id,
+            "marketplace_id": job["id"],
+            "spec": spec.model_dump(mode="json"),
+            "price_wei": price,
+            "assignments": assignments,
+            "submitted_at": time.time(),
+        }
+        self._save(job_id, record)
+        progress("sending the spec to the providers")
+        try:
+            self._push_all(job_id, spec, inputs, assignments)
+        except RefusedError as exc:
+            self._cancel_after_refusal(job_id)
+            raise RefusedError(f"{exc}; job {job_id} was cancelled and refunded") from None
+        return job_id
+
+    def _check_inputs(self, spec: JobSpec, inputs: dict[str, bytes]) -> None:
+        declared = {f.path: f for f in spec.inputs}
+        if set(declared) != set(inputs):
+            raise UserError(f"inputs {sorted(inputs)} differ from the spec's {sorted(declared)}")
+        for path, data in inputs.items():
+            if hashlib.sha256(data).hexdigest() != declared[path].sha256:
+                raise UserError(f"input {path} does not match the sha256 in the spec")
+
+    def _fund(self, spec: JobSpec, price: int, providers: list[str]) -> int:
+        w = self.escrow.windows()
+        now = self.escrow.now()
+        deadline = now + w.accept + spec.time_limit_s + DEADLINE_MARGIN_S
+        amount = price * spec.replicas
+        permit_deadline = now + 3600
+        v, r, s = self._permit(amount, permit_deadline)
+        fn = self.escrow.contract.functions.fundWithPermit(
+            bytes.fromhex(spec_hash(spec)[2:]),
+            pack_resources(spec.resources),
+            price,
+            deadline,
+            spec.replicas,
+            providers,
+            permit_deadline,
+            v,
+            r,
+            s,
+        )
+        receipt = self.wallet.transact(fn)
+        events = self.escrow.contract.events.JobFunded().process_receipt(receipt)
+        return int(events[0]["args"]["jobId"])
+
+    def _permit(self, amount: int, deadline: int) -> tuple[int, bytes, bytes]:
+        token = self.escrow.token
+        full = {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "Permit": [
+                    {"name": "owner", "type": "address"},
+                    {"name": "spender", "type": "address"},
+                    {"name": "value", "type": "uint256"},
+                    {"name": "nonce", "type": "uint256"},
+                    {"name": "deadline", "type": "uint256"},
+                ],
+            },
+            "primaryType": "Permit",
+            "domain": {
+                "name": token.functions.name().call(),
+                "version": "1",
+                "chainId": self.wallet.chain_id,
+                "verifyingContract": token.address,
+            },
+            "message": {
+                "owner": self.address,
+                "spender": self.escrow.address,
+                "value": amount,
+                "nonce": token.functions.nonces(self.address).call(),
+                "deadline": deadline,
+            },
+        }
+        signed = Account.sign_typed_data(self.account.key, full_message=full)
+        return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+
+    def _push_all(
+        self,
+        job_id: int,
+        spec: JobSpec,
+        inputs: dict[str, bytes],
+        assignments: list[dict[str, Any]],
+    ) -> None:
+        push = api.JobPush(
+            chain_job_id=job_id,
+            spec=spec,
+            inputs={p: base64.b64encode(d).decode() for p, d in inputs.items()},
+        ).model_dump(mode="json")
+        with ThreadPoolExecutor(max_workers=len(assignments)) as pool:
+            list(pool.map(lambda a: self._push(a, push), assignments))
+
+    def _push(self, assignment: dict[str, Any], push: dict[str, Any]) -> None:
+        body = sign_request(
+            self.account, purpose=api.PUSH, payload=push, timestamp_ms=self.stamp.next()
+        )
+        url = assignment["endpoint"].rstrip("/") + "/v1/jobs"
+        try:
+            r = self.http.post(url, json=body)
+        except httpx.HTTPError as exc:
+            raise RefusedError(
+                f"provider {assignment['provider']} at {url} is unreachable ({exc})"
+            ) from None
+        if r.status_code >= 400:
+            raise RefusedError(f"provider {assignment['provider']} refused the job: {describe(r)}")
+
+    def _cancel_after_refusal(self, job_id: int) -> None:
+        try:
+            self.wallet.transact(self.escrow.contract.functions.cancel(job_id))
+        except RefusedError:
+            logger.warning(
+                "could not cancel at once; cancel after the accept window", extra={"job": job_id}
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    def record(self, job_id: int) -> dict[str, Any]:
+        path = self.jobs_dir / f"{job_id}.json"
+        try:
+            return dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"no local record of job {job_id} on chain {self.escrow.deployment.chain_id}; "
+                "list yours with `dcloud job list`"
+            ) from None
+
+    def _save(self, job_id: int, record: dict[str, Any]) -> None:
+        path = self.jobs_dir / f"{job_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        tmp.replace(path)
+
+    def list(self) -> list[dict[str, Any]]:
+        out = []
+        for p in sorted(self.jobs_dir.glob("*.json"), key=lambda p: int(p.stem), reverse=True):
+            out.append(json.loads(p.read_text()))
+        return out
+
+    def view(self, job_id: int, *, ask_providers: bool = True) -> JobView:
+        record = self.record(job_id)
+        chain = self.escrow.job(job_id)
+        endpoints = {a["provider"]: a["endpoint"] for a in record["assignments"]}
+        replicas = []
+        for r in self.escrow.replicas(chain):
+            endpoint = endpoints.get(r.provider, "")
+            agent = None
+            if ask_providers and endpoint:
+                try:
+                    agent = self.provider_get(endpoint, f"/v1/jobs/{job_id}").json()
+                except (RefusedError, NotFoundError, ValueError):
+                    agent = None
+            replicas.append(Replica(r.slot, r.provider, endpoint, r.state.name.lower(), agent))
+        return JobView(job_id, chain, replicas, record)
+
+    def provider_get(self, endpoint: str, path: str) -> httpx.Response:
+        ts = self.stamp.next()
+        body = sign_request(
+            self.account,
+            purpose=api.FETCH,
+            payload={"method": "GET", "path": path},
+            timestamp_ms=ts,
+        )
+        headers = {
+            api.SIGNER_HEADER: self.address,
+            api.TIMESTAMP_HEADER: str(ts),
+            api.SIGNATURE_HEADER: body["signature"],
+        }
+        try:
+            r = self.http.get(endpoint.rstrip("/") + path, headers=headers)
+        except httpx.HTTPError as exc:
+            raise RefusedError(
+                f"provider at {endpoint} is unreachable ({exc.__class__.__name__})"
+            ) from None
+        if r.status_code == 404:
+            raise NotFoundError(describe(r))
+        if r.status_code >= 400:
+            raise RefusedError(f"provider at {endpoint} refused: {describe(r)}")
+        return r
+
+    def wait(
+        self,
+        job_id: int,
+        *,
+        progress: Progress = _quiet,
+        timeout_s: float = 600,
+        poll_s: float = 0.1,
+    ) -> JobView:
+        """Wait until every replica revealed, or the job closed; reports each change."""
+        end = time.monotonic() + timeout_s
+        last = ""
+        while True:
+            view = self.view(job_id, ask_providers=False)
+            stage = (
+                ", ".join(f"{r.provider[:8]}… {r.state}" for r in view.replicas)
+                or "waiting for providers"
+            )
+            if view.closed:
+                stage = f"job {view.chain.status.name.lower()}"
+            if stage != last:
+                progress(stage)
+                last = stage
+            if view.closed or view.all_revealed:
+                return view
+            if time.monotonic() > end:
+                raise RefusedError(
+                    f"job {job_id} is still running after {timeout_s:.0f} s ({stage})"
+                )
+            time.sleep(poll_s)
+
+    # ------------------------------------------------------------------ results
+
+    def majority(self, job_id: int) -> tuple[bytes, list[Replica]]:
+        """The revealed hash a strict majority of accepted replicas agree on, and its holders."""
+        view = self.view(job_id, ask_providers=False)
+        chain_replicas = self.escrow.replicas(view.chain)
+        revealed = [
+            r for r in chain_replicas if r.state in (ReplicaState.REVEALED, ReplicaState.PAID)
+        ]
+        if not revealed:
+            raise NotFoundError(f"job {job_id} has no revealed result yet")
+        counts = Counter(r.hash for r in revealed)
+        top, n = counts.most_common(1)[0]
+        accepted = sum(1 for r in chain_replicas if r.state != ReplicaState.NONE)
+        if n * 2 <= accepted:
+            raise VerificationError(f"job {job_id}'s providers disagree: no majority result")
+        by_addr = {r.provider: r for r in view.replicas}
+        return top, [by_addr[r.provider] for r in revealed if r.hash == top]
+
+    def result(self, job_id: int, *, out_dir: Path | None = None) -> Result:
+        """Download the majority result, verify its hash, and optionally save it."""
+        winner, holders = self.majority(job_id)
+        problems = []
+        for replica in holders:
+            try:
+                res = self._download(job_id, replica)
+            except (RefusedError, NotFoundError, VerificationError) as exc:
+                problems.append(f"{replica.provider}: {exc}")
+                continue
+            if res.result_hash != "0x" + winner.hex():
+                problems.append(
+                    f"{replica.provider}: files hash to {res.result_hash}, not the revealed one"
+                )
+                continue
+            if out_dir is not None:
+                save_result(res, out_dir)
+            return res
+        raise VerificationError(
+            f"no provider served a result matching the chain: {'; '.join(problems)}"
+        )
+
+    def _download(self, job_id: int, replica: Replica) -> Result:
+        meta = self.provider_get(replica.endpoint, f"/v1/jobs/{job_id}/result").json()
+        logs = self.provider_get(replica.endpoint, f"/v1/jobs/{job_id}/logs").content
+        files = {
+            o["path"]: self.provider_get(
+                replica.endpoint, f"/v1/jobs/{job_id}/files/{o['path']}"
+            ).content
+            for o in meta["outputs"]
+        }
+        if meta.get("exit_code") is None:
+            raise NotFoundError("no exit code yet")
+        digest = result_proof.result_hash(files, int(meta["exit_code"]), logs)
+        return Result(
+            job_id=job_id,
+            result_hash="0x" + digest.hex(),
+            exit_code=int(meta["exit_code"]),
+            logs=logs,
+            files=files,
+            provider=replica.provider,
+            detail=str(meta.get("detail", "")),
+        )
+
+    # ------------------------------------------------------------------ settling
+
+    def confirm(self, job_id: int) -> None:
+        """Pay the majority's providers now (all replicas must have revealed)."""
+        self.wallet.transact(self.escrow.contract.functions.confirm(job_id))
+
+    def cancel(self, job_id: int) -> None:
+        job = self.escrow.job(job_id)
+        if job.status != JobStatus.FUNDED:
+            raise UserError(
+                f"job {job_id} is {job.status.name.lower()}; only a funded job can be cancelled"
+            )
+        self.wallet.transact(self.escrow.contract.functions.cancel(job_id))
+
+    def claim_no_show(self, job_id: int) -> None:
+        self.wallet.transact(self.escrow.contract.functions.claimNoShow(job_id))
+
+    def withdraw(self) -> int:
+        credit = self.escrow.credit_of(self.address)
+        if credit:
+            self.wallet.transact(self.escrow.contract.functions.withdraw())
+        return credit
+
+
+def save_result(res: Result, out_dir: Path) -> None:
+    """Write outputs under `out_dir`/outputs, plus logs.txt and result.json beside them."""
+    base = (out_dir / "outputs").resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    for path, data in res.files.items():
+        target = (base / path).resolve()
+        if not target.is_relative_to(base):
+            raise VerificationError(f"output path {path!r} escapes the result folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    (out_dir / "logs.txt").write_bytes(res.logs)
+    (out_dir / "result.json").write_text(
+        json.dumps(
+            {
+                "job_id": res.job_id,
+                "result_hash": res.result_hash,
+                "exit_code": res.exit_code,
+                "provider": res.provider,
+                "detail": res.detail,
+            },
+            indent=2,
+        )
+    )
