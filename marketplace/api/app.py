@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from marketplace.api import errors
 from marketplace.api.limits import JsonDepthLimit
 from marketplace.api.routes import health, jobs, providers, regions
+from marketplace.api.routes import storage as storage_routes
 from marketplace.service import Service
 from marketplace.settings import Settings
 
@@ -46,4 +47,5 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.add_middleware(service.metrics.middleware)
     for router in (health.router, providers.router, jobs.router, regions.router):
         app.include_router(router)
+    app.include_router(storage_routes.router)
     return app

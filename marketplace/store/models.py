@@ -126,3 +126,27 @@ class IndexerCursor(Base):
     escrow: Mapped[str] = mapped_column(String(42))
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
+
+
+class StorageNodeRow(Base):
+    """A storage node: its quota, free space, place, and what renters and audits saw of it."""
+
+    __tablename__ = "storage_nodes"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(512))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    region: Mapped[str] = mapped_column(String(64), index=True)
+    capacity_bytes: Mapped[int] = mapped_column(BigInteger)
+    free_bytes: Mapped[int] = mapped_column(BigInteger)
+    shards: Mapped[int] = mapped_column(BigInteger, default=0)
+    registered_at: Mapped[float] = mapped_column(Float)
+    last_heartbeat_at: Mapped[float] = mapped_column(Float, index=True)
+    heartbeats: Mapped[int] = mapped_column(Integer, default=0)
+    fetch_ok: Mapped[int] = mapped_column(BigInteger, default=0)
+    fetch_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    fetch_corrupt: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    audits_passed: Mapped[int] = mapped_column(BigInteger, default=0)
+    audits_failed: Mapped[int] = mapped_column(BigInteger, default=0)
