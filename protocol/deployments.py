@@ -27,7 +27,13 @@ logger = logging.getLogger(__name__)
 
 ENV_PATH = "DCLOUD_DEPLOYMENTS"
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "deployments" / "local.json"
-CONTRACT_NAMES = ("ComputeToken", "TokenSale", "ProviderRegistry", "JobEscrow")
+CONTRACT_NAMES = (
+    "ComputeToken",
+    "TokenSale",
+    "ProviderRegistry",
+    "JobEscrow",
+    "StorageEscrow",
+)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ or 31337) it also deploys the dev faucet and funds the chain's dev accounts.
 
 Parameters come from the environment with local-friendly defaults, e.g.
 ``DCLOUD_CHALLENGE_WINDOW=60 brownie run deploy``; see ``DeployParams``.
+``DCLOUD_STORAGE_AUDITORS`` (comma-separated addresses) get the storage escrow's
+AUDITOR_ROLE; on local chains the deployer gets it when that is not set.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from brownie import (
     DevFaucet,
     JobEscrow,
     ProviderRegistry,
+    StorageEscrow,
     TokenSale,
     accounts,
     chain,
@@ -50,6 +53,9 @@ class DeployParams:
     reveal_window: int = 600
     challenge_window: int = 3600
     collateral_bps: int = 10_000
+    storage_accept_window: int = 3600
+    storage_response_window: int = 600
+    storage_collateral_bps: int = 10_000
     dev_account_tokens: int = 1_000_000 * TOKEN
     faucet_tokens: int = 10_000_000 * TOKEN
     faucet_drip: int = 10_000 * TOKEN
@@ -87,12 +93,38 @@ def deploy_all(deployer: Any, *, params: DeployParams, treasury: Any = None) -> 
         token, registry, treasury, params.fee_bps, windows, params.collateral_bps, tx
     )
     registry.grantRole(registry.SLASHER_ROLE(), escrow, tx)
+    storage = StorageEscrow.deploy(
+        token,
+        registry,
+        treasury,
+        params.fee_bps,
+        [params.storage_accept_window, params.storage_response_window],
+        params.storage_collateral_bps,
+        tx,
+    )
+    registry.grantRole(registry.SLASHER_ROLE(), storage, tx)
     return {
         "ComputeToken": token,
         "TokenSale": sale,
         "ProviderRegistry": registry,
         "JobEscrow": escrow,
+        "StorageEscrow": storage,
     }
+
+
+def grant_auditors(storage: Any, deployer: Any, auditors: list[str]) -> None:
+    """Give AUDITOR_ROLE on the storage escrow to `auditors` (may challenge any deal)."""
+    role = storage.AUDITOR_ROLE()
+    for auditor in auditors:
+        storage.grantRole(role, auditor, {"from": deployer})
+
+
+def _auditors(deployer: Any) -> list[str]:
+    """``$DCLOUD_STORAGE_AUDITORS`` (comma-separated); on local chains the deployer by default."""
+    raw = os.environ.get("DCLOUD_STORAGE_AUDITORS")
+    if raw is None:
+        return [deployer.address] if chain.id in LOCAL_CHAIN_IDS else []
+    return [a.strip() for a in raw.split(",") if a.strip()]
 
 
 def fund_dev_accounts(deployer: Any, token: Any, *, params: DeployParams) -> Any:
@@ -145,6 +177,7 @@ def main() -> None:
     params = DeployParams.from_env()
     deployer = _deployer()
     contracts = deploy_all(deployer, params=params)
+    grant_auditors(contracts["StorageEscrow"], deployer, _auditors(deployer))
     if chain.id in LOCAL_CHAIN_IDS:
         contracts["DevFaucet"] = fund_dev_accounts(
             deployer, contracts["ComputeToken"], params=params

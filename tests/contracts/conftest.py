@@ -3,7 +3,7 @@
 One deployment per test module (``deploy_all`` with short windows), reverted to a
 snapshot around every test (brownie's ``fn_isolation``). Accounts:
 
-    accounts[0]      deployer: token holder, owner / admin of everything
+    accounts[0]      deployer: token holder, owner / admin of everything, storage auditor
     accounts[1], [2] renters (funded, escrow approved)
     accounts[3..7]   providers (funded, 1 000 tokens staked each)
     accounts[8]      outsider: a third party with tokens and no role
@@ -28,6 +28,7 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector
 
+from protocol import merkle
 from scripts.deploy import DeployParams, deploy_all
 
 TOKEN = 10**18
@@ -49,6 +50,9 @@ PARAMS = DeployParams(
     reveal_window=100,
     challenge_window=200,
     collateral_bps=10_000,
+    storage_accept_window=100,
+    storage_response_window=100,
+    storage_collateral_bps=5_000,
     faucet_tokens=100_000 * TOKEN,
     faucet_drip=10_000 * TOKEN,
     faucet_cooldown=60,
@@ -60,6 +64,8 @@ SLASH_TO_TREASURY = COLLATERAL * PARAMS.slash_treasury_bps // 10_000
 # JobEscrowTypes enums
 FUNDED, DISPUTED, SETTLED, CANCELLED = 1, 2, 3, 4
 NONE, ACCEPTED, COMMITTED, REVEALED, PAID, SLASHED, RELEASED = range(7)
+# StorageEscrowTypes.DealStatus
+DEAL_OFFERED, DEAL_ACTIVE, DEAL_COMPLETED, DEAL_CANCELLED, DEAL_SLASHED = range(1, 6)
 
 
 # ------------------------------------------------------------------ revert helper
@@ -253,10 +259,13 @@ def deployment(
     for account in (renter, renter2, outsider):
         token.transfer(account, RENTER_TOKENS, tx)
         token.approve(escrow, 2**256 - 1, {"from": account})
+        token.approve(contracts["StorageEscrow"], 2**256 - 1, {"from": account})
     for provider in providers:
         token.transfer(provider, PROVIDER_TOKENS, tx)
         token.approve(registry, 2**256 - 1, {"from": provider})
         registry.stake(STAKE, {"from": provider})
+    storage = contracts["StorageEscrow"]
+    storage.grantRole(storage.AUDITOR_ROLE(), deployer, tx)  # as deploy does on local chains
     return contracts
 
 
@@ -416,3 +425,90 @@ class Jobs:
 @pytest.fixture(scope="module")
 def jobs(escrow: Any) -> Jobs:
     return Jobs(escrow)
+
+
+# ----------------------------------------------------------------- storage deals
+
+EPOCH = 100  # seconds per epoch in the storage tests
+EPOCHS = 4
+EPOCH_PRICE = 2 * TOKEN
+DEPOSIT = EPOCH_PRICE * EPOCHS
+STORAGE_COLLATERAL = DEPOSIT * PARAMS.storage_collateral_bps // 10_000
+EPOCH_FEE = EPOCH_PRICE * PARAMS.fee_bps // 10_000
+SHARD = bytes(i * 7 % 251 for i in range(4 * 1024 + 300))  # 5 chunks, the last one short
+
+
+def shard_id(label: str) -> bytes:
+    return web3.keccak(text=f"shard:{label}")
+
+
+class Deals:
+    """Drives StorageEscrow with the conftest's accounts, prices and shard.
+
+    Chunks, leaves, roots and proofs come from ``protocol.merkle``, the same code the
+    storage node uses, so these tests also pin the Python tree to OpenZeppelin's
+    MerkleProof.
+    """
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+
+    @staticmethod
+    def terms(
+        node: Any,
+        *,
+        data: bytes = SHARD,
+        price: int = EPOCH_PRICE,
+        epochs: int = EPOCHS,
+        epoch_length: int = EPOCH,
+        label: str = "s",
+        chunk_count: int | None = None,
+    ) -> tuple[Any, ...]:
+        leaves = merkle.chunk_leaves(data)
+        count = len(leaves) if chunk_count is None else chunk_count
+        return (str(node), shard_id(label), merkle.root(leaves), count, price, epochs, epoch_length)
+
+    def open(self, renter: Any, node: Any, **terms: Any) -> int:
+        return int(self.storage.openDeal(self.terms(node, **terms), {"from": renter}).return_value)
+
+    def open_active(self, renter: Any, node: Any, **terms: Any) -> int:
+        deal_id = self.open(renter, node, **terms)
+        self.storage.accept(deal_id, {"from": node})
+        return deal_id
+
+    def deal(self, deal_id: int) -> dict[str, Any]:
+        return dict(self.storage.getDeal(deal_id).dict())
+
+    def challenge(self, deal_id: int, sender: Any) -> int:
+        """Challenge the deal; return the chunk index the contract drew."""
+        return int(self.storage.challenge(deal_id, {"from": sender}).return_value)
+
+    @staticmethod
+    def answer(index: int, data: bytes = SHARD) -> tuple[bytes, list[bytes]]:
+        """The chunk at `index` of `data` and its proof under the shard's root."""
+        return _chunks(data)[index], merkle.proof(merkle.chunk_leaves(data), index)
+
+    def respond(self, deal_id: int, node: Any, data: bytes = SHARD) -> Any:
+        index = self.storage.getChallenge(deal_id).dict()["chunkIndex"]
+        chunk, proof = self.answer(index, data)
+        return self.storage.respond(deal_id, chunk, proof, {"from": node})
+
+    def sleep_epochs(self, deal_id: int, epochs: float) -> None:
+        """Move to `epochs` epochs (may be fractional) after the deal's start."""
+        deal = self.deal(deal_id)
+        sleep_past(deal["start"] + int(epochs * deal["epochLength"]), margin=0)
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    size = merkle.CHUNK_BYTES
+    return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+
+
+@pytest.fixture(scope="module")
+def storage(deployment: dict[str, Any]) -> Any:
+    return deployment["StorageEscrow"]
+
+
+@pytest.fixture(scope="module")
+def deals(storage: Any) -> Deals:
+    return Deals(storage)
