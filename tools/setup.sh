@@ -83,4 +83,31 @@ if ! fresh compile "$key" || [ ! -d build/contracts ]; then
   tools/brownie compile >/dev/null
   mark compile "$key"
 fi
+# --- Docker: the provider agent's job runtime (Debian's docker.io, local job images) ---
+# Installs the engine and what the images are built from, then builds the images when
+# their recipes changed (or one is missing from a running engine). An engine started here
+# only to build them is stopped again; tests and the devnet start one when they need it.
+docker_setup() {
+  local need=() key rc=0
+  command -v dockerd >/dev/null || need+=(docker.io)
+  dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing Debian packages: ${need[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  key=$(digest tools/dockerd.sh tools/images.sh tools/images/*/*)
+  tools/images.sh --check || rc=$?  # 0 current, 1 missing or outdated, 2 no engine running
+  if fresh images "$key" && [ "$rc" != 1 ]; then return; fi
+  say "job images (dcloud/busybox:1, dcloud/python:3.11)"
+  tools/dockerd.sh start --for $$ >/dev/null
+  rc=0
+  tools/images.sh || rc=$?
+  tools/dockerd.sh stop --for $$ >/dev/null
+  [ "$rc" = 0 ] || exit "$rc"
+  mark images "$key"
+}
+docker_setup
+# --- end of the Docker set-up ---
+
 say "ready"
