@@ -1,4 +1,5 @@
-"""Who may call what: roles, ownership, renter-only and provider-only calls, parameter caps."""
+"""Who may call what: roles, ownership, renter-only and provider-only calls, parameter caps
+(JobEscrow, ProviderRegistry, TokenSale, StorageEscrow)."""
 
 import pytest
 from conftest import TOKEN, ZERO_ADDRESS
@@ -140,3 +141,57 @@ def test_renter_without_stake_cannot_accept_own_job(escrow, jobs, renter, revert
     job_id = jobs.fund(renter)
     with reverts("RegistryProviderInactive"):
         escrow.accept(job_id, {"from": renter})
+
+
+# ------------------------------------------------------------------ StorageEscrow
+
+
+def test_storage_escrow_holds_slasher_role(registry, storage, deployer, slasher_role):
+    assert registry.hasRole(slasher_role, storage)
+    assert storage.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+
+
+def test_storage_set_fee_needs_admin(storage, outsider, reverts):
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, DEFAULT_ADMIN_ROLE):
+        storage.setFee(outsider, 100, {"from": outsider})
+
+
+def test_storage_set_fee_accepts_maximum_and_refuses_more(storage, deployer, treasury, reverts):
+    maximum = storage.MAX_FEE_BPS()
+    storage.setFee(treasury, maximum, {"from": deployer})
+    assert storage.parameters()[3] == maximum
+    with reverts("StorageFeeTooHigh", maximum + 1, maximum):
+        storage.setFee(treasury, maximum + 1, {"from": deployer})
+
+
+def test_storage_set_fee_to_zero_treasury_reverts(storage, deployer, reverts):
+    with reverts("StorageZeroAddress"):
+        storage.setFee(ZERO_ADDRESS, 100, {"from": deployer})
+
+
+def test_granting_auditor_role_needs_admin(storage, outsider, reverts):
+    role = storage.AUDITOR_ROLE()
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, DEFAULT_ADMIN_ROLE):
+        storage.grantRole(role, outsider, {"from": outsider})
+
+
+def test_granted_auditor_challenges_and_revoked_auditor_cannot(
+    storage, deals, deployer, renter, providers, outsider, reverts
+):
+    role = storage.AUDITOR_ROLE()
+    first = deals.open_active(renter, providers[0])
+    second = deals.open_active(renter, providers[1])
+    storage.grantRole(role, outsider, {"from": deployer})
+    deals.challenge(first, outsider)
+    storage.revokeRole(role, outsider, {"from": deployer})
+    with reverts("StorageNotAuditor", second, outsider.address):
+        storage.challenge(second, {"from": outsider})
+
+
+def test_storage_without_slasher_role_cannot_lock_collateral(
+    registry, storage, deals, deployer, renter, providers, slasher_role, reverts
+):
+    registry.revokeRole(slasher_role, storage, {"from": deployer})
+    deal_id = deals.open(renter, providers[0])
+    with reverts("AccessControlUnauthorizedAccount", storage.address, slasher_role):
+        storage.accept(deal_id, {"from": providers[0]})

@@ -1,6 +1,6 @@
 """Re-entry through a malicious token or ETH receiver meets OpenZeppelin's guard.
 
-The escrow, registry and faucet here run on ReentrantToken, whose balance hook
+The escrows, registry and faucet here run on ReentrantToken, whose balance hook
 calls back into them in the middle of their own transfer; TokenSale pays change
 and proceeds to SaleAttacker, whose `receive` calls back into the sale. Every
 attempt must revert with `ReentrancyGuardReentrantCall`; the control tests show
@@ -14,10 +14,11 @@ from brownie import (
     ProviderRegistry,
     ReentrantToken,
     SaleAttacker,
+    StorageEscrow,
     chain,
     web3,
 )
-from conftest import PARAMS, PRICE, STAKE, TOKEN, sleep_past
+from conftest import PARAMS, PRICE, STAKE, TOKEN, Deals, sleep_past
 
 GUARD = "ReentrancyGuardReentrantCall"
 
@@ -126,6 +127,75 @@ def test_faucet_drip_reentry_reverts(rfaucet, rtoken, renter, outsider, reverts)
     rtoken.arm(rfaucet, rfaucet.drip.encode_input(outsider), {"from": renter})
     with reverts(GUARD):
         rfaucet.drip(renter, {"from": renter})
+
+
+# ----------------------------------------------------------------- StorageEscrow
+
+
+@pytest.fixture(scope="module")
+def rstorage(rtoken, rregistry, deployer, treasury, renter):
+    windows = [PARAMS.storage_accept_window, PARAMS.storage_response_window]
+    storage = StorageEscrow.deploy(
+        rtoken, rregistry, treasury, 200, windows, 5_000, {"from": deployer}
+    )
+    rregistry.grantRole(rregistry.SLASHER_ROLE(), storage, {"from": deployer})
+    rtoken.transfer(renter, 1_000 * TOKEN, {"from": deployer})
+    rtoken.approve(storage, 2**256 - 1, {"from": renter})
+    return storage
+
+
+@pytest.fixture(scope="module")
+def rdeals(rstorage):
+    return Deals(rstorage)
+
+
+@pytest.fixture
+def storage_credited(rstorage, rdeals, renter, providers):
+    """The renter holds a credit in the storage escrow (a withdrawn offer's refund)."""
+    deal_id = rdeals.open(renter, providers[0])
+    rstorage.cancel(deal_id, {"from": renter})
+    return renter
+
+
+def test_storage_withdraw_without_reentry_succeeds(rstorage, rtoken, storage_credited):
+    rtoken.arm(rtoken, rtoken.armed.encode_input(), {"from": storage_credited})
+    before = rtoken.balanceOf(storage_credited)
+    amount = rstorage.creditOf(storage_credited)
+    rstorage.withdraw({"from": storage_credited})
+    assert rtoken.balanceOf(storage_credited) - before == amount > 0
+
+
+def test_storage_withdraw_reentry_reverts(rstorage, rtoken, storage_credited, reverts):
+    rtoken.arm(rstorage, rstorage.withdraw.encode_input(), {"from": storage_credited})
+    with reverts(GUARD):
+        rstorage.withdraw({"from": storage_credited})
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["openDeal", "openDeals"])
+def test_storage_open_reentry_reverts(rstorage, rdeals, rtoken, renter, providers, reverts, batch):
+    terms = rdeals.terms(providers[0])
+    rtoken.arm(rstorage, rstorage.openDeal.encode_input(terms), {"from": renter})
+    with reverts(GUARD):
+        if batch:
+            rstorage.openDeals([terms], {"from": renter})
+        else:
+            rstorage.openDeal(terms, {"from": renter})
+
+
+def test_storage_slash_reentry_through_the_registry_reverts(
+    rstorage, rdeals, rtoken, renter, providers, reverts
+):
+    """The registry pays the slash in the token; its hook re-enters the escrow."""
+    deal_id = rdeals.open_active(renter, providers[0])
+    rdeals.sleep_epochs(deal_id, 1)
+    rdeals.challenge(deal_id, renter)
+    sleep_past(rstorage.getChallenge(deal_id).dict()["respondBy"])
+    rtoken.arm(rstorage, rstorage.settleMany.encode_input([deal_id]), {"from": renter})
+    with reverts(GUARD):
+        rstorage.slashMissed(deal_id, {"from": renter})
+    rtoken.arm(rtoken, rtoken.armed.encode_input(), {"from": renter})  # harmless call
+    rstorage.slashMissed(deal_id, {"from": renter})
+    assert rstorage.getDeal(deal_id).dict()["status"] == 5  # Slashed
 
 
 # ------------------------------------------------------------------ ETH receiver
