@@ -57,6 +57,23 @@ if ! fresh venv "$key" || [ ! -x .venv/bin/pytest ]; then
   mark venv "$key"
 fi
 
+# Renter dashboard: Debian's chromium for its browser tests (Playwright drives it by path;
+# `playwright install` cannot download a browser here), and its front-end files (ethers,
+# topojson-client, world-atlas) copied from node_modules so the marketplace serves them.
+dashboard_assets() {
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian's chromium (dashboard browser tests)"
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  fi
+  local key
+  key=$(digest package-lock.json marketplace/dashboard/assets.py)
+  if ! fresh dashboard "$key" || [ ! -f marketplace/dashboard/static/vendor/ethers.min.js ]; then
+    .venv/bin/python -m marketplace.dashboard
+    mark dashboard "$key"
+  fi
+}
+dashboard_assets
+
 # py-solc-x and brownie find the compiler as ~/.solcx/solc-v<version>.
 ln -sfn ../../../tools/solc.js .dev/home/.solcx/solc-v0.8.37
 

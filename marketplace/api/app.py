@@ -12,6 +12,7 @@ from marketplace.api import errors
 from marketplace.api.limits import JsonDepthLimit
 from marketplace.api.routes import health, jobs, providers, regions
 from marketplace.api.routes import storage as storage_routes
+from marketplace.dashboard import router as dashboard_router
 from marketplace.service import Service
 from marketplace.settings import Settings
 
@@ -48,4 +49,5 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     for router in (health.router, providers.router, jobs.router, regions.router):
         app.include_router(router)
     app.include_router(storage_routes.router)
+    app.include_router(dashboard_router)
     return app

@@ -1,0 +1,418 @@
+// One job: its spec, escrow state and the buttons that state allows, a timeline from chain
+// events, where it runs and why, and logs and results fetched straight from the provider
+// and checked against the hash revealed on chain.
+import * as ethers from "/dashboard/static/vendor/ethers.min.js";
+import { $, el, api, badge, tokens, when, relative, shortAddress, shortHash, announce, every } from "/dashboard/static/js/ui.js";
+import { wallet, ready, config, contract, send, chainNow, onChange } from "/dashboard/static/js/wallet.js";
+import { assignmentTable } from "/dashboard/static/js/assignments.js";
+import { pushJob, providerGet, ProviderError } from "/dashboard/static/js/provider.js";
+import { resultHash } from "/dashboard/static/js/protocol.js";
+
+const JOB_ID = $("#job-root").dataset.jobId;
+const CHAIN_STATUS = ["none", "funded", "disputed", "settled", "cancelled"];
+const REPLICA_STATE = ["none", "accepted", "committed", "revealed", "paid", "slashed", "released"];
+const DEADLINE_MARGIN_S = 300;
+
+let job = null; // the marketplace's view (GET /v1/jobs/{id})
+let chain = null; // {job, replicas, now, finalizableAt} read from the escrow
+let cfg = null;
+let busy = false;
+const providerStates = new Map(); // endpoint -> ProviderJob or {error}
+
+// ------------------------------------------------------------------ loading
+
+async function load() {
+  job = await api(`/v1/jobs/${JOB_ID}`);
+  if (job.chain) chain = await readChain(job.chain.chain_job_id);
+  render();
+}
+
+async function readChain(chainJobId) {
+  const escrow = await contract("JobEscrow");
+  if (!escrow) return null;
+  const [j, now, finalizableAt] = await Promise.all([
+    escrow.getJob(chainJobId),
+    chainNow(),
+    escrow.finalizableAt(chainJobId),
+  ]);
+  const replicas = await Promise.all(
+    Array.from({ length: Number(j.replicas) }, (_, slot) => escrow.getReplica(chainJobId, slot)),
+  );
+  return {
+    id: BigInt(chainJobId),
+    job: j,
+    replicas: replicas.map((r, slot) => ({ slot, provider: r[0], state: Number(r[1]), hash: r[2] })),
+    now,
+    finalizableAt: Number(finalizableAt),
+  };
+}
+
+// ------------------------------------------------------------------ rendering
+
+function fact(dl, term, ...value) {
+  dl.append(el("dt", {}, term), el("dd", {}, ...value));
+}
+
+function render() {
+  $("#job-status").replaceChildren(badge(job.status));
+  document.title = `Job ${JOB_ID.slice(0, 8)} (${job.status}) · dcloud`;
+  renderSpec();
+  renderEscrow();
+  renderTimeline();
+  const assignments = $("#assignments");
+  if (job.assignments.length) {
+    assignments.replaceChildren(
+      assignmentTable(job.assignments, cfg.energy_weight_km, "Providers chosen for this job"),
+    );
+  } else {
+    assignments.replaceChildren(el("p", {}, job.reason ? `Unmatched: ${job.reason}` : "Not matched yet."));
+  }
+  renderProviderStates();
+  renderActions();
+  $("#job-state").textContent = stateSentence();
+}
+
+function renderSpec() {
+  const s = job.spec;
+  const dl = $("#job-spec");
+  dl.replaceChildren();
+  fact(dl, "Image", el("code", {}, s.image));
+  fact(dl, "Command", el("code", {}, s.command.map((w) => (/[\s'"]/.test(w) ? JSON.stringify(w) : w)).join(" ") || "(image default)"));
+  const r = s.resources;
+  fact(dl, "Resources", `${r.cpu} CPU, ${r.memory_mb} MB memory, ${r.gpu} GPU, ${r.disk_mb} MB disk`);
+  fact(dl, "Time limit", `${s.time_limit_s} s`);
+  fact(dl, "Max price", `${tokens(s.max_price_wei)} per replica`);
+  fact(dl, "Replicas", String(s.replicas));
+  fact(dl, "Origin", `${s.origin.lat}, ${s.origin.lon}`);
+  if (s.inputs.length) fact(dl, "Inputs", s.inputs.map((f) => `${f.path} (${f.size} B)`).join(", "));
+  fact(dl, "Spec hash", el("code", { title: job.spec_hash }, shortHash(job.spec_hash)));
+  fact(dl, "Renter", el("code", {}, job.renter));
+  fact(dl, "Submitted", when(job.created_at));
+}
+
+function renderEscrow() {
+  const dl = $("#escrow");
+  dl.replaceChildren();
+  if (!job.chain) {
+    fact(dl, "State", job.status === "matched" ? "matched, not funded yet" : job.status);
+    if (job.price_wei !== null) fact(dl, "Quoted price", `${tokens(job.price_wei)} per replica`);
+    return;
+  }
+  const c = job.chain;
+  fact(dl, "Escrow job", `#${c.chain_job_id}`);
+  fact(dl, "Deposit", tokens(c.deposit_wei));
+  if (chain) {
+    const j = chain.job;
+    fact(dl, "On chain", badge(CHAIN_STATUS[Number(j.status)]));
+    fact(dl, "Price", `${tokens(j.price)} per replica; collateral ${tokens(j.collateral)} per replica`);
+    fact(
+      dl,
+      "Replicas",
+      `${j.accepted} accepted, ${j.committed} committed, ${j.revealed} revealed of ${j.replicas}`,
+    );
+    fact(dl, "Accept by", `${when(Number(j.acceptBy))} (${relative(Number(j.acceptBy), chain.now)})`);
+    fact(dl, "Results due", `${when(Number(j.deadline))} (${relative(Number(j.deadline), chain.now)})`);
+    if (Number(j.challengeEnds)) {
+      fact(dl, "Challenge ends", `${when(Number(j.challengeEnds))} (${relative(Number(j.challengeEnds), chain.now)})`);
+    }
+  } else {
+    fact(dl, "On chain", badge(c.state));
+  }
+  const paid = job.events.filter((e) => e.name === "ReplicaPaid").reduce((s, e) => s + BigInt(e.args.amount), 0n);
+  const refund = job.events
+    .filter((e) => e.name === "JobSettled" || e.name === "JobCancelled")
+    .reduce((s, e) => s + BigInt(e.args.refund), 0n);
+  if (paid || refund) fact(dl, "Cost", `paid to providers ${tokens(paid)}; refunded to you ${tokens(refund)}`);
+  if (c.result_hash) fact(dl, "Result hash", el("code", { title: c.result_hash }, shortHash(c.result_hash)));
+}
+
+const EVENT_TEXT = {
+  JobFunded: (a) => [`Funded: ${tokens(a.deposit)} deposited`, ""],
+  JobAccepted: (a) => [`Accepted by ${shortAddress(a.provider)} (slot ${a.slot})`, ""],
+  ResultCommitted: (a) => [`Result committed by ${shortAddress(a.provider)}`, ""],
+  ResultRevealed: (a) => [`Result revealed by ${shortAddress(a.provider)}: ${shortHash(a.resultHash)}`, ""],
+  JobDisputed: (a) => [`Disputed: bond ${tokens(a.bond)}, verifiers due ${when(Number(a.deadline))}`, "bad"],
+  ReplicaPaid: (a) => [`Paid ${shortAddress(a.provider)} ${tokens(a.amount)}`, "good"],
+  ReplicaSlashed: (a) => [`Slashed ${shortAddress(a.provider)}: ${tokens(a.collateral)} collateral`, "bad"],
+  JobSettled: (a) => [`Settled${BigInt(a.refund) ? `: ${tokens(a.refund)} refunded` : ""}`, "good"],
+  JobCancelled: (a) => [`Cancelled: ${tokens(a.refund)} refunded`, "bad"],
+};
+
+function renderTimeline() {
+  const items = [el("li", {}, `Submitted ${when(job.created_at)}`)];
+  if (job.matched_at) {
+    items.push(
+      el("li", { class: job.status === "unmatched" ? "bad" : "" },
+        job.status === "unmatched" ? `Unmatched: ${job.reason}` : `Matched ${when(job.matched_at)}`),
+    );
+  }
+  for (const e of job.events) {
+    const [text, kind] = (EVENT_TEXT[e.name] ?? ((a) => [`${e.name} ${JSON.stringify(a)}`, ""]))(e.args);
+    items.push(el("li", { class: kind, "data-event": e.name }, text, " ",
+      el("span", { class: "hint" }, `block ${e.block_number}, tx ${shortHash(e.tx_hash)}`)));
+  }
+  $("#timeline").replaceChildren(...items);
+}
+
+function stateSentence() {
+  if (job.status === "unmatched") return `No provider could run this job: ${job.reason}`;
+  if (!job.chain) {
+    return job.status === "matched"
+      ? "Matched but not funded: nothing is paid until the escrow is funded from the submit page."
+      : "Waiting for the marketplace to match the job.";
+  }
+  if (!chain) return `On chain: ${job.chain.state}.`;
+  const j = chain.job;
+  const now = chain.now;
+  const status = CHAIN_STATUS[Number(j.status)];
+  if (status === "settled") return "Settled: the providers were paid (or slashed) and any refund credited to you.";
+  if (status === "cancelled") return "Cancelled: the deposit was credited back to you; withdraw it at the top.";
+  if (Number(j.revealed) === Number(j.replicas)) {
+    return `Every replica revealed its result. Verify and confirm to pay now; otherwise it finalizes after the challenge window (${relative(Number(j.challengeEnds), now)}).`;
+  }
+  if (Number(j.accepted) < Number(j.replicas)) {
+    return now <= Number(j.acceptBy)
+      ? `Waiting for ${Number(j.replicas) - Number(j.accepted)} provider(s) to accept (until ${relative(Number(j.acceptBy), now)}).`
+      : "Nobody accepted in time: cancel for a full refund.";
+  }
+  if (now <= Number(j.deadline)) return `Running: results are due ${relative(Number(j.deadline), now)}.`;
+  return "The deadline passed without every result: a no-show can be claimed.";
+}
+
+// ------------------------------------------------------------------ actions
+
+function allowed() {
+  if (!chain || !wallet.address) return [];
+  const j = chain.job;
+  const now = chain.now;
+  const status = Number(j.status);
+  const live = status === 1 || status === 2;
+  const renter = ethers.getAddress(j.renter) === wallet.address;
+  const [replicas, accepted, committed, revealed] = [j.replicas, j.accepted, j.committed, j.revealed].map(Number);
+  const out = [];
+  if (live && renter && revealed === replicas) out.push("confirm");
+  if (status === 1 && renter && replicas === 1 && revealed === 1 && now <= Number(j.challengeEnds)) out.push("dispute");
+  const lapsed = now > Number(j.acceptBy) && accepted < replicas && (accepted === 0 || now <= Number(j.deadline));
+  if (status === 1 && ((accepted === 0 && renter) || lapsed)) out.push("cancel");
+  const noReveal = committed === 0 ? now > Number(j.deadline) : now > Number(j.deadline) + cfg.chain.parameters.reveal_window;
+  if (live && accepted > 0 && revealed === 0 && noReveal) out.push("claimNoShow");
+  if (live && now > chain.finalizableAt && !out.includes("claimNoShow")) out.push("finalize");
+  if (status === 1 && renter && accepted < replicas && now <= Number(j.acceptBy)) out.push("repush");
+  return out;
+}
+
+const ACTIONS = {
+  confirm: ["Confirm and pay", "", "Pay the providers now (every replica revealed)."],
+  dispute: ["Dispute the result", "danger", "Deposit a bond of twice the price; two verifiers rerun the job and the majority wins."],
+  cancel: ["Cancel for a refund", "danger", "Nobody is running it yet: the whole deposit comes back."],
+  claimNoShow: ["Claim no-show", "danger", "The provider accepted but delivered nothing: it is slashed to you and you are refunded."],
+  finalize: ["Finalize", "secondary", "The challenge window passed: settle by the majority result."],
+  repush: ["Send to the providers again", "secondary", "A provider has not accepted yet: resend the job to it."],
+};
+
+function renderActions() {
+  if (busy) return;
+  const list = allowed();
+  const box = $("#actions");
+  const current = [...box.children].map((b) => b.dataset.action).join(",");
+  if (current !== list.join(",")) {
+    box.replaceChildren(
+      ...list.map((a) =>
+        el("button", { type: "button", class: ACTIONS[a][1], "data-action": a, id: `action-${a}`, onclick: () => act(a) }, ACTIONS[a][0]),
+      ),
+    );
+  }
+  $("#actions-note").textContent = list.length
+    ? list.map((a) => `${ACTIONS[a][0]}: ${ACTIONS[a][2]}`).join(" ")
+    : wallet.address
+      ? "Nothing to do right now."
+      : "Connect the renter's account to act on this job.";
+}
+
+async function act(action) {
+  busy = true;
+  for (const b of $("#actions").children) b.disabled = true;
+  const escrow = await contract("JobEscrow");
+  const id = chain.id;
+  try {
+    announce(`${ACTIONS[action][0]}…`);
+    if (action === "dispute") {
+      const bond = BigInt(chain.job.price) * 2n;
+      const token = await contract("ComputeToken");
+      const escrowAddress = await escrow.getAddress();
+      if ((await token.allowance(wallet.address, escrowAddress)) < bond) {
+        await send(token, "approve", [escrowAddress, bond]);
+      }
+      const deadline = (await chainNow()) + cfg.chain.parameters.accept_window + job.spec.time_limit_s + DEADLINE_MARGIN_S;
+      await send(escrow, "dispute", [id, deadline, []]);
+    } else if (action === "repush") {
+      await repush();
+    } else {
+      await send(escrow, action, [id]);
+    }
+    announce(`${ACTIONS[action][0]}: done`, "ok");
+  } catch (err) {
+    announce(`${ACTIONS[action][0]}: ${err.message}`, "error");
+  } finally {
+    busy = false;
+    await load().catch(() => {});
+  }
+}
+
+async function repush() {
+  let inputs = {};
+  if (job.spec.inputs.length) {
+    const chosen = $("#repush-inputs").files;
+    if (!chosen.length) {
+      $("#repush-files").hidden = false;
+      $("#repush-inputs").focus();
+      throw new Error("choose the job's input files first, then press the button again");
+    }
+    inputs = {};
+    for (const f of chosen) inputs[f.name] = new Uint8Array(await f.arrayBuffer());
+    for (const spec of job.spec.inputs) {
+      const bytes = inputs[spec.path];
+      if (!bytes || ethers.sha256(bytes).slice(2) !== spec.sha256) {
+        throw new Error(`${spec.path} is missing or differs from the file the job was funded with`);
+      }
+    }
+  }
+  const taken = new Set(chain.replicas.filter((r) => r.state !== 0).map((r) => r.provider));
+  const targets = job.assignments.filter((a) => !taken.has(a.provider));
+  await Promise.all(
+    targets.map((a) => pushJob(wallet.signer, a.endpoint, { chainJobId: chain.id, spec: job.spec, inputs })),
+  );
+}
+
+// ------------------------------------------------------------------ the providers
+
+function mayAskProviders() {
+  return job?.chain && wallet.address && wallet.address === ethers.getAddress(job.renter);
+}
+
+async function askProviders() {
+  if (!mayAskProviders()) return;
+  await Promise.all(
+    job.assignments.map(async (a) => {
+      try {
+        providerStates.set(a.endpoint, await providerGet(wallet.signer, a.endpoint, `/v1/jobs/${job.chain.chain_job_id}`));
+      } catch (err) {
+        providerStates.set(a.endpoint, { error: err.status === 404 ? "does not have the job (yet)" : err.message });
+      }
+    }),
+  );
+  renderProviderStates();
+}
+
+function renderProviderStates() {
+  const box = $("#provider-states");
+  $("#ask-providers").hidden = !(mayAskProviders() && wallet.mode !== "devnet");
+  if (!mayAskProviders()) return;
+  if (!providerStates.size) {
+    box.replaceChildren(el("p", { class: "muted" }, "Not asked yet."));
+    return;
+  }
+  box.replaceChildren(
+    el("ul", {}, ...job.assignments.map((a) => {
+      const s = providerStates.get(a.endpoint);
+      if (!s) return el("li", {}, `${shortAddress(a.provider)}: not asked yet`);
+      if (s.error) return el("li", {}, `${shortAddress(a.provider)}: ${s.error}`);
+      const bits = [s.detail, s.exit_code !== null && s.exit_code !== undefined ? `exit code ${s.exit_code}` : "",
+        s.oom_killed ? "killed: out of memory" : "", s.timed_out ? "killed: time limit" : ""].filter(Boolean);
+      return el("li", { "data-provider-state": s.state }, `${shortAddress(a.provider)}: `, badge(s.state), bits.length ? ` ${bits.join("; ")}` : "");
+    })),
+  );
+}
+
+/** The provider to read logs and results from: a revealed replica's, else the first. */
+function sourceAssignment() {
+  if (chain) {
+    const revealed = chain.replicas.find((r) => r.state >= 3 && r.state !== 6);
+    if (revealed) {
+      const a = job.assignments.find((x) => x.provider === revealed.provider);
+      if (a) return { assignment: a, replica: revealed };
+    }
+  }
+  return job.assignments.length ? { assignment: job.assignments[0], replica: null } : null;
+}
+
+async function loadLogs() {
+  const src = sourceAssignment();
+  if (!src || !mayAskProviders()) throw new Error("connect as the job's renter once the job is funded");
+  const text = await providerGet(wallet.signer, src.assignment.endpoint, `/v1/jobs/${job.chain.chain_job_id}/logs`, "text");
+  const pre = $("#logs");
+  pre.hidden = false;
+  pre.textContent = text || "(no output yet)";
+}
+
+function filePath(path) {
+  return path.split("/").map(encodeURIComponent).join("/");
+}
+
+async function fetchResult() {
+  const src = sourceAssignment();
+  if (!src || !mayAskProviders()) throw new Error("connect as the job's renter once the job is funded");
+  const { assignment, replica } = src;
+  const base = `/v1/jobs/${job.chain.chain_job_id}`;
+  const verify = $("#verify");
+  verify.textContent = "Downloading the result from the provider…";
+  const manifest = await providerGet(wallet.signer, assignment.endpoint, `${base}/result`);
+  const outputs = manifest.outputs ?? manifest.files ?? [];
+  const files = [];
+  for (const f of outputs) {
+    files.push([f.path, await providerGet(wallet.signer, assignment.endpoint, `${base}/files/${filePath(f.path)}`, "bytes")]);
+  }
+  const logs = await providerGet(wallet.signer, assignment.endpoint, `${base}/logs`, "bytes");
+  const computed = resultHash(files, Number(manifest.exit_code), logs);
+  const onChain = replica && replica.state >= 3 ? replica.hash : job.chain.result_hash;
+  let verdict;
+  if (!onChain) {
+    verdict = ["pending", `Computed ${shortHash(computed)}; nothing is revealed on chain yet to compare it with.`];
+  } else if (computed.toLowerCase() === onChain.toLowerCase()) {
+    verdict = ["verified", `Verified: the files, exit code ${manifest.exit_code} and logs hash to ${shortHash(computed)}, the hash revealed on chain.`];
+  } else {
+    verdict = ["mismatch", `Mismatch: the downloads hash to ${shortHash(computed)} but the chain holds ${shortHash(onChain)}. Do not trust this result; dispute it.`];
+  }
+  verify.replaceChildren(badge(verdict[0]), " ", verdict[1]);
+  verify.dataset.verdict = verdict[0];
+  const trusted = verdict[0] !== "mismatch";
+  $("#files").replaceChildren(
+    ...files.map(([path, bytes]) =>
+      el("li", {}, trusted
+        ? el("a", { href: URL.createObjectURL(new Blob([bytes])), download: path.split("/").pop(), "data-path": path }, path)
+        : el("span", {}, path), ` (${bytes.length} bytes)`),
+    ),
+  );
+  const logsPre = $("#logs");
+  logsPre.hidden = false;
+  logsPre.textContent = new TextDecoder().decode(logs) || "(no output)";
+}
+
+function wire(button, fn) {
+  $(button).addEventListener("click", async (ev) => {
+    ev.currentTarget.disabled = true;
+    try {
+      await fn();
+    } catch (err) {
+      announce(err instanceof ProviderError ? err.message : err.message ?? String(err), "error");
+    } finally {
+      $(button).disabled = false;
+    }
+  });
+}
+
+// ------------------------------------------------------------------ start
+
+cfg = await config();
+await ready;
+wire("#load-logs", loadLogs);
+wire("#fetch-result", fetchResult);
+wire("#ask-providers", askProviders);
+onChange(() => job && render());
+every(2000, load);
+// Dev accounts sign without a prompt, so the providers are asked as the job goes.
+every(3000, async () => {
+  if (wallet.mode === "devnet" && mayAskProviders() && job.chain && !["settled", "cancelled"].includes(job.chain.state)) {
+    await askProviders();
+  }
+});

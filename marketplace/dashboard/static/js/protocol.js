@@ -1,0 +1,117 @@
+// What the renter's browser shares with the Python protocol package: the job spec as the
+// marketplace and providers hash it, signed envelopes and signed GETs, result proofs.
+import * as ethers from "/dashboard/static/vendor/ethers.min.js";
+import { canonical, pyFloat, big } from "/dashboard/static/js/json.js";
+
+export const SUBMIT = "dcloud/job.submit";
+export const PUSH = "dcloud/provider.push";
+export const FETCH = "dcloud/provider.fetch";
+
+/**
+ * The spec as pydantic dumps it (protocol.schemas.JobSpec, mode="json"): every field,
+ * defaults filled, floats as floats. Its canonical JSON is what the spec hash covers.
+ */
+export function normalizeSpec(spec) {
+  const r = spec.resources;
+  return {
+    image: spec.image,
+    command: [...(spec.command ?? [])],
+    env: { ...(spec.env ?? {}) },
+    resources: {
+      cpu: pyFloat(r.cpu),
+      memory_mb: Number(r.memory_mb),
+      gpu: Number(r.gpu ?? 0),
+      disk_mb: Number(r.disk_mb ?? 0),
+    },
+    time_limit_s: Number(spec.time_limit_s),
+    max_price_wei: big(spec.max_price_wei),
+    replicas: Number(spec.replicas ?? 1),
+    origin: { lat: pyFloat(spec.origin.lat), lon: pyFloat(spec.origin.lon) },
+    regions: spec.regions && spec.regions.length ? [...spec.regions] : null,
+    network: Boolean(spec.network),
+    inputs: (spec.inputs ?? []).map((f) => ({ path: f.path, size: Number(f.size), sha256: f.sha256 })),
+  };
+}
+
+/** keccak256 of the spec's canonical JSON: what the escrow is funded with. */
+export function specHash(spec) {
+  return ethers.keccak256(ethers.toUtf8Bytes(canonical(normalizeSpec(spec))));
+}
+
+const lastStamp = {};
+
+/** Milliseconds that strictly increase per signer (the verifiers refuse replays). */
+function stamp(signer) {
+  const key = `dcloud.ts.${signer}`;
+  const prev = Math.max(lastStamp[signer] ?? 0, Number(localStorage.getItem(key) ?? 0));
+  const ts = Math.max(Date.now(), prev + 1);
+  lastStamp[signer] = ts;
+  localStorage.setItem(key, String(ts));
+  return ts;
+}
+
+/**
+ * Sign `payload` for `purpose` with `signer` (an ethers Signer): EIP-191 personal_sign of
+ * the canonical JSON of {purpose, payload, signer, timestamp_ms}. Returns the request body
+ * text (the envelope, in the same canonical form so the server reads back what was signed).
+ */
+export async function signEnvelope(signer, purpose, payload) {
+  const address = ethers.getAddress(await signer.getAddress());
+  const ts = stamp(address);
+  const message = canonical({ purpose, payload, signer: address, timestamp_ms: ts });
+  const signature = await signer.signMessage(message);
+  return canonical({ payload, signer: address, timestamp_ms: ts, signature });
+}
+
+/** Headers of a signed GET to a provider agent (payload {"method": "GET", "path": path}). */
+export async function signedGetHeaders(signer, path) {
+  const address = ethers.getAddress(await signer.getAddress());
+  const ts = stamp(address);
+  const payload = { method: "GET", path };
+  const message = canonical({ purpose: FETCH, payload, signer: address, timestamp_ms: ts });
+  const signature = await signer.signMessage(message);
+  return {
+    "x-dcloud-signer": address,
+    "x-dcloud-timestamp-ms": String(ts),
+    "x-dcloud-signature": signature,
+  };
+}
+
+// ------------------------------------------------------------------ result proofs
+// protocol/merkle.py + protocol/result_proof.py: OpenZeppelin StandardMerkleTree leaves
+// (double keccak of abi.encode), sorted, pairs hashed in sorted order, odd node carried up.
+
+const abi = ethers.AbiCoder.defaultAbiCoder();
+const TYPES = ["string", "string", "bytes32"];
+
+function leaf(kind, path, digest) {
+  return ethers.keccak256(ethers.keccak256(abi.encode(TYPES, [kind, path, digest])));
+}
+
+function hashPair(a, b) {
+  return a < b ? ethers.keccak256(ethers.concat([a, b])) : ethers.keccak256(ethers.concat([b, a]));
+}
+
+export function merkleRoot(leaves) {
+  if (!leaves.length) return ethers.ZeroHash;
+  let level = [...leaves];
+  while (level.length > 1) {
+    const next = [];
+    for (let i = 0; i + 1 < level.length; i += 2) next.push(hashPair(level[i], level[i + 1]));
+    if (level.length % 2) next.push(level[level.length - 1]);
+    level = next;
+  }
+  return level[0];
+}
+
+/**
+ * The result hash of a run: files is [[path, Uint8Array]], exitCode an integer, logs the
+ * log bytes exactly as served.
+ */
+export function resultHash(files, exitCode, logs) {
+  const exitWord = ethers.zeroPadValue(ethers.toBeHex(BigInt.asUintN(256, BigInt(exitCode))), 32);
+  const leaves = files.map(([path, content]) => leaf("file", path, ethers.keccak256(content)));
+  leaves.push(leaf("exit", "", exitWord), leaf("logs", "", ethers.keccak256(logs)));
+  leaves.sort();
+  return merkleRoot(leaves);
+}
