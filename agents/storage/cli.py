@@ -1,6 +1,386 @@
-"""Placeholder until the storage commands are built."""
+"""``dcloud node`` (lend disk space) and ``dcloud file`` (store files) commands.
 
+Sizes are written like ``10MB``, ``1.5GB`` (powers of 1000) or ``4MiB`` (powers of 1024).
+The keystore password comes from ``$DCLOUD_PASSWORD``, or a prompt on a terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import httpx
 import typer
+from eth_account.signers.local import LocalAccount
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
 
-node_app = typer.Typer(no_args_is_help=True)
-file_app = typer.Typer(no_args_is_help=True)
+from agents import keys
+from agents.errors import UserError
+from agents.storage.market import DEFAULT_MARKETPLACE
+
+if TYPE_CHECKING:
+    from agents.storage.client import StorageClient
+
+node_app = typer.Typer(no_args_is_help=True, help="Lend disk space: store renters' shards.")
+file_app = typer.Typer(no_args_is_help=True, help="Store files: encrypted, erasure-coded, spread.")
+
+console = Console()
+logger = logging.getLogger(__name__)
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'10MB' -> 10_000_000, '4MiB' -> 4_194_304, '512' -> 512."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).upper() if m else ""
+    if m is None or unit not in _UNITS:
+        raise UserError(f"{text!r} is not a size; write it like 10MB, 1.5GB or 4MiB")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def fmt_size(n: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _password(*, confirm: bool) -> str:
+    password = os.environ.get(keys.PASSWORD_ENV)
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        raise UserError(f"set {keys.PASSWORD_ENV}: there is no terminal to ask for the password")
+    return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+Home = Annotated[Path | None, typer.Option("--home", help="the folder of keys and records")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="log what happens")]
+
+
+# ---------------------------------------------------------------------- node
+
+
+def _node_home(home: Path | None) -> Path:
+    return (home or Path.home() / ".dcloud" / "node").expanduser()
+
+
+@node_app.command("init")
+def node_init(
+    quota: Annotated[str, typer.Option(help="disk space to lend, e.g. 10MB or 5GB")],
+    lat: Annotated[float, typer.Option(help="latitude of this machine, degrees north")],
+    lon: Annotated[float, typer.Option(help="longitude of this machine, degrees east")],
+    home: Home = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="URL renters reach this node at (default from host/port)")
+    ] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="port to listen on (default: a free one)")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="price region (default: nearest)")] = None,
+    marketplace: Annotated[
+        str | None, typer.Option(envvar="DCLOUD_MARKETPLACE_URL", help="marketplace URL")
+    ] = DEFAULT_MARKETPLACE,
+    heartbeat: Annotated[float, typer.Option(help="seconds between heartbeats")] = 10.0,
+    rpc_url: Annotated[
+        str | None, typer.Option(envvar="DCLOUD_RPC_URL", help="chain for audits")
+    ] = None,
+) -> None:
+    """Create a storage node: a key and its settings, in --home."""
+    from agents.storage.node_run import KEYSTORE, init_node
+
+    where = _node_home(home)
+    password = "" if (where / KEYSTORE).exists() else _password(confirm=True)
+    config = init_node(
+        where,
+        password=password,
+        quota_bytes=parse_size(quota),
+        lat=lat,
+        lon=lon,
+        region=region,
+        host=host,
+        port=port,
+        endpoint=endpoint,
+        marketplace=marketplace,
+        heartbeat_s=heartbeat,
+        rpc_url=rpc_url,
+    )
+    console.print(
+        f"storage node {config.address} in {where}: {fmt_size(config.quota_bytes)} at "
+        f"{config.endpoint}; start it with `dcloud node run --home {where}`",
+        highlight=False,
+    )
+
+
+@node_app.command("run")
+def node_run(home: Home = None, verbose: Verbose = True) -> None:
+    """Serve shards and heartbeat to the marketplace until interrupted."""
+    from agents.storage.node_run import run_node
+
+    _logging(verbose)
+    run_node(_node_home(home), password=_password(confirm=False))
+
+
+@node_app.command("status")
+def node_status(home: Home = None) -> None:
+    """Quota, used and free space, shards, and whether the node is running."""
+    from agents.storage.node_run import load_config, open_store, runtime
+
+    where = _node_home(home)
+    config = load_config(where)
+    running = runtime(where)
+    store = open_store(where, config)
+    table = Table(show_header=False, box=None)
+    table.add_row("address", config.address)
+    table.add_row("endpoint", config.endpoint)
+    state = "stopped"
+    if running is not None:
+        state = f"running (pid {running['pid']})"
+        try:
+            httpx.get(f"{config.endpoint}/v1/health", timeout=3).raise_for_status()
+        except httpx.HTTPError:
+            state += ", not answering"
+    table.add_row("state", state)
+    table.add_row("quota", fmt_size(config.quota_bytes))
+    table.add_row("used", fmt_size(store.used_bytes))
+    table.add_row("free", fmt_size(store.free_bytes))
+    table.add_row("shards", str(store.shard_count))
+    table.add_row("marketplace", config.marketplace or "-")
+    console.print(table)
+
+
+# ---------------------------------------------------------------------- file
+
+
+def _renter_home(home: Path | None) -> Path:
+    return (home or Path.home() / ".dcloud" / "renter").expanduser()
+
+
+Marketplace = Annotated[str, typer.Option(envvar="DCLOUD_MARKETPLACE_URL", help="marketplace URL")]
+
+
+def _client(home: Path | None, marketplace: str, verbose: bool = False) -> StorageClient:
+    from agents.storage.client import StorageClient
+
+    _logging(verbose)
+    where = _renter_home(home)
+    keystore = where / "key.json"
+    if not keystore.exists():
+        raise UserError(f"no renter key at {keystore}; create one with `dcloud file init`")
+    account: LocalAccount = keys.load(keystore, _password(confirm=False))
+    return StorageClient(home=where, account=account, marketplace=marketplace)
+
+
+class _Bar:
+    """A rich progress bar on a terminal, a few plain lines otherwise."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.total, self.done, self.label = total, 0, label
+        self._next_line = 0.25
+        self._rich: Progress | None = None
+        if console.is_terminal:
+            self._rich = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=console,
+                transient=True,
+            )
+            self._task = self._rich.add_task(label, total=total)
+
+    def __enter__(self) -> _Bar:
+        if self._rich is not None:
+            self._rich.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+    def __call__(self, advance: int) -> None:
+        self.done += advance
+        if self._rich is not None:
+            self._rich.update(self._task, advance=advance)
+        elif self.total and self.done / self.total >= self._next_line:
+            console.print(f"{self.label}: {self.done * 100 // self.total}%", highlight=False)
+            self._next_line += 0.25
+
+
+@file_app.command("init")
+def file_init(home: Home = None) -> None:
+    """Create the renter's key (kept if there is one) in --home."""
+    where = _renter_home(home)
+    keystore = where / "key.json"
+    if keystore.exists():
+        address = keys.address_of(keystore)
+        console.print(f"renter {address} already set up in {where}", highlight=False)
+        return
+    account = keys.create(keystore, _password(confirm=True))
+    console.print(f"renter {account.address} created in {where}", highlight=False)
+
+
+@file_app.command("put")
+def file_put(
+    path: Annotated[Path, typer.Argument(help="the file to store")],
+    name: Annotated[str | None, typer.Option(help="name to store it under")] = None,
+    k: Annotated[int, typer.Option("--k", help="shards needed to read a segment")] = 8,
+    n: Annotated[int, typer.Option("--n", help="shards stored per segment")] = 12,
+    segment_size: Annotated[str, typer.Option(help="plaintext bytes per segment")] = "4MiB",
+    home: Home = None,
+    marketplace: Marketplace = DEFAULT_MARKETPLACE,
+    verbose: Verbose = False,
+) -> None:
+    """Encrypt, erasure-code and spread a file over storage nodes."""
+    if not path.is_file():
+        raise UserError(f"no file at {path}")
+    with (
+        _client(home, marketplace, verbose) as client,
+        _Bar(f"put {path.name}", path.stat().st_size) as bar,
+    ):
+        m = client.put(
+            path, name=name, k=k, n=n, segment_bytes=parse_size(segment_size), progress=bar
+        )
+    nodes = {s.node for seg in m.segments for s in seg.shards}
+    console.print(
+        f"stored {m.name!r}: {fmt_size(m.size)} in {len(m.segments)} segments, k={m.k} of "
+        f"n={m.n} shards each, on {len(nodes)} nodes",
+        highlight=False,
+    )
+
+
+@file_app.command("get")
+def file_get(
+    name: Annotated[str, typer.Argument(help="the stored object's name")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing output file")] = False,
+    home: Home = None,
+    marketplace: Marketplace = DEFAULT_MARKETPLACE,
+    verbose: Verbose = False,
+) -> None:
+    """Fetch a stored file: the first k intact shards per segment from the fastest nodes."""
+    dest = output or Path(Path(name).name)
+    with _client(home, marketplace, verbose) as client:
+        size = client.store.find(name).size
+        with _Bar(f"get {name}", size) as bar:
+            result = client.get(name, dest, overwrite=overwrite, progress=bar)
+    speed = size / result.seconds / 1e6 if result.seconds else 0.0
+    console.print(f"wrote {dest} ({fmt_size(size)}, {speed:.0f} MB/s)", highlight=False)
+    for label, nodes in (("unreachable", result.failed_nodes), ("corrupt", result.corrupt_nodes)):
+        if nodes:
+            console.print(f"{label} nodes (reported): {', '.join(nodes)}", highlight=False)
+
+
+@file_app.command("ls")
+def file_ls(home: Home = None, marketplace: Marketplace = DEFAULT_MARKETPLACE) -> None:
+    """The objects this renter stored."""
+    with _client(home, marketplace) as client:
+        objects = client.ls()
+    if not objects:
+        console.print("no stored objects; store one with `dcloud file put FILE`")
+        return
+    table = Table("name", "size", "k/n", "segments", "stored", "problem")
+    for o in objects:
+        when = (
+            dt.datetime.fromtimestamp(o.created_at).strftime("%Y-%m-%d %H:%M")
+            if o.created_at
+            else "-"
+        )
+        table.add_row(
+            o.name, fmt_size(o.size), f"{o.k}/{o.n}", str(o.segments), when, o.problem or ""
+        )
+    console.print(table)
+
+
+@file_app.command("rm")
+def file_rm(
+    name: Annotated[str, typer.Argument(help="the stored object's name")],
+    force: Annotated[bool, typer.Option(help="forget it even if some nodes are down")] = False,
+    home: Home = None,
+    marketplace: Marketplace = DEFAULT_MARKETPLACE,
+    verbose: Verbose = False,
+) -> None:
+    """Delete a stored file's shards from their nodes and forget it."""
+    with _client(home, marketplace, verbose) as client:
+        r = client.rm(name, force=force)
+    console.print(
+        f"removed {name!r}: {r.deleted} shards deleted, {r.missing} already gone"
+        + (f", {r.failed} left on unreachable nodes" if r.failed else ""),
+        highlight=False,
+    )
+
+
+@file_app.command("health")
+def file_health(
+    name: Annotated[str | None, typer.Argument(help="one object (default: all)")] = None,
+    deep: Annotated[bool, typer.Option(help="download and hash every shard")] = False,
+    home: Home = None,
+    marketplace: Marketplace = DEFAULT_MARKETPLACE,
+    verbose: Verbose = False,
+) -> None:
+    """How many healthy shards each segment has."""
+    from agents.storage.repair import health
+
+    with _client(home, marketplace, verbose) as client:
+        reports = health(client, name, deep=deep)
+    for h in reports:
+        state = "healthy" if h.min_healthy == h.n else "degraded" if h.readable else "UNREADABLE"
+        console.print(
+            f"{h.name}: {state}, at least {h.min_healthy} of {h.n} shards healthy in each of "
+            f"{len(h.segments)} segments (k={h.k})",
+            highlight=False,
+        )
+        for seg in h.segments:
+            if seg.problems:
+                issues = ", ".join(f"shard {i} {why}" for i, why in sorted(seg.problems.items()))
+                console.print(f"  segment {seg.index}: {len(seg.healthy)}/{h.n}: {issues}")
+
+
+@file_app.command("repair")
+def file_repair(
+    name: Annotated[str | None, typer.Argument(help="one object (default: all)")] = None,
+    threshold: Annotated[
+        int | None, typer.Option(help="repair segments with fewer healthy shards (default n)")
+    ] = None,
+    deep: Annotated[bool, typer.Option(help="download and hash every shard")] = False,
+    home: Home = None,
+    marketplace: Marketplace = DEFAULT_MARKETPLACE,
+    verbose: Verbose = False,
+) -> None:
+    """Rebuild lost shards onto other nodes."""
+    from agents.storage.repair import repair_all, repair_object
+
+    with _client(home, marketplace, verbose) as client:
+        if name:
+            results = [repair_object(client, name, threshold=threshold, deep=deep)]
+        else:
+            results = repair_all(client, threshold=threshold, deep=deep)
+    failed = False
+    for r in results:
+        console.print(
+            f"{r.name}: {r.shards_rebuilt} shards rebuilt in {r.segments_repaired} of "
+            f"{r.segments_checked} segments; now at least {r.health_after} healthy per segment",
+            highlight=False,
+        )
+        for failure in r.failures:
+            failed = True
+            console.print(f"  [red]not repaired:[/] {failure}", highlight=False)
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,609 @@
+"""The renter's storage SDK: put, get, ls, rm, health and repair of whole files.
+
+``put`` encrypts a file segment by segment (AES-256-GCM under a fresh key that never
+leaves this machine), erasure-codes each segment k of n, asks the marketplace for n
+distinct nodes per segment (spread over regions, reliable ones first) and uploads the
+shards in parallel; if a node refuses or is down it asks for a replacement node. Only
+when every shard is stored does the manifest appear: a failed put removes what it
+uploaded and leaves no object behind.
+
+``get`` fetches the first k intact shards of each segment from the fastest nodes
+(:mod:`agents.storage.fetch`), decodes and decrypts it, and writes to a temporary file
+that replaces the destination only when the whole object checked out; then it reports
+what it saw of every node to the marketplace.
+
+Example::
+
+    client = StorageClient(home=Path("~/.dcloud/renter").expanduser(), account=account)
+    client.put(Path("photo.jpg"))
+    client.get("photo.jpg", Path("copy.jpg"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from eth_account.signers.local import LocalAccount
+
+from agents.errors import AgentError, RefusedError, UserError, VerificationError
+from agents.storage import codec
+from agents.storage.fetch import NodeStats, decode_segment, fetch_shard, fetch_shards
+from agents.storage.manifest import Manifest, RenterStore, SegmentRef, ShardRef
+from agents.storage.market import DEFAULT_MARKETPLACE, StorageMarket
+from agents.storage.transport import NodeClient, NodeError, ShardMissing
+from protocol.storage import PlacementRequest, StorageNodePublic
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+"""Called with a number of plaintext bytes just stored or fetched."""
+
+PUT_ATTEMPTS_PER_SHARD = 4
+WINDOW_SEGMENTS = 4
+
+
+@dataclass(frozen=True)
+class Target:
+    node: str
+    endpoint: str
+
+
+@dataclass
+class ObjectInfo:
+    name: str
+    object_id: str
+    size: int
+    k: int
+    n: int
+    segments: int
+    created_at: float
+    problem: str | None = None
+
+
+@dataclass
+class GetResult:
+    manifest: Manifest
+    path: Path | None
+    seconds: float
+    failed_nodes: list[str] = field(default_factory=list)
+    corrupt_nodes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RmResult:
+    name: str
+    deleted: int
+    missing: int
+    failed: int
+    forgotten: bool
+
+
+class StorageClient:
+    """Files stored on the network for one renter account, recorded in `home`."""
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        account: LocalAccount,
+        marketplace: str | None = DEFAULT_MARKETPLACE,
+        concurrency: int = 16,
+        hedge: int = 1,
+        window: int = WINDOW_SEGMENTS,
+    ) -> None:
+        self.home = home
+        self.account = account
+        self.store = RenterStore(home, account)
+        self.nodes = NodeClient(account)
+        self.market = StorageMarket(marketplace, account) if marketplace else None
+        self.concurrency = concurrency
+        self.hedge = hedge
+        self.window = window
+
+    def close(self) -> None:
+        self.nodes.close()
+        if self.market is not None:
+            self.market.close()
+
+    def __enter__(self) -> StorageClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ put
+
+    def put(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        k: int = 8,
+        n: int = 12,
+        segment_bytes: int = codec.SEGMENT_BYTES,
+        progress: Progress | None = None,
+    ) -> Manifest:
+        """Store the file at `path` as `name` (default: its file name)."""
+        if not path.is_file():
+            raise UserError(f"no file at {path}; give the path of a file to store")
+        with open(path, "rb") as fh:
+            return self.put_stream(
+                fh,
+                size=os.fstat(fh.fileno()).st_size,
+                name=name or path.name,
+                k=k,
+                n=n,
+                segment_bytes=segment_bytes,
+                progress=progress,
+            )
+
+    def put_bytes(
+        self,
+        data: bytes,
+        *,
+        name: str,
+        k: int = 8,
+        n: int = 12,
+        segment_bytes: int = codec.SEGMENT_BYTES,
+        progress: Progress | None = None,
+    ) -> Manifest:
+        """Store `data` as `name`."""
+        return self.put_stream(
+            io.BytesIO(data),
+            size=len(data),
+            name=name,
+            k=k,
+            n=n,
+            segment_bytes=segment_bytes,
+            progress=progress,
+        )
+
+    def put_stream(
+        self,
+        fh: BinaryIO,
+        *,
+        size: int,
+        name: str,
+        k: int = 8,
+        n: int = 12,
+        segment_bytes: int = codec.SEGMENT_BYTES,
+        progress: Progress | None = None,
+    ) -> Manifest:
+        """Store `size` bytes read from `fh` as `name`."""
+        codec.check_kn(k, n)
+        if not 4096 <= segment_bytes <= 64 * 2**20:
+            raise UserError("the segment size must be between 4KB and 64MB")
+        if self.store.exists(name):
+            raise UserError(f"an object named {name!r} is stored already; rm it or pick --name")
+        market = self._require_market("put")
+        object_id = codec.random_id()
+        segments = codec.segment_count(size, segment_bytes)
+        bound = codec.shard_bytes_bound(min(size, segment_bytes), k)
+        targets = self._placement(market, n=n, segments=segments, shard_bytes=bound)
+        key = codec.new_key()
+        self.store.store_key(object_id, key)
+        uploaded: list[tuple[str, str]] = []  # (endpoint, shard id), for clean-up on failure
+        try:
+            refs, digest = self._upload(
+                fh,
+                object_id=object_id,
+                key=key,
+                size=size,
+                coder=codec.Coder(k, n),
+                segment_bytes=segment_bytes,
+                targets=targets,
+                uploaded=uploaded,
+                progress=progress,
+            )
+            manifest = Manifest(
+                object_id=object_id,
+                name=name,
+                size=size,
+                sha256=digest,
+                created_at=time.time(),
+                owner=self.account.address,
+                k=k,
+                n=n,
+                segment_bytes=segment_bytes,
+                backend=codec.BACKEND,
+                cipher=codec.CIPHER,
+                segments=refs,
+            )
+            self.store.save(manifest)
+        except BaseException:
+            self._discard(uploaded)
+            (self.store.keyring / f"{object_id}.key").unlink(missing_ok=True)
+            raise
+        logger.info("stored %s (%d bytes, %d segments)", name, size, segments)
+        return manifest
+
+    def _upload(
+        self,
+        fh: BinaryIO,
+        *,
+        object_id: str,
+        key: bytes,
+        size: int,
+        coder: codec.Coder,
+        segment_bytes: int,
+        targets: list[list[Target]],
+        uploaded: list[tuple[str, str]],
+        progress: Progress | None,
+    ) -> tuple[list[SegmentRef], str]:
+        refs: list[SegmentRef | None] = [None] * len(targets)
+        plain_hash = hashlib.sha256()
+        slots = threading.BoundedSemaphore(self.window)
+        lock = threading.Lock()
+        with (
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="shard") as shard_pool,
+            ThreadPoolExecutor(self.window, thread_name_prefix="segment") as seg_pool,
+        ):
+            running: list[Future[None]] = []
+
+            def store_segment(index: int, plain_size: int, cipher: bytes) -> None:
+                try:
+                    shards = coder.encode(cipher)
+                    stored = self._store_shards(shards, targets[index], shard_pool, uploaded, lock)
+                    refs[index] = SegmentRef(
+                        index=index,
+                        plain_size=plain_size,
+                        cipher_size=len(cipher),
+                        sha256=codec.sha256_hex(cipher),
+                        shards=stored,
+                    )
+                    if progress is not None:
+                        progress(plain_size)
+                finally:
+                    slots.release()
+
+            try:
+                remaining = size
+                for index in range(len(targets)):
+                    plain = _read_exactly(fh, min(segment_bytes, remaining))
+                    remaining -= len(plain)
+                    plain_hash.update(plain)
+                    cipher = codec.encrypt_segment(
+                        key, object_id=object_id, index=index, plain=plain
+                    )
+                    slots.acquire()
+                    for done in [f for f in running if f.done()]:
+                        done.result()  # surface a failed segment before reading on
+                        running.remove(done)
+                    running.append(seg_pool.submit(store_segment, index, len(plain), cipher))
+                for future in running:
+                    future.result()
+            except BaseException:
+                shard_pool.shutdown(cancel_futures=True)
+                seg_pool.shutdown(cancel_futures=True)
+                raise
+        return [r for r in refs if r is not None], plain_hash.hexdigest()
+
+    def _store_shards(
+        self,
+        shards: list[bytes],
+        targets: list[Target],
+        pool: ThreadPoolExecutor,
+        uploaded: list[tuple[str, str]],
+        lock: threading.Lock,
+    ) -> list[ShardRef]:
+        """Upload a segment's shards, one per node; a failed node is replaced."""
+        exclude = {t.node for t in targets}
+
+        def one(index: int) -> ShardRef:
+            ref = self.store_shard(
+                shards[index], index=index, exclude=exclude, lock=lock, first=targets[index]
+            )
+            with lock:
+                uploaded.append((ref.endpoint, ref.id))
+            return ref
+
+        futures = [pool.submit(one, i) for i in range(len(shards))]
+        return [f.result() for f in futures]
+
+    def store_shard(
+        self,
+        data: bytes,
+        *,
+        index: int,
+        exclude: set[str],
+        lock: threading.Lock,
+        first: Target | None = None,
+        sha256: str | None = None,
+    ) -> ShardRef:
+        """Store one shard on `first`, or on a node the marketplace picks outside `exclude`.
+
+        A node that refuses or is down is added to `exclude` and another one is asked for,
+        up to :data:`PUT_ATTEMPTS_PER_SHARD` nodes. `exclude` is shared with other threads
+        under `lock`.
+
+        Raises:
+            RefusedError: no node took the shard.
+        """
+        sha256 = sha256 or codec.sha256_hex(data)
+        target = first
+        last: Exception | None = None
+        for _ in range(PUT_ATTEMPTS_PER_SHARD):
+            if target is None:
+                market = self._require_market("storing a shard")
+                with lock:
+                    excluded = sorted(exclude)
+                (target,) = self._placement(
+                    market, n=1, segments=1, shard_bytes=len(data), exclude=excluded
+                )[0]
+                with lock:
+                    exclude.add(target.node)
+            shard_id = codec.random_id()
+            try:
+                self.nodes.put(target.endpoint, shard_id, data, sha256=sha256)
+            except NodeError as exc:
+                logger.info("node %s did not take a shard (%s); asking for another", target, exc)
+                last, target = exc, None
+                continue
+            return ShardRef(
+                index=index,
+                id=shard_id,
+                node=target.node,
+                endpoint=target.endpoint,
+                size=len(data),
+                sha256=sha256,
+            )
+        raise RefusedError(
+            f"no node took shard {index} after {PUT_ATTEMPTS_PER_SHARD} tries (last: {last}); "
+            "nothing was kept, try again later"
+        )
+
+    def _placement(
+        self,
+        market: StorageMarket,
+        *,
+        n: int,
+        segments: int,
+        shard_bytes: int,
+        exclude: list[str] | None = None,
+    ) -> list[list[Target]]:
+        out: list[list[Target]] = []
+        for start in range(0, segments, 4096):
+            placed = market.placement(
+                PlacementRequest(
+                    n=n,
+                    segments=min(4096, segments - start),
+                    shard_bytes=shard_bytes,
+                    exclude=exclude or [],
+                )
+            )
+            nodes = [Target(p.address, p.endpoint) for p in placed.nodes]
+            out.extend([nodes[i] for i in seg] for seg in placed.segments)
+        return out
+
+    def _discard(self, uploaded: list[tuple[str, str]]) -> None:
+        """Best effort: delete shards of a put that failed."""
+        for endpoint, shard_id in uploaded:
+            try:
+                self.nodes.delete(endpoint, shard_id)
+            except NodeError as exc:
+                logger.warning("could not delete shard %s of a failed put: %s", shard_id, exc)
+
+    # ------------------------------------------------------------------ get
+
+    def get(
+        self,
+        name: str,
+        dest: Path,
+        *,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> GetResult:
+        """Fetch the object `name` into the file `dest` (created whole, or not at all)."""
+        manifest = self.store.find(name)
+        if dest.exists() and not overwrite:
+            raise UserError(f"{dest} exists; choose another path or pass --overwrite")
+        if dest.is_dir():
+            raise UserError(f"{dest} is a folder; give a file path")
+        key = self.store.load_key(manifest.object_id)
+        tmp = dest.with_name(f".{dest.name}.{codec.random_id()[:8]}.part")
+        start = time.perf_counter()
+        stats = NodeStats()
+        try:
+            with open(tmp, "wb") as out:
+                for plain in self._segments(manifest, key, stats):
+                    out.write(plain)
+                    if progress is not None:
+                        progress(len(plain))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self.send_reports(stats)
+        return GetResult(
+            manifest=manifest,
+            path=dest,
+            seconds=time.perf_counter() - start,
+            failed_nodes=stats.failed_nodes(),
+            corrupt_nodes=stats.corrupt_nodes(),
+        )
+
+    def get_bytes(self, name: str) -> bytes:
+        manifest = self.store.find(name)
+        key = self.store.load_key(manifest.object_id)
+        stats = NodeStats()
+        try:
+            return b"".join(self._segments(manifest, key, stats))
+        finally:
+            self.send_reports(stats)
+
+    def _segments(self, manifest: Manifest, key: bytes, stats: NodeStats) -> Iterator[bytes]:
+        """The object's plaintext segments in order, fetched `window` segments ahead."""
+        endpoints = self.endpoints()
+        coder = codec.Coder(manifest.k, manifest.n)
+        digest = hashlib.sha256()
+        total = 0
+        with self._pools() as (shard_pool, seg_pool):
+
+            def fetch(shard: ShardRef) -> bytes | None:
+                endpoint = endpoints.get(shard.node, shard.endpoint)
+                return fetch_shard(self.nodes, shard, endpoint, stats)
+
+            def segment(seg: SegmentRef) -> bytes:
+                shards = fetch_shards(
+                    seg,
+                    k=manifest.k,
+                    pool=shard_pool,
+                    fetch=fetch,
+                    rank=lambda s: stats.rank(s.node),
+                    hedge=self.hedge,
+                )
+                return decode_segment(seg, shards, coder)
+
+            ahead: deque[tuple[SegmentRef, Future[bytes]]] = deque()
+            todo = iter(manifest.segments)
+            for seg in todo:
+                ahead.append((seg, seg_pool.submit(segment, seg)))
+                if len(ahead) >= self.window:
+                    break
+            while ahead:
+                seg, future = ahead.popleft()
+                cipher = future.result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    ahead.append((nxt, seg_pool.submit(segment, nxt)))
+                plain = codec.decrypt_segment(
+                    key, object_id=manifest.object_id, index=seg.index, cipher=cipher
+                )
+                digest.update(plain)
+                total += len(plain)
+                yield plain
+        if total != manifest.size or digest.hexdigest() != manifest.sha256:
+            raise VerificationError(
+                f"{manifest.name} reassembled to {total} bytes of another hash than stored; "
+                "nothing was written"
+            )
+
+    @contextmanager
+    def _pools(self) -> Iterator[tuple[ThreadPoolExecutor, ThreadPoolExecutor]]:
+        shard_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="shard")
+        seg_pool = ThreadPoolExecutor(self.window, thread_name_prefix="segment")
+        try:
+            yield shard_pool, seg_pool
+        finally:
+            seg_pool.shutdown(wait=True, cancel_futures=True)
+            shard_pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------ ls, rm
+
+    def ls(self) -> list[ObjectInfo]:
+        """Every object this renter stored, with a problem when its manifest is unusable."""
+        out: list[ObjectInfo] = []
+        for path, entry in self.store.entries():
+            if isinstance(entry, Manifest):
+                out.append(
+                    ObjectInfo(
+                        name=entry.name,
+                        object_id=entry.object_id,
+                        size=entry.size,
+                        k=entry.k,
+                        n=entry.n,
+                        segments=len(entry.segments),
+                        created_at=entry.created_at,
+                    )
+                )
+            else:
+                out.append(ObjectInfo(path.stem, path.stem, 0, 0, 0, 0, 0.0, problem=str(entry)))
+        return sorted(out, key=lambda o: o.name)
+
+    def rm(self, name: str, *, force: bool = False) -> RmResult:
+        """Delete the object's shards from their nodes, then forget it.
+
+        When some nodes cannot be reached the object is kept (run rm again later) unless
+        `force`, which forgets it anyway and leaves those shards to their nodes.
+        """
+        manifest = self.store.find(name)
+        with self.store.locked(manifest.object_id):
+            endpoints = self.endpoints()
+            shards = [(s.node, s.id, s.endpoint) for seg in manifest.segments for s in seg.shards]
+            shards += [(r.node, r.id, r.endpoint) for r in manifest.retired]
+
+            def delete(item: tuple[str, str, str]) -> str:
+                node, shard_id, endpoint = item
+                try:
+                    return (
+                        "deleted"
+                        if self.nodes.delete(endpoints.get(node, endpoint), shard_id)
+                        else "missing"
+                    )
+                except ShardMissing:
+                    return "missing"
+                except NodeError as exc:
+                    logger.warning("could not delete shard %s from %s: %s", shard_id, node, exc)
+                    return "failed"
+
+            with ThreadPoolExecutor(self.concurrency) as pool:
+                outcomes = list(pool.map(delete, shards))
+            failed = outcomes.count("failed")
+            if failed and not force:
+                raise RefusedError(
+                    f"{failed} of {len(shards)} shards of {name!r} could not be deleted (their "
+                    "nodes are unreachable); the object is kept: run `dcloud file rm` again "
+                    "later, or add --force to forget it anyway"
+                )
+            self.store.delete(manifest)
+        return RmResult(
+            name=name,
+            deleted=outcomes.count("deleted"),
+            missing=outcomes.count("missing"),
+            failed=failed,
+            forgotten=True,
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def endpoints(self) -> dict[str, str]:
+        """Current endpoint of every node the marketplace knows (empty if unreachable)."""
+        if self.market is None:
+            return {}
+        try:
+            nodes: list[StorageNodePublic] = self.market.nodes()
+        except AgentError as exc:
+            logger.warning("using the endpoints in the manifest: %s", exc)
+            return {}
+        return {n.address: n.endpoint for n in nodes}
+
+    def send_reports(self, stats: NodeStats) -> None:
+        """Tell the marketplace what we saw of each node (best effort)."""
+        reports = stats.reports()
+        if self.market is None or not reports:
+            return
+        try:
+            self.market.report(reports)
+        except AgentError as exc:
+            logger.warning("could not report node statistics: %s", exc)
+
+    def _require_market(self, what: str) -> StorageMarket:
+        if self.market is None:
+            raise UserError(f"{what} needs a marketplace to place shards; pass --marketplace")
+        return self.market
+
+
+def _read_exactly(fh: BinaryIO, size: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = fh.read(size - got)
+        if not chunk:
+            raise UserError(f"the file ended {size - got} bytes early; was it changed meanwhile?")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,103 @@
+"""The marketplace's storage routes, as a storage node and a renter call them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from eth_account.signers.local import LocalAccount
+
+from agents.errors import RefusedError, UserError
+from agents.storage.wire import STAMP, describe
+from protocol.signing import sign_request
+from protocol.storage import (
+    HEARTBEAT,
+    REGISTER,
+    REPORT,
+    NodeReport,
+    Placement,
+    PlacementRequest,
+    ReportResult,
+    StorageHeartbeat,
+    StorageNodeList,
+    StorageNodePublic,
+    StorageNodeRegistration,
+    StorageReport,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MARKETPLACE = "http://127.0.0.1:8700"
+
+
+class NotRegisteredError(RefusedError):
+    """The marketplace does not know this node (a heartbeat before registering)."""
+
+
+class StorageMarket:
+    """Signed and plain calls to ``/v1/storage`` of one marketplace."""
+
+    def __init__(self, url: str, account: LocalAccount, *, timeout: float = 15.0) -> None:
+        self.url = url.rstrip("/")
+        self.account = account
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def register(self, reg: StorageNodeRegistration) -> StorageNodePublic:
+        body = self._signed("/v1/storage/nodes", REGISTER, reg.model_dump(mode="json"))
+        return StorageNodePublic.model_validate(body)
+
+    def heartbeat(self, hb: StorageHeartbeat) -> StorageNodePublic:
+        body = self._signed("/v1/storage/nodes/heartbeat", HEARTBEAT, hb.model_dump(mode="json"))
+        return StorageNodePublic.model_validate(body)
+
+    def report(self, reports: list[NodeReport]) -> ReportResult | None:
+        """Send observations of nodes (at most 256 per request); None when there are none."""
+        result = None
+        for i in range(0, len(reports), 256):
+            payload = StorageReport(reports=reports[i : i + 256]).model_dump(mode="json")
+            result = ReportResult.model_validate(
+                self._signed("/v1/storage/reports", REPORT, payload)
+            )
+        return result
+
+    def placement(self, request: PlacementRequest) -> Placement:
+        r = self._send("POST", "/v1/storage/placement", json=request.model_dump(mode="json"))
+        return Placement.model_validate(self._answer(r))
+
+    def nodes(self) -> list[StorageNodePublic]:
+        """Every registered node (online or not)."""
+        out: list[StorageNodePublic] = []
+        while True:
+            r = self._send("GET", "/v1/storage/nodes", params={"limit": 1000, "offset": len(out)})
+            page = StorageNodeList.model_validate(self._answer(r))
+            out.extend(page.items)
+            if not page.items or len(out) >= page.total:
+                return out
+
+    def _signed(self, path: str, purpose: str, payload: Any) -> Any:
+        body = sign_request(
+            self.account, purpose=purpose, payload=payload, timestamp_ms=STAMP.next()
+        )
+        return self._answer(self._send("POST", path, json=body))
+
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise RefusedError(
+                f"the marketplace at {self.url} is not reachable ({type(exc).__name__}); check "
+                "--marketplace (or DCLOUD_MARKETPLACE_URL) or start it (`make marketplace`)"
+            ) from None
+
+    def _answer(self, r: httpx.Response) -> Any:
+        if r.status_code < 400:
+            return r.json()
+        if r.status_code == 409:
+            raise NotRegisteredError(f"the marketplace refused: {describe(r)}")
+        if r.status_code == 422:
+            raise UserError(f"the marketplace refused the request: {describe(r)}")
+        raise RefusedError(f"the marketplace refused: {describe(r)}")
