@@ -97,9 +97,12 @@ class Network:
         assert receipt.status == 1
 
     def add_provider(
-        self, key: str, *, lat: float, lon: float, endpoint: str = "http://127.0.0.1:9", **kw: Any
+        self, key: str, *, lat: float, lon: float, endpoint: str | None = None, **kw: Any
     ) -> LocalAccount:
-        """Stake on chain and register through the signed API (like a provider agent)."""
+        """Stake on chain and register through the signed API (like a provider agent).
+
+        Without `endpoint` the provider's address is a free local port nobody listens on.
+        """
         acct: LocalAccount = Account.from_key(key)
         token, registry = self.contract("ComputeToken"), self.contract("ProviderRegistry")
         staked = registry.functions.stakeOf(acct.address).call()[0]
@@ -107,7 +110,7 @@ class Network:
             self.transact(token.functions.approve(registry.address, 500 * TOKEN), acct.address)
             self.transact(registry.functions.stake(500 * TOKEN), acct.address)
         body = registration(lat=lat, lon=lon, **kw)
-        body["endpoint"] = endpoint
+        body["endpoint"] = endpoint or f"http://127.0.0.1:{free_port()}"
         r = httpx.post(
             f"{self.url}/v1/providers", json=signed(acct, "dcloud/provider.register", body)
         )
@@ -129,10 +132,22 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
+def _wait_for_free_port(port: int, timeout_s: float = 600) -> None:
+    """Other suites' chains use the same test port: wait for them rather than fail."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     tmp = tmp_path_factory.mktemp("dashboard")
     out = tmp / "deployments.json"
+    _wait_for_free_port(CHAINS["anvil"]["port"])
     with running_chain("anvil") as rpc_url:
         deploy_contracts(CHAINS["anvil"]["network"], out)
         settings = Settings(
@@ -141,6 +156,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             deployments=out,
             batch_window_ms=20,
             indexer_poll_s=0.2,
+            offline_after_s=3600,  # providers registered by the tests send no heartbeats
         )
         server = ServerThread(create_app(settings), free_port())
         server.start()

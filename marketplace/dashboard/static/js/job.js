@@ -11,7 +11,7 @@ import { resultHash } from "/dashboard/static/js/protocol.js";
 const JOB_ID = $("#job-root").dataset.jobId;
 const CHAIN_STATUS = ["none", "funded", "disputed", "settled", "cancelled"];
 const REPLICA_STATE = ["none", "accepted", "committed", "revealed", "paid", "slashed", "released"];
-const DEADLINE_MARGIN_S = 300;
+const DEADLINE_MARGIN_S = 120;
 
 let job = null; // the marketplace's view (GET /v1/jobs/{id})
 let chain = null; // {job, replicas, now, finalizableAt} read from the escrow
@@ -324,13 +324,21 @@ function renderProviderStates() {
   );
 }
 
-/** The provider to read logs and results from: a revealed replica's, else the first. */
+/**
+ * Where to read logs and results: a holder of the hash most replicas revealed (as the CLI
+ * does), with that hash to verify against; before any reveal, the first provider.
+ */
 function sourceAssignment() {
   if (chain) {
-    const revealed = chain.replicas.find((r) => r.state >= 3 && r.state !== 6);
-    if (revealed) {
-      const a = job.assignments.find((x) => x.provider === revealed.provider);
-      if (a) return { assignment: a, replica: revealed };
+    const revealed = chain.replicas.filter((r) => r.state === 3 || r.state === 4);
+    const counts = new Map();
+    for (const r of revealed) counts.set(r.hash, (counts.get(r.hash) ?? 0) + 1);
+    const top = [...counts].sort((a, b) => b[1] - a[1])[0];
+    if (top) {
+      for (const r of revealed.filter((x) => x.hash === top[0])) {
+        const a = job.assignments.find((x) => x.provider === r.provider);
+        if (a) return { assignment: a, replica: r };
+      }
     }
   }
   return job.assignments.length ? { assignment: job.assignments[0], replica: null } : null;
@@ -345,10 +353,6 @@ async function loadLogs() {
   pre.textContent = text || "(no output yet)";
 }
 
-function filePath(path) {
-  return path.split("/").map(encodeURIComponent).join("/");
-}
-
 async function fetchResult() {
   const src = sourceAssignment();
   if (!src || !mayAskProviders()) throw new Error("connect as the job's renter once the job is funded");
@@ -360,11 +364,11 @@ async function fetchResult() {
   const outputs = manifest.outputs ?? manifest.files ?? [];
   const files = [];
   for (const f of outputs) {
-    files.push([f.path, await providerGet(wallet.signer, assignment.endpoint, `${base}/files/${filePath(f.path)}`, "bytes")]);
+    files.push([f.path, await providerGet(wallet.signer, assignment.endpoint, `${base}/files/${f.path}`, "bytes")]);
   }
   const logs = await providerGet(wallet.signer, assignment.endpoint, `${base}/logs`, "bytes");
   const computed = resultHash(files, Number(manifest.exit_code), logs);
-  const onChain = replica && replica.state >= 3 ? replica.hash : job.chain.result_hash;
+  const onChain = replica ? replica.hash : job.chain.result_hash;
   let verdict;
   if (!onChain) {
     verdict = ["pending", `Computed ${shortHash(computed)}; nothing is revealed on chain yet to compare it with.`];

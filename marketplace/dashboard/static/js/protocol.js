@@ -115,3 +115,25 @@ export function resultHash(files, exitCode, logs) {
   leaves.sort();
   return merkleRoot(leaves);
 }
+
+function roundHalfEven(x) {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d !== 0.5) return Math.round(x);
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/**
+ * The `resources` word the escrow records at funding (protocol.escrow.pack_resources):
+ * milli-CPU | MB << 32 | GPUs << 64 | disk MB << 80.
+ */
+export function packResources(r) {
+  const min = (a, b) => (a < b ? a : b);
+  const milli = BigInt(roundHalfEven(r.cpu * 1000));
+  return (
+    (milli & 0xffffffffn) |
+    (min(BigInt(r.memory_mb), 2n ** 32n - 1n) << 32n) |
+    (min(BigInt(r.gpu ?? 0), 2n ** 16n - 1n) << 64n) |
+    (min(BigInt(r.disk_mb ?? 0), 2n ** 48n - 1n) << 80n)
+  );
+}

@@ -56,12 +56,17 @@ export async function pushJob(signer, endpoint, { chainJobId, spec, inputs = {} 
   return parse(await res.text());
 }
 
-/** A signed GET of `path` (e.g. "/v1/jobs/3/logs") from the provider at `endpoint`. */
+/**
+ * A signed GET of `path` (e.g. "/v1/jobs/3/logs") from the provider at `endpoint`. The
+ * signature covers the path as the agent's server sees it (decoded); the URL carries each
+ * segment percent-encoded.
+ */
 export async function providerGet(signer, endpoint, path, as = "json") {
   const headers = await signedGetHeaders(signer, path);
+  const url = path.split("/").map(encodeURIComponent).join("/");
   let res;
   try {
-    res = await fetch(`${base(endpoint)}${path}`, { headers });
+    res = await fetch(`${base(endpoint)}${url}`, { headers });
   } catch (err) {
     throw new ProviderError(0, `provider ${endpoint} cannot be reached (${err.message})`);
   }

@@ -2,7 +2,7 @@
 // estimate, then sign, fund the escrow and push the job to the chosen providers.
 import * as ethers from "/dashboard/static/vendor/ethers.min.js";
 import { $, $$, el, api, tokens, announce, ApiError } from "/dashboard/static/js/ui.js";
-import { SUBMIT, normalizeSpec, signEnvelope, specHash } from "/dashboard/static/js/protocol.js";
+import { SUBMIT, normalizeSpec, packResources, signEnvelope, specHash } from "/dashboard/static/js/protocol.js";
 import { wallet, ready, config, contract, send, chainNow, refreshBalance } from "/dashboard/static/js/wallet.js";
 import { assignmentTable } from "/dashboard/static/js/assignments.js";
 import { pushJob } from "/dashboard/static/js/provider.js";
@@ -12,7 +12,7 @@ const MAX_INPUT_BYTES = 64 * 2 ** 20;
 const IMAGE = /^[A-Za-z0-9][\w.:/@-]*$/;
 const INPUT_PATH = /^[\w.-]+(\/[\w.-]+)*$/;
 // Seconds after acceptance and the time limit before results are due (inputs, start-up).
-const DEADLINE_MARGIN_S = 300;
+const DEADLINE_MARGIN_S = 120;
 
 const files = new Map(); // path -> {bytes, sha256}
 
@@ -360,7 +360,14 @@ async function payAndRun() {
     step("fund", "active");
     const deadline =
       (await chainNow()) + cfg.chain.parameters.accept_window + spec.time_limit_s + DEADLINE_MARGIN_S;
-    const receipt = await send(escrow, "fund", [job.spec_hash, 0n, price, deadline, spec.replicas, providers]);
+    const receipt = await send(escrow, "fund", [
+      job.spec_hash,
+      packResources(spec.resources),
+      price,
+      deadline,
+      spec.replicas,
+      providers,
+    ]);
     const funded = receipt.logs
       .map((log) => {
         try {

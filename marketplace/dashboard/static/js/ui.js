@@ -30,15 +30,18 @@ export function svg(tag, attrs = {}, ...children) {
 
 export const TOKEN = "DCT";
 
-/** Token wei as a short decimal ("12.5 DCT"; "≈" when digits beyond the sixth are cut). */
+/**
+ * Token wei as a short decimal: "12.5 DCT", six decimals at most above 1 and four
+ * significant digits below ("0.00000006 DCT"); "≈" when digits were cut.
+ */
 export function tokens(wei, { unit = true } = {}) {
   if (wei === null || wei === undefined) return "–";
-  const value = BigInt(wei);
-  const [whole, frac] = ethers.formatUnits(value, 18).split(".");
-  const kept = frac.slice(0, 6).replace(/0+$/, "");
-  const approx = frac.replace(/0+$/, "").length > kept.length;
-  let text = `${approx ? "≈ " : ""}${group(whole)}${kept ? `.${kept}` : ""}`;
-  if (approx && whole === "0" && !kept) return `${value} wei`;
+  const [whole, frac] = ethers.formatUnits(BigInt(wei), 18).split(".");
+  const digits = frac.replace(/0+$/, "");
+  const keep = whole.replace("-", "") === "0" ? digits.search(/[1-9]/) + 4 : 6;
+  const kept = digits.slice(0, Math.max(keep, 0)).replace(/0+$/, "");
+  const approx = kept.length < digits.length;
+  const text = `${approx ? "≈ " : ""}${group(whole)}${kept ? `.${kept}` : ""}`;
   return unit ? `${text} ${TOKEN}` : text;
 }
 

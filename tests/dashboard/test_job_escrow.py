@@ -1,0 +1,66 @@
+"""Paying for a job through the page, and the escrow buttons its state allows.
+
+The provider here is registered and staked but its endpoint answers nothing, so the job
+is funded on chain and never accepted: the page must say so and offer the cancel that
+refunds the renter in full.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.dashboard.conftest import PROVIDER_KEYS
+
+pytestmark = pytest.mark.integration
+
+TOKEN = 10**18
+
+
+@pytest.fixture(scope="module")
+def provider(network):
+    return network.add_provider(PROVIDER_KEYS[1], lat=48.9, lon=2.3, price_wei=10**12)
+
+
+def test_pay_funds_the_escrow_and_cancel_refunds_in_full(tab, network, provider):
+    tab.allow(r"Failed to load resource: net::ERR_CONNECTION_REFUSED")
+    page = tab.goto("/submit")
+    renter = tab.connect_dev_account(8)
+    token, escrow = network.contract("ComputeToken"), network.contract("JobEscrow")
+    before = token.functions.balanceOf(renter).call()
+
+    page.get_by_label("Replicas").fill("1")
+    page.get_by_role("button", name="Pay & run").click()
+    expect(page.locator("#step-fund")).to_have_class("done")
+    expect(page.locator("#step-push")).to_have_class("failed")
+    expect(page.locator("#step-push")).to_contain_text("cannot be reached")
+    expect(page.locator("#progress-result")).to_contain_text("paid for but not every provider")
+
+    # 10^12 wei per CPU-second x 1 CPU x 60 s, deposited on chain for the named provider
+    price = 60 * 10**12
+    job_id = escrow.functions.jobCount().call()
+    job = escrow.functions.getJob(job_id).call()
+    assert job[0] == renter and job[1] == price
+    assert escrow.functions.getReplica(job_id, 0).call()[0] == provider.address
+    assert token.functions.balanceOf(renter).call() == before - price
+
+    page.locator("#job-link").click()
+    expect(page.locator("#job-status")).to_have_text("funded")
+    expect(page.locator("#escrow")).to_contain_text(f"#{job_id}")
+    expect(page.locator("#timeline [data-event='JobFunded']")).to_be_visible()
+    expect(page.locator("#job-state")).to_contain_text("Waiting for 1 provider(s) to accept")
+    tab.screenshot("job-funded")
+    cancel = page.get_by_role("button", name="Cancel for a refund")
+    expect(cancel).to_be_visible()
+    cancel.click()
+
+    expect(page.locator("#job-status")).to_have_text("cancelled")
+    expect(page.locator("#timeline [data-event='JobCancelled']")).to_contain_text("refunded")
+    expect(page.get_by_role("button", name="Cancel for a refund")).to_have_count(0)
+    assert escrow.functions.creditOf(renter).call() == price
+    expect(page.locator("#wallet-credit")).to_have_text(re.compile(r"0\.00006 DCT"))
+    page.get_by_role("button", name="Withdraw").click()
+    expect(page.locator("#credit-box")).to_be_hidden()
+    assert token.functions.balanceOf(renter).call() == before
