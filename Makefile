@@ -36,11 +36,18 @@ lint: setup
 	@.venv/bin/ruff format --check protocol marketplace agents bench tests scripts
 	@.venv/bin/mypy protocol marketplace agents
 
+# Every benchmark (gas, matching, packing, api, grid, storage, e2e): `bench` at the quick
+# sizes into bench/results.md, bench/results/ and docs/; `bench-full` at full size there;
+# `bench-quick` (CI, part of `make test`) at the quick sizes into .dev/bench-quick.
 bench: setup
+	@tools/bench.sh --quick
+
+.PHONY: bench-full
+bench-full: setup
 	@tools/bench.sh
 
 bench-quick: setup
-	@tools/bench.sh --quick
+	@tools/bench.sh --quick --out .dev/bench-quick
 
 clean:
 	rm -rf build .dev .venv node_modules reports deployments/local.json

@@ -12,9 +12,14 @@ API:
   ``bench/results/<name>.json`` (the list of row objects) and replace or append the
   ``<name>`` section of ``bench/results.md`` with the table, date, git commit and machine.
 - ``machine() -> dict`` and ``git_commit() -> str``: the provenance written with results.
+- ``write_run_summary(rows, *, sizes) -> Path``: the ``run`` section at the top of
+  ``results.md``: which benches the last ``tools/bench.sh`` ran, their status and time.
+  From the shell: ``python -m bench.report run --sizes quick gas:ok:31.2 e2e:failed:4.0``.
 
 ``DCLOUD_BENCH_RESULTS=<dir>`` sends the JSON files and ``results.md`` to that folder
-instead (quick runs in CI use it, so the committed full-size figures stay as measured).
+instead (``make bench-quick`` in CI uses it, so the committed figures stay as measured).
+``DCLOUD_BENCH_SIZE=quick|full`` names the sizes in each section's provenance line
+(``tools/bench.sh`` sets it; otherwise ``--quick`` on the command line means quick).
 
 Rows are dicts of JSON-serialisable values; columns default to the keys of the rows in
 first-seen order.
@@ -22,17 +27,27 @@ first-seen order.
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_table", "git_commit", "machine", "print_table", "write_results"]
+__all__ = [
+    "bench_sizes",
+    "format_table",
+    "git_commit",
+    "machine",
+    "print_table",
+    "write_results",
+    "write_run_summary",
+]
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -131,6 +146,52 @@ def machine() -> dict[str, Any]:
     }
 
 
+def bench_sizes() -> str:
+    """``quick`` or ``full``: ``$DCLOUD_BENCH_SIZE``, else whether ``--quick`` was passed."""
+    named = os.environ.get("DCLOUD_BENCH_SIZE", "").strip()
+    if named:
+        return named
+    return "quick" if "--quick" in sys.argv[1:] else "full"
+
+
+def _destination() -> tuple[Path, Path]:
+    """The results folder and ``results.md`` (``$DCLOUD_BENCH_RESULTS`` when set)."""
+    out = os.environ.get("DCLOUD_BENCH_RESULTS")
+    if out:
+        return Path(out), Path(out) / "results.md"
+    return RESULTS_DIR, RESULTS_MD
+
+
+def _provenance(size: str) -> str:
+    m = machine()
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Run {stamp}, commit `{git_commit()}`, {m['cpu']} ({m['cores']} cores), "
+        f"{m['os']}, Python {m['python']}; {size} sizes."
+    )
+
+
+_HEADER = "# Benchmark results\n\nWritten by `bench/report.py`; one section per bench.\n"
+
+
+def _put_section(results_md: Path, name: str, body: list[str], *, top: bool = False) -> None:
+    """Replace the ``name`` section of ``results_md``, or add it (at the end, or on top)."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    section = "\n".join([start, *body, end])
+    text = results_md.read_text(encoding="utf-8") if results_md.exists() else ""
+    if not text:
+        text = _HEADER
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
+        text = before + section + after
+    elif top and text.startswith(_HEADER):
+        text = _HEADER + "\n" + section + "\n" + text[len(_HEADER) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    _atomic_write(results_md, text)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -166,35 +227,63 @@ def write_results(
     Returns:
         The path of the JSON file.
     """
-    out = os.environ.get("DCLOUD_BENCH_RESULTS")
-    results_dir = Path(out) if out else RESULTS_DIR
-    results_md = results_dir / "results.md" if out else RESULTS_MD
+    results_dir, results_md = _destination()
     json_path = results_dir / f"{name}.json"
     _atomic_write(json_path, json.dumps(list(rows), indent=2, sort_keys=False) + "\n")
-    m = machine()
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
-    section = "\n".join(
-        [
-            start,
-            f"## {title}",
-            "",
-            f"Run {stamp}, commit `{git_commit()}`, {m['cpu']} ({m['cores']} cores), "
-            f"{m['os']}, Python {m['python']}.",
-            "",
-            *([notes.strip(), ""] if notes.strip() else []),
-            format_table(rows if table is None else table, columns),
-            end,
-        ]
-    )
-    text = results_md.read_text(encoding="utf-8") if results_md.exists() else ""
-    if not text:
-        text = "# Benchmark results\n\nWritten by `bench/report.py`; one section per bench.\n"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        after = rest.split(end, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    _atomic_write(results_md, text)
+    body = [
+        f"## {title}",
+        "",
+        _provenance(bench_sizes()),
+        "",
+        *([notes.strip(), ""] if notes.strip() else []),
+        format_table(rows if table is None else table, columns),
+    ]
+    _put_section(results_md, name, body)
     return json_path
+
+
+def write_run_summary(rows: Sequence[Mapping[str, Any]], *, sizes: str) -> Path:
+    """Write the ``run`` section on top of ``results.md``: one row per bench of the run.
+
+    Args:
+        rows: ``{"bench", "status", "seconds"}`` per bench, in run order.
+        sizes: ``quick`` or ``full``.
+
+    Returns:
+        The path of ``results.md``.
+    """
+    _, results_md = _destination()
+    failed = [str(r["bench"]) for r in rows if r.get("status") == "failed"]
+    body = [
+        "## Last run of every benchmark (`tools/bench.sh`)",
+        "",
+        _provenance(sizes),
+        "",
+        *(
+            [f"Failed: {', '.join(failed)}; their sections below are from an earlier run.", ""]
+            if failed
+            else []
+        ),
+        format_table(rows, ["bench", "status", "seconds"]),
+    ]
+    _put_section(results_md, "run", body, top=True)
+    return results_md
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark results helpers")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="write the summary of a tools/bench.sh run")
+    run.add_argument("--sizes", default="full", choices=["quick", "full"])
+    run.add_argument("results", nargs="*", metavar="NAME:STATUS:SECONDS")
+    args = parser.parse_args(argv)
+    rows = []
+    for item in args.results:
+        name, status, seconds = item.split(":")
+        rows.append({"bench": name, "status": status, "seconds": round(float(seconds), 1)})
+    print(f"summary: {write_run_summary(rows, sizes=args.sizes)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
