@@ -78,8 +78,8 @@ python_rootfs() {
   tar -C "$dir" -c . | quiet docker import \
     --change "LABEL dcloud.image.recipe=$rootfs_recipe" - dcloud/python-rootfs:bookworm
   say "caching it in $cache"
-  docker save dcloud/python-rootfs:bookworm | gzip -1 >"$cache.part"
-  mv "$cache.part" "$cache"
+  docker save dcloud/python-rootfs:bookworm | gzip -1 >"$scratch/rootfs.tar.gz"
+  mv "$scratch/rootfs.tar.gz" "$cache"
   echo "$rootfs_recipe" >"$cache.recipe"
 }
 
@@ -92,8 +92,17 @@ build_python() {
 }
 
 mkdir -p .dev/images
+exec 9>.dev/images/.lock
+flock 9  # one build at a time (two test sessions may start together)
 scratch=$(mktemp -d .dev/images/build.XXXXXX)
-trap 'rm -rf "$scratch"' EXIT
+tidy() {  # an interrupted debootstrap may leave /proc or /sys mounted inside the root
+  local m
+  for m in "$scratch"/rootfs/proc "$scratch"/rootfs/sys; do
+    if mountpoint -q "$m" 2>/dev/null; then umount -R "$m" || true; fi
+  done
+  rm -rf --one-file-system "$scratch" || true
+}
+trap tidy EXIT
 build_busybox
 build_python
 # Earlier builds of these tags, now untagged and used by no container.

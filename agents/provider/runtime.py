@@ -52,17 +52,22 @@ _POLL_S = 1.0  # how often a folder work area's size is checked while the job ru
 
 @dataclass(frozen=True)
 class RunLimits:
-    """What one run may use; `network` only when the job asks and the provider allows."""
+    """What one run may use; `network` only when the job asks and the provider allows.
 
-    cpu: float  # cores
-    memory_mb: int  # RAM; no swap on top
+    `memory_mb` covers the job's processes and its 16 MB ``/tmp`` (a tmpfs); a tmpfs
+    output area is added to the container's memory cap on top of it. `cpu` above the
+    machine's core count is capped at it.
+    """
+
+    cpu: float  # cores, at least 0.01
+    memory_mb: int  # RAM, at least 6; no swap on top
     disk_mb: int  # the output area (/output); 0 -> DEFAULT_DISK_MB
     time_limit_s: int  # wall clock, then the container is killed
     pids: int = 256
     network: bool = False
 
     def __post_init__(self) -> None:
-        if self.cpu <= 0 or self.memory_mb < 6 or self.disk_mb < 0:
+        if self.cpu < 0.01 or self.memory_mb < 6 or self.disk_mb < 0:
             raise ValueError(f"impossible limits: {self}")
         if self.time_limit_s <= 0 or self.pids <= 0:
             raise ValueError(f"impossible limits: {self}")
@@ -76,11 +81,17 @@ class RunLimits:
 class RunResult:
     """How a run ended and what it left.
 
-    `logs` is stdout and stderr interleaved, at most the last ``LOG_CAP`` (4 MiB) bytes.
-    `outputs` holds the files under /output ('/'-separated relative paths); it is empty
-    when the job overflowed its output area. `error` is '' or one plain sentence (several
-    joined by '; '): "killed after the 5 s time limit", "memory limit 64 MB exceeded
-    (OOM)", "output exceeded the 16 MB work area". Times are Unix seconds.
+    `logs` is stdout and stderr interleaved as the engine received them, ending with the
+    job's last output and at most ``LOG_CAP`` (4 MiB) long: the engine keeps two 4 MiB
+    log files per container, so a job printing many short lines keeps somewhat less.
+    `outputs` holds the regular files under /output ('/'-separated relative paths; links,
+    pipes and devices are left out); it is empty when the job filled or overflowed its
+    output area. `oom_killed` is set when any process of the job was killed for memory,
+    even if the job then exited 0. `error` is '' or plain sentences joined by '; ':
+    "killed after the 5 s time limit", "killed at the job's deadline", "memory limit 64
+    MB exceeded (OOM)", "output exceeded the 16 MB work area", "the container could not
+    start: ..." (exit code 127 then, unless the engine gave one). Times are Unix seconds
+    from the engine's record of the container.
     """
 
     exit_code: int
@@ -115,7 +126,7 @@ class DockerRuntime:
     ) -> None:
         if client is None:
             try:
-                client = docker.from_env(timeout=API_TIMEOUT_S)
+                client = docker.from_env(timeout=API_TIMEOUT_S, max_pool_size=32)
             except docker.errors.DockerException as exc:
                 raise AgentError(
                     f"cannot reach the Docker engine ({exc}); start it "
@@ -141,8 +152,10 @@ class DockerRuntime:
         with _engine("look up an image"):
             try:
                 self.client.images.get(name)
-            except docker.errors.ImageNotFound:
-                return False
+            except docker.errors.APIError as exc:
+                if exc.is_client_error():  # not found, or not a valid image name
+                    return False
+                raise
         return True
 
     # --- running ------------------------------------------------------------------------
@@ -280,7 +293,7 @@ class DockerRuntime:
             },
             "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_MB}m,mode=1777"},
             "read_only": True,
-            "nano_cpus": round(limits.cpu * 1e9),
+            "nano_cpus": round(min(limits.cpu, os.cpu_count() or 1) * 1e9),
             "cpu_shares": 2,  # the lowest weight: the owner's processes come first
             "mem_limit": f"{memory_mb}m",
             "memswap_limit": f"{memory_mb}m",
@@ -320,13 +333,12 @@ class DockerRuntime:
         disk_mb = int(container.labels.get(_DISK_LABEL, limits.output_mb))
         errors: list[str] = []
         timed_out = overflowed = False
-        while True:
+        while True:  # a container that already exited is collected, never killed
             remaining = kill_at - time.time()
-            if remaining <= 0:
-                timed_out = True
+            if _wait(container, remaining if kind == TMPFS else min(remaining, _POLL_S)):
                 break
-            slice_s = remaining if kind == TMPFS else min(remaining, _POLL_S)
-            if _wait(container, slice_s):
+            if time.time() >= kill_at:
+                timed_out = True
                 break
             if kind == FOLDER and area.full(kind, disk_mb):
                 overflowed = True

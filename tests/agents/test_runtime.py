@@ -247,6 +247,7 @@ def test_images_lists_the_offered_images(runtime, job_images):
     assert set(job_images) <= set(runtime.images())
     assert runtime.has_image(BUSYBOX)
     assert not runtime.has_image("dcloud/absent:0")
+    assert not runtime.has_image("Not A Valid Name")
 
 
 def _abandon_a_running_job(work_root: Path, agent_id: str, key: str, client) -> None:
@@ -301,6 +302,22 @@ def test_resume_kills_a_job_at_its_deadline(make_runtime, tmp_path, docker_engin
 
     assert r is not None and r.timed_out
     assert r.error == "killed at the job's deadline"
+
+
+@integration
+def test_resume_collects_a_job_that_finished_while_the_agent_was_down(
+    make_runtime, tmp_path, docker_engine
+):
+    agent_id = make_runtime().agent_id
+    _abandon_a_running_job(tmp_path / "work", agent_id, "79", docker_engine)
+    (container,) = docker_engine.containers.list(filters={"label": "dcloud.job=79"})
+    container.exec_run(["touch", "/tmp/go"])
+    container.wait(timeout=30)
+
+    r = make_runtime().resume("79", limits=limits(time_limit_s=60), deadline=time.time() - 1)
+
+    assert r is not None and not r.timed_out
+    assert (r.exit_code, r.error, r.outputs) == (0, "", {"r": b"done\n"})
 
 
 @integration
