@@ -204,11 +204,17 @@ class Tab:
 
 
 @pytest.fixture
-def tab(browser: Browser, network: Network) -> Iterator[Tab]:
+def dashboard_url(network: Network) -> str:
+    """Where the dashboard under test is served (a module may override this fixture)."""
+    return f"{network.url}/dashboard"
+
+
+@pytest.fixture
+def tab(browser: Browser, dashboard_url: str) -> Iterator[Tab]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
-    t = Tab(page, f"{network.url}/dashboard")
+    t = Tab(page, dashboard_url)
 
     def on_console(msg: ConsoleMessage) -> None:
         if msg.type == "error":
