@@ -41,7 +41,8 @@ JOB_LABEL = "dcloud.job"
 _KIND_LABEL = "dcloud.workarea"
 _DISK_LABEL = "dcloud.disk-mb"
 
-LOG_CAP = 4 * 2**20  # bytes of a job's output kept (the last ones)
+LOG_CAP = 2 * 2**20  # bytes of logs kept: the last half of this from each stream
+_LOG_FILE = "16m"  # the engine keeps two such files of log records per container
 DEFAULT_DISK_MB = 16
 TMPFS_MAX_MB = 256
 TMP_MB = 16
@@ -81,9 +82,12 @@ class RunLimits:
 class RunResult:
     """How a run ended and what it left.
 
-    `logs` is stdout and stderr interleaved as the engine received them, ending with the
-    job's last output and at most ``LOG_CAP`` (4 MiB) long: the engine keeps two 4 MiB
-    log files per container, so a job printing many short lines keeps somewhat less.
+    `logs` is the job's stdout followed by its stderr, each cut to its last
+    ``LOG_CAP // 2`` (1 MiB) bytes. Not interleaved on purpose: the engine copies the two
+    streams concurrently, so their interleaving differs from run to run, while this is
+    the same for the same output (the logs are part of the result hash). The engine
+    keeps 32 MB of log records per container, which covers the kept bytes unless a job
+    prints hundreds of thousands of tiny lines.
     `outputs` holds the regular files under /output ('/'-separated relative paths; links,
     pipes and devices are left out); it is empty when the job filled or overflowed its
     output area. `oom_killed` is set when any process of the job was killed for memory,
@@ -303,7 +307,7 @@ class DockerRuntime:
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "log_config": docker.types.LogConfig(
-                type="json-file", config={"max-size": f"{LOG_CAP // 2**20}m", "max-file": "2"}
+                type="json-file", config={"max-size": _LOG_FILE, "max-file": "2"}
             ),
             **network,
         }
@@ -361,9 +365,18 @@ class DockerRuntime:
         error: str = "",
         timed_out: bool = False,
     ) -> RunResult:
-        with _engine("read the job's state and logs"):
-            container.reload()
-            logs = container.logs(stdout=True, stderr=True)[-LOG_CAP:]
+        try:
+            with _engine("read the job's state and logs"):
+                container.reload()
+                out = container.logs(stdout=True, stderr=False)[-LOG_CAP // 2 :]
+                err = container.logs(stdout=False, stderr=True)[-LOG_CAP // 2 :]
+        except AgentError:
+            if _removed(container):
+                raise AgentError(
+                    f"job {container.labels.get(JOB_LABEL)}'s container was removed while it "
+                    "ran (kill() was called)"
+                ) from None
+            raise
         state = container.attrs["State"]
         kind = container.labels.get(_KIND_LABEL, FOLDER)
         disk_mb = int(container.labels.get(_DISK_LABEL, limits.output_mb))
@@ -382,7 +395,7 @@ class DockerRuntime:
             exit_code=exit_code,
             oom_killed=oom,
             timed_out=timed_out,
-            logs=logs,
+            logs=out + err,
             outputs={} if overflowed else area.outputs(),
             started_at=_timestamp(state.get("StartedAt", "")) or now,
             finished_at=_timestamp(state.get("FinishedAt", "")) or now,
@@ -410,6 +423,17 @@ class DockerRuntime:
     def _remove(self, container: Any) -> None:
         with _engine("remove the job's container"), contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
+
+
+def _removed(container: Any) -> bool:
+    """Whether the container is gone or going (kill() removed it while a run waited)."""
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return True
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False
+    return container.status in ("removing", "dead")
 
 
 def _wait(container: Any, timeout: float) -> bool:

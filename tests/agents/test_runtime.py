@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from agents.errors import RefusedError
+from agents.errors import AgentError, RefusedError
 from agents.provider.runtime import LOG_CAP, DockerRuntime, RunLimits, RunResult, _timestamp
 
 BUSYBOX = "dcloud/busybox:1"
@@ -184,8 +185,7 @@ def test_inputs_are_readable_and_read_only(runtime):
         " touch /input/new || echo refused",
         inputs={"data/in.txt": b"hello\n"},
     )
-    assert r.logs.startswith(b"hello\n")
-    assert r.logs.count(b"refused") == 2
+    assert r.logs.startswith(b"hello\nrefused\nrefused\n")  # stdout, then stderr
 
 
 @integration
@@ -236,10 +236,12 @@ def test_command_that_cannot_start_is_a_failed_run(runtime):
 
 
 @integration
-def test_logs_keep_the_last_bytes_when_capped(runtime):
-    r = sh(runtime, "head -c 6000000 /dev/zero | tr '\\0' a; echo; echo END")
-    assert len(r.logs) <= LOG_CAP
-    assert r.logs.endswith(b"a\nEND\n")
+def test_logs_are_stdout_then_stderr_each_keeping_its_last_bytes(runtime):
+    r = sh(
+        runtime, "echo E1 >&2; head -c 3000000 /dev/zero | tr '\\0' a; echo; echo END; echo E2 >&2"
+    )
+    assert len(r.logs) == LOG_CAP // 2 + len(b"E1\nE2\n")
+    assert r.logs.endswith(b"a\nEND\nE1\nE2\n")
 
 
 @integration
@@ -318,6 +320,36 @@ def test_resume_collects_a_job_that_finished_while_the_agent_was_down(
 
     assert r is not None and not r.timed_out
     assert (r.exit_code, r.error, r.outputs) == (0, "", {"r": b"done\n"})
+
+
+@integration
+def test_kill_stops_a_running_job_and_its_run_call_says_so(runtime, docker_engine, tmp_path):
+    outcome: list[BaseException | RunResult] = []
+
+    def target() -> None:
+        try:
+            outcome.append(
+                runtime.run(
+                    "doomed", image=BUSYBOX, command=["sleep", "60"], env={}, inputs={},
+                    limits=limits(),
+                )
+            )  # fmt: skip
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    give_up = time.monotonic() + 60
+    while not docker_engine.containers.list(filters={"label": "dcloud.job=doomed"}):
+        assert time.monotonic() < give_up, "the job's container never started"
+        time.sleep(0.05)
+    runtime.kill("doomed")
+    worker.join(timeout=60)
+
+    assert isinstance(outcome[0], AgentError)
+    assert "was removed while it ran" in str(outcome[0])
+    assert runtime.orphans() == []
+    assert list((tmp_path / "work").iterdir()) == []
 
 
 @integration
