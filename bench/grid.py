@@ -25,8 +25,9 @@ The world (every figure below is an assumption of the study, stated once here):
   real index (:class:`marketplace.matching.IndexSnapshot`, ``distance_only`` scorer, the
   current hour's region levels, each site's free cores), ``k`` = :data:`K` candidates;
   in arrival order each job takes its best-ranked candidate that still has room (what the
-  service's assignment does for one job). A job none of whose candidates has room waits
-  for the next batch. Capacity is released when a job ends.
+  service's assignment does for one job). Jobs whose candidates all filled up within the
+  batch ask again against the remaining capacity; a job waits for the next batch only
+  when no candidate has room. Capacity is released when a job ends.
 
 Figures per weight (km per energy level): ``cost_saved_pct`` against weight 0 (nearest
 site with room), ``km_added_*``: distance to the chosen site minus distance to the nearest
@@ -347,8 +348,11 @@ def simulate(world: World, grid: HourlyGrid, weight_km: float) -> Placement:
                 free[ends[done][1]] += ends[done][2]
                 done += 1
             del ends[:done]
-        if waiting:
-            site_level = grid.levels(math.floor(t / 3600))[world.site_region]
+        site_level = grid.levels(math.floor(t / 3600))[world.site_region]
+        # Rounds: a job whose k candidates filled up earlier in this batch asks again
+        # against the remaining capacity; it waits for the next batch only when a round
+        # places nobody (no site it can reach in its top k has room).
+        while waiting:
             table = ProviderTable.from_arrays(
                 ids=ids, lat=world.site_lat, lon=world.site_lon, cpu=free,
                 memory_mb=free * MEMORY_MB_PER_CORE, gpu=np.zeros(n_sites),
@@ -366,12 +370,13 @@ def simulate(world: World, grid: HourlyGrid, weight_km: float) -> Placement:
                     still.append(j)
                     continue
                 s = table.row_of[pick.provider_id]
-                room = free >= need
-                nearest[j] = float(dist[row][room].min())
+                nearest[j] = float(dist[row][free >= need].min())
                 free[s] -= need
                 site[j], start[j], km[j] = s, t, pick.distance_km
                 level[j] = pick.energy_level
                 ends.append((t + float(world.job_run_s[j]), s, need))
+            if len(still) == len(waiting):
+                break
             waiting = still
         t += BATCH_S
     return Placement(site=site, start_s=start, km=km, nearest_km=nearest, level=level)
@@ -394,7 +399,7 @@ def summarise(
         total = float(cost[c].sum())
         rows.append(
             {
-                "weight": weight,
+                "weight": int(weight) if float(weight).is_integer() else weight,
                 "capacity_factor": capacity_factor,
                 "jobs": int(c.sum()),
                 "energy_cost_eur": round(total, 2),
@@ -458,6 +463,8 @@ def plot(rows: Sequence[dict[str, Any]], path: Path, *, default_km: float) -> No
     added = [r["km_added_mean"] for r in rows]
     a2.plot(x, added, "o-", color="#264653", label="mean", zorder=3)
     for i, v in enumerate(added):
+        if v <= 0:
+            continue
         a2.annotate(
             f"{v:,.0f}",
             (i, v),
