@@ -43,10 +43,9 @@ PAGES = {
 
 
 def storage_available(request: Request) -> bool:
-    """Whether this marketplace serves the storage API."""
-    return any(
-        getattr(route, "path", "").startswith(STORAGE_PREFIX) for route in request.app.routes
-    )
+    """Whether this marketplace serves the storage API (its operations in the OpenAPI)."""
+    paths: dict[str, object] = request.app.openapi().get("paths", {})
+    return any(path.startswith(STORAGE_PREFIX) for path in paths)
 
 
 def _page(request: Request, name: str, **extra: Any) -> HTMLResponse:

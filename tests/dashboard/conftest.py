@@ -167,6 +167,54 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             server.stop()
 
 
+# WCAG 2 contrast of every visible text run against the background it is drawn on.
+CONTRAST_JS = """
+() => {
+  const lum = (c) => {
+    const [r, g, b] = c.map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const rgba = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const background = (el) => {
+    for (let n = el; n; n = n.parentElement) {
+      const c = rgba(getComputedStyle(n).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+    const el = t.parentElement;
+    if (!t.textContent.trim() || !el || el.closest("svg, [hidden], .sr-only, option")) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || el.getClientRects().length === 0) continue;
+    const fg = rgba(style.color).slice(0, 3);
+    const [l1, l2] = [lum(fg), lum(background(el))].sort((a, b) => b - a);
+    const ratio = (l1 + 0.05) / (l2 + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) {
+      const text = t.textContent.trim().slice(0, 40);
+      bad.push(`${ratio.toFixed(2)} ${el.tagName}.${el.className}: ${text}`);
+    }
+  }
+  return bad;
+}
+"""
+
+UNLABELLED_JS = """
+() => [...document.querySelectorAll("input, select, textarea, button")]
+  .filter((el) => !el.closest("[hidden]"))
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+    && !(el.tagName === "BUTTON" && el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 80))
+"""
+
+
 @dataclass
 class Tab:
     """A browser page with the console errors and page exceptions it produced."""
@@ -197,6 +245,12 @@ class Tab:
         select.select_option(address)
         self.page.locator("#wallet-account").filter(has_text=address).wait_for()
         return address
+
+    def accessibility_problems(self) -> list[str]:
+        """Controls without a label, and text below WCAG AA contrast, on the page now."""
+        unlabelled = self.page.evaluate(UNLABELLED_JS)
+        low_contrast = self.page.evaluate(CONTRAST_JS)
+        return [f"no label: {u}" for u in unlabelled] + [f"contrast {c}" for c in low_contrast]
 
     def screenshot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,7 @@ def test_job_submitted_in_the_browser_runs_verifies_and_pays_the_provider(tab, d
         page.locator("#files a[data-path='upper.txt']").click()
     assert download.value.suggested_filename == "upper.txt"
     assert download.value.path().read_text(encoding="utf-8") == "ENERGY AWARE CLOUD\n"
+    assert tab.accessibility_problems() == []
     tab.screenshot("job-revealed")
 
     confirm.click()

@@ -51,6 +51,7 @@ def test_pay_funds_the_escrow_and_cancel_refunds_in_full(tab, network, provider)
     expect(page.locator("#escrow")).to_contain_text(f"#{job_id}")
     expect(page.locator("#timeline [data-event='JobFunded']")).to_be_visible()
     expect(page.locator("#job-state")).to_contain_text("Waiting for 1 provider(s) to accept")
+    assert tab.accessibility_problems() == []
     tab.screenshot("job-funded")
     cancel = page.get_by_role("button", name="Cancel for a refund")
     expect(cancel).to_be_visible()

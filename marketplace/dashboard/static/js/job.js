@@ -22,7 +22,16 @@ const providerStates = new Map(); // endpoint -> ProviderJob or {error}
 // ------------------------------------------------------------------ loading
 
 async function load() {
-  job = await api(`/v1/jobs/${JOB_ID}`);
+  try {
+    job = await api(`/v1/jobs/${JOB_ID}`);
+  } catch (err) {
+    if (err.status === 404) {
+      $("#job-state").textContent = `This marketplace has no job ${JOB_ID}.`;
+      stopLoading();
+      return;
+    }
+    throw err;
+  }
   if (job.chain) chain = await readChain(job.chain.chain_job_id);
   render();
 }
@@ -110,19 +119,30 @@ function renderEscrow() {
       "Replicas",
       `${j.accepted} accepted, ${j.committed} committed, ${j.revealed} revealed of ${j.replicas}`,
     );
-    fact(dl, "Accept by", `${when(Number(j.acceptBy))} (${relative(Number(j.acceptBy), chain.now)})`);
-    fact(dl, "Results due", `${when(Number(j.deadline))} (${relative(Number(j.deadline), chain.now)})`);
-    if (Number(j.challengeEnds)) {
-      fact(dl, "Challenge ends", `${when(Number(j.challengeEnds))} (${relative(Number(j.challengeEnds), chain.now)})`);
-    }
+    const live = Number(j.status) === 1 || Number(j.status) === 2;
+    const at = (t) => (live ? `${when(t)} (${relative(t, chain.now)})` : when(t));
+    fact(dl, "Accept by", at(Number(j.acceptBy)));
+    fact(dl, "Results due", at(Number(j.deadline)));
+    if (Number(j.challengeEnds)) fact(dl, "Challenge ends", at(Number(j.challengeEnds)));
   } else {
     fact(dl, "On chain", badge(c.state));
   }
-  const paid = job.events.filter((e) => e.name === "ReplicaPaid").reduce((s, e) => s + BigInt(e.args.amount), 0n);
-  const refund = job.events
-    .filter((e) => e.name === "JobSettled" || e.name === "JobCancelled")
-    .reduce((s, e) => s + BigInt(e.args.refund), 0n);
-  if (paid || refund) fact(dl, "Cost", `paid to providers ${tokens(paid)}; refunded to you ${tokens(refund)}`);
+  const sum = (names, key) =>
+    job.events.filter((e) => names.includes(e.name)).reduce((s, e) => s + BigInt(e.args[key]), 0n);
+  const closed = job.events.some((e) => e.name === "JobSettled" || e.name === "JobCancelled");
+  if (closed) {
+    const deposited = sum(["JobFunded"], "deposit") + sum(["JobDisputed"], "bond");
+    const refund = sum(["JobSettled", "JobCancelled"], "refund");
+    const paid = sum(["ReplicaPaid"], "amount");
+    const spent = deposited - refund;
+    const fee = spent - paid > 0n ? spent - paid : 0n;
+    fact(
+      dl,
+      "Cost",
+      `you paid ${tokens(spent)} (providers ${tokens(paid)}, protocol fee ${tokens(fee)}); ` +
+        `refunded ${tokens(refund)}`,
+    );
+  }
   if (c.result_hash) fact(dl, "Result hash", el("code", { title: c.result_hash }, shortHash(c.result_hash)));
 }
 
@@ -413,10 +433,15 @@ wire("#load-logs", loadLogs);
 wire("#fetch-result", fetchResult);
 wire("#ask-providers", askProviders);
 onChange(() => job && render());
-every(2000, load);
-// Dev accounts sign without a prompt, so the providers are asked as the job goes.
+const stopLoading = every(2000, load);
+// Dev accounts sign without a prompt, so the providers are asked as the job goes, until
+// each has closed the job on its side.
+const FINAL = ["settled", "failed"];
+let asksAfterClose = 0;
 every(3000, async () => {
-  if (wallet.mode === "devnet" && mayAskProviders() && job.chain && !["settled", "cancelled"].includes(job.chain.state)) {
-    await askProviders();
-  }
+  if (wallet.mode !== "devnet" || !mayAskProviders()) return;
+  const states = job.assignments.map((a) => providerStates.get(a.endpoint)?.state);
+  if (states.every((st) => FINAL.includes(st))) return;
+  if (["settled", "cancelled"].includes(job.chain.state) && ++asksAfterClose > 5) return;
+  await askProviders();
 });

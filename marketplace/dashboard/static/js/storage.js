@@ -1,7 +1,43 @@
-// Storage files. The page says so plainly when the marketplace has no storage API.
-import { $ } from "/dashboard/static/js/ui.js";
+// Storage: the marketplace's storage nodes and their health. Files themselves are kept by
+// the renter's own machine (keys and manifests never leave it), so the page says so.
+import { $, el, api, shortAddress, every } from "/dashboard/static/js/ui.js";
 import "/dashboard/static/js/wallet.js";
 
-if ($("#storage-root").dataset.available === "true") {
-  $("#storage-body").textContent = "Storage listing is not wired up in this dashboard version yet.";
+function size(bytes) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let n = Number(bytes);
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
+
+async function refresh() {
+  const list = await api("/v1/storage/nodes?limit=1000");
+  const body = $("#nodes-body");
+  if (!list.items.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 9 }, "No storage node has registered yet.")));
+    return;
+  }
+  body.replaceChildren(
+    ...list.items.map((n) =>
+      el(
+        "tr",
+        { "data-address": n.address },
+        el("td", {}, el("code", { title: n.address }, shortAddress(n.address)), el("br"), el("span", { class: "hint" }, n.endpoint)),
+        el("td", {}, n.region),
+        el("td", {}, n.online ? "yes" : "no"),
+        el("td", { class: "num" }, `${size(n.free_bytes)} / ${size(n.capacity_bytes)}`),
+        el("td", { class: "num" }, String(n.shards)),
+        el("td", { class: "num" }, `${(n.reputation * 100).toFixed(0)} %`),
+        el("td", { class: "num" }, `${n.fetch_ok} / ${n.fetch_failed} / ${n.fetch_corrupt}`),
+        el("td", { class: "num" }, `${n.audits_passed} / ${n.audits_failed}`),
+        el("td", { class: "num" }, n.latency_ms === null ? "–" : `${Math.round(n.latency_ms)} ms`),
+      ),
+    ),
+  );
+}
+
+if ($("#storage-root").dataset.available === "true") every(10000, refresh);
