@@ -178,6 +178,20 @@ def sleep_past(timestamp: int, *, margin: int = 2) -> None:
 # ----------------------------------------------------------------------- stateful
 
 
+class Revert(Exception):  # noqa: N818 (a predicted revert, not an error)
+    """A stateful model's prediction that a call reverts with this custom error."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def need(condition: bool, error: str) -> None:
+    """Model check: raise the predicted `Revert(error)` unless `condition` holds."""
+    if not condition:
+        raise Revert(error)
+
+
 @pytest.fixture(scope="session")
 def state_machine() -> Any:
     """Brownie's `state_machine`, loaded from the Python source brownie ships.

@@ -1,15 +1,19 @@
-"""Stateful test: random sequences over escrow and registry, checked against a model.
+"""Stateful test: random sequences over both escrows and the registry, checked against a model.
 
 Two renters and five providers fund, accept, commit, reveal, confirm, finalize,
 dispute, claim no-shows, cancel, withdraw, stake, unstake and travel in time, in
-random order and often at the wrong moment. Each transaction's outcome (success, or
-the custom error it reverts with) is predicted by a Python model of the rules in
-JobEscrow's docstring, evaluated at the timestamp of the block the transaction was
-mined in; on success the model applies the same effects. After every step:
+random order and often at the wrong moment; storage deals are opened, accepted,
+challenged, answered (or not), slashed, settled and cancelled among them
+(``test_storage_escrow_stateful.py``), locking collateral in the same registry. Each
+transaction's outcome (success, or the custom error it reverts with) is predicted by
+a Python model of the rules in JobEscrow's and StorageEscrow's docstrings, evaluated
+at the timestamp of the block the transaction was mined in; on success the model
+applies the same effects. After every step:
 
 - the token supply is unchanged;
-- the escrow holds exactly the deposits of live jobs (price x replicas, dispute bond
-  included) plus all credits, and the registry exactly the providers' stake;
+- the job escrow holds exactly the deposits of live jobs (price x replicas, dispute
+  bond included) plus all credits, the storage escrow exactly the unpaid epochs of
+  live deals plus its credits, and the registry exactly the providers' stake;
 - every balance, credit and stake equals the model's (so nothing is paid twice and
   credits move only through settlement, cancel and withdraw);
 - and at each settlement only providers at fault were slashed (accepted and did not
@@ -25,7 +29,7 @@ from collections import Counter
 from typing import Any, ClassVar
 
 import pytest
-from brownie import StateReader, chain, web3
+from brownie import StorageStateReader, chain, web3
 from brownie.exceptions import VirtualMachineError
 from brownie.test import strategy
 from conftest import (
@@ -42,11 +46,14 @@ from conftest import (
     SETTLED,
     SLASHED,
     TOKEN,
+    Revert,
     commitment,
+    need,
     plain,
     result_hash,
     salt_for,
 )
+from test_storage_escrow_stateful import STORAGE_PATHS, StorageModel, StorageRules
 
 ACCEPT, REVEAL, CHALLENGE = PARAMS.accept_window, PARAMS.reveal_window, PARAMS.challenge_window
 PRICES = [1 * TOKEN, 10 * TOKEN, 40 * TOKEN]
@@ -57,22 +64,9 @@ LABELS = ["a", "a", "b", "c"]  # the honest result is the likeliest
 SPEC = web3.keccak(text="spec")
 
 
-class Revert(Exception):  # noqa: N818 (a predicted revert, not an error)
-    """The model's prediction that a call reverts with this custom error."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
 def events(tx: Any, name: str) -> list[Any]:
     """Every `name` event of a receipt (brownie's EventDict has no `get`)."""
     return list(tx.events[name]) if name in tx.events else []
-
-
-def need(condition: bool, error: str) -> None:
-    if not condition:
-        raise Revert(error)
 
 
 @dataclasses.dataclass
@@ -105,13 +99,21 @@ class Job:
         return self.status in (FUNDED, DISPUTED)
 
 
-class Model:
-    """The protocol's rules as JobEscrow's and ProviderRegistry's docs state them.
+class Model(StorageModel):
+    """The protocol's rules as JobEscrow's and ProviderRegistry's docs state them
+    (StorageEscrow's come from `StorageModel`).
 
     Every operation first checks (raising `Revert` without touching state), then applies.
     """
 
-    def __init__(self, *, balances: dict[str, int], stakes: dict[str, list[int]], treasury: str):
+    def __init__(
+        self,
+        *,
+        balances: dict[str, int],
+        stakes: dict[str, list[int]],
+        treasury: str,
+        auditor: str,
+    ):
         self.balances = balances
         self.credits: dict[str, int] = dict.fromkeys(balances, 0)
         self.stakes = stakes  # provider -> [staked, locked, unbonding, readyAt]
@@ -119,6 +121,7 @@ class Model:
         self.jobs: dict[int, Job] = {}
         self.escrow_balance = 0
         self.registry_balance = sum(s[0] for s in stakes.values())
+        self._init_storage(auditor)
 
     # ------------------------------------------------------------------ registry
 
@@ -172,9 +175,12 @@ class Model:
                 self.registry_balance += delta
             elif account == "escrow":
                 self.escrow_balance += delta
+            elif account == "storage":
+                self.storage_balance += delta
             else:
                 self.balances[account] += delta
-        assert min(self.registry_balance, self.escrow_balance, *self.balances.values()) >= 0
+        assert min(self.registry_balance, self.escrow_balance, self.storage_balance) >= 0
+        assert min(self.balances.values()) >= 0
 
     # -------------------------------------------------------------------- escrow
 
@@ -362,7 +368,7 @@ class Model:
         return sum(j.price * j.replicas for j in self.jobs.values() if j.live)
 
 
-class EscrowMachine:
+class EscrowMachine(StorageRules):
     st_pick = strategy("uint16")
     st_renter = strategy("uint8", max_value=1)
     st_provider = strategy("uint8", max_value=4)
@@ -378,13 +384,24 @@ class EscrowMachine:
 
     stats: ClassVar[Counter[str]] = Counter()
 
-    def __init__(cls, token, escrow, registry, reader, renters, providers, treasury):  # noqa: N805
+    def __init__(
+        cls,  # noqa: N805 (brownie calls __init__ on the class)
+        token,
+        escrow,
+        registry,
+        reader,
+        renters,
+        providers,
+        treasury,
+        storage,
+    ):
         cls.token, cls.escrow, cls.registry, cls.reader = token, escrow, registry, reader
         cls.renters = [str(a) for a in renters]
         cls.providers = [str(a) for a in providers]
         cls.treasury = str(treasury)
         cls.tracked = [*cls.renters, *cls.providers, cls.treasury]
         cls.stats = Counter()
+        StorageRules._init_storage_rules(cls, *storage)
 
     def setup(self):
         snap = self._read()
@@ -396,8 +413,10 @@ class EscrowMachine:
                 if p in self.providers
             },
             treasury=self.treasury,
+            auditor=self.auditor,
         )
         self.model.escrow_balance = snap["escrowBalance"]
+        self.model.storage_balance = snap["storage"]["balance"]
         self.model.registry_balance = snap["registryBalance"]
 
     def teardown_final(cls):  # noqa: N805
@@ -407,15 +426,22 @@ class EscrowMachine:
         # the run must reach the interesting paths, or it proves little
         for path in ("settled", "paid", "slashed", "cancelled", "disputed", "withdrawn"):
             assert cls.stats[path] > 0, f"no '{path}' in the whole stateful run"
+        for path in STORAGE_PATHS:
+            assert cls.stats[path] > 0, f"no '{path}' in the whole stateful run"
 
     # ------------------------------------------------------------------ plumbing
 
     def _read(self) -> dict[str, Any]:
-        snap = self.reader.read(self.token, self.escrow, self.registry, self.tracked)
-        return {
+        """Job escrow and registry state; the storage escrow's under "storage"."""
+        jobs, storage = self.reader.read(
+            self.token, self.escrow, self.registry, self.storage, self.tracked
+        )
+        snap = {
             key: [int(v) for v in value] if isinstance(value, list | tuple) else int(value)
-            for key, value in snap.dict().items()
+            for key, value in jobs.dict().items()
         }
+        snap["storage"] = self._storage_snapshot(storage)
+        return snap
 
     def _send(self, fn, *args, sender):
         """Send a transaction; return (block timestamp, error name or None, receipt)."""
@@ -827,15 +853,27 @@ class EscrowMachine:
                 assert [snap["staked"][i], snap["locked"][i], snap["unbonding"][i]] == (
                     model.stakes[account][:3]
                 ), f"stake of {account}"
+        self._check_storage_invariant(snap["storage"])
 
 
 @pytest.fixture(scope="module")
 def reader(module_isolation, deployer):
-    return StateReader.deploy({"from": deployer})
+    """Reads the job escrow, registry and storage escrow in one call."""
+    return StorageStateReader.deploy({"from": deployer})
 
 
 def test_random_sequences_conserve_tokens_and_slash_only_the_faulty(
-    state_machine, token, escrow, registry, reader, renter, renter2, providers, treasury
+    state_machine,
+    token,
+    escrow,
+    registry,
+    reader,
+    renter,
+    renter2,
+    providers,
+    treasury,
+    storage,
+    deployer,
 ):
     state_machine(
         EscrowMachine,
@@ -846,6 +884,7 @@ def test_random_sequences_conserve_tokens_and_slash_only_the_faulty(
         [renter, renter2],
         providers,
         treasury,
+        (storage, deployer),
         settings={
             "max_examples": int(os.environ.get("DCLOUD_STATEFUL_EXAMPLES", 50)),
             "stateful_step_count": int(os.environ.get("DCLOUD_STATEFUL_STEPS", 40)),
