@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -45,3 +48,56 @@ def test_connection_survives_a_reload(tab, network):
     tab.page.reload()
     expect(tab.page.locator("#wallet-account")).to_have_text(address)
     expect(tab.page.locator("#dev-account")).to_have_value(address)
+
+
+# A stand-in for a browser wallet extension: an EIP-1193 `window.ethereum` that holds one
+# account of the devnet and forwards everything else to the node (as a wallet would).
+FAKE_WALLET = """
+(() => {
+  const account = "%s";
+  let id = 0;
+  window.ethereum = {
+    async request({ method, params }) {
+      if (method === "eth_requestAccounts" || method === "eth_accounts") return [account];
+      const res = await fetch("/dashboard/api/rpc", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params: params || [] }),
+      });
+      const data = await res.json();
+      if (data.error) throw Object.assign(new Error(data.error.message), data.error);
+      return data.result;
+    },
+    on() {},
+  };
+})();
+"""
+
+
+def test_an_injected_browser_wallet_connects_and_sends(tab, network):
+    address = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"  # anvil dev account #5
+    tab.page.add_init_script(FAKE_WALLET % address)
+    page = tab.goto("/jobs")
+    page.get_by_role("button", name="Connect browser wallet").click()
+    expect(page.locator("#wallet-account")).to_have_text(address)
+    expect(page.locator("#wallet-mode")).to_have_text("browser wallet")
+    expect(page.locator("#wallet-balance")).to_contain_text("DCT")
+    page.get_by_role("button", name="Get test tokens").click()
+    expect(page.locator("#notice")).to_contain_text(re.compile("faucet sent tokens|FaucetCooling"))
+    page.reload()
+    expect(page.locator("#wallet-account")).to_have_text(address)
+
+
+def test_the_chain_proxy_forwards_only_whitelisted_methods(network):
+    url = f"{network.url}/dashboard/api/rpc"
+    ok = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).json()
+    assert ok["result"] == hex(31337)
+    for method in ("evm_increaseTime", "anvil_setBalance", "eth_sendRawTransaction"):
+        refused = httpx.post(url, json={"jsonrpc": "2.0", "id": 2, "method": method}).json()
+        assert refused["error"]["code"] == -32601
+    batch = [
+        {"jsonrpc": "2.0", "id": 3, "method": "eth_blockNumber"},
+        {"jsonrpc": "2.0", "id": 4, "method": "anvil_mine"},
+    ]
+    answers = httpx.post(url, json=batch).json()
+    assert [("error" in a) for a in answers] == [True, True]  # nothing of it was forwarded
