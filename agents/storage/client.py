@@ -349,6 +349,8 @@ class StorageClient:
                 self.nodes.put(target.endpoint, shard_id, data, sha256=sha256)
             except NodeError as exc:
                 logger.info("node %s did not take a shard (%s); asking for another", target, exc)
+                with lock:
+                    exclude.add(target.node)
                 last, target = exc, None
                 continue
             return ShardRef(

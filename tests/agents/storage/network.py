@@ -234,6 +234,7 @@ class Network:
                     node.start()
             for node in nodes:
                 node.wait_ready()
+            self.wait_online()
 
     def stop(self) -> None:
         for node in self.nodes:
