@@ -79,12 +79,12 @@ ln -sfn ../../../tools/solc.js .dev/home/.solcx/solc-v0.8.37
 
 key=$(digest tools/setup.sh)
 if ! fresh networks "$key" || [ ! -f .dev/home/.brownie/network-config.yaml ]; then
-  say "brownie networks (devnet 8545, tests 8555-8558, benchmarks 8559)"
+  say "brownie networks (devnet 8545/8546, tests 8554-8558, benchmarks 8559)"
   b=tools/brownie
   $b networks modify development port=8555 >/dev/null
   $b networks modify ganache-cli port=8556 >/dev/null
   for spec in "dcloud-devnet anvil 8545" "dcloud-test anvil 8557" "dcloud-ganache ganache-cli 8558" \
-      "dcloud-bench anvil 8559"; do
+      "dcloud-bench anvil 8559" "dcloud-e2e anvil 8554" "dcloud-devnet-ganache ganache-cli 8546"; do
     set -- $spec
     $b networks delete "$1" >/dev/null 2>&1 || true
     extra=$([ "$2" = anvil ] && echo "base_fee=0" || echo "mnemonic=brownie evm_version=istanbul")

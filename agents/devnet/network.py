@@ -22,6 +22,7 @@ from agents import keys
 from agents.devnet.procs import Proc, free_port, python, spawn, wait_http
 from agents.errors import AgentError
 from agents.provider.config import CONFIG_FILE, ProviderConfig
+from agents.provider.runtime import DockerRuntime
 from agents.renter.client import Renter
 from agents.wallet import Wallet
 from protocol.deployments import connect, load_for
@@ -81,6 +82,7 @@ class Network:
     market_port: int = 0
     market: Proc | None = None
     providers: list[Provider] = field(default_factory=list)
+    _renters: dict[int, Renter] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.logs = self.root / "logs"
@@ -135,7 +137,7 @@ class Network:
                 "fault": spec.fault,
             }
         )
-        if not (home / CONFIG_FILE).exists():
+        if not cfg.keystore(home).exists():
             keys.create(cfg.keystore(home), PASSWORD, private_key=account.key.hex())
         files.save(home / CONFIG_FILE, cfg)
         self.stake(account, spec.stake_tokens * TOKEN)
@@ -188,13 +190,16 @@ class Network:
     # ------------------------------------------------------------------ renters
 
     def renter(self, key_index: int) -> Renter:
-        return Renter(
-            account=dev_account(key_index, self.mnemonic),
-            marketplace_url=self.market_url,
-            rpc_url=self.rpc_url,
-            deployments=str(self.deployments),
-            home=self.root / "renters" / str(key_index),
-        )
+        """The SDK client of dev account `key_index` (one per account, closed with the network)."""
+        if key_index not in self._renters:
+            self._renters[key_index] = Renter(
+                account=dev_account(key_index, self.mnemonic),
+                marketplace_url=self.market_url,
+                rpc_url=self.rpc_url,
+                deployments=str(self.deployments),
+                home=self.root / "renters" / str(key_index),
+            )
+        return self._renters[key_index]
 
     def time_travel(self, seconds: int) -> None:
         """Move the chain's clock ahead (local chains only) and mine a block."""
@@ -203,6 +208,10 @@ class Network:
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
     def close(self) -> None:
+        for r in self._renters.values():
+            r.close()
+        self._renters.clear()
         for p in self.providers:
             self.stop_provider(p)
+            DockerRuntime(work_root=p.home / "work", agent_id=p.address.lower()).release_all()
         self.stop_marketplace()

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,10 @@ class JobRunner:
             if not progressed:
                 self.stop.wait(self.cfg.poll_s)
 
+    def _key(self, job_id: int) -> str:
+        """The job's name at the Docker engine: unique per chain and escrow, not just per id."""
+        return f"{self.wallet.chain_id}-{self.escrow.address[2:10].lower()}-{job_id}"
+
     def _mine(self, job: ChainJob) -> ReplicaState:
         replica = self.escrow.replica_of(job, self.me)
         return replica.state if replica else ReplicaState.NONE
@@ -283,10 +288,14 @@ class JobRunner:
             limits = self._limits(spec)
             result = None
             if rec.state == RUNNING:  # the agent stopped while the container ran
-                result = self.runtime.resume(str(job_id), limits=limits, deadline=job.deadline)
+                # the runtime counts in wall-clock time; the chain's clock may run ahead of it
+                wall_deadline = time.time() + (job.deadline - self.escrow.now())
+                result = self.runtime.resume(
+                    self._key(job_id), limits=limits, deadline=wall_deadline
+                )
             if result is None:
                 if self.escrow.now() + spec.time_limit_s + COMMIT_MARGIN_S > job.deadline:
-                    self.runtime.kill(str(job_id))
+                    self.runtime.kill(self._key(job_id))
                     self.store.update(
                         job_id, state=FAILED, detail="too late to run before the job's deadline"
                     )
@@ -294,7 +303,7 @@ class JobRunner:
                 self.store.update(job_id, state=RUNNING, detail="")
                 with self._slots:
                     result = self.runtime.run(
-                        str(job_id),
+                        self._key(job_id),
                         image=spec.image,
                         command=list(spec.command),
                         env=dict(spec.env),
@@ -332,6 +341,7 @@ class JobRunner:
         folder = self.results / str(job_id)
         out_dir = folder / "outputs"
         shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True)
         for path, data in outputs.items():
             target = out_dir / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -352,7 +362,7 @@ class JobRunner:
         self.store.update(
             job_id, result_hash="0x" + digest.hex(), salt=salt, run=run, detail=detail
         )
-        self.runtime.cleanup(str(job_id))
+        self.runtime.cleanup(self._key(job_id))
         logger.info(
             "job ran",
             extra={"job": job_id, "exit_code": result.exit_code, "error": result.error},
@@ -388,7 +398,7 @@ class JobRunner:
 
     def _closed(self, rec: JobRecord, job: ChainJob) -> None:
         state = self._mine(job)
-        self.runtime.kill(str(rec.chain_job_id))
+        self.runtime.kill(self._key(rec.chain_job_id))
         outcome = {
             ReplicaState.PAID: (SETTLED, "paid"),
             ReplicaState.SLASHED: (SETTLED, "slashed: no matching result in time"),

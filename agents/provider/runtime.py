@@ -236,6 +236,19 @@ class DockerRuntime:
         kill_at = min(deadline, started + limits.time_limit_s)
         return self._finish(container, area, limits, kill_at=kill_at, deadline=deadline)
 
+    def release_all(self) -> None:
+        """Kill every container of this agent and remove every work area under work_root.
+
+        For tearing a provider down for good (a devnet or test network closing), not for
+        a restart: a restarted agent resumes what this would destroy.
+        """
+        for key in self.orphans():
+            self.kill(key)
+        if self.work_root.exists():
+            for folder in self.work_root.iterdir():
+                if folder.is_dir():
+                    WorkArea(folder).remove()
+
     def kill(self, job_key: str) -> None:
         """Stop and remove the job's container and its work area; safe if absent."""
         container = self._find(job_key)

@@ -25,6 +25,11 @@ from protocol.signing import SignatureError, verify_request
 logger = logging.getLogger(__name__)
 
 
+Signer = Annotated[str | None, Header(alias=api.SIGNER_HEADER)]
+Stamp = Annotated[str | None, Header(alias=api.TIMESTAMP_HEADER)]
+Sig = Annotated[str | None, Header(alias=api.SIGNATURE_HEADER)]
+
+
 def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
     app = FastAPI(title="dcloud provider agent", version=version)
     app.add_middleware(
@@ -114,10 +119,6 @@ def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
         if rec.renter != who:
             raise VerificationError(f"only job {job_id}'s renter may read it")
         return rec
-
-    Signer = Annotated[str | None, Header(alias=api.SIGNER_HEADER)]
-    Stamp = Annotated[str | None, Header(alias=api.TIMESTAMP_HEADER)]
-    Sig = Annotated[str | None, Header(alias=api.SIGNATURE_HEADER)]
 
     @app.get("/v1/jobs/{job_id}", response_model=api.ProviderJob)
     def get_job(

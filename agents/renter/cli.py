@@ -256,7 +256,7 @@ def list_jobs(home: Home = None) -> None:
     """Your jobs on this chain."""
     renter = _renter(home)
     table = Table("job", "image", "status", "price/replica", "providers")
-    for rec in renter.list():
+    for rec in renter.jobs():
         chain = renter.escrow.job(rec["job_id"])
         table.add_row(
             str(rec["job_id"]),

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3.logs import DISCARD
 
 from agents.errors import NotFoundError, RefusedError, UserError, VerificationError
 from agents.market import MarketClient, Stamp, describe
@@ -210,7 +211,7 @@ class Renter:
             s,
         )
         receipt = self.wallet.transact(fn)
-        events = self.escrow.contract.events.JobFunded().process_receipt(receipt)
+        events = self.escrow.contract.events.JobFunded().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["jobId"])
 
     def _permit(self, amount: int, deadline: int) -> tuple[int, bytes, bytes]:
@@ -304,7 +305,7 @@ class Renter:
         tmp.write_text(json.dumps(record, indent=2))
         tmp.replace(path)
 
-    def list(self) -> list[dict[str, Any]]:
+    def jobs(self) -> list[dict[str, Any]]:
         out = []
         for p in sorted(self.jobs_dir.glob("*.json"), key=lambda p: int(p.stem), reverse=True):
             out.append(json.loads(p.read_text()))
