@@ -91,7 +91,7 @@ def test_job_submitted_in_the_browser_runs_verifies_and_pays_the_provider(tab, d
     expect(page.locator("#job-status")).to_have_text("settled", timeout=JOB_S)
     expect(page.locator("#timeline [data-event='ReplicaPaid']")).to_be_visible()
     expect(page.locator("#timeline [data-event='JobSettled']")).to_be_visible()
-    expect(page.locator("#escrow")).to_contain_text("paid to providers")
+    expect(page.locator("#escrow")).to_contain_text("you paid 0.000015 DCT (providers")
     assert _holdings(devnet, provider.address) > holdings_before
     tab.screenshot("job-settled")
 

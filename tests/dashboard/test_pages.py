@@ -33,6 +33,7 @@ def test_keyboard_reaches_the_skip_link_and_pages_with_visible_focus(tab, networ
     expect(page.get_by_role("link", name="Submit a job").first).to_be_focused()
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{tab.base}/submit")
+    page.locator("body[data-ready]").wait_for(state="attached")
     page.get_by_label("Image").focus()
     page.keyboard.press("Enter")  # Enter in the form estimates; it never pays
     expect(page.locator("#quote")).to_be_visible()

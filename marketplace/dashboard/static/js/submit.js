@@ -448,6 +448,7 @@ $("#job-form").addEventListener("submit", (ev) => {
   estimate();
 });
 $("#pay").addEventListener("click", () => payAndRun());
+document.body.dataset.ready = "true";
 
 await ready;
 fillChoices().catch((err) => announce(`Could not load cities and images: ${err.message}`, "error"));
