@@ -25,7 +25,7 @@ function row(job) {
     "tr",
     { "data-job": job.id },
     el("td", {}, el("a", { href: `/dashboard/jobs/${job.id}` }, job.id.slice(0, 8))),
-    el("td", {}, el("code", {}, job.spec.image), command ? ` ${command.slice(0, 60)}` : ""),
+    el("td", {}, el("code", {}, job.spec.image), command ? ` ${command.length > 70 ? `${command.slice(0, 70)}…` : command}` : ""),
     el("td", {}, badge(job.status)),
     el("td", { class: "num" }, String(job.spec.replicas)),
     el("td", { class: "num" }, tokens(job.price_wei)),
