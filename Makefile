@@ -9,7 +9,7 @@ setup:
 	@tools/setup.sh
 
 demo: setup
-	@tools/demo.sh
+	@.venv/bin/dcloud devnet up --home .dev/devnet
 
 # The marketplace service on SQLite with no configuration (DCLOUD_* variables override).
 marketplace: setup

@@ -19,16 +19,16 @@ BIN = ROOT / "node_modules" / ".bin"
 GANACHE_MNEMONIC = "brownie"
 
 
-def chain_argv(kind: str, port: int, *, state: Path | None = None) -> list[str]:
+def chain_argv(kind: str, port: int, *, state: Path | None = None, accounts: int = 10) -> list[str]:
     if kind == "anvil":
-        argv = [str(BIN / "anvil"), "--port", str(port), "--accounts", "10"]
+        argv = [str(BIN / "anvil"), "--port", str(port), "--accounts", str(accounts)]
         argv += ["--block-base-fee-per-gas", "0", "--gas-limit", "30000000", "--silent"]
         if state is not None:
             argv += ["--state", str(state)]
         return argv
     if kind == "ganache":
         argv = [str(BIN / "ganache"), "--port", str(port), "--hardfork", "istanbul"]
-        argv += ["--wallet.mnemonic", GANACHE_MNEMONIC, "--wallet.totalAccounts", "10"]
+        argv += ["--wallet.mnemonic", GANACHE_MNEMONIC, "--wallet.totalAccounts", str(accounts)]
         argv += ["--miner.blockGasLimit", "30000000", "--logging.quiet"]
         if state is not None:
             argv += ["--database.dbPath", str(state)]
@@ -36,10 +36,13 @@ def chain_argv(kind: str, port: int, *, state: Path | None = None) -> list[str]:
     raise AgentError(f"unknown chain {kind!r}; use anvil or ganache")
 
 
-def start_chain(kind: str, port: int, *, logs: Path, state: Path | None = None) -> Proc:
+def start_chain(
+    kind: str, port: int, *, logs: Path, state: Path | None = None, accounts: int = 10
+) -> Proc:
     if port_open(port):
         raise AgentError(f"port {port} is busy: stop whatever listens there first")
-    proc = spawn(f"chain-{kind}", chain_argv(kind, port, state=state), logs=logs)
+    argv = chain_argv(kind, port, state=state, accounts=accounts)
+    proc = spawn(f"chain-{kind}", argv, logs=logs)
     end = time.monotonic() + 30
     while not port_open(port):
         if not proc.alive():

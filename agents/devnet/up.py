@@ -1,0 +1,393 @@
+"""`dcloud devnet up`: the whole local network from nothing, a demo, and a clean stop.
+
+Brings up, each as a child process with its log in ``<home>/logs``: the Docker engine
+(``tools/dockerd.sh``, held for this process), a chain (anvil by default, Ganache 7 with
+``--chain ganache``; its state kept in ``<home>``), the contracts (deployed once and
+reused while the chain state has them), the marketplace with its dashboard, six provider
+agents and eight storage nodes in real cities across several price regions, each with
+its own key and stake. Then it runs demo jobs and stores a demo file, prints who ran
+what where, for how much and at which energy level, and stays up until Ctrl-C (or
+``dcloud devnet down``), which stops every process it started by PID.
+
+``<home>/devnet.json`` records the running network's PIDs: a second ``up`` finds it
+alive and does not start another one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agents.devnet.chain import ROOT, deploy, start_chain
+from agents.devnet.network import ANVIL_MNEMONIC, PASSWORD, Network, ProviderSpec, dev_account
+from agents.devnet.procs import Proc, port_open, python, spawn, wait_http
+from agents.errors import AgentError, UserError
+from agents.units import fmt_tokens
+from protocol.deployments import connect, load_for
+from protocol.errors import ProtocolError
+from protocol.schemas import JobSpec
+
+STATE_FILE = "devnet.json"
+MARKET_PORT = 8700
+CHAINS = {
+    "anvil": {"port": 8545, "network": "dcloud-devnet", "mnemonic": None},
+    "ganache": {"port": 8546, "network": "dcloud-devnet-ganache", "mnemonic": "brownie"},
+}
+# Six providers across European price regions, eight storage nodes around the world.
+PROVIDERS = [
+    ("oslo", 59.91, 10.75),
+    ("paris", 48.86, 2.35),
+    ("frankfurt", 50.11, 8.68),
+    ("madrid", 40.42, -3.70),
+    ("warsaw", 52.23, 21.01),
+    ("london", 51.51, -0.13),
+]
+NODES = [
+    ("stockholm", 59.33, 18.07),
+    ("rome", 41.90, 12.50),
+    ("new-york", 40.71, -74.01),
+    ("san-francisco", 37.77, -122.42),
+    ("tokyo", 35.68, 139.69),
+    ("sydney", -33.87, 151.21),
+    ("singapore", 1.35, 103.82),
+    ("sao-paulo", -23.55, -46.63),
+]
+RENTER_KEY = 20
+NODE_KEYS = range(11, 19)
+ACCOUNTS = 30
+
+
+@dataclass
+class Options:
+    home: Path
+    chain: str = "anvil"
+    demo: bool = True
+    stay: bool = True
+
+
+def running(home: Path) -> dict[str, Any] | None:
+    """The recorded network if any of its processes still runs."""
+    try:
+        state = json.loads((home / STATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    alive = [p for p in state.get("pids", {}).values() if _alive(int(p))]
+    return state if alive else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def down(home: Path, console: Console) -> bool:
+    """Stop every process a recorded network started (by PID); False if none ran."""
+    state = running(home)
+    if state is None:
+        (home / STATE_FILE).unlink(missing_ok=True)
+        return False
+    owner = int(state.get("owner", 0))
+    if owner and owner != os.getpid() and _alive(owner):
+        os.kill(owner, signal.SIGTERM)  # the `up` process stops its children in order
+        end = time.monotonic() + 60
+        while _alive(owner) and time.monotonic() < end:
+            time.sleep(0.2)
+    for name, pid in reversed(list(state["pids"].items())):
+        if _alive(int(pid)):
+            console.print(f"stopping {name} (pid {pid})")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pid), signal.SIGTERM)
+    end = time.monotonic() + 20
+    while any(_alive(int(p)) for p in state["pids"].values()) and time.monotonic() < end:
+        time.sleep(0.2)
+    for pid in state["pids"].values():
+        if _alive(int(pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pid), signal.SIGKILL)
+    _dockerd("stop", owner or os.getpid())
+    (home / STATE_FILE).unlink(missing_ok=True)
+    return True
+
+
+def _dockerd(action: str, holder: int) -> None:
+    subprocess.run(
+        [str(ROOT / "tools" / "dockerd.sh"), action, "--for", str(holder)],
+        capture_output=True,
+        timeout=120,
+        check=action != "start",
+    )
+
+
+class Devnet:
+    def __init__(self, opts: Options, console: Console) -> None:
+        self.opts = opts
+        self.home = opts.home
+        self.logs = self.home / "logs"
+        self.console = console
+        self.procs: list[Proc] = []
+        self.net: Network | None = None
+        self.stop = threading.Event()
+        spec = CHAINS[opts.chain]
+        self.port = int(spec["port"])  # type: ignore[call-overload]
+        self.mnemonic = str(spec["mnemonic"] or ANVIL_MNEMONIC)
+        self.rpc_url = f"http://127.0.0.1:{self.port}"
+        self.deployments = self.home / "deployments.json"
+
+    # ------------------------------------------------------------------ up
+
+    def up(self) -> None:
+        if running(self.home) is not None:
+            state = running(self.home) or {}
+            self.console.print(
+                f"a devnet is already running from {self.home} (marketplace "
+                f"{state.get('market_url')}); stop it with `dcloud devnet down`"
+            )
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        if port_open(MARKET_PORT):
+            raise UserError(f"port {MARKET_PORT} is busy: stop what listens there first")
+        try:
+            with self._progress() as progress:
+                self._step(progress, "Docker engine", lambda: _dockerd("start", os.getpid()))
+                self._step(progress, f"chain ({self.opts.chain}, port {self.port})", self._chain)
+                self._step(progress, "contracts", self._contracts)
+                self._step(progress, "marketplace and dashboard", self._marketplace)
+                self._step(progress, "6 provider agents (keys, stake, Docker)", self._providers)
+                self._step(progress, "8 storage nodes", self._nodes)
+            self._record()
+            if self.opts.demo:
+                self.demo()
+            market = f"http://127.0.0.1:{MARKET_PORT}"
+            self.console.print(
+                f"\n[bold green]devnet up[/]: dashboard {market}/dashboard · API {market}/docs · "
+                f"chain {self.rpc_url} · logs in {self.logs}"
+            )
+            if self.opts.stay:
+                self.console.print("Ctrl-C (or `dcloud devnet down`) stops it; state is kept.")
+                signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+                with contextlib.suppress(KeyboardInterrupt):
+                    while not self.stop.wait(0.5):
+                        pass
+        finally:
+            self.teardown()
+
+    def _progress(self) -> Progress:
+        return Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+
+    def _step(self, progress: Progress, label: str, fn: Any) -> None:
+        task = progress.add_task(label, total=1)
+        fn()
+        progress.update(task, completed=1, description=f"[green]✓[/] {label}")
+
+    def _chain(self) -> None:
+        state = self.home / ("anvil-state.json" if self.opts.chain == "anvil" else "ganache-db")
+        if self.opts.chain == "ganache":
+            state.mkdir(exist_ok=True)
+        proc = start_chain(
+            self.opts.chain, self.port, logs=self.logs, state=state, accounts=ACCOUNTS
+        )
+        self.procs.append(proc)
+
+    def _contracts(self) -> None:
+        w3 = connect(self.rpc_url)
+        with contextlib.suppress(ProtocolError):
+            d = load_for(w3, path=self.deployments)
+            if w3.eth.get_code(d.contract(w3, "JobEscrow").address):
+                return  # this chain state still holds them
+        deploy(
+            str(CHAINS[self.opts.chain]["network"]),
+            self.deployments,
+            logs=self.logs,
+            DCLOUD_CHALLENGE_WINDOW="60",
+        )
+
+    def _marketplace(self) -> None:
+        self.net = Network(
+            root=self.home,
+            rpc_url=self.rpc_url,
+            deployments=self.deployments,
+            mnemonic=self.mnemonic,
+            heartbeat_s=2.0,
+            poll_s=0.1,
+            offline_after_s=8.0,
+            market_port=MARKET_PORT,
+        )
+        self.net.start_marketplace()
+        assert self.net.market is not None
+        self.procs.append(self.net.market)
+
+    def _providers(self) -> None:
+        assert self.net is not None
+        for i, (city, lat, lon) in enumerate(PROVIDERS):
+            price = 10**12 * (1 + i % 3)
+            p = self.net.add_provider(
+                ProviderSpec(f"provider-{city}", i + 1, lat, lon, price_wei=price, cpu=1.0)
+            )
+            assert p.proc is not None
+            self.procs.append(p.proc)
+
+    def _nodes(self) -> None:
+        from agents.storage.node_run import init_node
+
+        assert self.net is not None
+        for key, (city, lat, lon) in zip(NODE_KEYS, NODES, strict=True):
+            where = self.home / "nodes" / city
+            if not (where / "node.json").exists():
+                account = dev_account(key, self.mnemonic)
+                from agents import keys
+
+                keys.create(where / "keystore.json", PASSWORD, private_key=account.key.hex())
+                init_node(
+                    where,
+                    password=PASSWORD,
+                    quota_bytes=64 * 2**20,
+                    lat=lat,
+                    lon=lon,
+                    marketplace=self.net.market_url,
+                    heartbeat_s=2.0,
+                    rpc_url=self.rpc_url,
+                )
+            env = {"DCLOUD_PASSWORD": PASSWORD}
+            proc = spawn(
+                f"node-{city}",
+                python("-m", "agents", "node", "run", "--home", str(where)),
+                logs=self.logs,
+                env=env,
+            )
+            self.procs.append(proc)
+            cfg = json.loads((where / "node.json").read_text())
+            wait_http(proc, f"{cfg['endpoint'].rstrip('/')}/v1/health")
+
+    def _record(self) -> None:
+        state = {
+            "owner": os.getpid(),
+            "chain": self.opts.chain,
+            "rpc_url": self.rpc_url,
+            "market_url": f"http://127.0.0.1:{MARKET_PORT}",
+            "pids": {p.name: p.pid for p in self.procs},
+            "started_at": time.time(),
+        }
+        (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    # ------------------------------------------------------------------ demo
+
+    def demo(self) -> None:
+        assert self.net is not None
+        renter = self.net.renter(RENTER_KEY)
+        jobs = [
+            (
+                "uppercase",
+                ["sh", "-c", "echo 'energy aware cloud' | tr a-z A-Z > /output/out.txt"],
+                1,
+                "dcloud/busybox:1",
+            ),
+            (
+                "pi",
+                [
+                    "python3",
+                    "-c",
+                    "import math; open('/output/pi.txt','w').write(str(round(math.pi, 10)))",
+                ],
+                1,
+                "dcloud/python:3.11",
+            ),
+            ("replicated", ["sh", "-c", "echo 42 > /output/answer.txt"], 3, "dcloud/busybox:1"),
+        ]
+        table = Table("job", "chain id", "provider", "city", "km", "energy level", "cost", "result")
+        names = {p.address: p.spec.name.removeprefix("provider-") for p in self.net.providers}
+        with self._progress() as progress:
+            for name, command, replicas, image in jobs:
+                task = progress.add_task(f"demo job {name}", total=1)
+                spec = JobSpec.model_validate(
+                    {
+                        "image": image,
+                        "command": command,
+                        "resources": {"cpu": 0.5, "memory_mb": 64, "disk_mb": 8},
+                        "time_limit_s": 60,
+                        "max_price_wei": 10**18,
+                        "replicas": replicas,
+                        "origin": {"lat": 48.14, "lon": 11.58},
+                    }
+                )
+
+                def show(stage: str, task: TaskID = task, name: str = name) -> None:
+                    progress.update(task, description=f"demo job {name}: {stage}")
+
+                job_id = renter.submit(spec, progress=show)
+                renter.wait(job_id, timeout_s=180, progress=show)
+                res = renter.result(job_id, out_dir=self.home / "results" / str(job_id))
+                renter.confirm(job_id)
+                progress.update(task, completed=1, description=f"[green]✓[/] demo job {name}")
+                out = next(iter(res.files.values()), b"").decode(errors="replace").strip()
+                for a in renter.record(job_id)["assignments"]:
+                    table.add_row(
+                        name,
+                        str(job_id),
+                        a["provider"][:10] + "…",
+                        names.get(a["provider"], "?"),
+                        f"{a['distance_km']:.0f}",
+                        str(a["energy_level"]),
+                        fmt_tokens(a["cost_wei"]),
+                        out,
+                    )
+            task = progress.add_task("demo file (5 MB, k=4 of n=8 across 8 nodes)", total=1)
+            digest, where = self._store_demo_file()
+            progress.update(
+                task, completed=1, description="[green]✓[/] demo file stored and read back"
+            )
+        self.console.print(table)
+        self.console.print(
+            f"demo file: sha256 {digest[:16]}… verified after a round trip; shards on {where}"
+        )
+
+    def _store_demo_file(self) -> tuple[str, str]:
+        from agents.storage.client import StorageClient
+
+        assert self.net is not None
+        data = hashlib.sha256(b"dcloud demo").digest() * (5 * 2**20 // 32)
+        home = self.home / "renter-files"
+        with StorageClient(
+            home=home,
+            account=dev_account(RENTER_KEY, self.mnemonic),
+            marketplace=self.net.market_url,
+        ) as client:
+            name = f"demo-{int(time.time())}.bin"
+            client.put_bytes(data, name=name, k=4, n=8)
+            back = client.get_bytes(name)
+        if back != data:
+            raise AgentError("the demo file came back different")
+        return hashlib.sha256(back).hexdigest(), "8 nodes"
+
+    # ------------------------------------------------------------------ down
+
+    def teardown(self) -> None:
+        if self.net is not None:
+            self.net.close()
+        for proc in reversed(self.procs):
+            self.console.print(f"stopping {proc.name} (pid {proc.pid})")
+            proc.stop()
+        _dockerd("stop", os.getpid())
+        (self.home / STATE_FILE).unlink(missing_ok=True)
