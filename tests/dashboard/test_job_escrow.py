@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
 from playwright.sync_api import expect
 
 from tests.dashboard.conftest import PROVIDER_KEYS
@@ -65,3 +67,70 @@ def test_pay_funds_the_escrow_and_cancel_refunds_in_full(tab, network, provider)
     page.get_by_role("button", name="Withdraw").click()
     expect(page.locator("#credit-box")).to_be_hidden()
     assert token.functions.balanceOf(renter).call() == before
+
+
+def _pay_through_the_page(tab, renter_index):
+    """Submit the default job and pay for it; the push fails (nobody listens). Job id."""
+    tab.allow(r"Failed to load resource: net::ERR_CONNECTION_REFUSED")
+    page = tab.goto("/submit")
+    tab.connect_dev_account(renter_index)
+    page.get_by_role("button", name="Pay & run").click()
+    expect(page.locator("#step-fund")).to_have_class("done")
+    text = page.locator("#step-fund").inner_text()
+    job_id = int(re.search(r"escrow job #(\d+)", text).group(1))
+    page.locator("#job-link").click()
+    expect(page.locator("#job-status")).to_have_text("funded")
+    return job_id
+
+
+def _time_travel(network, seconds):
+    network.w3.provider.make_request("evm_increaseTime", [seconds])
+    network.w3.provider.make_request("evm_mine", [])
+
+
+def test_a_no_show_is_claimed_from_the_page_and_slashed_to_the_renter(tab, network, provider):
+    escrow = network.contract("JobEscrow")
+    job_id = _pay_through_the_page(tab, 9)
+    page = tab.page
+    network.transact(escrow.functions.accept(job_id), provider.address)
+    expect(page.locator("#job-status")).to_have_text("accepted")
+    expect(page.get_by_role("button", name="Cancel for a refund")).to_have_count(0)
+
+    deadline = escrow.functions.getJob(job_id).call()[3]
+    now = network.w3.eth.get_block("latest")["timestamp"]
+    _time_travel(network, deadline - now + 1)
+    expect(page.locator("#job-state")).to_contain_text("a no-show can be claimed")
+    token = network.contract("ComputeToken")
+    renter, price, collateral = (escrow.functions.getJob(job_id).call()[i] for i in (0, 1, 11))
+    held = token.functions.balanceOf(renter).call()
+    page.get_by_role("button", name="Claim no-show").click()
+
+    expect(page.locator("#job-status")).to_have_text("settled")
+    expect(page.locator("#timeline [data-event='ReplicaSlashed']")).to_contain_text("Slashed")
+    # the deposit is credited back; the slashed collateral, less the treasury's share, is
+    # paid to the renter straight from the provider's stake
+    assert escrow.functions.creditOf(renter).call() == price
+    share = network.deployment.parameters["slash_treasury_bps"]
+    gained = token.functions.balanceOf(renter).call() - held
+    assert gained == collateral - collateral * share // 10_000
+
+
+def test_a_revealed_result_can_be_disputed_from_the_page(tab, network, provider):
+    escrow = network.contract("JobEscrow")
+    job_id = _pay_through_the_page(tab, 2)
+    page = tab.page
+    result, salt = b"\x11" * 32, b"\x22" * 32
+    types = ["bytes32", "bytes32", "address"]
+    commitment = keccak(abi_encode(types, [result, salt, provider.address]))
+    for call in (
+        escrow.functions.accept(job_id),
+        escrow.functions.commit(job_id, commitment),
+        escrow.functions.reveal(job_id, result, salt),
+    ):
+        network.transact(call, provider.address)
+    expect(page.locator("#job-status")).to_have_text("revealed")
+    expect(page.get_by_role("button", name="Confirm and pay")).to_be_visible()
+    page.get_by_role("button", name="Dispute the result").click()
+    expect(page.locator("#job-status")).to_have_text("disputed")
+    expect(page.locator("#timeline [data-event='JobDisputed']")).to_contain_text("bond")
+    assert escrow.functions.getJob(job_id).call()[5] == 3  # now a 3-replica job
