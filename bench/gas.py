@@ -1,4 +1,4 @@
-"""Gas of every JobEscrow step and of whole job lifecycles, beside an ERC20 transfer.
+"""Gas of every JobEscrow and StorageEscrow step and of whole lifecycles, beside an ERC20 transfer.
 
 Runs in brownie's environment on its own anvil (network ``dcloud-bench``)::
 
@@ -8,6 +8,8 @@ Figures are receipts' ``gasUsed``. "steady" rows are a job between a renter and 
 provider that have both done jobs before (the escrow already holds deposits and
 the treasury already has a fee credit); "first" rows are a brand-new pair.
 Targets (BENCHMARKS.md): lifecycle <= 400k gas, finalizeMany <= 35k gas per job.
+Storage rows (``deal-*``) are one deal for a 4 MiB shard (4,096 chunks of 1 KiB, so a
+proof of 12 siblings) between a renter and a node that have dealt before.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ TOKEN = 10**18
 PRICE = 10 * TOKEN
 LIFECYCLE_TARGET = 400_000
 BATCH_TARGET = 35_000
+SHARD_BYTES = 4 * 1024 * 1024
+EPOCH = 100
 
 
 class Bench:
@@ -40,17 +44,21 @@ class Bench:
         self.params = DeployParams(accept_window=100, reveal_window=100, challenge_window=200)
         owner = self.accounts[0]
         c = deploy_all(owner, params=self.params, treasury=self.accounts[9])
-        self.token, self.registry, self.escrow = (
+        self.token, self.registry, self.escrow, self.storage = (
             c["ComputeToken"],
             c["ProviderRegistry"],
             c["JobEscrow"],
+            c["StorageEscrow"],
         )
+        self.storage.grantRole(self.storage.AUDITOR_ROLE(), owner, {"from": owner})
         self.baseline = brownie.BaselineERC20.deploy(10**9 * TOKEN, {"from": owner})
         for account in self.accounts[1:9]:
             self.token.transfer(account, 10**6 * TOKEN, {"from": owner})
             self.token.approve(self.escrow, 2**256 - 1, {"from": account})
             self.token.approve(self.registry, 2**256 - 1, {"from": account})
+            self.token.approve(self.storage, 2**256 - 1, {"from": account})
         self.salt_counter = 0
+        self._shard: tuple[bytes, list[bytes]] | None = None
 
     def commitment(self, result: bytes, provider: Any) -> tuple[bytes, bytes, bytes]:
         from eth_abi import encode
@@ -111,6 +119,50 @@ class Bench:
         )
         return gas
 
+    def shard(self) -> tuple[bytes, list[bytes]]:
+        """The benchmark shard and its chunk leaves (built once)."""
+        if self._shard is None:
+            from protocol import merkle
+
+            data = bytes(i * 131 % 251 for i in range(SHARD_BYTES))
+            self._shard = data, merkle.chunk_leaves(data)
+        return self._shard
+
+    def deal_terms(self, node: Any, epochs: int = 4) -> tuple[Any, ...]:
+        from protocol import merkle
+
+        _, leaves = self.shard()
+        self.salt_counter += 1
+        shard_id = self.salt_counter.to_bytes(32, "big")
+        return (node.address, shard_id, merkle.root(leaves), len(leaves), PRICE, epochs, EPOCH)
+
+    def respond(self, deal_id: int, node: Any) -> Any:
+        from protocol import merkle
+
+        data, leaves = self.shard()
+        index = self.storage.getChallenge(deal_id).dict()["chunkIndex"]
+        chunk = data[index * merkle.CHUNK_BYTES : (index + 1) * merkle.CHUNK_BYTES]
+        proof = merkle.proof(leaves, index)
+        return self.storage.respond(deal_id, chunk, proof, {"from": node})
+
+    def run_deal(self, renter: Any, node: Any, *, epochs: int = 4) -> dict[str, int]:
+        """One deal through every step: open, accept, a challenge answered each epoch,
+        one settle per epoch, withdraw; returns gasUsed per step (summed over epochs)."""
+        gas: dict[str, int] = {}
+        tx = self.storage.openDeal(self.deal_terms(node, epochs), {"from": renter})
+        deal_id = tx.return_value
+        gas["deal-open"] = tx.gas_used
+        gas["deal-accept"] = self.storage.accept(deal_id, {"from": node}).gas_used
+        gas["deal-challenge"] = gas["deal-respond"] = gas["deal-settle"] = 0
+        for _ in range(epochs):
+            gas["deal-challenge"] += self.storage.challenge(deal_id, {"from": renter}).gas_used
+            gas["deal-respond"] += self.respond(deal_id, node).gas_used
+            self.chain.sleep(EPOCH)
+            self.chain.mine()
+            gas["deal-settle"] += self.storage.settle(deal_id, {"from": node}).gas_used
+        gas["deal-withdraw"] = self.storage.withdraw({"from": node}).gas_used
+        return gas
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -144,7 +196,8 @@ def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
     import brownie
 
     brownie.BaselineERC20 = project.BaselineERC20
-    for name in ("ComputeToken", "TokenSale", "ProviderRegistry", "JobEscrow", "DevFaucet"):
+    names = ("ComputeToken", "TokenSale", "ProviderRegistry", "JobEscrow", "StorageEscrow")
+    for name in (*names, "DevFaucet"):
         setattr(brownie, name, getattr(project, name))
     bench = Bench(brownie)
     a = bench.accounts
@@ -191,6 +244,8 @@ def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
     assert many.return_value == batch, "finalizeMany did not settle every job"
     rows.append({"step": "finalizeMany-per-job", "gas": many.gas_used // batch, "batch": batch})
 
+    rows.extend(measure_storage(bench, quick=quick))
+
     for row in rows:
         row["ratio_to_transfer"] = round(row["gas"] / transfer, 2)
         target = {"lifecycle": LIFECYCLE_TARGET, "finalizeMany-per-job": BATCH_TARGET}.get(
@@ -199,6 +254,45 @@ def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
         if target:
             row["target"] = target
             row["meets_target"] = row["gas"] <= target
+    return rows
+
+
+def measure_storage(bench: Bench, *, quick: bool) -> list[dict[str, Any]]:
+    """Gas of every StorageEscrow step: one deal's steps, batches, and a slash."""
+    a = bench.accounts
+    owner, renter, node, node2 = a[0], a[1], a[3], a[4]
+    epochs = 4
+    bench.run_deal(renter, node, epochs=epochs)  # warm the pair and the treasury's credit
+    steady = bench.run_deal(renter, node, epochs=epochs)
+    rows: list[dict[str, Any]] = []
+    for step in ("deal-open", "deal-accept", "deal-withdraw"):
+        rows.append({"step": step, "gas": steady[step]})
+    for step in ("deal-challenge", "deal-respond", "deal-settle"):
+        rows.append({"step": f"{step}-per-epoch", "gas": steady[step] // epochs})
+    rows.append({"step": "deal-lifecycle-4-epochs-audited", "gas": sum(steady.values())})
+
+    batch = 12 if quick else 48  # 12: the shards of one k=8, n=12 segment
+    terms = [bench.deal_terms(node if i % 2 else node2) for i in range(batch)]
+    opened = bench.storage.openDeals(terms, {"from": renter})
+    rows.append({"step": "openDeals-per-deal", "gas": opened.gas_used // batch, "batch": batch})
+    ids = list(range(opened.return_value, opened.return_value + batch))
+    for i, deal_id in enumerate(ids):
+        bench.storage.accept(deal_id, {"from": node if i % 2 else node2})
+    bench.chain.sleep(EPOCH + 1)
+    bench.chain.mine()
+    many = bench.storage.settleMany(ids, {"from": owner})
+    assert many.return_value == batch, "settleMany did not settle every deal"
+    rows.append({"step": "settleMany-per-deal", "gas": many.gas_used // batch, "batch": batch})
+
+    bench.storage.challenge(ids[0], {"from": owner})
+    bench.chain.sleep(bench.params.storage_response_window + 1)
+    bench.chain.mine()
+    rows.append(
+        {
+            "step": "deal-slashMissed",
+            "gas": bench.storage.slashMissed(ids[0], {"from": owner}).gas_used,
+        }
+    )
     return rows
 
 
