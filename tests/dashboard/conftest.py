@@ -253,6 +253,7 @@ class Tab:
         return [f"no label: {u}" for u in unlabelled] + [f"contrast {c}" for c in low_contrast]
 
     def screenshot(self, name: str) -> None:
+        self.page.locator("body[data-wallet='ready']").wait_for(state="attached")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 

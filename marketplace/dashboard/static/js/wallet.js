@@ -240,8 +240,8 @@ async function renderPanel() {
   const cfg = await config();
   $("#wallet-account").textContent = wallet.address ?? "not connected";
   $("#wallet-account").title = wallet.address ?? "";
-  $("#wallet-mode").textContent =
-    wallet.mode === "devnet" ? "dev account" : wallet.mode === "injected" ? "browser wallet" : "";
+  if (wallet.mode) $("#wallet-mode").textContent = wallet.mode === "devnet" ? "dev account" : "browser wallet";
+  else if (window.ethereum || cfg.chain?.devnet) $("#wallet-mode").textContent = "";
   $("#wallet-balance").textContent = wallet.address ? tokens(wallet.balance) : "–";
   const faucet = $("#faucet");
   faucet.hidden = !(cfg.chain?.devnet && cfg.chain.contracts.DevFaucet && wallet.address);
@@ -288,11 +288,15 @@ async function init() {
       "This marketplace follows no chain: jobs and providers are shown, nothing can be paid.";
     panel.classList.add("no-chain");
     changed();
+    document.body.dataset.wallet = "ready";
     return;
   }
   $("#wallet-chain").textContent = `chain ${cfg.chain.chain_id}${cfg.chain.devnet ? " (local devnet)" : ""}`;
   const injected = $("#connect-injected");
   injected.hidden = !window.ethereum;
+  if (!window.ethereum && !cfg.chain.devnet) {
+    $("#wallet-mode").textContent = "(no browser wallet found: install one to pay for jobs)";
+  }
   injected.addEventListener("click", async () => {
     try {
       if (await connectInjected()) announce(`Connected ${wallet.address}`, "ok");
@@ -352,6 +356,7 @@ async function init() {
     });
   }
   changed();
+  document.body.dataset.wallet = "ready";
   setInterval(() => {
     if (!document.hidden) refreshBalance().catch(() => {});
   }, 5000);
