@@ -20,6 +20,8 @@ from web3.types import TxParams, TxReceipt
 from agents.errors import RefusedError
 
 RECEIPT_TIMEOUT_S = 120
+# local chains mine at once; a short poll keeps a job's six transactions from idling
+RECEIPT_POLL_S = 0.01
 
 
 class Wallet:
@@ -61,7 +63,9 @@ class Wallet:
                 self._nonce = None  # re-read from the chain next time
                 raise
             self._nonce += 1
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+        receipt = self.w3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
+        )
         if receipt["status"] != 1:
             raise RefusedError(f"{fn.fn_name} reverted in transaction {tx_hash.hex()}")
         return receipt
