@@ -252,8 +252,13 @@ class StorageClient:
         ):
             running: list[Future[None]] = []
 
-            def store_segment(index: int, plain_size: int, cipher: bytes) -> None:
+            def store_segment(index: int, plain: bytes) -> None:
                 try:
+                    plain_size = len(plain)
+                    cipher = codec.encrypt_segment(
+                        key, object_id=object_id, index=index, plain=plain
+                    )
+                    del plain
                     shards = coder.encode(cipher)
                     stored = self._store_shards(shards, targets[index], shard_pool, uploaded, lock)
                     refs[index] = SegmentRef(
@@ -274,14 +279,11 @@ class StorageClient:
                     plain = _read_exactly(fh, min(segment_bytes, remaining))
                     remaining -= len(plain)
                     plain_hash.update(plain)
-                    cipher = codec.encrypt_segment(
-                        key, object_id=object_id, index=index, plain=plain
-                    )
                     slots.acquire()
                     for done in [f for f in running if f.done()]:
                         done.result()  # surface a failed segment before reading on
                         running.remove(done)
-                    running.append(seg_pool.submit(store_segment, index, len(plain), cipher))
+                    running.append(seg_pool.submit(store_segment, index, plain))
                 for future in running:
                     future.result()
             except BaseException:
@@ -415,6 +417,7 @@ class StorageClient:
             raise UserError(f"{dest} is a folder; give a file path")
         key = self.store.load_key(manifest.object_id)
         tmp = dest.with_name(f".{dest.name}.{codec.random_id()[:8]}.part")
+        replacing = dest.exists()
         start = time.perf_counter()
         stats = NodeStats()
         try:
@@ -423,8 +426,9 @@ class StorageClient:
                     out.write(plain)
                     if progress is not None:
                         progress(len(plain))
-                out.flush()
-                os.fsync(out.fileno())
+                if replacing:  # the old file goes only once the new one is on disk
+                    out.flush()
+                    os.fsync(out.fileno())
             os.replace(tmp, dest)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -449,7 +453,8 @@ class StorageClient:
             self.send_reports(stats)
 
     def _segments(self, manifest: Manifest, key: bytes, stats: NodeStats) -> Iterator[bytes]:
-        """The object's plaintext segments in order, fetched `window` segments ahead."""
+        """The object's plaintext segments in order, `window` segments fetched, decoded and
+        decrypted ahead on worker threads."""
         endpoints = self.endpoints()
         coder = codec.Coder(manifest.k, manifest.n)
         digest = hashlib.sha256()
@@ -469,7 +474,10 @@ class StorageClient:
                     rank=lambda s: stats.rank(s.node),
                     hedge=self.hedge,
                 )
-                return decode_segment(seg, shards, coder)
+                cipher = decode_segment(seg, shards, coder)
+                return codec.decrypt_segment(
+                    key, object_id=manifest.object_id, index=seg.index, cipher=cipher
+                )
 
             ahead: deque[tuple[SegmentRef, Future[bytes]]] = deque()
             todo = iter(manifest.segments)
@@ -479,13 +487,10 @@ class StorageClient:
                     break
             while ahead:
                 seg, future = ahead.popleft()
-                cipher = future.result()
+                plain = future.result()
                 nxt = next(todo, None)
                 if nxt is not None:
                     ahead.append((nxt, seg_pool.submit(segment, nxt)))
-                plain = codec.decrypt_segment(
-                    key, object_id=manifest.object_id, index=seg.index, cipher=cipher
-                )
                 digest.update(plain)
                 total += len(plain)
                 yield plain

@@ -26,7 +26,7 @@ from agents.storage.node_run import init_node
 
 ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "storage-test-password"
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 120.0
 
 # Places in different bundled price regions, so placement can spread shards.
 PLACES = [
@@ -70,7 +70,9 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} before answering")
+            raise RuntimeError(
+                f"{what} exited with {proc.returncode} before answering; see its log"
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -200,12 +202,16 @@ class Network:
             )
             for i in range(nodes)
         ]
-        for node in self.nodes:  # nodes retry their registration until the market answers
-            node.start()
-        self.market.wait_ready()
-        for node in self.nodes:
-            node.wait_ready()
-        self.wait_online()
+        try:
+            for node in self.nodes:  # nodes retry their registration until the market answers
+                node.start()
+            self.market.wait_ready()
+            for node in self.nodes:
+                node.wait_ready()
+            self.wait_online()
+        except BaseException:
+            self.stop()
+            raise
 
     def by_address(self, address: str) -> Node:
         return next(n for n in self.nodes if n.address == address)
