@@ -316,7 +316,7 @@ class Devnet:
             ),
             ("replicated", ["sh", "-c", "echo 42 > /output/answer.txt"], 3, "dcloud/busybox:1"),
         ]
-        table = Table("job", "chain id", "provider", "city", "km", "energy level", "cost", "result")
+        table = Table("job", "id", "ran in", "km", "energy", "cost", "result", title="demo jobs")
         names = {p.address: p.spec.name.removeprefix("provider-") for p in self.net.providers}
         with self._progress() as progress:
             for name, command, replicas, image in jobs:
@@ -346,12 +346,11 @@ class Devnet:
                     table.add_row(
                         name,
                         str(job_id),
-                        a["provider"][:10] + "…",
-                        names.get(a["provider"], "?"),
+                        names.get(a["provider"], a["provider"][:10]),
                         f"{a['distance_km']:.0f}",
-                        str(a["energy_level"]),
+                        f"level {a['energy_level']}",
                         fmt_tokens(a["cost_wei"]),
-                        out,
+                        out[:24],
                     )
             task = progress.add_task("demo file (5 MB, k=4 of n=8 across 8 nodes)", total=1)
             digest, where = self._store_demo_file()
