@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,7 +23,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from agents import keys
-from agents.errors import UserError
+from agents.errors import AgentError, UserError
 from agents.storage.market import DEFAULT_MARKETPLACE
 
 if TYPE_CHECKING:
@@ -360,18 +361,38 @@ def file_repair(
         int | None, typer.Option(help="repair segments with fewer healthy shards (default n)")
     ] = None,
     deep: Annotated[bool, typer.Option(help="download and hash every shard")] = False,
+    every: Annotated[
+        float | None, typer.Option(help="keep repairing, every this many seconds")
+    ] = None,
     home: Home = None,
     marketplace: Marketplace = DEFAULT_MARKETPLACE,
     verbose: Verbose = False,
 ) -> None:
-    """Rebuild lost shards onto other nodes."""
+    """Rebuild lost shards onto other nodes (once, or as a long-running repairer)."""
+    with _client(home, marketplace, verbose) as client:
+        while True:
+            try:
+                failed = _repair_once(client, name, threshold=threshold, deep=deep)
+            except AgentError as exc:
+                if every is None:
+                    raise
+                console.print(f"[red]repair round failed:[/] {exc}", highlight=False)
+            if every is None:
+                break
+            time.sleep(every)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _repair_once(
+    client: StorageClient, name: str | None, *, threshold: int | None, deep: bool
+) -> bool:
     from agents.storage.repair import repair_all, repair_object
 
-    with _client(home, marketplace, verbose) as client:
-        if name:
-            results = [repair_object(client, name, threshold=threshold, deep=deep)]
-        else:
-            results = repair_all(client, threshold=threshold, deep=deep)
+    if name:
+        results = [repair_object(client, name, threshold=threshold, deep=deep)]
+    else:
+        results = repair_all(client, threshold=threshold, deep=deep)
     failed = False
     for r in results:
         console.print(
@@ -382,5 +403,4 @@ def file_repair(
         for failure in r.failures:
             failed = True
             console.print(f"  [red]not repaired:[/] {failure}", highlight=False)
-    if failed:
-        raise typer.Exit(1)
+    return failed
