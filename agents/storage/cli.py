@@ -404,3 +404,9 @@ def _repair_once(
             failed = True
             console.print(f"  [red]not repaired:[/] {failure}", highlight=False)
     return failed
+
+
+# The gateway command lives in its own module; registered last, as it uses `_client` above.
+from agents.storage.gateway_cli import serve  # noqa: E402
+
+file_app.command("serve")(serve)
