@@ -329,7 +329,7 @@ def hostname(host_header: str) -> str:
 
 class Guard:
     """403 for requests not addressed to a loopback name (when `hosts` is given) or sent by
-    a page from another origin; preflights get the private-network permission header."""
+    a page from another origin."""
 
     def __init__(self, app: ASGIApp, *, hosts: frozenset[str] | None, origins: set[str]) -> None:
         self.app = app
@@ -356,19 +356,6 @@ class Guard:
                 f"restart it with `dcloud file serve --allow-origin {origin}`"
             )
             await _refuse(scope, receive, send, detail)
-            return
-        if scope["method"] == "OPTIONS" and "access-control-request-private-network" in headers:
-
-            async def send_private(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    message.setdefault("headers", [])
-                    message["headers"] = [
-                        *message["headers"],
-                        (b"access-control-allow-private-network", b"true"),
-                    ]
-                await send(message)
-
-            await self.app(scope, receive, send_private)
             return
         await self.app(scope, receive, send)
 
@@ -418,6 +405,7 @@ def create_gateway(
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["*"],
         expose_headers=["Content-Disposition"],
+        allow_private_network=True,  # a dashboard served from the LAN may call loopback
         max_age=600,
     )
     app.add_middleware(Guard, hosts=LOOPBACK_NAMES if loopback_only else None, origins=allowed)
