@@ -1,12 +1,15 @@
 """Reading a segment back: the first k intact shards from the fastest nodes, in parallel.
 
 Seed 001's "bittorrent fashion": for each segment the reader asks the k best-ranked nodes
-(plus ``hedge`` more, so one slow node does not hold the segment up) at once, checks every
-shard against its sha256 from the manifest, and as soon as one fails (down, missing, or
-corrupt) asks the next node. It stops at k good shards. Every outcome is recorded in a
-:class:`NodeStats`, which ranks nodes for the next segment (nodes that failed last, then
-by measured latency, then data shards before parity, since decoding data shards is a
-copy) and becomes the report the marketplace turns into reputation.
+at once, checks every shard against its sha256 from the manifest, and as soon as one fails
+(down, missing, or corrupt) asks the next node. It stops at k good shards. When the
+segment is slow (no shard back within a few times the usual shard latency) it also asks
+``hedge`` more nodes and takes whichever k come back first, so one straggler does not
+hold the segment up (a hedged request, sent only when needed, so it costs little).
+Every outcome is recorded in a :class:`NodeStats`, which ranks nodes for the next
+segment (nodes that failed last, then by measured latency, then data shards before
+parity, since decoding data shards is a copy) and becomes the report the marketplace
+turns into reputation.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from agents.storage.transport import NodeClient, NodeError
 from protocol.storage import NodeReport
 
 logger = logging.getLogger(__name__)
+
+HEDGE_FIRST_S = 0.5  # before any shard latency is known
+HEDGE_MIN_S = 0.05
+HEDGE_FACTOR = 4.0  # times the typical shard latency
 
 
 class NotEnoughShardsError(AgentError):
@@ -47,9 +54,19 @@ class NodeStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._nodes: dict[str, _Seen] = {}
+        self._typical_s: float | None = None
+
+    def hedge_after_s(self) -> float:
+        """How long a segment may wait for its shards before more nodes are asked."""
+        with self._lock:
+            typical = self._typical_s
+        return HEDGE_FIRST_S if typical is None else max(HEDGE_MIN_S, HEDGE_FACTOR * typical)
 
     def ok(self, node: str, seconds: float) -> None:
         with self._lock:
+            self._typical_s = (
+                seconds if self._typical_s is None else 0.9 * self._typical_s + 0.1 * seconds
+            )
             seen = self._nodes.setdefault(node, _Seen())
             seen.ok += 1
             seen.seconds += seconds
@@ -129,6 +146,7 @@ def fetch_shards(
     fetch: Callable[[ShardRef], bytes | None],
     rank: Callable[[ShardRef], tuple[int, float]],
     hedge: int = 1,
+    hedge_after_s: float = 0.25,
 ) -> dict[int, bytes]:
     """At least k intact shards of `segment` (index -> bytes), best-ranked nodes first.
 
@@ -145,10 +163,16 @@ def fetch_shards(
         if shard is not None:
             inflight[pool.submit(fetch, shard)] = shard
 
-    for _ in range(min(len(order), k + hedge)):
+    for _ in range(min(len(order), k)):
         launch()
     while len(good) < k and inflight:
-        done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+        patience = hedge_after_s if hedge else None
+        done, _ = wait(inflight, timeout=patience, return_when=FIRST_COMPLETED)
+        if not done:  # a straggler: ask more nodes, take the first k that answer
+            for _ in range(hedge):
+                launch()
+            hedge = 0
+            continue
         for future in done:
             shard = inflight.pop(future)
             data = future.result()
@@ -168,11 +192,15 @@ def fetch_shards(
 
 
 def decode_segment(segment: SegmentRef, shards: Mapping[int, bytes], coder: Coder) -> bytes:
-    """The segment's ciphertext from k verified shards, checked against its hash."""
+    """The segment's ciphertext from k verified shards.
+
+    Its integrity is then proven by the GCM tag when it is decrypted (which binds the
+    object, the segment's index and size), so it is not hashed again here.
+    """
     cipher = coder.decode(shards)
-    if len(cipher) != segment.cipher_size or sha256_hex(cipher) != segment.sha256:
+    if len(cipher) != segment.cipher_size:
         raise VerificationError(
-            f"segment {segment.index} decodes to bytes of the wrong hash although every shard "
-            "matched its own; the manifest's shard list does not fit this segment"
+            f"segment {segment.index} decodes to {len(cipher)} bytes, not the "
+            f"{segment.cipher_size} recorded; the manifest's shard list does not fit it"
         )
     return cipher
