@@ -174,11 +174,17 @@ def start_audit_responder(
     thread running the on-chain half's responder starts, along the lines of::
 
         from agents.storage.audit import NodeResponder
-        responder = NodeResponder(..., account=account, read_shard=store.read)
+        from agents.storage.chain import StorageChain
+        chain = StorageChain.connect(w3, deployment, account)
+        responder = NodeResponder(chain, read_shard=lambda sid: store.read(<hex id of sid>))
         thread = threading.Thread(target=responder.run, args=(stop,), daemon=True)
+        thread.start()
+        return thread
 
-    ``store.read(shard_id) -> bytes`` returns a shard's bytes as they are on disk, which
-    the responder proves chunk by chunk with ``protocol.merkle.chunk_leaves``/``proof``.
+    ``store.read(shard_id) -> bytes`` returns a shard's bytes as they are on disk (any
+    owner), which the responder proves chunk by chunk with ``protocol.merkle``. Shard ids
+    here are 32-64 lowercase hex characters; on chain they are bytes32, so the mapping
+    (e.g. ``sid.hex()`` when renters use 32-byte ids) is the renter's deal convention.
     Returns the started thread, or None when no chain is configured.
     """
     if config.rpc_url is None:
