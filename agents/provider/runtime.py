@@ -411,7 +411,11 @@ class DockerRuntime:
             logs=out + err,
             outputs={} if overflowed else area.outputs(),
             started_at=_timestamp(state.get("StartedAt", "")) or now,
-            finished_at=_timestamp(state.get("FinishedAt", "")) or now,
+            # the engine's two stamps can disagree by a clock tick; never report a negative run
+            finished_at=max(
+                _timestamp(state.get("FinishedAt", "")) or now,
+                _timestamp(state.get("StartedAt", "")) or now,
+            ),
             error="; ".join(errors),
         )
         logger.info(
