@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agents.errors import AgentError, VerificationError
+from agents.errors import AgentError, UserError, VerificationError
 from agents.storage import codec
 from agents.storage.fetch import NodeStats, fetch_shard, fetch_shards
 from agents.storage.manifest import Manifest, RetiredShard, SegmentRef, ShardRef
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEALTHY = "healthy"
+CONDEMNED = "failed an audit"
 
 
 @dataclass
@@ -99,14 +101,21 @@ def object_health(
     deep: bool = False,
     stats: NodeStats | None = None,
     endpoints: dict[str, str] | None = None,
+    condemned: Collection[str] = frozenset(),
 ) -> ObjectHealth:
-    """How many healthy shards each segment of the object has."""
+    """How many healthy shards each segment of the object has.
+
+    Shards whose id is in `condemned` (their node failed an audit for them) count as
+    unhealthy whatever their node says.
+    """
     stats = stats or NodeStats()
     endpoints = client.endpoints() if endpoints is None else endpoints
     shards = [(seg.index, s) for seg in manifest.segments for s in seg.shards]
 
     def check(item: tuple[int, ShardRef]) -> str:
         shard = item[1]
+        if shard.id in condemned:
+            return CONDEMNED
         return check_shard(
             client, shard, endpoints.get(shard.node, shard.endpoint), stats, deep=deep
         )
@@ -138,13 +147,25 @@ def health(
 
 
 def repair_all(
-    client: StorageClient, *, threshold: int | None = None, deep: bool = False
+    client: StorageClient,
+    *,
+    threshold: int | None = None,
+    deep: bool = False,
+    condemned: Collection[str] = frozenset(),
 ) -> list[RepairResult]:
-    """Repair every object below the threshold; one object's failure does not stop the rest."""
+    """Repair every object below the threshold; one object's failure does not stop the rest.
+
+    `condemned`: shard ids to rebuild elsewhere whatever their nodes say (for example
+    the shards of deals slashed on chain for a failed audit).
+    """
     results = []
     for manifest in _all(client):
         try:
-            results.append(repair_object(client, manifest.name, threshold=threshold, deep=deep))
+            results.append(
+                repair_object(
+                    client, manifest.name, threshold=threshold, deep=deep, condemned=condemned
+                )
+            )
         except AgentError as exc:
             logger.warning("repair of %s failed: %s", manifest.name, exc)
             results.append(RepairResult(manifest.name, len(manifest.segments), failures=[str(exc)]))
@@ -152,7 +173,12 @@ def repair_all(
 
 
 def repair_object(
-    client: StorageClient, name: str, *, threshold: int | None = None, deep: bool = False
+    client: StorageClient,
+    name: str,
+    *,
+    threshold: int | None = None,
+    deep: bool = False,
+    condemned: Collection[str] = frozenset(),
 ) -> RepairResult:
     """Rebuild the lost shards of the object's segments that fell below `threshold`."""
     manifest = client.store.find(name)
@@ -160,11 +186,11 @@ def repair_object(
         manifest = client.store.find(name)  # re-read under the lock
         threshold = manifest.n if threshold is None else threshold
         if not 1 <= threshold <= manifest.n:
-            raise AgentError(f"the threshold must be between 1 and n={manifest.n}")
+            raise UserError(f"the threshold must be between 1 and n={manifest.n}")
         stats = NodeStats()
         endpoints = client.endpoints()
         try:
-            result = _repair_locked(client, manifest, threshold, deep, stats, endpoints)
+            result = _repair_locked(client, manifest, threshold, deep, stats, endpoints, condemned)
         finally:
             client.send_reports(stats)
         return result
@@ -177,8 +203,11 @@ def _repair_locked(
     deep: bool,
     stats: NodeStats,
     endpoints: dict[str, str],
+    condemned: Collection[str],
 ) -> RepairResult:
-    report = object_health(client, manifest, deep=deep, stats=stats, endpoints=endpoints)
+    report = object_health(
+        client, manifest, deep=deep, stats=stats, endpoints=endpoints, condemned=condemned
+    )
     result = RepairResult(manifest.name, len(manifest.segments))
     _retire(client, manifest, [], endpoints)  # clear what earlier repairs left behind
     coder = codec.Coder(manifest.k, manifest.n)

@@ -281,3 +281,22 @@ def test_client_is_a_context_manager(tmp_path, network):
         pytest.raises(UserError, match="needs a marketplace"),
     ):
         c.put_bytes(b"x", name="x", k=1, n=2)
+
+
+def test_repair_moves_a_shard_whose_node_failed_an_audit(client, network):
+    m = client.put_bytes(blob(20_000, 15), name="audited", k=2, n=3)
+    shard = m.segments[0].shards[1]
+    result = repair_object(client, "audited", condemned={shard.id})
+    assert result.shards_rebuilt == 1
+    moved = client.store.find("audited").segments[0].shards[1]
+    assert moved.node not in {s.node for s in m.segments[0].shards}
+    assert moved.sha256 == shard.sha256
+    assert shard.id not in {p.name for p in network.by_address(shard.node).shard_files()}
+    assert client.get_bytes("audited") == blob(20_000, 15)
+
+
+def test_get_works_peer_to_peer_when_the_marketplace_is_unreachable(client, network):
+    client.put_bytes(b"p2p" * 999, name="p2p", k=2, n=3)
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    with StorageClient(home=client.home, account=client.account, marketplace=unreachable) as c:
+        assert c.get_bytes("p2p") == b"p2p" * 999
