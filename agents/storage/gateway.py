@@ -377,7 +377,7 @@ def create_gateway(
     loopback_only: bool = True,
     k: int = 8,
     n: int = 12,
-    health_every_s: float = 30.0,
+    health_every_s: float = 60.0,
 ) -> FastAPI:
     """The gateway's FastAPI app around `client`, for pages from `origins`."""
     monitor = HealthMonitor(client, every_s=health_every_s)

@@ -93,7 +93,7 @@ def serve(
     n: Annotated[int, typer.Option("--n", help="shards stored per segment")] = 12,
     health_every: Annotated[
         float, typer.Option(help="seconds between background health checks")
-    ] = 30.0,
+    ] = 60.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every request")] = False,
 ) -> None:
     """Serve this renter's files to the dashboard's storage page (keys stay here)."""

@@ -1,18 +1,8 @@
-// Storage: the marketplace's storage nodes and their health. Files themselves are kept by
-// the renter's own machine (keys and manifests never leave it), so the page says so.
+// Storage: the renter's own files (through the renter gateway on the renter's machine,
+// see storage_files.js) and the marketplace's storage nodes with their health.
 import { $, el, api, shortAddress, every } from "/dashboard/static/js/ui.js";
+import { size, startFiles } from "/dashboard/static/js/storage_files.js";
 import "/dashboard/static/js/wallet.js";
-
-function size(bytes) {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let n = Number(bytes);
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
 
 async function refresh() {
   const list = await api("/v1/storage/nodes?limit=1000");
@@ -40,4 +30,7 @@ async function refresh() {
   );
 }
 
-if ($("#storage-root").dataset.available === "true") every(10000, refresh);
+if ($("#storage-root").dataset.available === "true") {
+  startFiles();
+  every(10000, refresh);
+}
