@@ -102,26 +102,45 @@ def run(jobs: int) -> dict[str, Any]:
                 for i in range(len(renters))
             ]
             samples: list[float] = []
+            phases: dict[str, list[float]] = {
+                k: []
+                for k in ("match", "fund", "push_accept", "run_commit_reveal", "verify", "confirm")
+            }
             errors: list[str] = []
             lock = threading.Lock()
 
             def work(renter: Any, count: int) -> None:
                 for _ in range(count):
                     t0 = time.perf_counter()
+                    marks: dict[str, float] = {}
+
+                    def mark(stage: str, marks: dict[str, float] = marks) -> None:
+                        marks.setdefault(stage.split(" ")[0], time.perf_counter())
+
                     try:
-                        job_id = renter.submit(spec())
+                        job_id = renter.submit(spec(), progress=mark)
+                        t_pushed = time.perf_counter()
                         renter.wait(job_id, timeout_s=120, poll_s=0.02)
+                        t_revealed = time.perf_counter()
                         res = renter.result(job_id)
+                        t_verified = time.perf_counter()
                         renter.confirm(job_id)
+                        t_confirmed = time.perf_counter()
                     except Exception as exc:  # a benchmark counts failures, it does not stop
                         with lock:
                             errors.append(repr(exc))
                         continue
-                    total = time.perf_counter() - t0
+                    total = t_confirmed - t0
                     agent = renter.view(job_id).replicas[0].agent or {}
                     ran = (agent.get("finished_at") or 0) - (agent.get("started_at") or 0)
                     with lock:
                         samples.append(total - max(ran, 0.0))
+                        phases["match"].append(marks["funding"] - t0)
+                        phases["fund"].append(marks["sending"] - marks["funding"])
+                        phases["push_accept"].append(t_pushed - marks["sending"])
+                        phases["run_commit_reveal"].append(t_revealed - t_pushed)
+                        phases["verify"].append(t_verified - t_revealed)
+                        phases["confirm"].append(t_confirmed - t_verified)
                     assert res.exit_code == 0
 
             t0 = time.perf_counter()
@@ -148,6 +167,7 @@ def run(jobs: int) -> dict[str, Any]:
         "jobs_per_s": round(done / wall, 2),
         "docker_direct_s": round(direct, 3),
         "first_error": errors[0][:300] if errors else "",
+        **{f"{k}_s": round(statistics.median(v), 3) for k, v in phases.items() if v},
     }
 
 
