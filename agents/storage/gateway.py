@@ -252,6 +252,7 @@ class HealthMonitor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = time.time()
             manifests = [m for _, m in self.client.store.entries() if isinstance(m, Manifest)]
             for manifest in manifests:
                 if self._stop.is_set():
@@ -262,9 +263,9 @@ class HealthMonitor:
                     logger.warning("health check of %s failed: %s", manifest.name, exc)
                 except Exception:  # the monitor outlives a bug in one check; it is logged
                     logger.exception("health check of %s failed", manifest.name)
-            with self._lock:  # drop what was deleted by another process meanwhile
-                ids = {m.object_id for m in manifests}
-                self._known = {k: v for k, v in self._known.items() if k in ids}
+            ids = {m.object_id for m in manifests}
+            with self._lock:  # forget what another process deleted (not what is newer)
+                self._known = {k: v for k, v in self._known.items() if k in ids or v.at >= started}
             self._stop.wait(self.every_s)
 
 
