@@ -50,9 +50,6 @@ def dashboard_url(storage: Network) -> str:
 
 def use_gateway(tab, url: str) -> None:
     """Make the page look for the gateway at `url` (what Connect remembers)."""
-    # wallet.js on a marketplace without a chain overwrites #wallet-status, then its panel
-    # update finds no #wallet-account: a known page error outside the storage page's code
-    tab.allow(r"page error: Cannot set properties of null \(setting 'textContent'\)")
     tab.page.add_init_script(f"localStorage.setItem('dcloud.gateway', {url!r})")
 
 

@@ -284,8 +284,9 @@ async function init() {
     return;
   }
   if (!cfg.chain) {
-    $("#wallet-status").textContent =
-      "This marketplace follows no chain: jobs and providers are shown, nothing can be paid.";
+    // a note beside the account line, which renderPanel keeps filling in
+    $("#wallet-mode").textContent =
+      "(this marketplace follows no chain: jobs and providers are shown, nothing can be paid)";
     panel.classList.add("no-chain");
     changed();
     document.body.dataset.wallet = "ready";
