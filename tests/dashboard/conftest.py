@@ -8,8 +8,10 @@ error or uncaught page exception the test did not declare expected.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -45,7 +47,13 @@ PROVIDER_KEYS = [
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots for the README are rewritten only when asked (DCLOUD_SCREENSHOTS=1), so a
+# test run leaves the checkout as it was; otherwise they go to a scratch folder.
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("DCLOUD_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "dcloud-screenshots"
+)
 
 
 def free_port() -> int:
