@@ -42,6 +42,7 @@ from protocol.schemas import JobSpec
 
 STATE_FILE = "devnet.json"
 MARKET_PORT = 8700
+GATEWAY_PORT = 8790
 CHAINS = {
     "anvil": {"port": 8545, "network": "dcloud-devnet", "mnemonic": None},
     "ganache": {"port": 8546, "network": "dcloud-devnet-ganache", "mnemonic": "brownie"},
@@ -172,13 +173,15 @@ class Devnet:
                 self._step(progress, "marketplace and dashboard", self._marketplace)
                 self._step(progress, "6 provider agents (keys, stake, Docker)", self._providers)
                 self._step(progress, "8 storage nodes", self._nodes)
-            self._record()
             if self.opts.demo:
                 self.demo()
+            self._gateway()
+            self._record()
             market = f"http://127.0.0.1:{MARKET_PORT}"
             self.console.print(
                 f"\n[bold green]devnet up[/]: dashboard {market}/dashboard · API {market}/docs · "
-                f"chain {self.rpc_url} · logs in {self.logs}"
+                f"chain {self.rpc_url} · file gateway http://127.0.0.1:{GATEWAY_PORT} · "
+                f"logs in {self.logs}"
             )
             if self.opts.stay:
                 self.console.print("Ctrl-C (or `dcloud devnet down`) stops it; state is kept.")
@@ -280,6 +283,21 @@ class Devnet:
             self.procs.append(proc)
             cfg = json.loads((where / "node.json").read_text())
             wait_http(proc, f"{cfg['endpoint'].rstrip('/')}/v1/health")
+
+    def _gateway(self) -> None:
+        """The renter's local file gateway, so the dashboard's storage page can use it."""
+        from agents import keys
+
+        home = self.home / "renter-files"
+        if not (home / "key.json").exists():
+            account = dev_account(RENTER_KEY, self.mnemonic)
+            keys.create(home / "key.json", PASSWORD, private_key=account.key.hex())
+        argv = python("-m", "agents", "file", "serve", "--home", str(home))
+        argv += ["--marketplace", f"http://127.0.0.1:{MARKET_PORT}", "--k", "4", "--n", "8"]
+        argv += ["--port", str(GATEWAY_PORT), "--health-every", "10"]
+        proc = spawn("file-gateway", argv, logs=self.logs, env={"DCLOUD_PASSWORD": PASSWORD})
+        self.procs.append(proc)
+        wait_http(proc, f"http://127.0.0.1:{GATEWAY_PORT}/v1/info")
 
     def _record(self) -> None:
         state = {
