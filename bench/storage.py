@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -51,6 +52,14 @@ PASSWORD = "bench-storage"
 IO_K, IO_N, NODES = 5, 8, 8
 PLACES = [(52.5, 13.4), (48.9, 2.4), (40.4, -3.7), (51.5, -0.1), (40.7, -74.0),
           (35.7, 139.7), (-33.9, 151.2), (1.35, 103.8)]  # fmt: skip
+
+
+_PRCTL = ctypes.CDLL(None).prctl  # looked up here: the child only calls it
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the process that started it dies."""
+    _PRCTL(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 def _best(fn: Any, repeat: int) -> float:
@@ -119,6 +128,7 @@ class LocalNetwork:
             env={**env, "DCLOUD_DATABASE_URL": f"sqlite:///{folder / 'm.db'}",
                  "DCLOUD_PORT": str(port), "DCLOUD_HEARTBEAT_INTERVAL_S": "1"},
             stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
         self.endpoints: list[str] = []
         for i in range(nodes):
@@ -138,6 +148,7 @@ class LocalNetwork:
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,
                 )
             )
         _wait(f"{self.url}/healthz", self.market)

@@ -7,6 +7,7 @@ code under test reads them like any other keystore.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -45,6 +46,14 @@ PLACES = [
     (19.43, -99.13),
     (28.61, 77.21),
 ]
+
+
+_PRCTL = ctypes.CDLL(None).prctl  # looked up here: the child only calls it
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the process that started it dies."""
+    _PRCTL(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 def account(name: str) -> LocalAccount:
@@ -108,6 +117,7 @@ class Marketplace:
             },
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
 
     def wait_ready(self) -> None:
@@ -158,6 +168,7 @@ class Node:
                 env=env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
 
     def wait_ready(self) -> None:
