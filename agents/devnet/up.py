@@ -32,7 +32,14 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from agents.devnet.chain import ROOT, deploy, start_chain
-from agents.devnet.network import ANVIL_MNEMONIC, PASSWORD, Network, ProviderSpec, dev_account
+from agents.devnet.network import (
+    ANVIL_MNEMONIC,
+    PASSWORD,
+    TOKEN,
+    Network,
+    ProviderSpec,
+    dev_account,
+)
 from agents.devnet.procs import Proc, port_open, python, spawn, wait_http
 from agents.errors import AgentError, UserError
 from agents.units import fmt_tokens
@@ -258,6 +265,8 @@ class Devnet:
         assert self.net is not None
         for key, (city, lat, lon) in zip(NODE_KEYS, NODES, strict=True):
             where = self.home / "nodes" / city
+            # staked like providers, so the node can take StorageEscrow deals and be audited
+            self.net.stake(dev_account(key, self.mnemonic), 200 * TOKEN)
             if not (where / "node.json").exists():
                 account = dev_account(key, self.mnemonic)
                 from agents import keys
@@ -273,7 +282,7 @@ class Devnet:
                     heartbeat_s=2.0,
                     rpc_url=self.rpc_url,
                 )
-            env = {"DCLOUD_PASSWORD": PASSWORD}
+            env = {"DCLOUD_PASSWORD": PASSWORD, "DCLOUD_DEPLOYMENTS": str(self.deployments)}
             proc = spawn(
                 f"node-{city}",
                 python("-m", "agents", "node", "run", "--home", str(where)),

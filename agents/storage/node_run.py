@@ -168,32 +168,32 @@ class Heartbeats:
 def start_audit_responder(
     config: NodeConfig, account: LocalAccount, store: ShardStore, stop: threading.Event
 ) -> threading.Thread | None:
-    """AUDIT RESPONDER HOOK: where the node starts answering StorageEscrow audit challenges.
+    """Answer StorageEscrow audit challenges for this node's shards (when a chain is set).
 
-    Not wired yet. When a chain is configured (``rpc_url`` in node.json), this is where a
-    thread running the on-chain half's responder starts, along the lines of::
-
-        from agents.storage.audit import NodeResponder
-        from agents.storage.chain import StorageChain
-        chain = StorageChain.connect(w3, deployment, account)
-        responder = NodeResponder(chain, read_shard=lambda sid: store.read(<hex id of sid>))
-        thread = threading.Thread(target=responder.run, args=(stop,), daemon=True)
-        thread.start()
-        return thread
-
-    ``store.read(shard_id) -> bytes`` returns a shard's bytes as they are on disk (any
-    owner), which the responder proves chunk by chunk with ``protocol.merkle``. Shard ids
-    here are 32-64 lowercase hex characters; on chain they are bytes32, so the mapping
-    (e.g. ``sid.hex()`` when renters use 32-byte ids) is the renter's deal convention.
-    Returns the started thread, or None when no chain is configured.
+    With ``rpc_url`` in node.json, a thread runs :class:`agents.storage.audit.NodeResponder`
+    on the node's account: it accepts deals offered for shards held here (root and chunk
+    count checked), answers each challenge with the chunk and its Merkle proof, and
+    settles the node's completed epochs. On chain a shard id is the bytes32 left-padded
+    form of the node's 16-byte hex id (``agents.storage.chain.shard_key``). The contracts
+    are found in ``$DCLOUD_DEPLOYMENTS`` (or the default deployments file). Returns the
+    thread (not started), or None when no chain is configured or it cannot be reached.
     """
     if config.rpc_url is None:
         return None
-    logger.warning(
-        "rpc_url is set but the audit responder is not wired into the node yet; "
-        "audit challenges will go unanswered"
-    )
-    return None
+    from agents.storage.audit import NodeResponder
+    from agents.storage.chain import StorageChain, shard_name
+    from protocol.deployments import connect, load_for
+    from protocol.errors import ProtocolError
+
+    try:
+        w3 = connect(config.rpc_url)
+        chain = StorageChain.connect(w3, load_for(w3), account)
+    except ProtocolError as exc:
+        logger.warning("audits are off: %s", exc)
+        return None
+    responder = NodeResponder(chain, lambda key: store.read(shard_name(key)))
+    logger.info("answering storage audits on chain %s", w3.eth.chain_id)
+    return threading.Thread(target=responder.run, args=(stop,), name="audits", daemon=True)
 
 
 def run_node(home: Path, *, password: str | None = None) -> None:
