@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -175,6 +176,13 @@ def _renter_home(home: Path | None) -> Path:
 
 
 Marketplace = Annotated[str, typer.Option(envvar="DCLOUD_MARKETPLACE_URL", help="marketplace URL")]
+Rpc = Annotated[
+    str | None, typer.Option("--rpc", envvar="DCLOUD_RPC_URL", help="chain of the deals")
+]
+Deployments = Annotated[
+    Path | None,
+    typer.Option(envvar="DCLOUD_DEPLOYMENTS", help="the deployments file naming the contracts"),
+]
 
 
 def _client(home: Path | None, marketplace: str, verbose: bool = False) -> StorageClient:
@@ -245,26 +253,64 @@ def file_put(
     k: Annotated[int, typer.Option("--k", help="shards needed to read a segment")] = 8,
     n: Annotated[int, typer.Option("--n", help="shards stored per segment")] = 12,
     segment_size: Annotated[str, typer.Option(help="plaintext bytes per segment")] = "4MiB",
+    deal_epochs: Annotated[
+        int | None,
+        typer.Option(help="pay each shard's node on chain for this many epochs (StorageEscrow)"),
+    ] = None,
+    price_per_epoch: Annotated[
+        float | None, typer.Option(help="tokens per shard per epoch [default: 0.01]")
+    ] = None,
+    epoch_length: Annotated[
+        int | None, typer.Option(help="seconds per epoch [default: one day]")
+    ] = None,
+    rpc: Rpc = None,
+    deployments: Deployments = None,
     home: Home = None,
     marketplace: Marketplace = DEFAULT_MARKETPLACE,
     verbose: Verbose = False,
 ) -> None:
-    """Encrypt, erasure-code and spread a file over storage nodes."""
+    """Encrypt, erasure-code and spread a file over storage nodes (and pay them, with
+    --deal-epochs)."""
+    from agents.storage.deals import TOKEN, DealParams, connect_chain
+
     if not path.is_file():
         raise UserError(f"no file at {path}")
     with (
         _client(home, marketplace, verbose) as client,
         _Bar(f"put {path.name}", path.stat().st_size) as bar,
     ):
-        m = client.put(
-            path, name=name, k=k, n=n, segment_bytes=parse_size(segment_size), progress=bar
-        )
+        segment_bytes = parse_size(segment_size)
+        if deal_epochs is None:
+            m = client.put(path, name=name, k=k, n=n, segment_bytes=segment_bytes, progress=bar)
+        else:
+            params = DealParams(deal_epochs)
+            if price_per_epoch is not None:
+                params = replace(params, price_per_epoch=round(price_per_epoch * TOKEN))
+            if epoch_length is not None:
+                params = replace(params, epoch_length=epoch_length)
+            chain = connect_chain(client.account, rpc_url=rpc, deployments=deployments)
+            m = client.put_with_deals(
+                path,
+                chain=chain,
+                deals=params,
+                name=name,
+                k=k,
+                n=n,
+                segment_bytes=segment_bytes,
+                progress=bar,
+            )
     nodes = {s.node for seg in m.segments for s in seg.shards}
     console.print(
         f"stored {m.name!r}: {fmt_size(m.size)} in {len(m.segments)} segments, k={m.k} of "
         f"n={m.n} shards each, on {len(nodes)} nodes",
         highlight=False,
     )
+    if m.deals:
+        console.print(
+            f"opened {len(m.deals)} storage deals (ids {m.deals[0].deal_id}.."
+            f"{m.deals[-1].deal_id}) for {deal_epochs} epochs",
+            highlight=False,
+        )
 
 
 @file_app.command("get")
@@ -404,6 +450,49 @@ def _repair_once(
             failed = True
             console.print(f"  [red]not repaired:[/] {failure}", highlight=False)
     return failed
+
+
+@file_app.command("audit")
+def file_audit(
+    every: Annotated[
+        float | None, typer.Option(help="keep auditing, every this many seconds")
+    ] = None,
+    per_pass: Annotated[int, typer.Option(help="at most this many challenges per pass")] = 16,
+    rpc: Rpc = None,
+    deployments: Deployments = None,
+    home: Home = None,
+    marketplace: Marketplace = DEFAULT_MARKETPLACE,
+    verbose: Verbose = False,
+) -> None:
+    """Challenge this renter's storage deals, slash missed answers, repair slashed shards."""
+    from agents.storage.deals import audit_pass, connect_chain, make_auditor
+
+    failed = False
+    with _client(home, marketplace, verbose) as client:
+        chain = connect_chain(client.account, rpc_url=rpc, deployments=deployments)
+        auditor = make_auditor(chain, per_pass=per_pass)
+        while True:
+            try:
+                out = audit_pass(client, chain, auditor)
+            except AgentError as exc:
+                if every is None:
+                    raise
+                console.print(f"[red]audit pass failed:[/] {exc}", highlight=False)
+            else:
+                console.print(
+                    f"audit: {len(out.challenged)} deals challenged, {len(out.slashed)} slashed"
+                    + "".join(f"; {n}: {c} shards moved" for n, c in sorted(out.repaired.items()))
+                    + (f"; new deals {out.reopened}" if out.reopened else ""),
+                    highlight=False,
+                )
+                for failure in out.failures:
+                    failed = True
+                    console.print(f"  [red]not repaired:[/] {failure}", highlight=False)
+            if every is None:
+                break
+            time.sleep(every)
+    if failed:
+        raise typer.Exit(1)
 
 
 # The gateway command lives in its own module; registered last, as it uses `_client` above.

@@ -65,6 +65,15 @@ class RetiredShard(_Record):
     endpoint: str
 
 
+class DealRef(_Record):
+    """A StorageEscrow deal paying a node to keep one shard (see ``agents.storage.deals``)."""
+
+    deal_id: int = Field(ge=1)
+    chain_id: int
+    shard: ShardId
+    node: Address
+
+
 class SegmentRef(_Record):
     index: int = Field(ge=0)
     plain_size: int = Field(ge=0)
@@ -88,6 +97,7 @@ class Manifest(_Record):
     cipher: str
     segments: list[SegmentRef]
     retired: list[RetiredShard] = Field(default_factory=list)
+    deals: list[DealRef] = Field(default_factory=list)
     mac: str = ""
 
 
@@ -112,6 +122,8 @@ class RenterStore:
 
     def mac(self, manifest: Manifest) -> str:
         body = manifest.model_dump(mode="json", exclude={"mac"})
+        if not body["deals"]:  # manifests from before deals keep their MAC
+            del body["deals"]
         text = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return hmac.new(self._mac_key, text, hashlib.sha256).hexdigest()
 
