@@ -192,7 +192,10 @@ class Devnet:
             )
             if self.opts.stay:
                 self.console.print("Ctrl-C (or `dcloud devnet down`) stops it; state is kept.")
-                signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+                # Ctrl-C, `down` (SIGTERM) or a closed terminal all stop the network; set
+                # explicitly, since a shell that starts us in the background ignores SIGINT
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(sig, lambda *_: self.stop.set())
                 with contextlib.suppress(KeyboardInterrupt):
                     while not self.stop.wait(0.5):
                         pass
