@@ -32,6 +32,7 @@ class Wallet:
         self._lock = threading.Lock()
         self._nonce: int | None = None
         self._errors: dict[str, str] = {}
+        self._legacy: bool | None = None
 
     def learn_errors(self, abi: list[dict[str, Any]]) -> None:
         """Remember the custom errors of an ABI so reverts are reported by name."""
@@ -54,6 +55,7 @@ class Wallet:
                 "nonce": self._nonce,
                 "gas": estimate,
                 "chainId": self.chain_id,
+                **self._legacy_fee(),
             }
             tx = fn.build_transaction(cast(TxParams, params))
             signed = self.account.sign_transaction(cast(Any, tx))
@@ -69,6 +71,13 @@ class Wallet:
         if receipt["status"] != 1:
             raise RefusedError(f"{fn.fn_name} reverted in transaction {tx_hash.hex()}")
         return receipt
+
+    def _legacy_fee(self) -> dict[str, int]:
+        """A gas price for chains without EIP-1559 (Ganache on istanbul); else nothing,
+        and web3 fills the EIP-1559 fee fields."""
+        if self._legacy is None:
+            self._legacy = "baseFeePerGas" not in self.w3.eth.get_block("latest")
+        return {"gasPrice": int(self.w3.eth.gas_price)} if self._legacy else {}
 
     @property
     def chain_id(self) -> int:

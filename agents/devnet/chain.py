@@ -19,7 +19,14 @@ BIN = ROOT / "node_modules" / ".bin"
 GANACHE_MNEMONIC = "brownie"
 
 
-def chain_argv(kind: str, port: int, *, state: Path | None = None, accounts: int = 10) -> list[str]:
+def chain_argv(
+    kind: str,
+    port: int,
+    *,
+    state: Path | None = None,
+    accounts: int = 10,
+    mnemonic: str = GANACHE_MNEMONIC,
+) -> list[str]:
     if kind == "anvil":
         argv = [str(BIN / "anvil"), "--port", str(port), "--accounts", str(accounts)]
         argv += ["--block-base-fee-per-gas", "0", "--gas-limit", "30000000", "--silent"]
@@ -28,7 +35,7 @@ def chain_argv(kind: str, port: int, *, state: Path | None = None, accounts: int
         return argv
     if kind == "ganache":
         argv = [str(BIN / "ganache"), "--port", str(port), "--hardfork", "istanbul"]
-        argv += ["--wallet.mnemonic", GANACHE_MNEMONIC, "--wallet.totalAccounts", str(accounts)]
+        argv += ["--wallet.mnemonic", mnemonic, "--wallet.totalAccounts", str(accounts)]
         argv += ["--miner.blockGasLimit", "30000000", "--logging.quiet"]
         if state is not None:
             argv += ["--database.dbPath", str(state)]
@@ -37,11 +44,18 @@ def chain_argv(kind: str, port: int, *, state: Path | None = None, accounts: int
 
 
 def start_chain(
-    kind: str, port: int, *, logs: Path, state: Path | None = None, accounts: int = 10
+    kind: str,
+    port: int,
+    *,
+    logs: Path,
+    state: Path | None = None,
+    accounts: int = 10,
+    mnemonic: str = GANACHE_MNEMONIC,
 ) -> Proc:
+    """Start a chain; `mnemonic` sets Ganache's dev accounts (anvil always uses its own)."""
     if port_open(port):
         raise AgentError(f"port {port} is busy: stop whatever listens there first")
-    argv = chain_argv(kind, port, state=state, accounts=accounts)
+    argv = chain_argv(kind, port, state=state, accounts=accounts, mnemonic=mnemonic)
     proc = spawn(f"chain-{kind}", argv, logs=logs)
     end = time.monotonic() + 30
     while not port_open(port):

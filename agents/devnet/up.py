@@ -52,7 +52,8 @@ MARKET_PORT = 8700
 GATEWAY_PORT = 8790
 CHAINS = {
     "anvil": {"port": 8545, "network": "dcloud-devnet", "mnemonic": None},
-    "ganache": {"port": 8546, "network": "dcloud-devnet-ganache", "mnemonic": "brownie"},
+    # Ganache gets anvil's (valid BIP-39) mnemonic, so both chains have the same dev keys
+    "ganache": {"port": 8546, "network": "dcloud-devnet-ganache", "mnemonic": None},
 }
 # Six providers across European price regions, eight storage nodes around the world.
 PROVIDERS = [
@@ -220,7 +221,12 @@ class Devnet:
         if self.opts.chain == "ganache":
             state.mkdir(exist_ok=True)
         proc = start_chain(
-            self.opts.chain, self.port, logs=self.logs, state=state, accounts=ACCOUNTS
+            self.opts.chain,
+            self.port,
+            logs=self.logs,
+            state=state,
+            accounts=ACCOUNTS,
+            mnemonic=self.mnemonic,
         )
         self.procs.append(proc)
 
