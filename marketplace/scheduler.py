@@ -73,10 +73,13 @@ class Scheduler:
         return await asyncio.wait_for(future, timeout=self.service.settings.submit_timeout_s)
 
     async def _run(self) -> None:
-        window = self.service.settings.batch_window_ms / 1000
+        settings = self.service.settings
+        window = settings.batch_window_ms / 1000
+        quiet = min(settings.batch_quiet_ms / 1000, window)
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
-            await asyncio.sleep(window)
+            await self._gather(loop, window, quiet)
             self._wake.clear()
             batch, self._queue = self._queue, []
             if not batch:
@@ -92,6 +95,17 @@ class Scheduler:
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_result(outcomes[pending.job_id])
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop, window: float, quiet: float) -> None:
+        """Let a batch gather: until `window` has passed since the first job, or until no
+        new job arrived for `quiet` seconds (a lone job need not wait the whole window)."""
+        start = loop.time()
+        seen = len(self._queue)
+        while (left := window - (loop.time() - start)) > 0:
+            await asyncio.sleep(min(quiet, left) if quiet > 0 else left)
+            if quiet > 0 and len(self._queue) == seen:
+                return
+            seen = len(self._queue)
 
     # ------------------------------------------------------------ worker thread
 

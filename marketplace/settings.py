@@ -38,5 +38,11 @@ class Settings(BaseSettings):
 
     energy_weight_km: float = Field(default=2000.0, ge=0, description="km per energy level")
     batch_window_ms: int = Field(default=150, ge=0, le=10_000, description="packing batch window")
+    batch_quiet_ms: int = Field(
+        default=30,
+        ge=0,
+        le=10_000,
+        description="a batch closes early once no job arrived for this long (0: full window)",
+    )
     candidates_per_job: int = Field(default=8, ge=1, le=100)
     submit_timeout_s: float = Field(default=10.0, gt=0)
