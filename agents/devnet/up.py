@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agents import keys
 from agents.devnet.chain import ROOT, deploy, start_chain
 from agents.devnet.network import (
     ANVIL_MNEMONIC,
@@ -278,8 +279,6 @@ class Devnet:
             self.net.stake(dev_account(key, self.mnemonic), 200 * TOKEN)
             if not (where / "node.json").exists():
                 account = dev_account(key, self.mnemonic)
-                from agents import keys
-
                 keys.create(where / "keystore.json", PASSWORD, private_key=account.key.hex())
                 init_node(
                     where,
@@ -304,8 +303,6 @@ class Devnet:
 
     def _gateway(self) -> None:
         """The renter's local file gateway, so the dashboard's storage page can use it."""
-        from agents import keys
-
         home = self.home / "renter-files"
         if not (home / "key.json").exists():
             account = dev_account(RENTER_KEY, self.mnemonic)

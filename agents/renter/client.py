@@ -36,6 +36,7 @@ from protocol import provider_api as api
 from protocol import result_proof
 from protocol.deployments import connect, load_for
 from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, pack_resources
+from protocol.escrow import Replica as ChainReplica
 from protocol.schemas import InputFile, JobSpec, spec_hash
 from protocol.signing import sign_request
 
@@ -311,12 +312,24 @@ class Renter:
             out.append(json.loads(p.read_text()))
         return out
 
-    def view(self, job_id: int, *, ask_providers: bool = True) -> JobView:
-        record = self.record(job_id)
+    def view(
+        self,
+        job_id: int,
+        *,
+        ask_providers: bool = True,
+        record: dict[str, Any] | None = None,
+        chain_replicas: list[ChainReplica] | None = None,
+    ) -> JobView:
+        """The job on chain (and, with `ask_providers`, at each provider).
+
+        `record` (the local record, read once by a caller that polls) and
+        `chain_replicas` (already read by the caller) avoid reading them again.
+        """
+        record = record if record is not None else self.record(job_id)
         chain = self.escrow.job(job_id)
         endpoints = {a["provider"]: a["endpoint"] for a in record["assignments"]}
         replicas = []
-        for r in self.escrow.replicas(chain):
+        for r in chain_replicas if chain_replicas is not None else self.escrow.replicas(chain):
             endpoint = endpoints.get(r.provider, "")
             agent = None
             if ask_providers and endpoint:
@@ -363,8 +376,9 @@ class Renter:
         """Wait until every replica revealed, or the job closed; reports each change."""
         end = time.monotonic() + timeout_s
         last = ""
+        record = self.record(job_id)
         while True:
-            view = self.view(job_id, ask_providers=False)
+            view = self.view(job_id, ask_providers=False, record=record)
             stage = (
                 ", ".join(f"{r.provider[:8]}… {r.state}" for r in view.replicas)
                 or "waiting for providers"
@@ -386,8 +400,8 @@ class Renter:
 
     def majority(self, job_id: int) -> tuple[bytes, list[Replica]]:
         """The revealed hash a strict majority of accepted replicas agree on, and its holders."""
-        view = self.view(job_id, ask_providers=False)
-        chain_replicas = self.escrow.replicas(view.chain)
+        chain_replicas = self.escrow.replicas(self.escrow.job(job_id))
+        view = self.view(job_id, ask_providers=False, chain_replicas=chain_replicas)
         revealed = [
             r for r in chain_replicas if r.state in (ReplicaState.REVEALED, ReplicaState.PAID)
         ]

@@ -9,7 +9,8 @@ import httpx
 from eth_account.signers.local import LocalAccount
 
 from agents.errors import RefusedError, UserError
-from agents.storage.wire import STAMP, describe
+from agents.market import describe
+from agents.storage.wire import STAMP
 from protocol.signing import sign_request
 from protocol.storage import (
     HEARTBEAT,

@@ -12,11 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
 
-import httpx
 from eth_account.signers.local import LocalAccount
 
+from agents.market import Stamp
 from protocol.signing import DEFAULT_MAX_SKEW_MS, SignatureError, sign_request, verify_request
 from protocol.storage import (
     SHARD,
@@ -25,20 +24,6 @@ from protocol.storage import (
     TIMESTAMP_HEADER,
     shard_request_payload,
 )
-
-
-class Stamp:
-    """Millisecond timestamps that strictly increase within this process."""
-
-    def __init__(self) -> None:
-        self._last = 0
-        self._lock = threading.Lock()
-
-    def next(self) -> int:
-        with self._lock:
-            self._last = max(time.time_ns() // 1_000_000, self._last + 1)
-            return self._last
-
 
 STAMP = Stamp()
 
@@ -117,19 +102,3 @@ class ReplayGuard:
                 )
             self._seen[signature] = timestamp_ms + self.max_skew_ms
         return address
-
-
-def describe(r: httpx.Response) -> str:
-    """A one-line reason from an error response."""
-    try:
-        body: Any = r.json()
-    except ValueError:
-        return f"HTTP {r.status_code}: {r.text[:200]}"
-    detail = body.get("detail", body) if isinstance(body, dict) else body
-    if isinstance(detail, list):
-        parts = []
-        for e in detail[:5]:
-            loc = ".".join(str(x) for x in e.get("loc", []) if x not in ("body", "payload"))
-            parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
-        return "; ".join(parts)
-    return f"HTTP {r.status_code}: {detail}"

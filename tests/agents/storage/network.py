@@ -11,7 +11,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
+from agents.devnet.procs import free_port
 from agents.storage.node_run import init_node
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,12 +63,6 @@ def account(name: str) -> LocalAccount:
 def write_keystore(path: Path, acct: LocalAccount) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(Account.encrypt(acct.key, PASSWORD, kdf="scrypt", iterations=2**10)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def env() -> dict[str, str]:
