@@ -20,6 +20,7 @@ in the same run, the baseline.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -29,7 +30,7 @@ from typing import Any
 
 import docker
 
-from agents.devnet.chain import deploy, start_chain
+from agents.devnet.chain import deploy, docker_engine, start_chain
 from agents.devnet.network import Network, ProviderSpec
 from bench.report import print_table, write_results
 from protocol.schemas import JobSpec
@@ -82,81 +83,94 @@ def spec() -> JobSpec:
 def run(jobs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dcloud-e2e-") as tmp:
         root = Path(tmp)
-        chain = start_chain("anvil", PORT, logs=root / "logs")
-        net = None
+        docker_engine("start", holder=os.getpid())  # started by PID if none runs
         try:
-            deploy(NETWORK, root / "deployments.json", logs=root / "logs")
-            net = Network(
-                root=root,
-                rpc_url=f"http://127.0.0.1:{PORT}",
-                deployments=root / "deployments.json",
-                poll_s=0.02,
-            )
-            net.start_marketplace()
-            for i, (name, lat, lon) in enumerate(CITIES):
-                net.add_provider(ProviderSpec(name, i + 1, lat, lon, cpu=4, memory_mb=4096))
-            direct = docker_direct(20)
-            renters = [net.renter(k) for k in RENTERS]
-            per_renter = [
-                jobs // len(renters) + (1 if i < jobs % len(renters) else 0)
-                for i in range(len(renters))
-            ]
-            samples: list[float] = []
-            phases: dict[str, list[float]] = {
-                k: []
-                for k in ("match", "fund", "push_accept", "run_commit_reveal", "verify", "confirm")
-            }
-            errors: list[str] = []
-            lock = threading.Lock()
+            chain = start_chain("anvil", PORT, logs=root / "logs")
+            net = None
+            try:
+                deploy(NETWORK, root / "deployments.json", logs=root / "logs")
+                net = Network(
+                    root=root,
+                    rpc_url=f"http://127.0.0.1:{PORT}",
+                    deployments=root / "deployments.json",
+                    poll_s=0.02,
+                )
+                net.start_marketplace()
+                for i, (name, lat, lon) in enumerate(CITIES):
+                    net.add_provider(ProviderSpec(name, i + 1, lat, lon, cpu=4, memory_mb=4096))
+                direct = docker_direct(20)
+                renters = [net.renter(k) for k in RENTERS]
+                per_renter = [
+                    jobs // len(renters) + (1 if i < jobs % len(renters) else 0)
+                    for i in range(len(renters))
+                ]
+                samples: list[float] = []
+                phases: dict[str, list[float]] = {
+                    k: []
+                    for k in (
+                        "match",
+                        "fund",
+                        "push_accept",
+                        "run_commit_reveal",
+                        "verify",
+                        "confirm",
+                    )
+                }
+                errors: list[str] = []
+                lock = threading.Lock()
 
-            def work(renter: Any, count: int) -> None:
-                for _ in range(count):
-                    t0 = time.perf_counter()
-                    marks: dict[str, float] = {}
+                def work(renter: Any, count: int) -> None:
+                    for _ in range(count):
+                        t0 = time.perf_counter()
+                        marks: dict[str, float] = {}
 
-                    def mark(stage: str, marks: dict[str, float] = marks) -> None:
-                        marks.setdefault(stage.split(" ")[0], time.perf_counter())
+                        def mark(stage: str, marks: dict[str, float] = marks) -> None:
+                            marks.setdefault(stage.split(" ")[0], time.perf_counter())
 
-                    try:
-                        job_id = renter.submit(spec(), progress=mark)
-                        t_pushed = time.perf_counter()
-                        renter.wait(job_id, timeout_s=120, poll_s=0.02)
-                        t_revealed = time.perf_counter()
-                        res = renter.result(job_id)
-                        t_verified = time.perf_counter()
-                        renter.confirm(job_id)
-                        t_confirmed = time.perf_counter()
-                    except Exception as exc:  # a benchmark counts failures, it does not stop
+                        try:
+                            job_id = renter.submit(spec(), progress=mark)
+                            t_pushed = time.perf_counter()
+                            renter.wait(job_id, timeout_s=120, poll_s=0.02)
+                            t_revealed = time.perf_counter()
+                            res = renter.result(job_id)
+                            t_verified = time.perf_counter()
+                            renter.confirm(job_id)
+                            t_confirmed = time.perf_counter()
+                        except Exception as exc:  # a benchmark counts failures, it does not stop
+                            with lock:
+                                errors.append(repr(exc))
+                            continue
+                        total = t_confirmed - t0
+                        agent = renter.view(job_id).replicas[0].agent or {}
+                        ran = (agent.get("finished_at") or 0) - (agent.get("started_at") or 0)
                         with lock:
-                            errors.append(repr(exc))
-                        continue
-                    total = t_confirmed - t0
-                    agent = renter.view(job_id).replicas[0].agent or {}
-                    ran = (agent.get("finished_at") or 0) - (agent.get("started_at") or 0)
-                    with lock:
-                        samples.append(total - max(ran, 0.0))
-                        phases["match"].append(marks["funding"] - t0)
-                        phases["fund"].append(marks["sending"] - marks["funding"])
-                        phases["push_accept"].append(t_pushed - marks["sending"])
-                        phases["run_commit_reveal"].append(t_revealed - t_pushed)
-                        phases["verify"].append(t_verified - t_revealed)
-                        phases["confirm"].append(t_confirmed - t_verified)
-                    assert res.exit_code == 0
+                            samples.append(total - max(ran, 0.0))
+                            phases["match"].append(marks["funding"] - t0)
+                            phases["fund"].append(marks["sending"] - marks["funding"])
+                            phases["push_accept"].append(t_pushed - marks["sending"])
+                            phases["run_commit_reveal"].append(t_revealed - t_pushed)
+                            phases["verify"].append(t_verified - t_revealed)
+                            phases["confirm"].append(t_confirmed - t_verified)
+                        assert res.exit_code == 0
 
-            t0 = time.perf_counter()
-            threads = [
-                threading.Thread(target=work, args=(r, n))
-                for r, n in zip(renters, per_renter, strict=True)
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                threads = [
+                    threading.Thread(target=work, args=(r, n))
+                    for r, n in zip(renters, per_renter, strict=True)
+                ]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - t0
+            finally:
+                try:
+                    if net is not None:
+                        net.close()
+                finally:
+                    chain.stop()
         finally:
-            if net is not None:
-                net.close()
-            chain.stop()
+            docker_engine("stop", holder=os.getpid())
     done = len(samples)
     return {
         "agents": len(CITIES),

@@ -84,3 +84,18 @@ def deploy(network: str, out: Path, *, logs: Path, **params: str) -> None:
     if proc.returncode != 0:
         tail = (logs / "deploy.log").read_text(errors="replace")[-2000:]
         raise AgentError(f"deploying the contracts failed:\n{tail}")
+
+
+def docker_engine(action: str, *, holder: int) -> None:
+    """``tools/dockerd.sh start|stop --for holder``: hold a Docker engine (starting one by
+    PID if none answers) or release the hold (stopping the engine if the script started it
+    and nobody else holds it). A failed start raises; a failed stop is ignored."""
+    done = subprocess.run(
+        [str(ROOT / "tools" / "dockerd.sh"), action, "--for", str(holder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if action == "start" and done.returncode != 0:
+        raise AgentError(f"the Docker engine could not be started:\n{done.stdout}{done.stderr}")

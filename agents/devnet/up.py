@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from agents import keys
-from agents.devnet.chain import ROOT, deploy, start_chain
+from agents.devnet.chain import deploy, docker_engine, start_chain
 from agents.devnet.network import (
     ANVIL_MNEMONIC,
     PASSWORD,
@@ -132,18 +131,9 @@ def down(home: Path, console: Console) -> bool:
         if _alive(int(pid)):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(int(pid), signal.SIGKILL)
-    _dockerd("stop", owner or os.getpid())
+    docker_engine("stop", holder=owner or os.getpid())
     (home / STATE_FILE).unlink(missing_ok=True)
     return True
-
-
-def _dockerd(action: str, holder: int) -> None:
-    subprocess.run(
-        [str(ROOT / "tools" / "dockerd.sh"), action, "--for", str(holder)],
-        capture_output=True,
-        timeout=120,
-        check=action != "start",
-    )
 
 
 class Devnet:
@@ -176,7 +166,9 @@ class Devnet:
             raise UserError(f"port {MARKET_PORT} is busy: stop what listens there first")
         try:
             with self._progress() as progress:
-                self._step(progress, "Docker engine", lambda: _dockerd("start", os.getpid()))
+                self._step(
+                    progress, "Docker engine", lambda: docker_engine("start", holder=os.getpid())
+                )
                 self._step(progress, f"chain ({self.opts.chain}, port {self.port})", self._chain)
                 self._step(progress, "contracts", self._contracts)
                 self._step(progress, "marketplace and dashboard", self._marketplace)
@@ -421,5 +413,5 @@ class Devnet:
         for proc in reversed(self.procs):
             self.console.print(f"stopping {proc.name} (pid {proc.pid})")
             proc.stop()
-        _dockerd("stop", os.getpid())
+        docker_engine("stop", holder=os.getpid())
         (self.home / STATE_FILE).unlink(missing_ok=True)
