@@ -8,62 +8,76 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
 import {JobEscrowTypes} from "./JobEscrowTypes.sol";
+import {JobAssignments} from "./JobAssignments.sol";
 
 /**
  * @title JobEscrow
  * @notice Holds a renter's payment for a compute job until the result is settled.
  *
- * Lifecycle (times are the job's own, fixed at funding):
- * 1. `fund`: the renter deposits `price * replicas`. Providers may be named (one
- *    per replica, chosen by the marketplace) or left open to any active provider.
+ * Lifecycle (times are the job's own, fixed at funding, as is the protocol fee):
+ * 1. `fund`: the renter deposits `price * replicas`. A single-replica job names its
+ *    provider or is open to any active provider. A replicated job names one provider
+ *    per replica, and the matcher must have signed that choice ({JobAssignments}):
+ *    whoever picks the voters of a majority picks its outcome, so the renter may not.
  * 2. `accept` until `acceptBy`: a provider takes a replica slot and the registry
  *    locks `collateral` of its stake.
  * 3. `commit` until `deadline`: keccak256(abi.encode(resultHash, salt, provider)).
- * 4. `reveal`: once every replica has committed (so nobody can copy), or after the
- *    deadline when no more commits can come, until `deadline + revealWindow`.
- * 5. Settlement: the renter `confirm`s once all replicas revealed; otherwise anyone
- *    `finalize`s after the challenge window (which starts when the last replica
- *    reveals, or at `deadline + revealWindow`). Pay is credited and pulled with
- *    `withdraw`; the protocol fee goes to the treasury's credit.
+ * 4. Single-replica job: the result stays hidden. The provider hands the hash and
+ *    salt to the renter with the files, off chain; the renter checks them against the
+ *    commitment and `confirm`s, or `dispute`s until `challengeEnds` (the commit plus
+ *    the challenge window). Undisputed, anyone may `finalize` after that and the
+ *    provider is paid for its commitment. Nothing public reveals the result before a
+ *    dispute's verifiers have committed theirs, so a verifier has nothing to copy.
+ * 5. Replicated or disputed job: `reveal` once no more commits can come (every slot
+ *    committed; or the acceptance window closed and every accepted slot committed; or
+ *    the deadline passed), until `deadline + revealWindow`. The renter `confirm`s once
+ *    every accepted replica revealed; otherwise anyone `finalize`s after the challenge
+ *    window (from the last reveal, or from `deadline + revealWindow`). Pay is
+ *    credited and pulled with `withdraw`; the fee goes to the treasury's credit.
  *
- * Settlement rule (any number of replicas): a result hash revealed by a strict
- * majority of the accepted replicas wins (the renter could have cancelled when
- * slots stayed empty past `acceptBy`). Its providers are paid `price` each,
- * less the fee. Providers that revealed another hash, or accepted and revealed
- * nothing, are slashed: their collateral goes to the renter (less the treasury's
- * share) and their `price` is refunded. Unfilled slots are refunded.
- * Tie or no majority: nobody can be shown wrong, so revealers are neither paid nor
- * slashed (collateral released), the silent are slashed, and the whole deposit is
- * refunded to the renter.
+ * Settlement rule. The winner is the hash revealed by a strict majority of the
+ * accepted replicas. Providers that revealed it are paid `price` each, less the fee.
+ * Providers that revealed another hash are slashed: their collateral goes to the renter
+ * (less the registry's treasury share) and their `price` is refunded. Providers that
+ * accepted and stayed silent are always slashed: silence never cancels anyone's pay.
+ * Unfilled slots are refunded. With no majority (for example one replica against one,
+ * or two against two) nobody is shown wrong: every replica that revealed is paid.
+ * Use an odd number of replicas to learn who is right; an even number detects
+ * disagreement, and the providers' reputation at the marketplace records it.
  *
- * Dispute (single-replica jobs): during the challenge window the renter may
- * dispute a revealed result by depositing `2 * price`. The job becomes a
- * 3-replica job: the disputed reveal stands as one replica and two new slots open
- * (named verifiers or open, never the original provider) with a new deadline.
- * Settlement then follows the majority rule above: an honest original is paid and
- * the renter's bond pays the verifiers; a wrong original is slashed to the renter
- * and its price refunded. Three different hashes, or one verifier disagreeing with
- * no second verifier: no majority, everything refunded. No verifier accepts: the
- * original stands alone as the majority and is paid; the bond is refunded.
- * Verifiers can see the disputed hash, so a dispute's strength rests on the
- * verifiers being staked and independent (the marketplace names them).
+ * Dispute (single-replica jobs): during the challenge window the renter may dispute
+ * the committed result by depositing `2 * price` and naming the two verifiers the
+ * matcher drew for this job (never the original, never the renter). The job becomes
+ * a 3-replica job with the original's commitment in slot 0; the verifiers get the
+ * same acceptance window and run time the original had (the deadline is the
+ * contract's, not the renter's), then all three reveal. The original's result stands
+ * unless both verifiers revealed the same other hash: then the original is slashed to
+ * the renter and its price refunded, and the verifiers are paid from the bond. A
+ * verifier that agrees with the original is paid; one whose dissent no one backs is
+ * not paid (its share of the bond is refunded) and keeps its collateral; a silent
+ * one is slashed. A silent original is slashed.
  *
  * Other exits: `cancel` by the renter while nobody accepted, or by anyone once
- * `acceptBy` passed with slots still empty and before the deadline (full refund,
- * accepted collateral released, no slash); `claimNoShow` by anyone once a job with accepted replicas
- * can no longer get a reveal (every accepted replica slashed to the renter,
- * deposit refunded). `finalizeMany` settles a batch in one transaction.
+ * `acceptBy` passed with slots still empty and nobody has committed yet (full refund,
+ * collateral released, no slash); once a provider committed, the job is settled by
+ * the accepted replicas alone. `claimNoShow` by anyone once a job with accepted
+ * replicas can no longer get a result (every accepted replica slashed to the renter,
+ * deposit refunded). `finalizeMany` settles a batch in one transaction, skipping
+ * jobs that are not ready; settling a ready job cannot fail, because the registry
+ * lets only this escrow release or cut what this escrow locked.
  *
  * Conservation: the escrow's token balance always equals the deposits of open
  * jobs plus the credits waiting for `withdraw`; slashed collateral moves inside
  * the registry's accounting. No path mints, burns or strands tokens.
  */
-contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
+contract JobEscrow is JobEscrowTypes, JobAssignments, Ownable, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     uint16 public constant MAX_FEE_BPS = 1000;
     uint8 public constant MAX_REPLICAS = 5;
     uint8 private constant _DISPUTE_REPLICAS = 3;
+    /// @notice The longest a job may run between its acceptance window and its deadline.
+    uint32 public constant MAX_RUN_TIME = 7 days;
 
     IERC20 private immutable _token;
     IProviderRegistry private immutable _registry;
@@ -90,6 +104,7 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
      * @param feeBps Protocol fee in basis points of each payment (<= MAX_FEE_BPS).
      * @param windows Seconds for [accept, reveal, challenge] windows.
      * @param collateralBps Collateral a provider bonds per replica, in basis points of `price`.
+     * @param matcher_ The marketplace's key that signs assignments of providers.
      */
     constructor(
         IERC20 token,
@@ -97,7 +112,8 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         address treasury,
         uint16 feeBps,
         uint32[3] memory windows,
-        uint16 collateralBps
+        uint16 collateralBps,
+        address matcher_
     ) Ownable(msg.sender) {
         _token = token;
         _registry = registry;
@@ -106,6 +122,7 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         _challengeWindow = windows[2];
         _collateralBps = collateralBps;
         _setFee(treasury, feeBps);
+        _setMatcher(matcher_);
     }
 
     // ------------------------------------------------------------------ renters
@@ -117,10 +134,13 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
      * @param price Payment per replica, before the protocol fee.
      * @param deadline Unix time by which results must be committed.
      * @param replicas How many providers run the job (1..MAX_REPLICAS).
-     * @param providers Empty (open to any active provider) or one distinct provider per replica.
+     * @param assignment The providers: none (open to any active provider; single
+     * replica only) or one distinct provider per replica; with more than one replica,
+     * signed by the matcher for this renter and spec.
      *
-     * Requirements: price > 0; deadline after the acceptance window; valid replicas
-     * and providers; the caller approved the escrow for the deposit.
+     * Requirements: price > 0; deadline after the acceptance window and at most
+     * `MAX_RUN_TIME` after it; valid replicas and providers; a valid, unexpired matcher
+     * signature for a replicated job; the caller approved the escrow for the deposit.
      *
      * Emits {JobFunded}.
      */
@@ -130,9 +150,9 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         uint96 price,
         uint32 deadline,
         uint8 replicas,
-        address[] calldata providers
+        Assignment calldata assignment
     ) external nonReentrant returns (uint256 jobId) {
-        return _fund(specHash, resources, price, deadline, replicas, providers);
+        return _fund(specHash, resources, price, deadline, replicas, assignment);
     }
 
     /**
@@ -147,7 +167,7 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         uint96 price,
         uint32 deadline,
         uint8 replicas,
-        address[] calldata providers,
+        Assignment calldata assignment,
         uint256 permitDeadline,
         uint8 v,
         bytes32 r,
@@ -156,58 +176,67 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         uint256 amount = uint256(price) * replicas;
         try IERC20Permit(address(_token)).permit(msg.sender, address(this), amount, permitDeadline, v, r, s) {}
             catch {}
-        return _fund(specHash, resources, price, deadline, replicas, providers);
+        return _fund(specHash, resources, price, deadline, replicas, assignment);
     }
 
     /**
-     * @notice Accepts the settled result early: pays by the majority rule.
+     * @notice Accepts the result early: pays by the settlement rule.
      *
-     * Requirements: caller is the renter; every replica slot accepted and revealed.
+     * Requirements: caller is the renter; a single-replica job's provider committed
+     * (the renter checked the hash it was handed against the commitment), or every
+     * accepted replica revealed and no more can accept.
      *
      * Emits {JobSettled} and, per replica, {ReplicaPaid} or {ReplicaSlashed}.
      */
     function confirm(uint256 jobId) external nonReentrant {
         Job storage job = _live(jobId);
         if (msg.sender != job.renter) revert EscrowNotRenter(jobId, msg.sender);
-        if (job.revealed != job.replicas) revert EscrowNotAllRevealed(jobId, job.revealed, job.replicas);
+        if (job.replicas == 1) {
+            if (job.committed != 1) revert EscrowNotCommitted(jobId);
+        } else if (!_allRevealed(job)) {
+            revert EscrowNotAllRevealed(jobId, job.revealed, job.replicas);
+        }
         _settle(jobId, job);
     }
 
     /**
-     * @notice Disputes a single-replica result during its challenge window by
-     * depositing `2 * price`; the job becomes a 3-replica job (see contract docs).
-     * @param deadline New commit deadline for the verifiers.
-     * @param verifiers Empty (open) or two distinct providers, not the original.
+     * @notice Disputes a single-replica job's committed result during its challenge
+     * window by depositing `2 * price`; the job becomes a 3-replica job with the two
+     * verifiers the matcher drew (see contract docs). Their acceptance window and run
+     * time are the original's, so the deadline is the contract's to set.
+     * @param verifiers Two distinct providers, neither the original nor the renter,
+     * signed by the matcher for this job.
      *
-     * Requirements: caller is the renter; single-replica job revealed and inside its
-     * challenge window; the caller approved the bond.
+     * Requirements: caller is the renter; single-replica job committed and inside its
+     * challenge window; a valid, unexpired matcher signature; the caller approved the bond.
      *
      * Emits {JobDisputed}.
      */
-    function dispute(uint256 jobId, uint32 deadline, address[] calldata verifiers) external nonReentrant {
+    function dispute(uint256 jobId, Assignment calldata verifiers) external nonReentrant {
         Job storage job = _live(jobId);
         if (msg.sender != job.renter) revert EscrowNotRenter(jobId, msg.sender);
-        if (job.replicas != 1 || job.revealed != 1) revert EscrowNotDisputable(jobId);
+        if (job.replicas != 1 || job.committed != 1) revert EscrowNotDisputable(jobId);
         if (block.timestamp > job.challengeEnds) revert EscrowWindowClosed(jobId, job.challengeEnds);
-        uint32 acceptBy = uint32(block.timestamp) + _acceptWindow;
-        if (deadline <= acceptBy) revert EscrowDeadlineTooSoon(deadline, acceptBy);
-        if (verifiers.length != 0 && verifiers.length != _DISPUTE_REPLICAS - 1) {
-            revert EscrowBadProviders(verifiers.length, _DISPUTE_REPLICAS - 1);
-        }
+        address[] calldata named = verifiers.providers;
+        if (named.length != _DISPUTE_REPLICAS - 1) revert EscrowBadProviders(named.length, _DISPUTE_REPLICAS - 1);
+        _checkVerifiers(jobId, verifiers);
         address original = _replicas[jobId][0].provider;
-        for (uint256 i; i < verifiers.length; ++i) {
-            address verifier = verifiers[i];
-            if (verifier == address(0) || verifier == original || (i == 1 && verifier == verifiers[0])) {
+        for (uint256 i; i < named.length; ++i) {
+            address verifier = named[i];
+            if (verifier == address(0) || verifier == original || verifier == msg.sender || (i == 1 && verifier == named[0]))
+            {
                 revert EscrowBadProvider(verifier);
             }
             _replicas[jobId][i + 1].provider = verifier;
         }
+        uint32 acceptBy = uint32(block.timestamp) + _acceptWindow;
+        uint32 deadline = acceptBy + (job.deadline - job.acceptBy);
         uint256 bond = uint256(job.price) * (_DISPUTE_REPLICAS - 1);
         job.replicas = _DISPUTE_REPLICAS;
         job.acceptBy = acceptBy;
         job.deadline = deadline;
         job.challengeEnds = 0;
-        job.open = verifiers.length == 0;
+        job.open = false;
         job.status = JobStatus.Disputed;
         emit JobDisputed(jobId, bond, deadline);
         _token.safeTransferFrom(msg.sender, address(this), bond);
@@ -217,15 +246,16 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
      * @notice Cancels a job that is not fully accepted: full refund, accepted
      * collateral released, nobody slashed.
      *
-     * Requirements: the job is funded (not disputed); either nobody accepted and the
-     * caller is the renter, or `acceptBy` has passed with a slot still empty (and, if
-     * anyone accepted, the deadline has not: then no-shows are settled, not cancelled).
+     * Requirements: the job is funded (not disputed) and nobody committed; either nobody
+     * accepted and the caller is the renter, or `acceptBy` has passed with a slot still
+     * empty (and, if anyone accepted, the deadline has not: then no-shows are settled,
+     * not cancelled). Once a provider committed, the accepted replicas settle the job.
      *
      * Emits {JobCancelled}.
      */
     function cancel(uint256 jobId) external nonReentrant {
         Job storage job = _live(jobId);
-        if (job.status != JobStatus.Funded) revert EscrowNotCancellable(jobId);
+        if (job.status != JobStatus.Funded || job.committed != 0) revert EscrowNotCancellable(jobId);
         bool renterEarly = job.accepted == 0 && msg.sender == job.renter;
         // After the deadline an accepted replica that did not deliver is a no-show: that is
         // settled by claimNoShow/finalize (and slashed), never released by a cancel.
@@ -248,16 +278,19 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
 
     /**
      * @notice Slashes a no-show: the job has accepted replicas, none revealed, and no
-     * reveal can come any more (deadline passed with nothing committed, or the reveal
+     * result can come any more (deadline passed with nothing committed, or the reveal
      * window closed). Every accepted replica is slashed to the renter and the
-     * deposit refunded.
+     * deposit refunded. An undisputed single-replica commitment is a delivered
+     * result, not a no-show: it is settled by {confirm} or {finalize}.
      *
      * Emits {JobSettled} and {ReplicaSlashed} per accepted replica.
      */
     function claimNoShow(uint256 jobId) external nonReentrant {
         Job storage job = _live(jobId);
         uint256 revealEnds = uint256(job.deadline) + _revealWindow;
-        bool noRevealPossible = job.committed == 0 ? block.timestamp > job.deadline : block.timestamp > revealEnds;
+        bool noRevealPossible = job.committed == 0
+            ? block.timestamp > job.deadline
+            : job.replicas != 1 && block.timestamp > revealEnds;
         if (job.accepted == 0 || job.revealed != 0 || !noRevealPossible) revert EscrowNotNoShow(jobId);
         _settle(jobId, job);
     }
@@ -286,6 +319,7 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
 
     /**
      * @notice Commits to a result: `commitment` = keccak256(abi.encode(resultHash, salt, msg.sender)).
+     * A single-replica job's challenge window starts here.
      *
      * Requirements: the caller accepted a slot and has not committed; before the deadline.
      *
@@ -298,14 +332,17 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         _replicas[jobId][slot].state = ReplicaState.Committed;
         _hashes[jobId][slot] = commitment;
         job.committed += 1;
+        if (job.replicas == 1) job.challengeEnds = uint32(block.timestamp) + _challengeWindow;
         emit ResultCommitted(jobId, msg.sender, commitment);
     }
 
     /**
      * @notice Reveals the committed result hash.
      *
-     * Requirements: the caller committed; every replica has committed or the deadline
-     * passed; before `deadline + revealWindow`; the commitment matches.
+     * Requirements: a replicated or disputed job (a single replica's result stays
+     * hidden); the caller committed; no more commits can come (every slot committed,
+     * or `acceptBy` passed and every accepted slot committed, or the deadline passed);
+     * before `deadline + revealWindow`; the commitment matches.
      *
      * Emits {ResultRevealed}.
      */
@@ -313,9 +350,10 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         Job storage job = _live(jobId);
         uint256 revealEnds = uint256(job.deadline) + _revealWindow;
         if (block.timestamp > revealEnds) revert EscrowWindowClosed(jobId, revealEnds);
-        if (job.committed != job.replicas && block.timestamp <= job.deadline) {
-            revert EscrowRevealTooEarly(jobId, job.committed, job.replicas);
-        }
+        if (job.replicas == 1) revert EscrowResultHidden(jobId);
+        bool commitsDone = job.committed == job.replicas
+            || (block.timestamp > job.acceptBy && job.committed == job.accepted) || block.timestamp > job.deadline;
+        if (!commitsDone) revert EscrowRevealTooEarly(jobId, job.committed, job.replicas);
         uint256 slot = _slotOf(jobId, job, msg.sender, ReplicaState.Committed);
         if (keccak256(abi.encode(resultHash, salt, msg.sender)) != _hashes[jobId][slot]) {
             revert EscrowCommitmentMismatch(jobId, msg.sender);
@@ -324,16 +362,16 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         _hashes[jobId][slot] = resultHash;
         uint8 revealed = job.revealed + 1;
         job.revealed = revealed;
-        if (revealed == job.replicas) job.challengeEnds = uint32(block.timestamp) + _challengeWindow;
+        if (_allRevealed(job)) job.challengeEnds = uint32(block.timestamp) + _challengeWindow;
         emit ResultRevealed(jobId, msg.sender, resultHash);
     }
 
     // ------------------------------------------------------------------- anyone
 
     /**
-     * @notice Settles a job by the majority rule once its challenge window has passed.
+     * @notice Settles a job by the settlement rule once its challenge window has passed.
      *
-     * Requirements: all replicas revealed and the challenge window passed, or
+     * Requirements: the challenge window after the last result passed, or
      * `deadline + revealWindow + challengeWindow` passed.
      *
      * Emits {JobSettled} and, per replica, {ReplicaPaid} or {ReplicaSlashed}.
@@ -381,7 +419,8 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
     // -------------------------------------------------------------------- admin
 
     /**
-     * @notice Sets the treasury and the protocol fee for settlements from now on.
+     * @notice Sets the treasury and the protocol fee for jobs funded from now on (a
+     * funded job keeps the fee it was funded with).
      *
      * Requirements: caller is the owner; non-zero treasury; fee <= MAX_FEE_BPS.
      *
@@ -389,6 +428,19 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
      */
     function setFee(address treasury, uint16 feeBps) external onlyOwner {
         _setFee(treasury, feeBps);
+    }
+
+    /**
+     * @notice Sets the key whose signature assigns providers to replicated jobs and
+     * verifiers to disputes (jobs already funded keep their providers).
+     *
+     * Requirements: caller is the owner; non-zero address.
+     *
+     * Emits {MatcherSet}.
+     */
+    function setMatcher(address newMatcher) external onlyOwner {
+        if (newMatcher == address(0)) revert EscrowZeroAddress();
+        _setMatcher(newMatcher);
     }
 
     // -------------------------------------------------------------------- views
@@ -452,13 +504,19 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         uint96 price,
         uint32 deadline,
         uint8 replicas,
-        address[] calldata providers
+        Assignment calldata assignment
     ) private returns (uint256 jobId) {
         if (price == 0) revert EscrowZeroPrice();
         if (replicas == 0 || replicas > MAX_REPLICAS) revert EscrowBadReplicas(replicas, MAX_REPLICAS);
         uint32 acceptBy = uint32(block.timestamp) + _acceptWindow;
         if (deadline <= acceptBy) revert EscrowDeadlineTooSoon(deadline, acceptBy);
-        if (providers.length != 0 && providers.length != replicas) {
+        if (deadline - acceptBy > MAX_RUN_TIME) revert EscrowDeadlineTooLate(deadline, acceptBy + MAX_RUN_TIME);
+        address[] calldata providers = assignment.providers;
+        if (replicas != 1) {
+            // co-replicas vote on each other's results: the matcher chooses them
+            if (providers.length != replicas) revert EscrowBadProviders(providers.length, replicas);
+            _checkAssignment(msg.sender, specHash, assignment);
+        } else if (providers.length > 1) {
             revert EscrowBadProviders(providers.length, replicas);
         }
         uint256 collateral = (uint256(price) * _collateralBps) / 10_000;
@@ -466,7 +524,7 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         jobId = ++_jobCount;
         for (uint256 i; i < providers.length; ++i) {
             address provider = providers[i];
-            if (provider == address(0)) revert EscrowBadProvider(provider);
+            if (provider == address(0) || (replicas != 1 && provider == msg.sender)) revert EscrowBadProvider(provider);
             for (uint256 j; j < i; ++j) {
                 if (providers[j] == provider) revert EscrowBadProvider(provider);
             }
@@ -484,7 +542,8 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
             revealed: 0,
             status: JobStatus.Funded,
             open: providers.length == 0,
-            collateral: uint96(collateral)
+            collateral: uint96(collateral),
+            feeBps: _feeBps
         });
         uint256 amount = uint256(price) * replicas;
         emit JobFunded(jobId, msg.sender, specHash, resources, amount, deadline, replicas, providers);
@@ -529,19 +588,27 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         }
     }
 
+    /// @dev Every accepted replica revealed and no more can accept.
+    function _allRevealed(Job storage job) private view returns (bool) {
+        return job.revealed == job.replicas
+            || (job.revealed == job.accepted && job.revealed != 0 && block.timestamp > job.acceptBy);
+    }
+
     function _finalizableAt(Job storage job) private view returns (uint256) {
         if (job.challengeEnds != 0) return job.challengeEnds;
         return uint256(job.deadline) + _revealWindow + _challengeWindow;
     }
 
-    /// @dev Pays the majority, slashes the minority and the silent, refunds the rest.
+    /// @dev Pays the winners (or, with none, everyone who delivered), slashes the
+    /// proven-wrong and the silent, refunds the rest.
     function _settle(uint256 jobId, Job storage job) private {
         Settlement memory st;
-        (st.winner, st.hasWinner) = _majority(jobId, job);
+        (st.winner, st.hasWinner, st.byDefault) = _majority(jobId, job);
+        st.hidden = job.replicas == 1;
         job.status = JobStatus.Settled;
         st.price = job.price;
         st.collateral = job.collateral;
-        st.fee = (st.price * _feeBps) / 10_000;
+        st.fee = (st.price * job.feeBps) / 10_000;
         st.renter = job.renter;
         uint256 replicas = job.replicas;
         for (uint256 i; i < replicas; ++i) {
@@ -560,16 +627,18 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
             return;
         }
         address provider = replica.provider;
-        if (state == ReplicaState.Revealed && (!st.hasWinner || _hashes[jobId][slot] == st.winner)) {
-            if (st.hasWinner) {
-                replica.state = ReplicaState.Paid;
-                _credit(provider, st.price - st.fee);
-                st.fees += st.fee;
-                emit ReplicaPaid(jobId, provider, st.price - st.fee);
-            } else {
-                replica.state = ReplicaState.Released;
-                st.refund += st.price;
-            }
+        // an undisputed single replica delivered by committing; the others by revealing
+        bool delivered = state == ReplicaState.Revealed || (st.hidden && state == ReplicaState.Committed);
+        if (delivered && (st.hidden || !st.hasWinner || _hashes[jobId][slot] == st.winner)) {
+            replica.state = ReplicaState.Paid;
+            _credit(provider, st.price - st.fee);
+            st.fees += st.fee;
+            emit ReplicaPaid(jobId, provider, st.price - st.fee);
+            _registry.unlock(provider, st.collateral);
+        } else if (delivered && st.byDefault) {
+            // a dispute's verifier whose dissent nobody backed: unpaid, not slashed
+            replica.state = ReplicaState.Released;
+            st.refund += st.price;
             _registry.unlock(provider, st.collateral);
         } else {
             replica.state = ReplicaState.Slashed;
@@ -579,14 +648,12 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
         }
     }
 
-    /// @dev The hash revealed by a strict majority of the accepted replicas, if any.
-    function _majority(uint256 jobId, Job storage job) private view returns (bytes32, bool) {
+    /// @dev The hash revealed by a strict majority of the accepted replicas, if any;
+    /// in a dispute without one, the original's revealed hash stands (`byDefault`).
+    function _majority(uint256 jobId, Job storage job) private view returns (bytes32, bool, bool) {
         uint256 replicas = job.replicas;
+        if (replicas == 1) return (bytes32(0), false, false);
         uint256 quorum = job.accepted;
-        if (replicas == 1) {
-            bool revealed = _replicas[jobId][0].state == ReplicaState.Revealed;
-            return (revealed ? _hashes[jobId][0] : bytes32(0), revealed);
-        }
         for (uint256 i; i < replicas; ++i) {
             if (_replicas[jobId][i].state != ReplicaState.Revealed) continue;
             bytes32 candidate = _hashes[jobId][i];
@@ -594,9 +661,12 @@ contract JobEscrow is JobEscrowTypes, Ownable, ReentrancyGuard {
             for (uint256 j = i + 1; j < replicas; ++j) {
                 if (_replicas[jobId][j].state == ReplicaState.Revealed && _hashes[jobId][j] == candidate) ++votes;
             }
-            if (votes * 2 > quorum) return (candidate, true);
+            if (votes * 2 > quorum) return (candidate, true, false);
         }
-        return (bytes32(0), false);
+        if (job.status == JobStatus.Disputed && _replicas[jobId][0].state == ReplicaState.Revealed) {
+            return (_hashes[jobId][0], true, true);
+        }
+        return (bytes32(0), false, false);
     }
 
     function _credit(address account, uint256 amount) private {

@@ -31,7 +31,7 @@ abstract contract JobEscrowTypes {
         uint96 price; // per replica, before the protocol fee
         uint32 acceptBy;
         uint32 deadline;
-        uint32 challengeEnds; // 0 until every replica revealed
+        uint32 challengeEnds; // the commit (single replica) or last reveal + the challenge window
         uint8 replicas;
         uint8 accepted;
         uint8 committed;
@@ -39,6 +39,7 @@ abstract contract JobEscrowTypes {
         JobStatus status;
         bool open; // any active provider may accept
         uint96 collateral; // per replica
+        uint16 feeBps; // the protocol fee when funded
     }
 
     /// @dev One storage slot; the commitment / revealed hash lives in its own mapping.
@@ -51,6 +52,8 @@ abstract contract JobEscrowTypes {
     struct Settlement {
         bytes32 winner;
         bool hasWinner;
+        bool byDefault; // a dispute's original stands with no majority against it
+        bool hidden; // an undisputed single replica: its commitment is its delivery
         address renter;
         uint256 price;
         uint256 collateral;
@@ -66,6 +69,7 @@ abstract contract JobEscrowTypes {
     error EscrowBadProviders(uint256 given, uint256 expected);
     error EscrowBadProvider(address provider);
     error EscrowDeadlineTooSoon(uint256 deadline, uint256 earliest);
+    error EscrowDeadlineTooLate(uint256 deadline, uint256 latest);
     error EscrowFeeTooHigh(uint256 feeBps, uint256 maxBps);
     error EscrowJobNotLive(uint256 jobId, uint8 status);
     error EscrowNotRenter(uint256 jobId, address caller);
@@ -77,6 +81,8 @@ abstract contract JobEscrowTypes {
     error EscrowRevealTooEarly(uint256 jobId, uint256 committed, uint256 replicas);
     error EscrowCommitmentMismatch(uint256 jobId, address provider);
     error EscrowNotAllRevealed(uint256 jobId, uint256 revealed, uint256 replicas);
+    error EscrowNotCommitted(uint256 jobId);
+    error EscrowResultHidden(uint256 jobId);
     error EscrowNotFinalizable(uint256 jobId, uint256 readyAt);
     error EscrowNotDisputable(uint256 jobId);
     error EscrowNotCancellable(uint256 jobId);

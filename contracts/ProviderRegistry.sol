@@ -19,7 +19,11 @@ import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
  *
  * Locked collateral cannot be unstaked, so a slash for a job in progress always
  * lands. Only contracts holding SLASHER_ROLE (the escrows) lock, unlock and
- * slash; a slash pays the harmed party and sends a share to the treasury. A
+ * slash; a slash pays the harmed party and sends a share to the treasury. Each
+ * slasher may unlock or slash only what it locked itself (a ledger per slasher and
+ * provider), so one escrow, or any other role holder, can never release or cut
+ * collateral backing another escrow's job, and an escrow's own settlement of what
+ * it locked cannot fail for lack of locked stake. A
  * provider is active (may take new work) while its stake minus unbonding is at
  * least the minimum stake.
  */
@@ -39,6 +43,9 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
 
     IERC20 private immutable _token;
     mapping(address provider => Stake) private _stakes;
+    /// @dev Collateral each slasher locked per provider, + 1 once ever used (the slot then
+    /// stays non-zero, so the next lock is a cheap write instead of a fresh 20k-gas one).
+    mapping(address slasher => mapping(address provider => uint256)) private _lockedBy;
     uint128 private _minStake;
     uint64 private _unbondingDelay;
     address private _treasury;
@@ -167,24 +174,26 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
         uint256 free = active - s.locked;
         if (amount > free) revert RegistryInsufficientFreeStake(provider, amount, free);
         s.locked += uint128(amount);
+        uint256 mine = _lockedBy[msg.sender][provider];
+        _lockedBy[msg.sender][provider] = (mine == 0 ? 1 : mine) + amount;
         emit CollateralLocked(provider, msg.sender, amount);
     }
 
     /**
      * @inheritdoc IProviderRegistry
-     * @dev Requirements: caller has SLASHER_ROLE; at least `amount` is locked.
+     * @dev Requirements: caller has SLASHER_ROLE; the caller itself locked at least `amount`.
      * Emits {CollateralUnlocked}.
      */
     function unlock(address provider, uint256 amount) external onlyRole(SLASHER_ROLE) {
         Stake storage s = _stakes[provider];
-        if (amount > s.locked) revert RegistryInsufficientLocked(provider, amount, s.locked);
+        _release(provider, amount);
         s.locked -= uint128(amount);
         emit CollateralUnlocked(provider, msg.sender, amount);
     }
 
     /**
      * @inheritdoc IProviderRegistry
-     * @dev Requirements: caller has SLASHER_ROLE; at least `amount` is locked.
+     * @dev Requirements: caller has SLASHER_ROLE; the caller itself locked at least `amount`.
      * Emits {ProviderSlashed}.
      */
     function slash(address provider, uint256 amount, address beneficiary) external onlyRole(SLASHER_ROLE) nonReentrant {
@@ -228,6 +237,12 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
         return (s.staked, s.locked, s.unbonding, s.unbondingReadyAt);
     }
 
+    /// @notice Collateral `slasher` has locked from `provider`'s stake (it alone may release it).
+    function lockedBy(address slasher, address provider) external view returns (uint256) {
+        uint256 stored = _lockedBy[slasher][provider];
+        return stored == 0 ? 0 : stored - 1;
+    }
+
     /// @notice Stake an escrow could lock now.
     function freeStake(address provider) external view returns (uint256) {
         return _free(_stakes[provider]);
@@ -258,13 +273,22 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
     /// @dev The only place stake is cut.
     function _slash(address provider, uint256 amount, address beneficiary) private {
         Stake storage s = _stakes[provider];
-        if (amount > s.locked) revert RegistryInsufficientLocked(provider, amount, s.locked);
+        _release(provider, amount);
         s.locked -= uint128(amount);
         s.staked -= uint128(amount);
         uint256 toTreasury = (amount * _treasuryShareBps) / 10_000;
         emit ProviderSlashed(provider, beneficiary, amount, toTreasury);
         if (toTreasury != 0) _token.safeTransfer(_treasury, toTreasury);
         if (amount != toTreasury) _token.safeTransfer(beneficiary, amount - toTreasury);
+    }
+
+    /// @dev Takes `amount` off the caller's own lock ledger for `provider`; the total
+    /// `locked` always covers the sum of the ledgers, so it cannot underflow after this.
+    function _release(address provider, uint256 amount) private {
+        uint256 stored = _lockedBy[msg.sender][provider];
+        uint256 mine = stored == 0 ? 0 : stored - 1;
+        if (amount > mine) revert RegistryInsufficientLocked(provider, amount, mine);
+        _lockedBy[msg.sender][provider] = stored - amount;
     }
 
     /// @dev Active: some stake is not unbonding, and at least the minimum.

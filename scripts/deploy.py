@@ -9,6 +9,8 @@ Parameters come from the environment with local-friendly defaults, e.g.
 ``DCLOUD_CHALLENGE_WINDOW=60 brownie run deploy``; see ``DeployParams``.
 ``DCLOUD_STORAGE_AUDITORS`` (comma-separated addresses) get the storage escrow's
 AUDITOR_ROLE; on local chains the deployer gets it when that is not set.
+``DCLOUD_MATCHER`` is the address of the marketplace's matcher key, which signs the
+providers of replicated jobs and the verifiers of disputes (the deployer when unset).
 """
 
 from __future__ import annotations
@@ -76,9 +78,16 @@ class DeployParams:
         return cls(**values)
 
 
-def deploy_all(deployer: Any, *, params: DeployParams, treasury: Any = None) -> dict[str, Any]:
-    """Deploy and wire the contracts from `deployer`; return them by name."""
+def deploy_all(
+    deployer: Any, *, params: DeployParams, treasury: Any = None, matcher: Any = None
+) -> dict[str, Any]:
+    """Deploy and wire the contracts from `deployer`; return them by name.
+
+    `matcher` (default: the deployer) is the key whose signature assigns providers to
+    replicated jobs and verifiers to disputes.
+    """
     treasury = treasury or deployer
+    matcher = matcher or deployer
     tx = {"from": deployer}
     token = ComputeToken.deploy(params.supply, deployer, tx)
     sale = TokenSale.deploy(
@@ -90,7 +99,7 @@ def deploy_all(deployer: Any, *, params: DeployParams, treasury: Any = None) -> 
     )
     windows = [params.accept_window, params.reveal_window, params.challenge_window]
     escrow = JobEscrow.deploy(
-        token, registry, treasury, params.fee_bps, windows, params.collateral_bps, tx
+        token, registry, treasury, params.fee_bps, windows, params.collateral_bps, matcher, tx
     )
     registry.grantRole(registry.SLASHER_ROLE(), escrow, tx)
     storage = StorageEscrow.deploy(
@@ -176,7 +185,7 @@ def _deployer() -> Any:
 def main() -> None:
     params = DeployParams.from_env()
     deployer = _deployer()
-    contracts = deploy_all(deployer, params=params)
+    contracts = deploy_all(deployer, params=params, matcher=os.environ.get("DCLOUD_MATCHER"))
     grant_auditors(contracts["StorageEscrow"], deployer, _auditors(deployer))
     if chain.id in LOCAL_CHAIN_IDS:
         contracts["DevFaucet"] = fund_dev_accounts(

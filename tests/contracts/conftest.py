@@ -29,6 +29,7 @@ from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector
 
 from protocol import merkle
+from protocol.assignments import sign_assignment, sign_verifiers, unsigned
 from scripts.deploy import DeployParams, deploy_all
 
 TOKEN = 10**18
@@ -263,7 +264,7 @@ def deployment(
     treasury: Any,
 ) -> dict[str, Any]:
     """Everything deployed and wired; renters funded and approved; providers staked."""
-    contracts = deploy_all(deployer, params=PARAMS, treasury=treasury)
+    contracts = deploy_all(deployer, params=PARAMS, treasury=treasury, matcher=MATCHER)
     token = contracts["ComputeToken"]
     tx = {"from": deployer}
     faucet = DevFaucet.deploy(token, PARAMS.faucet_drip, PARAMS.faucet_cooldown, tx)
@@ -326,6 +327,51 @@ PERMIT_TYPES = {
     ],
 }
 PERMIT_KEY = web3.keccak(text="dcloud test permit signer").hex().removeprefix("0x")
+
+# ----------------------------------------------------------------- the matcher
+
+# The marketplace's matcher key: signs replicated jobs' providers and disputes' verifiers.
+MATCHER_KEY = web3.keccak(text="dcloud test matcher").hex().removeprefix("0x")
+MATCHER = Account.from_key(MATCHER_KEY).address
+SPEC = web3.keccak(text="spec")
+
+
+def assign(
+    escrow: Any,
+    renter: Any,
+    providers: Sequence[Any],
+    *,
+    spec: bytes = SPEC,
+    key: str = MATCHER_KEY,
+    valid_for: int = 600,
+) -> tuple[Any, ...]:
+    """The `fund` assignment argument: named providers, signed by the matcher when replicated."""
+    names = [str(p) for p in providers]
+    if len(names) <= 1:
+        return unsigned(names).as_arg()
+    return sign_assignment(
+        key,
+        chain_id=chain.id,
+        escrow=escrow.address,
+        renter=str(renter),
+        spec_hash=spec,
+        providers=names,
+        expires=chain.time() + valid_for,
+    ).as_arg()
+
+
+def verifiers_for(
+    escrow: Any, job_id: int, verifiers: Sequence[Any], *, key: str = MATCHER_KEY, valid_for: int = 600
+) -> tuple[Any, ...]:
+    """The `dispute` argument: two verifiers drawn (signed) by the matcher for `job_id`."""
+    return sign_verifiers(
+        key,
+        chain_id=chain.id,
+        escrow=escrow.address,
+        job_id=job_id,
+        providers=[str(v) for v in verifiers],
+        expires=chain.time() + valid_for,
+    ).as_arg()
 
 
 def sign_permit(
@@ -396,15 +442,21 @@ class Jobs:
     ) -> int:
         deadline = chain.time() + PARAMS.accept_window + deadline_in
         tx = self.escrow.fund(
-            web3.keccak(text="spec"),
+            SPEC,
             0,
             price,
             deadline,
             replicas,
-            list(providers),
+            assign(self.escrow, renter, providers),
             {"from": renter},
         )
         return tx.return_value
+
+    def dispute(self, job_id: int, renter: Any, verifiers: Sequence[Any]) -> Any:
+        """Dispute `job_id` with verifiers the matcher signed."""
+        return self.escrow.dispute(
+            job_id, verifiers_for(self.escrow, job_id, verifiers), {"from": renter}
+        )
 
     def accept(self, job_id: int, *providers: Any) -> None:
         for provider in providers:
@@ -418,10 +470,13 @@ class Jobs:
         self.escrow.reveal(job_id, result_hash(label), salt_for(provider), {"from": provider})
 
     def run(self, job_id: int, results: Sequence[tuple[Any, str]]) -> None:
-        """Accept, commit and reveal: `results` is (provider, result label) per replica."""
+        """Accept, commit and (replicated jobs) reveal: `results` is (provider, label) per
+        replica. A single replica's result stays hidden until a dispute."""
         self.accept(job_id, *(p for p, _ in results))
         for provider, label in results:
             self.commit(job_id, provider, label)
+        if self.job(job_id)["replicas"] == 1:
+            return
         for provider, label in results:
             self.reveal(job_id, provider, label)
 
