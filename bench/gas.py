@@ -10,6 +10,9 @@ the treasury already has a fee credit); "first" rows are a brand-new pair.
 Targets (BENCHMARKS.md): lifecycle <= 400k gas, finalizeMany <= 35k gas per job.
 Storage rows (``deal-*``) are one deal for a 4 MiB shard (4,096 chunks of 1 KiB, so a
 proof of 12 siblings) between a renter and a node that have dealt before.
+A single-replica job has no reveal (its result stays hidden unless disputed), so the
+``reveal`` row is one replica's reveal in a 3-replica job, whose ``fund`` carries the
+matcher's signature of its providers (``fund-3-replicas-signed``).
 """
 
 from __future__ import annotations
@@ -25,12 +28,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import print_table, write_results  # noqa: E402
+from protocol.assignments import (  # noqa: E402
+    DEV_MATCHER,
+    DEV_MATCHER_KEY,
+    sign_assignment,
+    sign_verifiers,
+    unsigned,
+)
 
 TOKEN = 10**18
 PRICE = 10 * TOKEN
 LIFECYCLE_TARGET = 400_000
 BATCH_TARGET = 35_000
 SHARD_BYTES = 4 * 1024 * 1024
+SPEC = b"\x11" * 32
 EPOCH = 100
 
 
@@ -43,7 +54,7 @@ class Bench:
         self.chain = brownie.chain
         self.params = DeployParams(accept_window=100, reveal_window=100, challenge_window=200)
         owner = self.accounts[0]
-        c = deploy_all(owner, params=self.params, treasury=self.accounts[9])
+        c = deploy_all(owner, params=self.params, treasury=self.accounts[9], matcher=DEV_MATCHER)
         self.token, self.registry, self.escrow, self.storage = (
             c["ComputeToken"],
             c["ProviderRegistry"],
@@ -74,16 +85,33 @@ class Bench:
 
     def fund(self, renter: Any, providers: list[Any], replicas: int = 1) -> tuple[int, Any]:
         deadline = self.chain.time() + 1000
+        names = [p.address for p in providers]
+        assignment = unsigned(names)
+        if replicas > 1:  # co-replicas only as the matcher chose them
+            assignment = sign_assignment(
+                DEV_MATCHER_KEY,
+                chain_id=self.chain.id,
+                escrow=self.escrow.address,
+                renter=renter.address,
+                spec_hash=SPEC,
+                providers=names,
+                expires=self.chain.time() + 600,
+            )
         tx = self.escrow.fund(
-            b"\x11" * 32,
-            0,
-            PRICE,
-            deadline,
-            replicas,
-            [p.address for p in providers],
-            {"from": renter},
+            SPEC, 0, PRICE, deadline, replicas, assignment.as_arg(), {"from": renter}
         )
         return tx.return_value, tx
+
+    def dispute(self, renter: Any, job_id: int, verifiers: list[Any]) -> Any:
+        signed = sign_verifiers(
+            DEV_MATCHER_KEY,
+            chain_id=self.chain.id,
+            escrow=self.escrow.address,
+            job_id=job_id,
+            providers=[v.address for v in verifiers],
+            expires=self.chain.time() + 600,
+        )
+        return self.escrow.dispute(job_id, signed.as_arg(), {"from": renter})
 
     def run_job(
         self,
@@ -105,9 +133,10 @@ class Bench:
             result_hash, salt, digest = self.commitment(result, provider)
             secrets.append((provider, result_hash, salt))
             gas["commit"] += self.escrow.commit(job_id, digest, {"from": provider}).gas_used
-        gas["reveal"] = sum(
-            self.escrow.reveal(job_id, h, s, {"from": p}).gas_used for p, h, s in secrets
-        )
+        if len(providers) > 1:  # a single replica's result stays hidden unless disputed
+            gas["reveal"] = sum(
+                self.escrow.reveal(job_id, h, s, {"from": p}).gas_used for p, h, s in secrets
+            )
         if confirm:
             gas["confirm"] = self.escrow.confirm(job_id, {"from": renter}).gas_used
         else:
@@ -227,6 +256,9 @@ def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
     rows.append({"step": "lifecycle-3-replicas", "gas": sum(three.values())})
     wrong = bench.run_job(renter2, providers[:3], confirm=False, results=[b"a", b"a", b"b"])
     rows.append({"step": "finalize-3-replicas-one-slashed", "gas": wrong["finalize"]})
+    rows.append({"step": "fund-3-replicas-signed", "gas": three["fund"]})
+    rows.append({"step": "reveal", "gas": three["reveal"] // 3})
+    rows.append({"step": "dispute", "gas": measure_dispute(bench, renter, providers)})
 
     batch = 10 if quick else 40
     job_ids = []
@@ -234,9 +266,8 @@ def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
         provider = providers[i % len(providers)]
         job_id, _ = bench.fund(renter, [provider])
         bench.escrow.accept(job_id, {"from": provider})
-        result_hash, salt, digest = bench.commitment(b"batch", provider)
+        _, _, digest = bench.commitment(b"batch", provider)
         bench.escrow.commit(job_id, digest, {"from": provider})
-        bench.escrow.reveal(job_id, result_hash, salt, {"from": provider})
         job_ids.append(job_id)
     bench.chain.sleep(bench.params.challenge_window + 1)
     bench.chain.mine()
@@ -255,6 +286,15 @@ def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
             row["target"] = target
             row["meets_target"] = row["gas"] <= target
     return rows
+
+
+def measure_dispute(bench: Bench, renter: Any, providers: list[Any]) -> int:
+    """Gas of `dispute` on a committed single-replica job (two signed verifiers)."""
+    job_id, _ = bench.fund(renter, [providers[0]])
+    bench.escrow.accept(job_id, {"from": providers[0]})
+    _, _, digest = bench.commitment(b"disputed", providers[0])
+    bench.escrow.commit(job_id, digest, {"from": providers[0]})
+    return int(bench.dispute(renter, job_id, providers[1:3]).gas_used)
 
 
 def measure_storage(bench: Bench, *, quick: bool) -> list[dict[str, Any]]:

@@ -153,6 +153,10 @@ class Scheduler:
             for (_, spec), matches in zip(specs, found, strict=True)
         ]
 
+    def endpoints(self, providers: list[str]) -> list[str]:
+        """Each provider's direct endpoint, as its last heartbeat announced it."""
+        return [self._endpoints.get(p, "") for p in providers]
+
     def assignment_rows(self, chosen: list[Choice]) -> list[AssignmentRow]:
         """One row per slot, in slot order, with each provider's direct endpoint."""
         return [

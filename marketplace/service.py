@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from marketplace.chain import ChainClient
 from marketplace.grid import Grid
 from marketplace.metrics import Metrics
+from marketplace.signer import MatcherSigner
+from protocol.assignments import DEV_CHAIN_IDS, DEV_MATCHER_KEY
 
 if TYPE_CHECKING:
     from marketplace.indexer import Indexer
@@ -33,6 +35,7 @@ class Service:
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.grid = grid or Grid()
         self.chain: ChainClient | None = None
+        self.matcher: MatcherSigner | None = None
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self.metrics = Metrics()
@@ -53,6 +56,20 @@ class Service:
                 self.settings.rpc_url,
                 deployments=str(self.settings.deployments) if self.settings.deployments else None,
             )
+            key = (
+                self.settings.matcher_key.get_secret_value()
+                if self.settings.matcher_key is not None
+                else DEV_MATCHER_KEY
+                if self.chain.deployment.chain_id in DEV_CHAIN_IDS
+                else None
+            )
+            if key is not None:
+                self.matcher = MatcherSigner(
+                    key,
+                    chain_id=self.chain.deployment.chain_id,
+                    escrow=self.chain.escrow.address,
+                    on_chain_matcher=self.chain.escrow.functions.matcher().call(),
+                )
             self._start_indexer()
         else:
             logger.warning("no chain configured (DCLOUD_RPC_URL unset): stake is not verified")

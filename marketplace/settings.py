@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,12 @@ class Settings(BaseSettings):
 
     rpc_url: str | None = Field(default=None, description="Ethereum JSON-RPC; unset = no chain")
     deployments: Path | None = Field(default=None, description="deployments file override")
+    matcher_key: SecretStr | None = Field(
+        default=None,
+        description="private key (hex) of the escrow's matcher: signs the providers of "
+        "replicated jobs and the verifiers of disputes; unset = the well-known dev key on "
+        "local chains, else single-replica jobs only",
+    )
     confirmations: int = Field(
         default=0, ge=0, le=1000, description="blocks before an event counts"
     )

@@ -20,12 +20,19 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils.crypto import keccak
 
 DOMAIN_NAME = "dcloud JobEscrow"
 DOMAIN_VERSION = "1"
 # How long a signed assignment stays usable: long enough to fund, short enough that a
 # stale choice (a provider gone offline meanwhile) is not funded much later.
 VALID_S = 600
+
+# Local dev chains (anvil 31337, Ganache 1337) share one well-known matcher key, so a
+# devnet, a test or a benchmark needs no key plumbing. Never use it on a real chain.
+DEV_CHAIN_IDS = (1337, 31337)
+DEV_MATCHER_KEY = "0x" + keccak(text="dcloud dev-chain matcher key").hex()
+DEV_MATCHER = Account.from_key(DEV_MATCHER_KEY).address
 
 _DOMAIN = [
     {"name": "name", "type": "string"},
@@ -81,9 +88,7 @@ def unsigned(providers: list[str]) -> Assignment:
     return Assignment(providers=tuple(providers), expires=0, signature=b"")
 
 
-def _typed(
-    primary: str, message: dict[str, Any], *, chain_id: int, escrow: str
-) -> dict[str, Any]:
+def _typed(primary: str, message: dict[str, Any], *, chain_id: int, escrow: str) -> dict[str, Any]:
     return {
         "types": {"EIP712Domain": _DOMAIN, primary: _TYPES[primary]},
         "primaryType": primary,

@@ -57,10 +57,32 @@ class ChainJob:
     status: JobStatus
     open: bool
     collateral: int
+    fee_bps: int
 
     @property
     def live(self) -> bool:
         return self.status in (JobStatus.FUNDED, JobStatus.DISPUTED)
+
+    @property
+    def hidden(self) -> bool:
+        """An undisputed single replica: its result stays off chain, its commit delivers it."""
+        return self.replicas == 1
+
+    def commits_done(self, now: int) -> bool:
+        """No more commits can come, so replicas may reveal (as JobEscrow.reveal checks)."""
+        return (
+            self.committed == self.replicas
+            or (now > self.accept_by and self.committed == self.accepted)
+            or now > self.deadline
+        )
+
+    def delivered(self, now: int) -> bool:
+        """Every result the job can get is in: the renter may check it and confirm."""
+        if self.hidden:
+            return self.committed == 1
+        return self.revealed == self.replicas or (
+            self.revealed == self.accepted and self.revealed > 0 and now > self.accept_by
+        )
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,7 @@ class Escrow:
             status=JobStatus(int(j[9])),
             open=bool(j[10]),
             collateral=int(j[11]),
+            fee_bps=int(j[12]),
         )
 
     def replicas(self, job: ChainJob) -> list[Replica]:
@@ -203,6 +226,10 @@ class Escrow:
             block_number=int(e["blockNumber"]),
         )
 
+    def matcher(self) -> str:
+        """The key whose signature assigns replicated jobs' providers and disputes' verifiers."""
+        return Web3.to_checksum_address(self.contract.functions.matcher().call())
+
     def credit_of(self, account: str) -> int:
         return int(self.contract.functions.creditOf(account).call())
 
@@ -217,8 +244,3 @@ class Escrow:
 
     def abis(self) -> list[dict[str, Any]]:
         return [dict(i) for c in (self.contract, self.token, self.registry) for i in c.abi]
-
-
-def require_live(job: ChainJob) -> None:
-    if job.status == JobStatus.NONE:
-        raise ChainError(f"job {job.job_id} does not exist on chain")

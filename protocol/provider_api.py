@@ -67,6 +67,11 @@ class ProviderJob(Wire):
     started_at: float | None = None
     finished_at: float | None = None
     result_hash: str | None = None
+    salt: str | None = Field(
+        default=None,
+        description="the commitment's salt, on /result only: with result_hash the renter "
+        "checks the commitment on chain, where a single replica's result stays hidden",
+    )
     outputs: list[OutputFile] = Field(default_factory=list)
 
 

@@ -10,7 +10,8 @@ Parameters come from the environment with local-friendly defaults, e.g.
 ``DCLOUD_STORAGE_AUDITORS`` (comma-separated addresses) get the storage escrow's
 AUDITOR_ROLE; on local chains the deployer gets it when that is not set.
 ``DCLOUD_MATCHER`` is the address of the marketplace's matcher key, which signs the
-providers of replicated jobs and the verifiers of disputes (the deployer when unset).
+providers of replicated jobs and the verifiers of disputes; when unset, local chains use
+the well-known dev matcher (``protocol.assignments.DEV_MATCHER``) and others the deployer.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from brownie import (
     chain,
     network,
 )
+
+from protocol.assignments import DEV_MATCHER
 
 LOCAL_CHAIN_IDS = (1337, 31337)
 TOKEN = 10**18
@@ -185,7 +188,10 @@ def _deployer() -> Any:
 def main() -> None:
     params = DeployParams.from_env()
     deployer = _deployer()
-    contracts = deploy_all(deployer, params=params, matcher=os.environ.get("DCLOUD_MATCHER"))
+    matcher = os.environ.get("DCLOUD_MATCHER") or (
+        DEV_MATCHER if chain.id in LOCAL_CHAIN_IDS else None
+    )
+    contracts = deploy_all(deployer, params=params, matcher=matcher)
     grant_auditors(contracts["StorageEscrow"], deployer, _auditors(deployer))
     if chain.id in LOCAL_CHAIN_IDS:
         contracts["DevFaucet"] = fund_dev_accounts(

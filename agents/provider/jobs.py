@@ -127,13 +127,21 @@ class JobRunner:
         spec, job_id = push.spec, push.chain_job_id
         if signer != job.renter:
             raise VerificationError(f"only job {job_id}'s renter {job.renter} may send its spec")
-        if job.status != JobStatus.FUNDED:
+        if not job.live:
             raise RefusedError(f"job {job_id} is {job.status.name.lower()}, not open for work")
         got = bytes.fromhex(spec_hash(spec)[2:])
         if got != funded:
             raise VerificationError(
                 f"the spec's hash 0x{got.hex()} is not the funded 0x{funded.hex()}: "
                 "send exactly the spec you funded"
+            )
+        if job.status == JobStatus.DISPUTED:
+            # a dispute's verifiers are named on chain (drawn by the matcher), not at funding
+            named = [r.provider for r in self.escrow.replicas(job)[1:]]
+        elif job.replicas > 1 and len(named) != job.replicas:
+            # co-replicas vote on this provider's result: only matcher-chosen ones will do
+            raise RefusedError(
+                f"job {job_id} does not name its co-replicas; refusing to share a vote"
             )
         if self.me not in named:
             raise RefusedError(f"job {job_id} names other providers, not {self.me}")
@@ -377,11 +385,15 @@ class JobRunner:
             self.store.update(job_id, state=REVEALED)
             return True
         now = self.escrow.now()
+        if job.hidden:
+            # a single replica's result stays off chain (the renter gets hash and salt with
+            # the files) unless the renter disputes; undisputed, it is paid after the window
+            return self._settle(rec, job)
         if now > job.deadline + self.escrow.windows().reveal:
             self.store.update(job_id, state=FAILED, detail="the reveal window closed")
             return True
-        if job.committed < job.replicas and now <= job.deadline:
-            return False  # waiting for the other replicas to commit
+        if not job.commits_done(now):
+            return False  # waiting for the other replicas (or a dispute's verifiers) to commit
         assert rec.result_hash is not None and rec.salt is not None
         fn = self.escrow.contract.functions.reveal(
             job_id, bytes.fromhex(rec.result_hash[2:]), bytes.fromhex(rec.salt[2:])

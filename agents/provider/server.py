@@ -140,7 +140,7 @@ def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
         rec = reader(request, job_id, s, t, g)
         if rec.result_hash is None:
             raise NotFoundError(f"job {job_id} has no result yet (state {rec.state})")
-        return _public(rec)
+        return _public(rec).model_copy(update={"salt": rec.salt})
 
     @app.get("/v1/jobs/{job_id}/files/{path:path}")
     def file(

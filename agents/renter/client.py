@@ -3,10 +3,13 @@
 A job's path: the marketplace matches the signed spec to providers (``submit``); the
 renter funds the escrow for exactly those providers with an ERC-2612 permit (one
 transaction, no prior approval); the spec and inputs go straight to each provider,
-signed; the providers accept, run, commit and reveal on chain; the renter downloads the
-result from a provider whose revealed hash is the majority's, recomputes the hash from
-the files, exit code and logs (``protocol.result_proof``) and refuses a mismatch; then
-``confirm`` pays the providers (and slashes any that revealed a different hash).
+signed; the providers accept, run and commit on chain (replicated jobs then reveal).
+The renter downloads the result, recomputes its hash from the files, exit code and logs
+(``protocol.result_proof``) and refuses a mismatch: against the majority's revealed hash,
+or, for a single replica whose result stays off chain, against its on-chain commitment
+(the provider hands over the salt with the files). Then ``confirm`` pays the providers
+(and slashes any that revealed a different hash), or ``dispute`` has two verifiers the
+marketplace's matcher draws run the job again.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from agents.units import fmt_tokens
 from agents.wallet import Wallet
 from protocol import provider_api as api
 from protocol import result_proof
+from protocol.assignments import Assignment, unsigned
 from protocol.deployments import connect, load_for
-from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, pack_resources
+from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, commitment, pack_resources
 from protocol.escrow import Replica as ChainReplica
 from protocol.schemas import InputFile, JobSpec, spec_hash
 from protocol.signing import sign_request
@@ -67,9 +71,9 @@ class JobView:
     replicas: list[Replica]
     record: dict[str, Any]
 
-    @property
-    def all_revealed(self) -> bool:
-        return self.chain.revealed == self.chain.replicas
+    def delivered(self, now: int) -> bool:
+        """Every result the job can get is in (committed, or revealed when replicated)."""
+        return self.chain.delivered(now)
 
     @property
     def closed(self) -> bool:
@@ -85,6 +89,7 @@ class Result:
     files: dict[str, bytes]
     provider: str
     detail: str
+    salt: bytes = b""
 
 
 def input_files(paths: list[Path]) -> tuple[list[InputFile], dict[str, bytes]]:
@@ -166,7 +171,19 @@ class Renter:
                 f"{fmt_tokens(have)}; get tokens (the devnet faucet or the token sale)"
             )
         progress("funding")
-        job_id = self._fund(spec, price, [a["provider"] for a in assignments])
+        providers = [a["provider"] for a in assignments]
+        if spec.replicas > 1:
+            if not job.get("assignment"):
+                raise RefusedError(
+                    "the marketplace did not sign this replicated job's providers (it has no "
+                    "matcher key); the escrow accepts co-replicas only from its matcher"
+                )
+            signed = Assignment.from_json(job["assignment"])
+            if list(signed.providers) != providers:
+                raise VerificationError("the marketplace signed other providers than it named")
+        else:
+            signed = unsigned(providers)
+        job_id = self._fund(spec, price, signed)
         record = {
             "job_id": job_id,
             "marketplace_id": job["id"],
@@ -192,7 +209,7 @@ class Renter:
             if hashlib.sha256(data).hexdigest() != declared[path].sha256:
                 raise UserError(f"input {path} does not match the sha256 in the spec")
 
-    def _fund(self, spec: JobSpec, price: int, providers: list[str]) -> int:
+    def _fund(self, spec: JobSpec, price: int, assignment: Assignment) -> int:
         w = self.escrow.windows()
         now = self.escrow.now()
         deadline = now + w.accept + spec.time_limit_s + DEADLINE_MARGIN_S
@@ -205,7 +222,7 @@ class Renter:
             price,
             deadline,
             spec.replicas,
-            providers,
+            assignment.as_arg(),
             permit_deadline,
             v,
             r,
@@ -373,7 +390,8 @@ class Renter:
         timeout_s: float = 600,
         poll_s: float = 0.1,
     ) -> JobView:
-        """Wait until every replica revealed, or the job closed; reports each change."""
+        """Wait until every result is in (see `ChainJob.delivered`), or the job closed;
+        reports each change."""
         end = time.monotonic() + timeout_s
         last = ""
         record = self.record(job_id)
@@ -388,7 +406,7 @@ class Renter:
             if stage != last:
                 progress(stage)
                 last = stage
-            if view.closed or view.all_revealed:
+            if view.closed or view.delivered(self.escrow.now()):
                 return view
             if time.monotonic() > end:
                 raise RefusedError(
@@ -398,10 +416,19 @@ class Renter:
 
     # ------------------------------------------------------------------ results
 
-    def majority(self, job_id: int) -> tuple[bytes, list[Replica]]:
-        """The revealed hash a strict majority of accepted replicas agree on, and its holders."""
-        chain_replicas = self.escrow.replicas(self.escrow.job(job_id))
+    def majority(self, job_id: int) -> tuple[bytes | None, list[Replica]]:
+        """The revealed hash a strict majority of accepted replicas agree on, and its holders.
+
+        For a single replica whose result stays off chain: None and that replica (its
+        result is checked against its commitment instead).
+        """
+        chain_job = self.escrow.job(job_id)
+        chain_replicas = self.escrow.replicas(chain_job)
         view = self.view(job_id, ask_providers=False, chain_replicas=chain_replicas)
+        if chain_job.hidden:
+            if chain_replicas[0].state < ReplicaState.COMMITTED:
+                raise NotFoundError(f"job {job_id} has no committed result yet")
+            return None, view.replicas[:1]
         revealed = [
             r for r in chain_replicas if r.state in (ReplicaState.REVEALED, ReplicaState.PAID)
         ]
@@ -425,7 +452,17 @@ class Renter:
             except (RefusedError, NotFoundError, VerificationError) as exc:
                 problems.append(f"{replica.provider}: {exc}")
                 continue
-            if res.result_hash != "0x" + winner.hex():
+            if winner is None:
+                committed = self.escrow.replicas(self.escrow.job(job_id))[0]
+                if commitment(
+                    bytes.fromhex(res.result_hash[2:]), res.salt, replica.provider
+                ) != bytes(committed.hash):
+                    problems.append(
+                        f"{replica.provider}: files hash to {res.result_hash}, which is not "
+                        "what it committed on chain (dispute the job: `dcloud job dispute`)"
+                    )
+                    continue
+            elif res.result_hash != "0x" + winner.hex():
                 problems.append(
                     f"{replica.provider}: files hash to {res.result_hash}, not the revealed one"
                 )
@@ -449,7 +486,9 @@ class Renter:
         if meta.get("exit_code") is None:
             raise NotFoundError("no exit code yet")
         digest = result_proof.result_hash(files, int(meta["exit_code"]), logs)
+        salt = bytes.fromhex(str(meta.get("salt") or "").removeprefix("0x"))
         return Result(
+            salt=salt,
             job_id=job_id,
             result_hash="0x" + digest.hex(),
             exit_code=int(meta["exit_code"]),
@@ -462,7 +501,7 @@ class Renter:
     # ------------------------------------------------------------------ settling
 
     def confirm(self, job_id: int) -> None:
-        """Pay the majority's providers now (all replicas must have revealed)."""
+        """Pay now: a single replica once committed, replicated jobs once all revealed."""
         self.wallet.transact(self.escrow.contract.functions.confirm(job_id))
 
     def cancel(self, job_id: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from protocol.schemas import Capacity, JobSpec, Location
 
@@ -60,6 +60,30 @@ class ChainJobPublic(BaseModel):
     result_hash: str | None
 
 
+class SignedAssignmentPublic(BaseModel):
+    """The matcher's signature of a replicated job's providers (JobEscrow's `Assignment`)."""
+
+    providers: list[str]
+    expires: int
+    signature: str
+
+
+class DisputeRequest(BaseModel):
+    """A renter's request for verifiers of its job (signed, purpose `dcloud/job.dispute`)."""
+
+    chain_job_id: int = Field(ge=1, le=2**64 - 1)
+
+
+class VerifiersPublic(BaseModel):
+    """Two verifiers drawn by the matcher, signed for JobEscrow's `dispute`."""
+
+    chain_job_id: int
+    providers: list[str]
+    endpoints: list[str]
+    expires: int
+    signature: str
+
+
 class JobPublic(BaseModel):
     id: str
     renter: str
@@ -71,6 +95,10 @@ class JobPublic(BaseModel):
     matched_at: float | None
     assignments: list[AssignmentPublic]
     price_wei: int | None
+    assignment: SignedAssignmentPublic | None = Field(
+        default=None,
+        description="replicated jobs: the providers signed by the matcher, to pass to fund",
+    )
     chain: ChainJobPublic | None = None
     events: list[ChainEventPublic] = []
 

@@ -11,18 +11,28 @@ from sqlalchemy import func, select
 
 from marketplace import jobs
 from marketplace.api.deps import RawBodyDep, ServiceDep
-from marketplace.api.schemas import JobList, JobPublic, QuotePublic
+from marketplace.api.schemas import (
+    DisputeRequest,
+    JobList,
+    JobPublic,
+    QuotePublic,
+    SignedAssignmentPublic,
+    VerifiersPublic,
+)
 from marketplace.assign import Item, choose
 from marketplace.auth import authenticate
-from marketplace.errors import UnavailableError
+from marketplace.disputes import draw_verifiers
+from marketplace.errors import ConflictError, NotFoundError, UnavailableError
 from marketplace.scheduler import Scheduler, explain_unmatched
 from marketplace.service import Service
 from marketplace.store.models import JobRow
+from protocol.escrow import JobStatus
 from protocol.schemas import Address, JobSpec, Signed, spec_hash
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 SUBMIT = "dcloud/job.submit"
+DISPUTE = "dcloud/job.dispute"
 
 
 async def start_scheduler(service: Service) -> None:
@@ -85,6 +95,52 @@ async def submit(body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep) ->
     return await run_in_threadpool(_get_public, service, job_id, False)
 
 
+@router.post("/disputes", response_model=VerifiersPublic)
+def dispute_verifiers(
+    body: Signed[DisputeRequest], raw: RawBodyDep, service: ServiceDep
+) -> VerifiersPublic:
+    """Two verifiers for the renter's dispute of a single-replica job (purpose
+    `dcloud/job.dispute`), drawn at random and signed by the matcher for the escrow.
+
+    The renter then calls `dispute` on the escrow with this signed draw and sends the
+    job to both verifiers, as to any provider.
+    """
+    chain, matcher, scheduler = service.chain, service.matcher, service.scheduler
+    if chain is None or matcher is None or scheduler is None:
+        raise UnavailableError(
+            "this marketplace signs no disputes (it needs a chain and DCLOUD_MATCHER_KEY)"
+        )
+    job_id = body.payload.chain_job_id
+    with service.writing(), service.sessions() as session, session.begin():
+        renter = authenticate(
+            session, purpose=DISPUTE, raw=raw, max_skew_s=service.settings.signature_max_skew_s
+        )
+        row = session.scalars(select(JobRow).where(JobRow.chain_job_id == job_id)).first()
+        spec = JobSpec.model_validate(row.spec) if row is not None else None
+    j = chain.escrow.functions.getJob(job_id).call()
+    if int(j[9]) == JobStatus.NONE or row is None or spec is None:
+        raise NotFoundError(f"no job {job_id} funded through this marketplace")
+    if str(j[0]).lower() != renter.lower():
+        raise ConflictError(f"job {job_id} is not yours: only its renter may dispute it")
+    if int(j[9]) != JobStatus.FUNDED or int(j[5]) != 1 or int(j[7]) != 1:
+        raise ConflictError(
+            f"job {job_id} cannot be disputed: only a single-replica job whose provider "
+            "committed a result, inside its challenge window"
+        )
+    original = str(chain.escrow.functions.getReplica(job_id, 0).call()[0])
+    matches = scheduler.candidates([("dispute", spec)])[0]
+    records = scheduler.records
+    drawn = draw_verifiers(
+        matches,
+        cost_of=lambda p: jobs.cost_wei(records[p].price_wei, spec) if p in records else None,
+        job_price=int(j[1]),
+        exclude={original, renter},
+    )
+    signed = matcher.verifiers(job_id=job_id, providers=drawn)
+    endpoints = scheduler.endpoints(drawn)
+    return VerifiersPublic(chain_job_id=job_id, endpoints=endpoints, **signed.to_json())
+
+
 @router.get("", response_model=JobList)
 def list_jobs(
     service: ServiceDep,
@@ -116,4 +172,17 @@ def get_job(job_id: str, service: ServiceDep) -> JobPublic:
 
 def _get_public(service: Service, job_id: str, with_events: bool) -> JobPublic:
     with service.sessions() as session:
-        return jobs.to_public(session, jobs.get(session, job_id), with_events=with_events)
+        public = jobs.to_public(session, jobs.get(session, job_id), with_events=with_events)
+    return _signed(service, public)
+
+
+def _signed(service: Service, public: JobPublic) -> JobPublic:
+    """A matched replicated job with the matcher's signature of its providers."""
+    if service.matcher is None or public.status != "matched" or public.spec.replicas < 2:
+        return public
+    providers = [a.provider for a in sorted(public.assignments, key=lambda a: a.slot)]
+    signed = service.matcher.assignment(
+        renter=public.renter, spec_hash=public.spec_hash, providers=providers
+    )
+    public.assignment = SignedAssignmentPublic(**signed.to_json())
+    return public

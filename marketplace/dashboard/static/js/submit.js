@@ -360,13 +360,20 @@ async function payAndRun() {
     step("fund", "active");
     const deadline =
       (await chainNow()) + cfg.chain.parameters.accept_window + spec.time_limit_s + DEADLINE_MARGIN_S;
+    // A replicated job's co-replicas vote on each other's results, so the escrow takes them
+    // only as the marketplace's matcher signed them; a single provider needs no signature.
+    let assignment = [providers, 0, "0x"];
+    if (spec.replicas > 1) {
+      if (!job.assignment) throw new Error("the marketplace did not sign the providers it chose; nothing was paid");
+      assignment = [job.assignment.providers, job.assignment.expires, job.assignment.signature];
+    }
     const receipt = await send(escrow, "fund", [
       job.spec_hash,
       packResources(spec.resources),
       price,
       deadline,
       spec.replicas,
-      providers,
+      assignment,
     ]);
     const funded = receipt.logs
       .map((log) => {
