@@ -16,6 +16,7 @@ from rich.table import Table
 from agents import config as files
 from agents import keys
 from agents.errors import UserError
+from agents.renter import disputes
 from agents.renter.client import Renter, input_files
 from agents.units import fmt_tokens, parse_tokens
 from protocol.schemas import JobSpec, Wire
@@ -241,6 +242,35 @@ def cancel(job_id: JobId, home: Home = None) -> None:
     renter = _renter(home)
     renter.cancel(job_id)
     console.print(f"job {job_id} cancelled; refunded {fmt_tokens(renter.withdraw())}")
+
+
+@app.command()
+def dispute(
+    job_id: JobId,
+    input_: Annotated[
+        list[Path] | None,
+        typer.Option("--input", help="the job's input files (default: the copies kept at submit)"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the result")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the verdict, verify and settle")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 600,
+    home: Home = None,
+) -> None:
+    """Dispute a single provider's result: two verifiers the marketplace draws run it again.
+
+    You pay a bond of twice the price. The original result stands unless both verifiers
+    agree on another; then its provider is slashed to you and its price refunded.
+    """
+    renter = _renter(home)
+    contents = input_files(input_)[1] if input_ else None
+    with console.status("disputing") as status:
+        verifiers = disputes.dispute(
+            renter, job_id, inputs=contents, progress=lambda s: status.update(s)
+        )
+    for v in verifiers:
+        console.print(f"job [bold]{job_id}[/] verifier slot {v['slot']}: {v['provider']}")
+    if wait:
+        _finish(renter, job_id, out or Path(f"dcloud-job-{job_id}"), timeout)
 
 
 @app.command("claim-no-show")

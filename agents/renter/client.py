@@ -27,16 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
 from agents.errors import NotFoundError, RefusedError, UserError, VerificationError
 from agents.market import MarketClient, Stamp, describe
+from agents.renter.permit import sign_permit
+from agents.renter.results import Result, download, save_result
 from agents.units import fmt_tokens
 from agents.wallet import Wallet
 from protocol import provider_api as api
-from protocol import result_proof
 from protocol.assignments import Assignment, unsigned
 from protocol.deployments import connect, load_for
 from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, commitment, pack_resources
@@ -78,18 +78,6 @@ class JobView:
     @property
     def closed(self) -> bool:
         return not self.chain.live
-
-
-@dataclass
-class Result:
-    job_id: int
-    result_hash: str
-    exit_code: int
-    logs: bytes
-    files: dict[str, bytes]
-    provider: str
-    detail: str
-    salt: bytes = b""
 
 
 def input_files(paths: list[Path]) -> tuple[list[InputFile], dict[str, bytes]]:
@@ -149,7 +137,7 @@ class Renter:
             UserError: not enough tokens, or inputs that do not match the spec.
         """
         inputs = inputs or {}
-        self._check_inputs(spec, inputs)
+        self.check_inputs(spec, inputs)
         progress("matching")
         job = self.market.post_signed(
             "/v1/jobs", purpose=SUBMIT, payload=spec.model_dump(mode="json")
@@ -192,16 +180,17 @@ class Renter:
             "assignments": assignments,
             "submitted_at": time.time(),
         }
-        self._save(job_id, record)
+        self.save(job_id, record)
+        self._keep_inputs(job_id, inputs)
         progress("sending the spec to the providers")
         try:
-            self._push_all(job_id, spec, inputs, assignments)
+            self.push_all(job_id, spec, inputs, assignments)
         except RefusedError as exc:
             self._cancel_after_refusal(job_id)
             raise RefusedError(f"{exc}; job {job_id} was cancelled and refunded") from None
         return job_id
 
-    def _check_inputs(self, spec: JobSpec, inputs: dict[str, bytes]) -> None:
+    def check_inputs(self, spec: JobSpec, inputs: dict[str, bytes]) -> None:
         declared = {f.path: f for f in spec.inputs}
         if set(declared) != set(inputs):
             raise UserError(f"inputs {sorted(inputs)} differ from the spec's {sorted(declared)}")
@@ -233,42 +222,16 @@ class Renter:
         return int(events[0]["args"]["jobId"])
 
     def _permit(self, amount: int, deadline: int) -> tuple[int, bytes, bytes]:
-        token = self.escrow.token
-        full = {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "Permit": [
-                    {"name": "owner", "type": "address"},
-                    {"name": "spender", "type": "address"},
-                    {"name": "value", "type": "uint256"},
-                    {"name": "nonce", "type": "uint256"},
-                    {"name": "deadline", "type": "uint256"},
-                ],
-            },
-            "primaryType": "Permit",
-            "domain": {
-                "name": token.functions.name().call(),
-                "version": "1",
-                "chainId": self.wallet.chain_id,
-                "verifyingContract": token.address,
-            },
-            "message": {
-                "owner": self.address,
-                "spender": self.escrow.address,
-                "value": amount,
-                "nonce": token.functions.nonces(self.address).call(),
-                "deadline": deadline,
-            },
-        }
-        signed = Account.sign_typed_data(self.account.key, full_message=full)
-        return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+        return sign_permit(
+            self.account,
+            self.escrow.token,
+            chain_id=self.wallet.chain_id,
+            spender=self.escrow.address,
+            amount=amount,
+            deadline=deadline,
+        )
 
-    def _push_all(
+    def push_all(
         self,
         job_id: int,
         spec: JobSpec,
@@ -317,11 +280,25 @@ class Renter:
                 "list yours with `dcloud job list`"
             ) from None
 
-    def _save(self, job_id: int, record: dict[str, Any]) -> None:
+    def save(self, job_id: int, record: dict[str, Any]) -> None:
         path = self.jobs_dir / f"{job_id}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2))
         tmp.replace(path)
+
+    def _keep_inputs(self, job_id: int, inputs: dict[str, bytes]) -> None:
+        """Keep the inputs beside the record: a dispute sends them to two verifiers."""
+        folder = self.jobs_dir / f"{job_id}.inputs"
+        for name, data in inputs.items():
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+
+    def saved_inputs(self, job_id: int) -> dict[str, bytes]:
+        """The inputs kept at submit time (see `_keep_inputs`)."""
+        folder = self.jobs_dir / f"{job_id}.inputs"
+        if not folder.is_dir():
+            return {}
+        return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
     def jobs(self) -> list[dict[str, Any]]:
         out = []
@@ -475,27 +452,10 @@ class Renter:
         )
 
     def _download(self, job_id: int, replica: Replica) -> Result:
-        meta = self.provider_get(replica.endpoint, f"/v1/jobs/{job_id}/result").json()
-        logs = self.provider_get(replica.endpoint, f"/v1/jobs/{job_id}/logs").content
-        files = {
-            o["path"]: self.provider_get(
-                replica.endpoint, f"/v1/jobs/{job_id}/files/{o['path']}"
-            ).content
-            for o in meta["outputs"]
-        }
-        if meta.get("exit_code") is None:
-            raise NotFoundError("no exit code yet")
-        digest = result_proof.result_hash(files, int(meta["exit_code"]), logs)
-        salt = bytes.fromhex(str(meta.get("salt") or "").removeprefix("0x"))
-        return Result(
-            salt=salt,
+        return download(
+            lambda path: self.provider_get(replica.endpoint, path),
             job_id=job_id,
-            result_hash="0x" + digest.hex(),
-            exit_code=int(meta["exit_code"]),
-            logs=logs,
-            files=files,
             provider=replica.provider,
-            detail=str(meta.get("detail", "")),
         )
 
     # ------------------------------------------------------------------ settling
@@ -520,28 +480,3 @@ class Renter:
         if credit:
             self.wallet.transact(self.escrow.contract.functions.withdraw())
         return credit
-
-
-def save_result(res: Result, out_dir: Path) -> None:
-    """Write outputs under `out_dir`/outputs, plus logs.txt and result.json beside them."""
-    base = (out_dir / "outputs").resolve()
-    base.mkdir(parents=True, exist_ok=True)
-    for path, data in res.files.items():
-        target = (base / path).resolve()
-        if not target.is_relative_to(base):
-            raise VerificationError(f"output path {path!r} escapes the result folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    (out_dir / "logs.txt").write_bytes(res.logs)
-    (out_dir / "result.json").write_text(
-        json.dumps(
-            {
-                "job_id": res.job_id,
-                "result_hash": res.result_hash,
-                "exit_code": res.exit_code,
-                "provider": res.provider,
-                "detail": res.detail,
-            },
-            indent=2,
-        )
-    )
