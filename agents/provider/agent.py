@@ -57,6 +57,7 @@ class ProviderAgent:
     # ------------------------------------------------------------------ life
 
     def start(self) -> None:
+        self._learn_matcher()
         app = create_app(self.runner)
         config = uvicorn.Config(
             app,
@@ -95,6 +96,16 @@ class ProviderAgent:
         t = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
         t.start()
         self._threads.append(t)
+
+    def _learn_matcher(self) -> None:
+        """The matcher key the marketplace signs with: replicated work is taken only when
+        the escrow trusts that same key to choose co-replicas and verifiers."""
+        try:
+            chain = self.market.get("/healthz").get("chain") or {}
+        except AgentError as exc:
+            logger.warning("marketplace unreachable; matcher unknown", extra={"error": str(exc)})
+            return
+        self.runner.expected_matcher = chain.get("matcher")
 
     # ------------------------------------------------------------------ loops
 

@@ -74,6 +74,8 @@ class JobRunner:
         self._driving: set[int] = set()
         self._lock = threading.Lock()
         self._fault = cfg.fault if wallet.chain_id in DEV_CHAINS else None
+        # the marketplace's matcher key (from its /healthz); None until known
+        self.expected_matcher: str | None = None
 
     # ------------------------------------------------------------------ intake
 
@@ -145,6 +147,13 @@ class JobRunner:
             )
         if self.me not in named:
             raise RefusedError(f"job {job_id} names other providers, not {self.me}")
+        if job.replicas > 1 and self.expected_matcher is not None:
+            matcher = self.escrow.matcher()
+            if matcher.lower() != self.expected_matcher.lower():
+                raise RefusedError(
+                    f"the escrow lets {matcher} choose co-replicas, not the marketplace's "
+                    f"matcher {self.expected_matcher}: refusing to share a vote"
+                )
         if not self.runtime.has_image(spec.image) or spec.image not in self.cfg.images:
             offered = ", ".join(self.cfg.images) or "none"
             raise RefusedError(

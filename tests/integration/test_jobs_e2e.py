@@ -18,8 +18,9 @@ import pytest
 
 from agents.devnet.network import PASSWORD, Network, ProviderSpec, dev_account
 from agents.errors import RefusedError
+from agents.renter import disputes
 from agents.provider.store import JobStore
-from protocol.escrow import JobStatus, ReplicaState
+from protocol.escrow import JobStatus, ReplicaState, commitment
 from protocol.schemas import JobSpec
 from tests.integration.chains import CHAINS, deploy_contracts, running_chain
 
@@ -281,6 +282,52 @@ def test_three_replicas_one_wrong_result_is_slashed_and_the_renter_gets_the_majo
         net.stop_provider(cheat)
         net.wait_registered(cheat, online=False)
         net.start_provider(honest_off)
+
+
+def test_dispute_of_a_wrong_single_result_slashes_it_with_two_drawn_verifiers(net, tmp_path):
+    """A cheating sole provider commits a self-consistent wrong result; the renter cannot
+    tell from the files, disputes, and the two verifiers the marketplace draws outvote it."""
+    cheat = net.add_provider(ProviderSpec("p-cheat-solo", 5, 50.0, 8.0, fault="wrong-result"))
+    honest = list(net.providers[:3])
+    for p in honest:  # only the cheat can take the job itself
+        net.stop_provider(p)
+        net.wait_registered(p, online=False)
+    try:
+        renter = net.renter(RENTER)
+        job_id = renter.submit(spec(["sh", "-c", "echo 42 > /output/answer.txt"]))
+        assert renter.record(job_id)["assignments"][0]["provider"] == cheat.address
+        renter.wait(job_id, timeout_s=120)
+        job = net.escrow.job(job_id)
+        original = net.escrow.replicas(job)[0]
+        assert job.hidden and original.state == ReplicaState.COMMITTED
+        # nothing on chain tells a verifier what the original's result is
+        lied = renter.result(job_id)
+        assert "tampered.txt" in lied.files
+        digest = bytes.fromhex(lied.result_hash[2:])
+        assert original.hash == commitment(digest, lied.salt, cheat.address) != digest
+        for p in honest:
+            net.start_provider(p)
+            net.wait_registered(p)
+        stake_before = stake_of(net, cheat.address)
+        verifiers = disputes.dispute(renter, job_id)
+        drawn = {v["provider"] for v in verifiers}
+        assert len(drawn) == 2 and cheat.address not in drawn and renter.address not in drawn
+        assert drawn <= {p.address for p in honest}
+        renter.wait(job_id, timeout_s=180)
+        res = renter.result(job_id, out_dir=tmp_path / "verdict")
+        assert res.files == {"answer.txt": b"42\n"} and res.provider in drawn
+        renter.confirm(job_id)
+        job = net.escrow.job(job_id)
+        states = {r.provider: r.state for r in net.escrow.replicas(job)}
+        assert states[cheat.address] == ReplicaState.SLASHED
+        assert all(states[v] == ReplicaState.PAID for v in drawn)
+        assert stake_of(net, cheat.address) == stake_before - job.collateral
+    finally:
+        net.stop_provider(cheat)
+        net.wait_registered(cheat, online=False)
+        for p in honest:
+            if p.proc is None or not p.proc.alive():
+                net.start_provider(p)
 
 
 def test_provider_killed_mid_job_renter_claims_no_show_and_restart_does_not_rerun(net):

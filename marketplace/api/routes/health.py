@@ -31,6 +31,7 @@ def health(service: ServiceDep) -> Health:
             "indexed_block": indexer.indexed_block if indexer else None,
             "head_block": indexer.head_block if indexer else None,
             "status": indexer.status if indexer else "starting",
+            "matcher": service.matcher.address if service.matcher else None,
         }
     return Health(status="ok" if database == "ok" else "degraded", database=database, chain=chain)
 

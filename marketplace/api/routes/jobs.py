@@ -19,7 +19,7 @@ from marketplace.api.schemas import (
     SignedAssignmentPublic,
     VerifiersPublic,
 )
-from marketplace.assign import Item, choose
+from marketplace.assign import Choice, Item, choose
 from marketplace.auth import authenticate
 from marketplace.disputes import draw_verifiers
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
@@ -137,8 +137,22 @@ def dispute_verifiers(
         exclude={original, renter},
     )
     signed = matcher.verifiers(job_id=job_id, providers=drawn)
-    endpoints = scheduler.endpoints(drawn)
-    return VerifiersPublic(chain_job_id=job_id, endpoints=endpoints, **signed.to_json())
+    by_id = {m.provider_id: m for m in matches}
+    rows = scheduler.assignment_rows(
+        [Choice(by_id[p], records[p].price_wei, records[p].reputation) for p in drawn]
+    )
+    with service.writing(), service.sessions() as session, session.begin():
+        job_row = session.get(JobRow, row.id)
+        assert job_row is not None
+        # the verifiers join the job's assignments (slots 1, 2); a new draw replaces one
+        # the renter did not use
+        job_row.assignments = [a for a in job_row.assignments if a.slot == 0]
+        for slot, a in enumerate(rows, 1):
+            a.slot = slot
+            job_row.assignments.append(a)
+    return VerifiersPublic(
+        chain_job_id=job_id, endpoints=[a.endpoint for a in rows], **signed.to_json()
+    )
 
 
 @router.get("", response_model=JobList)

@@ -6,12 +6,11 @@ import { $, el, api, badge, tokens, when, relative, shortAddress, shortHash, ann
 import { wallet, ready, config, contract, send, chainNow, onChange } from "/dashboard/static/js/wallet.js";
 import { assignmentTable } from "/dashboard/static/js/assignments.js";
 import { pushJob, providerGet, ProviderError } from "/dashboard/static/js/provider.js";
-import { resultHash } from "/dashboard/static/js/protocol.js";
+import { DISPUTE, resultHash, signEnvelope } from "/dashboard/static/js/protocol.js";
 
 const JOB_ID = $("#job-root").dataset.jobId;
 const CHAIN_STATUS = ["none", "funded", "disputed", "settled", "cancelled"];
 const REPLICA_STATE = ["none", "accepted", "committed", "revealed", "paid", "slashed", "released"];
-const DEADLINE_MARGIN_S = 120;
 
 let job = null; // the marketplace's view (GET /v1/jobs/{id})
 let chain = null; // {job, replicas, now, finalizableAt} read from the escrow
@@ -187,7 +186,10 @@ function stateSentence() {
   const status = CHAIN_STATUS[Number(j.status)];
   if (status === "settled") return "Settled: the providers were paid (or slashed) and any refund credited to you.";
   if (status === "cancelled") return "Cancelled: the deposit was credited back to you; withdraw it at the top.";
-  if (Number(j.revealed) === Number(j.replicas)) {
+  if (Number(j.replicas) === 1 && Number(j.committed) === 1) {
+    return `The provider committed its result (kept off chain until a dispute). Fetch it to check it against the commitment, then confirm to pay now or dispute; otherwise it finalizes after the challenge window (${relative(Number(j.challengeEnds), now)}).`;
+  }
+  if (allRevealed(j, now)) {
     return `Every replica revealed its result. Verify and confirm to pay now; otherwise it finalizes after the challenge window (${relative(Number(j.challengeEnds), now)}).`;
   }
   if (Number(j.accepted) < Number(j.replicas)) {
@@ -201,6 +203,12 @@ function stateSentence() {
 
 // ------------------------------------------------------------------ actions
 
+/** Every accepted replica revealed and no more can accept (as JobEscrow's confirm checks). */
+function allRevealed(j, now) {
+  const [replicas, accepted, revealed] = [j.replicas, j.accepted, j.revealed].map(Number);
+  return revealed === replicas || (revealed === accepted && revealed > 0 && now > Number(j.acceptBy));
+}
+
 function allowed() {
   if (!chain || !wallet.address) return [];
   const j = chain.job;
@@ -210,11 +218,14 @@ function allowed() {
   const renter = ethers.getAddress(j.renter) === wallet.address;
   const [replicas, accepted, committed, revealed] = [j.replicas, j.accepted, j.committed, j.revealed].map(Number);
   const out = [];
-  if (live && renter && revealed === replicas) out.push("confirm");
-  if (status === 1 && renter && replicas === 1 && revealed === 1 && now <= Number(j.challengeEnds)) out.push("dispute");
+  const single = replicas === 1; // an undisputed single replica: committed is delivered
+  if (live && renter && ((single && committed === 1) || (!single && allRevealed(j, now)))) out.push("confirm");
+  if (status === 1 && renter && single && committed === 1 && now <= Number(j.challengeEnds)) out.push("dispute");
   const lapsed = now > Number(j.acceptBy) && accepted < replicas && (accepted === 0 || now <= Number(j.deadline));
-  if (status === 1 && ((accepted === 0 && renter) || lapsed)) out.push("cancel");
-  const noReveal = committed === 0 ? now > Number(j.deadline) : now > Number(j.deadline) + cfg.chain.parameters.reveal_window;
+  if (status === 1 && committed === 0 && ((accepted === 0 && renter) || lapsed)) out.push("cancel");
+  const noReveal = committed === 0
+    ? now > Number(j.deadline)
+    : !single && now > Number(j.deadline) + cfg.chain.parameters.reveal_window;
   if (live && accepted > 0 && revealed === 0 && noReveal) out.push("claimNoShow");
   if (live && now > chain.finalizableAt && !out.includes("claimNoShow")) out.push("finalize");
   if (status === 1 && renter && accepted < replicas && now <= Number(j.acceptBy)) out.push("repush");
@@ -222,8 +233,8 @@ function allowed() {
 }
 
 const ACTIONS = {
-  confirm: ["Confirm and pay", "", "Pay the providers now (every replica revealed)."],
-  dispute: ["Dispute the result", "danger", "Deposit a bond of twice the price; two verifiers rerun the job and the majority wins."],
+  confirm: ["Confirm and pay", "", "Pay the providers now (fetch and verify the result first)."],
+  dispute: ["Dispute the result", "danger", "Deposit a bond of twice the price; two verifiers the marketplace draws rerun the job, and overturn the result only if both agree on another."],
   cancel: ["Cancel for a refund", "danger", "Nobody is running it yet: the whole deposit comes back."],
   claimNoShow: ["Claim no-show", "danger", "The provider accepted but delivered nothing: it is slashed to you and you are refunded."],
   finalize: ["Finalize", "secondary", "The challenge window passed: settle by the majority result."],
@@ -257,14 +268,7 @@ async function act(action) {
   try {
     announce(`${ACTIONS[action][0]}…`);
     if (action === "dispute") {
-      const bond = BigInt(chain.job.price) * 2n;
-      const token = await contract("ComputeToken");
-      const escrowAddress = await escrow.getAddress();
-      if ((await token.allowance(wallet.address, escrowAddress)) < bond) {
-        await send(token, "approve", [escrowAddress, bond]);
-      }
-      const deadline = (await chainNow()) + cfg.chain.parameters.accept_window + job.spec.time_limit_s + DEADLINE_MARGIN_S;
-      await send(escrow, "dispute", [id, deadline, []]);
+      await dispute(escrow, id);
     } else if (action === "repush") {
       await repush();
     } else {
@@ -279,7 +283,28 @@ async function act(action) {
   }
 }
 
-async function repush() {
+/**
+ * Dispute: the marketplace draws two verifiers at random and signs the draw (the escrow
+ * takes no others), the renter pays the bond, then sends them the job like any provider.
+ */
+async function dispute(escrow, id) {
+  const inputs = await chosenInputs();
+  const body = await signEnvelope(wallet.signer, DISPUTE, { chain_job_id: BigInt(id) });
+  const drawn = await api("/v1/jobs/disputes", { method: "POST", text: body });
+  const bond = BigInt(chain.job.price) * 2n;
+  const token = await contract("ComputeToken");
+  const escrowAddress = await escrow.getAddress();
+  if ((await token.allowance(wallet.address, escrowAddress)) < bond) {
+    await send(token, "approve", [escrowAddress, bond]);
+  }
+  await send(escrow, "dispute", [id, [drawn.providers, drawn.expires, drawn.signature]]);
+  await Promise.all(
+    drawn.endpoints.map((endpoint) => pushJob(wallet.signer, endpoint, { chainJobId: id, spec: job.spec, inputs })),
+  );
+}
+
+/** The job's input files, chosen again by the renter and checked against the spec. */
+async function chosenInputs() {
   let inputs = {};
   if (job.spec.inputs.length) {
     const chosen = $("#repush-inputs").files;
@@ -297,6 +322,11 @@ async function repush() {
       }
     }
   }
+  return inputs;
+}
+
+async function repush() {
+  const inputs = await chosenInputs();
   const taken = new Set(chain.replicas.filter((r) => r.state !== 0).map((r) => r.provider));
   const targets = job.assignments.filter((a) => !taken.has(a.provider));
   await Promise.all(
@@ -388,9 +418,22 @@ async function fetchResult() {
   }
   const logs = await providerGet(wallet.signer, assignment.endpoint, `${base}/logs`, "bytes");
   const computed = resultHash(files, Number(manifest.exit_code), logs);
-  const onChain = replica ? replica.hash : job.chain.result_hash;
+  let onChain = replica ? replica.hash : job.chain.result_hash;
   let verdict;
-  if (!onChain) {
+  const first = chain?.replicas[0];
+  if (chain && Number(chain.job.replicas) === 1 && first && first.state >= 2) {
+    // a single replica's result stays off chain: check the commitment with the salt
+    const expected = ethers.keccak256(
+      ethers.AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32", "address"], [computed, manifest.salt, first.provider]),
+    );
+    verdict = expected.toLowerCase() === first.hash.toLowerCase()
+      ? ["verified", `Verified: the files, exit code ${manifest.exit_code} and logs hash to ${shortHash(computed)}, which is what the provider committed on chain.`]
+      : ["mismatch", `Mismatch: the downloads hash to ${shortHash(computed)}, which is not what the provider committed. Do not trust this result; dispute it.`];
+    onChain = null;
+  }
+  if (verdict) {
+    // decided above
+  } else if (!onChain) {
     verdict = ["pending", `Computed ${shortHash(computed)}; nothing is revealed on chain yet to compare it with.`];
   } else if (computed.toLowerCase() === onChain.toLowerCase()) {
     verdict = ["verified", `Verified: the files, exit code ${manifest.exit_code} and logs hash to ${shortHash(computed)}, the hash revealed on chain.`];

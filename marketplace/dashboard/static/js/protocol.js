@@ -5,6 +5,7 @@ import { canonical, pyFloat, big } from "/dashboard/static/js/json.js";
 
 export const SUBMIT = "dcloud/job.submit";
 export const PUSH = "dcloud/provider.push";
+export const DISPUTE = "dcloud/job.dispute";
 export const FETCH = "dcloud/provider.fetch";
 
 /**
