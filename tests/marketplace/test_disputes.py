@@ -1,0 +1,85 @@
+"""Dispute verifiers: a uniform draw the renter cannot steer, signed as the escrow checks."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from eth_account import Account
+
+from marketplace.disputes import draw_verifiers
+from marketplace.errors import ConfigurationError, ConflictError
+from marketplace.matching_types import Match
+from marketplace.signer import MatcherSigner
+from protocol.assignments import assignment_signer
+
+ESCROW = "0x" + "ab" * 20
+PROVIDERS = [Account.create().address for _ in range(6)]
+
+
+def matches(ids):
+    return [Match(p, float(i), 1, float(i), float(i)) for i, p in enumerate(ids)]
+
+
+def test_draw_excludes_the_original_the_renter_and_providers_asking_more():
+    cost = {p: 10 for p in PROVIDERS} | {PROVIDERS[2]: 11}
+    for seed in range(50):
+        rng = random.Random(seed)
+        drawn = draw_verifiers(
+            matches(PROVIDERS),
+            cost_of=cost.get,
+            job_price=10,
+            exclude={PROVIDERS[0].lower(), PROVIDERS[1]},
+            choice=rng.choice,
+        )
+        assert len(set(drawn)) == 2
+        assert not set(drawn) & {PROVIDERS[0], PROVIDERS[1], PROVIDERS[2]}
+
+
+def test_draw_is_uniform_not_the_best_scored():
+    """The best-scored candidate is no likelier than the worst: origin cannot steer it."""
+    counts: Counter[str] = Counter()
+    rng = random.Random(7)
+    for _ in range(3000):
+        counts.update(
+            draw_verifiers(
+                matches(PROVIDERS),
+                cost_of=lambda _: 1,
+                job_price=1,
+                exclude=set(),
+                choice=rng.choice,
+            )
+        )
+    expected = 3000 * 2 / len(PROVIDERS)
+    assert all(abs(counts[p] - expected) < 0.1 * expected for p in PROVIDERS)
+
+
+def test_too_few_eligible_providers_is_a_conflict_that_says_why():
+    with pytest.raises(ConflictError, match="only 1 provider"):
+        draw_verifiers(
+            matches(PROVIDERS[:2]), cost_of=lambda _: 1, job_price=1, exclude={PROVIDERS[0]}
+        )
+    with pytest.raises(ConflictError, match="only 0 provider"):
+        draw_verifiers(matches(PROVIDERS), cost_of=lambda _: None, job_price=1, exclude=set())
+
+
+def test_matcher_signs_assignments_the_escrow_can_attribute_to_it():
+    key = Account.create().key.hex()
+    signer = MatcherSigner(key, chain_id=31337, escrow=ESCROW, on_chain_matcher=ESCROW)
+    renter, spec = PROVIDERS[5], "0x" + "11" * 32
+    a = signer.assignment(renter=renter, spec_hash=spec, providers=PROVIDERS[:3])
+    recovered = assignment_signer(
+        a, chain_id=31337, escrow=ESCROW, renter=renter, spec_hash=bytes.fromhex(spec[2:])
+    )
+    assert recovered == signer.address
+    # the same signature names another renter's job: it recovers to someone else
+    other = assignment_signer(
+        a, chain_id=31337, escrow=ESCROW, renter=PROVIDERS[4], spec_hash=bytes.fromhex(spec[2:])
+    )
+    assert other != signer.address
+
+
+def test_a_bad_matcher_key_is_a_configuration_error_that_says_how_to_fix_it():
+    with pytest.raises(ConfigurationError, match="64 hex digits"):
+        MatcherSigner("not a key", chain_id=1, escrow=ESCROW, on_chain_matcher=ESCROW)
