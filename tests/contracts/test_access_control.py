@@ -2,7 +2,7 @@
 (JobEscrow, ProviderRegistry, TokenSale, StorageEscrow)."""
 
 import pytest
-from conftest import TOKEN, ZERO_ADDRESS
+from conftest import MATCHER, TOKEN, ZERO_ADDRESS, verifiers_for
 
 DEFAULT_ADMIN_ROLE = "0x" + "00" * 32
 
@@ -86,6 +86,33 @@ def test_set_fee_to_zero_treasury_reverts(escrow, deployer, reverts):
         escrow.setFee(ZERO_ADDRESS, 100, {"from": deployer})
 
 
+def test_set_matcher_needs_owner(escrow, outsider, reverts):
+    with reverts("OwnableUnauthorizedAccount", outsider.address):
+        escrow.setMatcher(outsider, {"from": outsider})
+    assert escrow.matcher() == MATCHER
+
+
+def test_set_matcher_by_owner_replaces_matcher(escrow, deployer, outsider):
+    tx = escrow.setMatcher(outsider, {"from": deployer})
+    assert escrow.matcher() == outsider
+    assert tx.events["MatcherSet"]["matcher"] == outsider
+
+
+def test_set_matcher_to_zero_address_reverts(escrow, deployer, reverts):
+    with reverts("EscrowZeroAddress"):
+        escrow.setMatcher(ZERO_ADDRESS, {"from": deployer})
+    assert escrow.matcher() == MATCHER
+
+
+def test_matcher_cannot_set_matcher_or_fee(escrow, deployer, outsider, reverts):
+    """The matcher key only signs assignments: it holds no admin power."""
+    escrow.setMatcher(outsider, {"from": deployer})
+    with reverts("OwnableUnauthorizedAccount", outsider.address):
+        escrow.setMatcher(outsider, {"from": outsider})
+    with reverts("OwnableUnauthorizedAccount", outsider.address):
+        escrow.setFee(outsider, 100, {"from": outsider})
+
+
 def test_withdraw_proceeds_needs_owner(sale, outsider, reverts):
     with reverts("OwnableUnauthorizedAccount", outsider.address):
         sale.withdrawProceeds(outsider, {"from": outsider})
@@ -107,27 +134,28 @@ def test_only_renter_disputes(escrow, jobs, renter, renter2, providers, reverts)
     job_id = jobs.fund(renter)
     jobs.run(job_id, [(providers[0], "a")])
     with reverts("EscrowNotRenter", job_id, renter2.address):
-        escrow.dispute(job_id, 2**32 - 1, [], {"from": renter2})
+        escrow.dispute(job_id, verifiers_for(escrow, job_id, providers[1:3]), {"from": renter2})
 
 
 def test_only_slot_provider_commits(escrow, jobs, renter, providers, reverts):
-    job_id = jobs.fund(renter, replicas=2)
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
     jobs.accept(job_id, providers[0])
     with reverts("EscrowNotProvider", job_id, providers[1].address):
         jobs.commit(job_id, providers[1], "a")
 
 
 def test_only_slot_provider_reveals(escrow, jobs, renter, providers, reverts):
-    job_id = jobs.fund(renter)
-    jobs.accept(job_id, providers[0])
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
+    jobs.accept(job_id, providers[0], providers[1])
     jobs.commit(job_id, providers[0], "a")
+    jobs.commit(job_id, providers[1], "a")
     with reverts("EscrowNotProvider", job_id, renter.address):
         jobs.reveal(job_id, renter, "a")
 
 
 def test_commitment_binds_the_provider(escrow, jobs, renter, providers, reverts):
     """A copied commitment cannot be revealed by another provider's address."""
-    job_id = jobs.fund(renter, replicas=2)
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
     jobs.accept(job_id, providers[0], providers[1])
     jobs.commit(job_id, providers[0], "a")
     copied = escrow.getReplica(job_id, 0)[2]
@@ -135,6 +163,19 @@ def test_commitment_binds_the_provider(escrow, jobs, renter, providers, reverts)
     jobs.reveal(job_id, providers[0], "a")
     with reverts("EscrowCommitmentMismatch", job_id, providers[1].address):
         jobs.reveal(job_id, providers[1], "a")
+
+
+def test_slasher_role_holder_cannot_unlock_escrow_collateral(
+    registry, escrow, jobs, deployer, renter, providers, outsider, slasher_role, reverts
+):
+    """SLASHER_ROLE alone releases nothing: each slasher unlocks only what it locked."""
+    job_id = jobs.fund(renter)
+    jobs.accept(job_id, providers[0])
+    registry.grantRole(slasher_role, outsider, {"from": deployer})
+    with reverts("RegistryInsufficientLocked", providers[0].address, TOKEN, 0):
+        registry.unlock(providers[0], TOKEN, {"from": outsider})
+    with reverts("RegistryInsufficientLocked", providers[0].address, TOKEN, 0):
+        registry.slash(providers[0], TOKEN, outsider, {"from": outsider})
 
 
 def test_renter_without_stake_cannot_accept_own_job(escrow, jobs, renter, reverts):

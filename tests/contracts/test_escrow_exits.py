@@ -1,8 +1,14 @@
-"""JobEscrow exits other than settlement by result: cancel and claimNoShow."""
+"""JobEscrow exits other than settlement by result: cancel and claimNoShow.
+
+Once a provider committed, a job is settled by its accepted replicas (no cancel), and a
+committed single replica is a delivered result, never a no-show.
+"""
 
 from conftest import (
     CANCELLED,
     COLLATERAL,
+    FEE,
+    PAID,
     PARAMS,
     PRICE,
     RELEASED,
@@ -15,8 +21,8 @@ from conftest import (
 )
 
 
-def test_cancel_before_acceptance_refunds_renter(escrow, jobs, renter):
-    job_id = jobs.fund(renter, replicas=2)
+def test_cancel_before_acceptance_refunds_renter(escrow, jobs, renter, providers):
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
     tx = escrow.cancel(job_id, {"from": renter})
     assert escrow.creditOf(renter) == 2 * PRICE
     assert jobs.job(job_id)["status"] == CANCELLED
@@ -32,7 +38,7 @@ def test_cancel_before_acceptance_by_other_than_renter_reverts(
 
 
 def test_renter_cannot_cancel_once_a_slot_is_accepted(escrow, jobs, renter, providers, reverts):
-    job_id = jobs.fund(renter, replicas=2)
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
     jobs.accept(job_id, providers[0])
     with reverts("EscrowNotCancellable", job_id):
         escrow.cancel(job_id, {"from": renter})
@@ -49,9 +55,8 @@ def test_anyone_cancels_unaccepted_job_after_accept_window(escrow, jobs, renter,
 def test_cancel_after_accept_window_with_empty_slot_releases_collateral_without_slash(
     escrow, registry, token, jobs, renter, providers, outsider, treasury
 ):
-    job_id = jobs.fund(renter, replicas=2)
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
     jobs.accept(job_id, providers[0])
-    jobs.commit(job_id, providers[0], "a")
     sleep_past(jobs.job(job_id)["acceptBy"])
     treasury_before = token.balanceOf(treasury)
     tx = escrow.cancel(job_id, {"from": outsider})
@@ -63,10 +68,36 @@ def test_cancel_after_accept_window_with_empty_slot_releases_collateral_without_
     assert "ReplicaSlashed" not in tx.events
 
 
+def test_cancel_after_a_commit_reverts(escrow, jobs, renter, providers, outsider, reverts):
+    """A committed provider delivered: the accepted replicas settle the job."""
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
+    jobs.accept(job_id, providers[0])
+    jobs.commit(job_id, providers[0], "a")
+    sleep_past(jobs.job(job_id)["acceptBy"])
+    with reverts("EscrowNotCancellable", job_id):
+        escrow.cancel(job_id, {"from": outsider})
+    with reverts("EscrowNotCancellable", job_id):
+        escrow.cancel(job_id, {"from": renter})
+
+
+def test_committed_lone_replica_is_paid_when_its_co_replica_never_accepted(
+    escrow, jobs, renter, providers, outsider
+):
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
+    jobs.accept(job_id, providers[0])
+    jobs.commit(job_id, providers[0], "a")
+    sleep_past(jobs.job(job_id)["acceptBy"])
+    jobs.reveal(job_id, providers[0], "a")
+    escrow.confirm(job_id, {"from": renter})
+    assert escrow.creditOf(providers[0]) == PRICE - FEE
+    assert escrow.creditOf(renter) == PRICE
+    assert jobs.states(job_id) == [PAID, 0]
+
+
 def test_no_show_in_a_partly_accepted_job_cannot_escape_by_cancel_after_deadline(
     escrow, registry, jobs, renter, providers, reverts
 ):
-    job_id = jobs.fund(renter, replicas=2)
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
     jobs.accept(job_id, providers[0])
     sleep_past(jobs.job(job_id)["deadline"])
     with reverts("EscrowNotCancellable", job_id):
@@ -79,7 +110,7 @@ def test_no_show_in_a_partly_accepted_job_cannot_escape_by_cancel_after_deadline
 def test_cancel_of_fully_accepted_job_reverts_after_accept_window(
     escrow, jobs, renter, providers, reverts
 ):
-    job_id = jobs.fund(renter, replicas=2)
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
     jobs.accept(job_id, providers[0], providers[1])
     sleep_past(jobs.job(job_id)["acceptBy"])
     with reverts("EscrowNotCancellable", job_id):
@@ -133,9 +164,26 @@ def test_no_show_without_acceptance_reverts(escrow, jobs, renter, reverts):
         escrow.claimNoShow(job_id, {"from": renter})
 
 
-def test_committed_no_show_waits_for_reveal_window(escrow, jobs, renter, providers, reverts):
+def test_committed_single_replica_is_never_a_no_show(
+    escrow, jobs, renter, providers, outsider, reverts
+):
     job_id = jobs.fund(renter)
     jobs.accept(job_id, providers[0])
+    jobs.commit(job_id, providers[0], "a")
+    deadline = jobs.job(job_id)["deadline"]
+    sleep_past(deadline + PARAMS.reveal_window)
+    with reverts("EscrowNotNoShow", job_id):
+        escrow.claimNoShow(job_id, {"from": renter})
+    escrow.finalize(job_id, {"from": outsider})
+    assert jobs.states(job_id) == [PAID]
+    assert escrow.creditOf(providers[0]) == PRICE - FEE
+
+
+def test_committed_no_show_of_replicated_job_waits_for_reveal_window(
+    escrow, jobs, renter, providers, reverts
+):
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
+    jobs.accept(job_id, providers[0], providers[1])
     jobs.commit(job_id, providers[0], "a")
     deadline = jobs.job(job_id)["deadline"]
     sleep_past(deadline)
@@ -143,13 +191,13 @@ def test_committed_no_show_waits_for_reveal_window(escrow, jobs, renter, provide
         escrow.claimNoShow(job_id, {"from": renter})
     sleep_past(deadline + PARAMS.reveal_window)
     escrow.claimNoShow(job_id, {"from": renter})
-    assert jobs.states(job_id) == [SLASHED]
-    assert escrow.creditOf(renter) == PRICE
+    assert jobs.states(job_id) == [SLASHED, SLASHED]
+    assert escrow.creditOf(renter) == 2 * PRICE
 
 
 def test_no_show_after_a_reveal_reverts(escrow, jobs, renter, providers, reverts):
-    job_id = jobs.fund(renter)
-    jobs.run(job_id, [(providers[0], "a")])
+    job_id = jobs.fund(renter, replicas=2, providers=providers[:2])
+    jobs.run(job_id, [(providers[0], "a"), (providers[1], "a")])
     sleep_past(jobs.job(job_id)["deadline"] + PARAMS.reveal_window)
     with reverts("EscrowNotNoShow", job_id):
         escrow.claimNoShow(job_id, {"from": renter})
@@ -158,7 +206,7 @@ def test_no_show_after_a_reveal_reverts(escrow, jobs, renter, providers, reverts
 def test_no_show_of_replicated_job_slashes_every_accepted_replica(
     escrow, registry, jobs, renter, providers
 ):
-    job_id = jobs.fund(renter, replicas=3)
+    job_id = jobs.fund(renter, replicas=3, providers=providers[:3])
     jobs.accept(job_id, providers[0], providers[1])
     sleep_past(jobs.job(job_id)["deadline"])
     escrow.claimNoShow(job_id, {"from": renter})

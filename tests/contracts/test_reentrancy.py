@@ -18,7 +18,7 @@ from brownie import (
     chain,
     web3,
 )
-from conftest import PARAMS, PRICE, STAKE, TOKEN, Deals, sleep_past
+from conftest import MATCHER, PARAMS, PRICE, STAKE, TOKEN, Deals, sleep_past
 
 GUARD = "ReentrancyGuardReentrantCall"
 
@@ -43,7 +43,9 @@ def rregistry(rtoken, deployer, treasury, providers):
 @pytest.fixture(scope="module")
 def rescrow(rtoken, rregistry, deployer, treasury, renter):
     windows = [PARAMS.accept_window, PARAMS.reveal_window, PARAMS.challenge_window]
-    escrow = JobEscrow.deploy(rtoken, rregistry, treasury, 200, windows, 10_000, {"from": deployer})
+    escrow = JobEscrow.deploy(
+        rtoken, rregistry, treasury, 200, windows, 10_000, MATCHER, {"from": deployer}
+    )
     rregistry.grantRole(rregistry.SLASHER_ROLE(), escrow, {"from": deployer})
     rtoken.transfer(renter, 1_000 * TOKEN, {"from": deployer})
     rtoken.approve(escrow, 2**256 - 1, {"from": renter})
@@ -59,7 +61,8 @@ def rfaucet(rtoken, deployer):
 
 def fund(escrow, renter):
     deadline = chain.time() + PARAMS.accept_window + 200
-    escrow.fund(web3.keccak(text="spec"), 0, PRICE, deadline, 1, [], {"from": renter})
+    open_job = ([], 0, b"")  # a single replica open to any provider: no matcher signature
+    escrow.fund(web3.keccak(text="spec"), 0, PRICE, deadline, 1, open_job, {"from": renter})
     return escrow.jobCount()
 
 

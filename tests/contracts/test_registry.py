@@ -3,7 +3,7 @@
 import pytest
 from brownie import chain
 from brownie.exceptions import VirtualMachineError
-from conftest import PARAMS, STAKE, TOKEN, ZERO_ADDRESS, plain
+from conftest import PARAMS, STAKE, TOKEN, ZERO_ADDRESS, plain, sleep_past
 
 MIN = PARAMS.min_stake
 DELAY = PARAMS.unbonding_delay
@@ -266,3 +266,82 @@ def test_is_active_agrees_with_lock_when_all_stake_unbonds_at_zero_minimum(
     except VirtualMachineError:
         can_lock = False
     assert registry.isActive(provider) == can_lock
+
+
+# ------------------------------------------------------------- locks per slasher
+
+
+@pytest.fixture(scope="module")
+def slasher2(registry, deployer, outsider):
+    """A second SLASHER_ROLE holder, as a second escrow would be."""
+    registry.grantRole(registry.SLASHER_ROLE(), outsider, {"from": deployer})
+    return outsider
+
+
+def test_locked_by_tracks_each_slashers_own_locks(registry, slasher, slasher2, provider):
+    assert registry.lockedBy(slasher, provider) == 0
+    registry.lock(provider, 10 * TOKEN, {"from": slasher})
+    registry.lock(provider, 5 * TOKEN, {"from": slasher2})
+    registry.lock(provider, 3 * TOKEN, {"from": slasher})
+    assert registry.lockedBy(slasher, provider) == 13 * TOKEN
+    assert registry.lockedBy(slasher2, provider) == 5 * TOKEN
+    assert plain(registry.stakeOf(provider))[1] == 18 * TOKEN
+
+
+def test_unlock_and_slash_take_off_the_callers_own_ledger(
+    registry, slasher, slasher2, provider, treasury
+):
+    registry.lock(provider, 10 * TOKEN, {"from": slasher})
+    registry.lock(provider, 5 * TOKEN, {"from": slasher2})
+    registry.unlock(provider, 4 * TOKEN, {"from": slasher})
+    registry.slash(provider, 2 * TOKEN, treasury, {"from": slasher2})
+    assert registry.lockedBy(slasher, provider) == 6 * TOKEN
+    assert registry.lockedBy(slasher2, provider) == 3 * TOKEN
+    assert plain(registry.stakeOf(provider))[:2] == (STAKE - 2 * TOKEN, 9 * TOKEN)
+
+
+def test_slasher_cannot_unlock_another_slashers_lock(
+    registry, slasher, slasher2, provider, reverts
+):
+    registry.lock(provider, 10 * TOKEN, {"from": slasher})
+    with reverts("RegistryInsufficientLocked", provider.address, TOKEN, 0):
+        registry.unlock(provider, TOKEN, {"from": slasher2})
+    registry.lock(provider, TOKEN, {"from": slasher2})
+    with reverts("RegistryInsufficientLocked", provider.address, 2 * TOKEN, TOKEN):
+        registry.unlock(provider, 2 * TOKEN, {"from": slasher2})
+    assert registry.lockedBy(slasher, provider) == 10 * TOKEN
+
+
+def test_slasher_cannot_slash_another_slashers_lock(
+    registry, slasher, slasher2, provider, outsider, reverts
+):
+    registry.lock(provider, 10 * TOKEN, {"from": slasher})
+    with reverts("RegistryInsufficientLocked", provider.address, 10 * TOKEN, 0):
+        registry.slash(provider, 10 * TOKEN, outsider, {"from": slasher2})
+    assert plain(registry.stakeOf(provider))[:2] == (STAKE, 10 * TOKEN)
+
+
+def test_revoked_slashers_lock_stays_locked(
+    registry, slasher, slasher2, deployer, provider, reverts
+):
+    """Only a role holder unlocks, and only its own locks: nobody frees a revoked one's."""
+    registry.lock(provider, 10 * TOKEN, {"from": slasher2})
+    registry.revokeRole(registry.SLASHER_ROLE(), slasher2, {"from": deployer})
+    with reverts("AccessControlUnauthorizedAccount"):
+        registry.unlock(provider, 10 * TOKEN, {"from": slasher2})
+    with reverts("RegistryInsufficientLocked", provider.address, 10 * TOKEN, 0):
+        registry.unlock(provider, 10 * TOKEN, {"from": slasher})
+    assert registry.lockedBy(slasher2, provider) == 10 * TOKEN
+
+
+def test_escrow_locks_and_settles_on_its_own_ledger(
+    registry, escrow, storage, jobs, renter, provider
+):
+    job_id = jobs.fund(renter)
+    escrow.accept(job_id, {"from": provider})
+    collateral = jobs.job(job_id)["collateral"]
+    assert registry.lockedBy(escrow, provider) == collateral
+    assert registry.lockedBy(storage, provider) == 0
+    sleep_past(jobs.job(job_id)["deadline"])
+    escrow.claimNoShow(job_id, {"from": renter})  # slashes what the escrow locked
+    assert registry.lockedBy(escrow, provider) == 0
