@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from web3 import Web3
@@ -42,6 +43,12 @@ class ChainClient:
             self.deployment.chain_id,
             rpc_url,
         )
+
+    def now(self) -> int:
+        """The chain's clock: the later of the latest block's time and the wall clock
+        (a dev chain mines only on demand, and tests may move its time ahead)."""
+        block = int(self.w3.eth.get_block("latest")["timestamp"])
+        return max(block, int(time.time()))
 
     def stake(self, address: str) -> Stake:
         staked = int(self.registry.functions.stakeOf(address).call()[0])

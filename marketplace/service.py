@@ -69,6 +69,7 @@ class Service:
                     chain_id=self.chain.deployment.chain_id,
                     escrow=self.chain.escrow.address,
                     on_chain_matcher=self.chain.escrow.functions.matcher().call(),
+                    now=self.chain.now,
                 )
             self._start_indexer()
         else:

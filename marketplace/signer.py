@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -23,7 +24,18 @@ logger = logging.getLogger(__name__)
 class MatcherSigner:
     """Signs assignments for one escrow on one chain with the matcher key."""
 
-    def __init__(self, key: str, *, chain_id: int, escrow: str, on_chain_matcher: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        *,
+        chain_id: int,
+        escrow: str,
+        on_chain_matcher: str,
+        now: Callable[[], int] = lambda: int(time.time()),
+    ) -> None:
+        """`now` is the chain's clock: expiry is checked against block time, which a dev
+        chain may have moved ahead of the wall clock."""
+        self.now = now
         try:
             self.account: LocalAccount = Account.from_key(key)
         except (ValueError, TypeError):
@@ -51,7 +63,7 @@ class MatcherSigner:
             renter=renter,
             spec_hash=bytes.fromhex(spec_hash.removeprefix("0x")),
             providers=providers,
-            expires=int(time.time()) + VALID_S,
+            expires=self.now() + VALID_S,
         )
 
     def verifiers(self, *, job_id: int, providers: list[str]) -> Assignment:
@@ -62,5 +74,5 @@ class MatcherSigner:
             escrow=self.escrow,
             job_id=job_id,
             providers=providers,
-            expires=int(time.time()) + VALID_S,
+            expires=self.now() + VALID_S,
         )

@@ -42,10 +42,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TOKEN = 10**18
-# anvil's well-known dev keys #1 and #2 (#0 deploys; each of #1..#9 holds 1M DCT)
+# anvil's well-known dev keys #1 to #4 (#0 deploys; each of #1..#9 holds 1M DCT)
 PROVIDER_KEYS = [
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
 ]
 # Screenshots for the README are rewritten only when asked (DCLOUD_SCREENSHOTS=1), so a
 # test run leaves the checkout as it was; otherwise they go to a scratch folder.

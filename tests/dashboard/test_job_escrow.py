@@ -115,22 +115,40 @@ def test_a_no_show_is_claimed_from_the_page_and_slashed_to_the_renter(tab, netwo
     assert gained == collateral - collateral * share // 10_000
 
 
-def test_a_revealed_result_can_be_disputed_from_the_page(tab, network, provider):
+@pytest.fixture(scope="module")
+def verifiers(network, provider):
+    """Two more staked providers near the first, for the marketplace to draw from (and
+    to match: the original is whichever of the three the marketplace chose)."""
+    return [
+        network.add_provider(PROVIDER_KEYS[2], lat=49.0, lon=2.4, price_wei=10**12),
+        network.add_provider(PROVIDER_KEYS[3], lat=48.8, lon=2.2, price_wei=10**12),
+    ]
+
+
+def test_a_committed_result_can_be_disputed_from_the_page(tab, network, provider, verifiers):
     escrow = network.contract("JobEscrow")
-    job_id = _pay_through_the_page(tab, 2)
+    job_id = _pay_through_the_page(tab, 5)  # a renter that is none of the providers
     page = tab.page
+    named = escrow.functions.getReplica(job_id, 0).call()[0]
+    original = next(p for p in (provider, *verifiers) if p.address == named)
     result, salt = b"\x11" * 32, b"\x22" * 32
     types = ["bytes32", "bytes32", "address"]
-    commitment = keccak(abi_encode(types, [result, salt, provider.address]))
-    for call in (
-        escrow.functions.accept(job_id),
-        escrow.functions.commit(job_id, commitment),
-        escrow.functions.reveal(job_id, result, salt),
-    ):
-        network.transact(call, provider.address)
-    expect(page.locator("#job-status")).to_have_text("revealed")
+    commitment = keccak(abi_encode(types, [result, salt, original.address]))
+    for call in (escrow.functions.accept(job_id), escrow.functions.commit(job_id, commitment)):
+        network.transact(call, original.address)
+    # a single replica's result stays off chain: nothing for a verifier to copy
+    assert escrow.functions.getReplica(job_id, 0).call()[2] == commitment
+    expect(page.locator("#job-state")).to_contain_text("committed its result")
     expect(page.get_by_role("button", name="Confirm and pay")).to_be_visible()
     page.get_by_role("button", name="Dispute the result").click()
+    # the verifiers' endpoints here answer nothing: the dispute stands, the push fails
+    expect(page.locator("#notice")).to_contain_text("cannot be reached")
     expect(page.locator("#job-status")).to_have_text("disputed")
     expect(page.locator("#timeline [data-event='JobDisputed']")).to_contain_text("bond")
     assert escrow.functions.getJob(job_id).call()[5] == 3  # now a 3-replica job
+    # the verifiers are the marketplace's random draw among registered providers, never
+    # the original or the renter
+    drawn = {escrow.functions.getReplica(job_id, slot).call()[0] for slot in (1, 2)}
+    renter = escrow.functions.getJob(job_id).call()[0]
+    assert len(drawn) == 2 and drawn <= set(network.registered)
+    assert original.address not in drawn and renter not in drawn
