@@ -18,12 +18,13 @@ import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
  * - free: the rest, which an escrow can lock.
  *
  * Locked collateral cannot be unstaked, so a slash for a job in progress always
- * lands. Only contracts holding SLASHER_ROLE (the escrows) lock, unlock and
- * slash; a slash pays the harmed party and sends a share to the treasury. Each
- * slasher may unlock or slash only what it locked itself (a ledger per slasher and
- * provider), so one escrow, or any other role holder, can never release or cut
- * collateral backing another escrow's job, and an escrow's own settlement of what
- * it locked cannot fail for lack of locked stake. A
+ * lands. Only contracts holding SLASHER_ROLE (the escrows) lock new collateral; a
+ * slash pays the harmed party and sends a share to the treasury. Each locker may
+ * unlock or slash only what it locked itself (a ledger per locker and provider), so
+ * one escrow, or any other role holder, can never release or cut collateral backing
+ * another escrow's job, and an escrow's settlement of what it locked cannot fail for
+ * lack of locked stake, nor because the admin revoked its role afterwards (revoking
+ * stops new locks; what it holds it can still release or cut). A
  * provider is active (may take new work) while its stake minus unbonding is at
  * least the minimum stake.
  */
@@ -181,10 +182,11 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
 
     /**
      * @inheritdoc IProviderRegistry
-     * @dev Requirements: caller has SLASHER_ROLE; the caller itself locked at least `amount`.
+     * @dev Requirements: the caller itself locked at least `amount` (SLASHER_ROLE was
+     * needed to lock it).
      * Emits {CollateralUnlocked}.
      */
-    function unlock(address provider, uint256 amount) external onlyRole(SLASHER_ROLE) {
+    function unlock(address provider, uint256 amount) external {
         Stake storage s = _stakes[provider];
         _release(provider, amount);
         s.locked -= uint128(amount);
@@ -193,10 +195,12 @@ contract ProviderRegistry is IProviderRegistry, AccessControl, ReentrancyGuard {
 
     /**
      * @inheritdoc IProviderRegistry
-     * @dev Requirements: caller has SLASHER_ROLE; the caller itself locked at least `amount`.
+     * @dev Requirements: the caller itself locked at least `amount` (SLASHER_ROLE was
+     * needed to lock it). A zero amount does nothing.
      * Emits {ProviderSlashed}.
      */
-    function slash(address provider, uint256 amount, address beneficiary) external onlyRole(SLASHER_ROLE) nonReentrant {
+    function slash(address provider, uint256 amount, address beneficiary) external nonReentrant {
+        if (amount == 0) return;
         _slash(provider, amount, beneficiary);
     }
 

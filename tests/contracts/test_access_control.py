@@ -2,7 +2,7 @@
 (JobEscrow, ProviderRegistry, TokenSale, StorageEscrow)."""
 
 import pytest
-from conftest import MATCHER, TOKEN, ZERO_ADDRESS, verifiers_for
+from conftest import MATCHER, PAID, SLASHED, TOKEN, ZERO_ADDRESS, verifiers_for
 
 DEFAULT_ADMIN_ROLE = "0x" + "00" * 32
 
@@ -18,24 +18,45 @@ def test_escrow_holds_slasher_role_and_deployer_is_admin(registry, escrow, deplo
     assert not registry.hasRole(slasher_role, deployer)
 
 
-@pytest.mark.parametrize("call", ["lock", "unlock"])
-def test_lock_and_unlock_need_slasher_role(
-    registry, providers, outsider, slasher_role, reverts, call
-):
+def test_lock_needs_slasher_role(registry, providers, outsider, slasher_role, reverts):
     with reverts("AccessControlUnauthorizedAccount", outsider.address, slasher_role):
-        getattr(registry, call)(providers[0], TOKEN, {"from": outsider})
+        registry.lock(providers[0], TOKEN, {"from": outsider})
 
 
-def test_slash_needs_slasher_role(registry, providers, outsider, slasher_role, reverts):
-    with reverts("AccessControlUnauthorizedAccount", outsider.address, slasher_role):
-        registry.slash(providers[0], TOKEN, outsider, {"from": outsider})
-
-
-def test_admin_without_slasher_role_cannot_slash(
-    registry, deployer, providers, slasher_role, reverts
+@pytest.mark.parametrize("caller", ["outsider", "deployer"])
+def test_unlock_and_slash_release_only_what_the_caller_locked(
+    registry, providers, outsider, deployer, reverts, caller
 ):
-    with reverts("AccessControlUnauthorizedAccount", deployer.address, slasher_role):
-        registry.slash(providers[0], 0, deployer, {"from": deployer})
+    """Without a lock of its own, nobody (not even the admin) can release or cut stake."""
+    who = {"outsider": outsider, "deployer": deployer}[caller]
+    with reverts("RegistryInsufficientLocked", providers[0].address, TOKEN, 0):
+        registry.unlock(providers[0], TOKEN, {"from": who})
+    with reverts("RegistryInsufficientLocked", providers[0].address, TOKEN, 0):
+        registry.slash(providers[0], TOKEN, who, {"from": who})
+
+
+def test_a_zero_slash_moves_nothing(registry, providers, outsider, token):
+    before = registry.stakeOf(providers[0])
+    tx = registry.slash(providers[0], 0, outsider, {"from": outsider})
+    assert "ProviderSlashed" not in tx.events
+    assert registry.stakeOf(providers[0]) == before
+
+
+def test_an_escrow_whose_role_is_revoked_still_settles_what_it_locked(
+    registry, escrow, jobs, deployer, renter, providers, slasher_role
+):
+    """Revoking SLASHER_ROLE stops new locks; the escrow's own locks stay settleable."""
+    paid = jobs.fund(renter, providers=[providers[0]])
+    silent = jobs.fund(renter, providers=[providers[1]])
+    jobs.accept(paid, providers[0])
+    jobs.accept(silent, providers[1])
+    jobs.commit(paid, providers[0], "a")
+    registry.revokeRole(slasher_role, escrow, {"from": deployer})
+    jobs.sleep_past_challenge(silent)
+    assert escrow.finalizeMany([paid, silent], {"from": deployer}).return_value == 2
+    assert jobs.states(paid) == [PAID] and jobs.states(silent) == [SLASHED]
+    assert registry.lockedBy(escrow, providers[0]) == 0
+    assert registry.lockedBy(escrow, providers[1]) == 0
 
 
 @pytest.mark.parametrize(

@@ -321,17 +321,19 @@ def test_slasher_cannot_slash_another_slashers_lock(
     assert plain(registry.stakeOf(provider))[:2] == (STAKE, 10 * TOKEN)
 
 
-def test_revoked_slashers_lock_stays_locked(
+def test_a_revoked_slasher_still_releases_its_own_lock_and_nobody_else_can(
     registry, slasher, slasher2, deployer, provider, reverts
 ):
-    """Only a role holder unlocks, and only its own locks: nobody frees a revoked one's."""
+    """Revoking the role stops new locks; the old lock stays its locker's to release."""
     registry.lock(provider, 10 * TOKEN, {"from": slasher2})
     registry.revokeRole(registry.SLASHER_ROLE(), slasher2, {"from": deployer})
     with reverts("AccessControlUnauthorizedAccount"):
-        registry.unlock(provider, 10 * TOKEN, {"from": slasher2})
+        registry.lock(provider, TOKEN, {"from": slasher2})
     with reverts("RegistryInsufficientLocked", provider.address, 10 * TOKEN, 0):
         registry.unlock(provider, 10 * TOKEN, {"from": slasher})
-    assert registry.lockedBy(slasher2, provider) == 10 * TOKEN
+    registry.unlock(provider, 10 * TOKEN, {"from": slasher2})
+    assert registry.lockedBy(slasher2, provider) == 0
+    assert plain(registry.stakeOf(provider))[1] == 0
 
 
 def test_escrow_locks_and_settles_on_its_own_ledger(
