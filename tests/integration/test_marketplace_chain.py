@@ -92,7 +92,12 @@ def test_stake_gates_matching_and_the_chain_drives_job_state(chain, tmp_path):
         _send(
             w3,
             escrow.functions.fund(
-                bytes.fromhex(job["spec_hash"][2:]), 0, price, deadline, 1, [provider.address]
+                bytes.fromhex(job["spec_hash"][2:]),
+                0,
+                price,
+                deadline,
+                1,
+                ([provider.address], 0, b""),
             ),
             renter.address,
         )
