@@ -361,7 +361,12 @@ def assign(
 
 
 def verifiers_for(
-    escrow: Any, job_id: int, verifiers: Sequence[Any], *, key: str = MATCHER_KEY, valid_for: int = 600
+    escrow: Any,
+    job_id: int,
+    verifiers: Sequence[Any],
+    *,
+    key: str = MATCHER_KEY,
+    valid_for: int = 600,
 ) -> tuple[Any, ...]:
     """The `dispute` argument: two verifiers drawn (signed) by the matcher for `job_id`."""
     return sign_verifiers(

@@ -18,8 +18,8 @@ import pytest
 
 from agents.devnet.network import PASSWORD, Network, ProviderSpec, dev_account
 from agents.errors import RefusedError
-from agents.renter import disputes
 from agents.provider.store import JobStore
+from agents.renter import disputes
 from protocol.escrow import JobStatus, ReplicaState, commitment
 from protocol.schemas import JobSpec
 from tests.integration.chains import CHAINS, deploy_contracts, running_chain
