@@ -166,10 +166,16 @@ class Bench:
         return (node.address, shard_id, merkle.root(leaves), len(leaves), PRICE, epochs, EPOCH)
 
     def respond(self, deal_id: int, node: Any) -> Any:
+        """Answer the pending challenge (its draw block must be mined)."""
+        from eth_abi import encode
+
         from protocol import merkle
 
         data, leaves = self.shard()
-        index = self.storage.getChallenge(deal_id).dict()["chunkIndex"]
+        draw_block = self.storage.getChallenge(deal_id).dict()["drawBlock"]
+        block_hash = bytes(self.b.web3.eth.get_block(draw_block)["hash"])
+        seed = self.b.web3.keccak(encode(["bytes32", "uint256"], [block_hash, deal_id]))
+        index = int.from_bytes(seed, "big") % len(leaves)
         chunk = data[index * merkle.CHUNK_BYTES : (index + 1) * merkle.CHUNK_BYTES]
         proof = merkle.proof(leaves, index)
         return self.storage.respond(deal_id, chunk, proof, {"from": node})
@@ -185,6 +191,7 @@ class Bench:
         gas["deal-challenge"] = gas["deal-respond"] = gas["deal-settle"] = 0
         for _ in range(epochs):
             gas["deal-challenge"] += self.storage.challenge(deal_id, {"from": renter}).gas_used
+            self.chain.mine()  # the draw block: the chunk is known from it on
             gas["deal-respond"] += self.respond(deal_id, node).gas_used
             self.chain.sleep(EPOCH)
             self.chain.mine()
@@ -324,8 +331,8 @@ def measure_storage(bench: Bench, *, quick: bool) -> list[dict[str, Any]]:
     assert many.return_value == batch, "settleMany did not settle every deal"
     rows.append({"step": "settleMany-per-deal", "gas": many.gas_used // batch, "batch": batch})
 
-    bench.storage.challenge(ids[0], {"from": owner})
-    bench.chain.sleep(bench.params.storage_response_window + 1)
+    bench.storage.challenge(ids[0], {"from": owner})  # in epoch 1, which was settled:
+    bench.chain.sleep(bench.params.storage_response_window + 1)  # slash 3/4, release 1/4
     bench.chain.mine()
     rows.append(
         {

@@ -19,40 +19,70 @@ import {StorageEscrowTypes} from "./StorageEscrowTypes.sol";
  * 1. `openDeal` / `openDeals`: the renter deposits `pricePerEpoch * epochs` and
  *    commits the Merkle root of the shard's chunks (leaf i is
  *    keccak256(bytes.concat(keccak256(abi.encode(i, keccak256(chunk_i)))))), as
- *    OpenZeppelin's MerkleProof and `protocol.merkle` build them).
+ *    OpenZeppelin's MerkleProof and `protocol.merkle` build them). The protocol fee
+ *    in force at that moment is written into the deal: a later `setFee` applies to
+ *    deals opened after it, never to live ones (the treasury that receives the fee
+ *    is whichever is set when an epoch is paid).
  * 2. `accept` by the named node until `acceptBy`: the registry locks `collateral`
  *    (`collateralBps` of the deposit) from its stake and the first epoch starts.
  *    A node must check the root and chunk count against the shard it received
  *    before accepting: it is slashed for any leaf it cannot prove.
  * 3. Epoch `k` (from 0) runs over [start + k * epochLength, start + (k+1) * epochLength).
  *    Anyone may `settle` completed epochs: the node is credited their price less the
- *    protocol fee (the treasury's credit). When the last epoch is paid the deal
+ *    deal's fee (the treasury's credit). When the last epoch is paid the deal
  *    completes and the collateral is released.
  * 4. Audits: the renter, or an account with AUDITOR_ROLE, may `challenge` an active
- *    deal once per epoch while it runs. The contract draws the chunk index; the node
- *    must `respond` with the chunk and its Merkle proof within `responseWindow`.
- *    A wrong proof reverts, so it counts as no answer. After the window anyone may
- *    `slashMissed`: the whole collateral is slashed to the renter (less the
- *    registry's treasury share), every unpaid epoch is refunded, and {DealSlashed}
- *    names the shard so a repairer can place it elsewhere. While a challenge is
- *    pending no epoch is paid and the deal cannot be cancelled: epochs elapsed
- *    meanwhile are paid once the node answers, and refunded if it does not.
+ *    deal once per epoch while it runs. The node must `respond` with the drawn chunk
+ *    and its Merkle proof by `respondBy` = challenge time + `responseWindow`. A wrong
+ *    proof reverts, so it counts as no answer. While a challenge is pending no epoch
+ *    is paid and the deal cannot be cancelled; epochs elapsed meanwhile are paid once
+ *    the node answers.
+ * 5. A missed answer: after the window anyone may `slashMissed`, which ends the deal:
+ *    - the node is paid for every epoch completed before the challenge was issued
+ *      (what `settle` would have paid then); the challenged epoch and the rest are
+ *      refunded to the renter;
+ *    - the collateral is slashed in proportion to the part of the deal left unserved:
+ *      `slashed = collateral * (epochs - served) / epochs` (rounded down), where
+ *      `served` is the number of epochs paid. A miss in epoch 0 costs the whole
+ *      collateral; a miss in epoch 3 of 4 costs a quarter. The collateral bonds the
+ *      deal's deposit, so it is forfeited at the rate the renter loses the service
+ *      it paid for: the renter gets the unserved deposit back plus that share of the
+ *      bond (less the registry's treasury share), and a node that kept the shard for
+ *      most of the deal does not lose the bond it earned back by serving;
+ *    - the rest of the collateral is released to the node's free stake, and
+ *      {DealSlashed} names the shard so a repairer can place it elsewhere.
  *
  * Other exits: `cancel` by the renter of an offer not yet accepted, or by anyone once
  * `acceptBy` passed (full refund); `cancel` by the renter of an active deal: the
  * node keeps every epoch that has started (the current one included), the rest is
  * refunded and the collateral released.
  *
- * Chunk choice and its limits: the index is keccak256(blockhash(n - 1), prevrandao,
- * dealId, nonce) mod chunkCount, fixed in the challenge's own block n, so the node
- * learns it only when challenged and nobody names it. It is not unbiasable: a
- * challenger can predict it for the next block and choose when to send, and a
- * block producer can choose among blocks (on the dev chains prevrandao is not
- * random at all). That is why only the renter and its auditors may challenge: they
- * gain nothing by steering (the node must hold every chunk), while a node allowed
- * to challenge itself could spend each epoch's one challenge on a chunk it kept. A
- * node colluding with the block producer is outside this model. A node keeping a
- * fraction f of the chunks passes k independent challenges with probability f^k.
+ * Chunk choice (two steps): `challenge` in block n records `drawBlock = n + 1` and
+ * fixes the deadline; the chunk is keccak256(abi.encode(blockhash(drawBlock),
+ * dealId)) mod chunkCount. When the challenge is sent, block n + 1 does not exist,
+ * so neither the challenger nor the node knows the chunk, and the challenger cannot
+ * choose a moment that steers it. Once block n + 1 is mined, `challengeChunk` (and
+ * the node, from that block's hash) can compute it; the node answers from block
+ * n + 2 on. The window counts from the challenge, so the node loses one block time
+ * of it (12 s of 600 s on Ethereum). Chains that mine only on demand (the dev
+ * chains) need some transaction or `evm_mine` after the challenge before the chunk
+ * is known. Limits: the producer of block n + 1 can withhold it to redraw (at the
+ * cost of its block), so a node that is also a block producer is outside this model.
+ * A node keeping a fraction f of the chunks passes k independent challenges with
+ * probability f^k. Only the renter and its auditors may challenge: a node allowed to
+ * challenge itself could spend each epoch's one challenge when it can afford a miss.
+ *
+ * The 256-block horizon: the EVM knows the hashes of the last 256 blocks only. The
+ * node can answer only while `drawBlock` is one of them, and once it is not the
+ * challenge counts as missed: `slashMissed` works from then on even if `respondBy`
+ * has not passed. This keeps every challenge resolvable (no deal is stuck with a
+ * challenge nobody can answer or slash), and nobody can steer it: the challenger
+ * fixes no block, and the node had 256 blocks after the chunk became known. On
+ * Ethereum 256 blocks are 51 minutes, far past any sensible window; on a chain with
+ * faster blocks the effective window is the shorter of the two, so a deployment
+ * there must choose `responseWindow` below 256 block times. Conversely a node is
+ * never slashed for a chunk that could not yet be known: `slashMissed` also waits
+ * until block n + 1 exists.
  *
  * Conservation: the escrow's token balance always equals the unpaid epochs of
  * offered and active deals plus the credits waiting for `withdraw`; slashed
@@ -64,6 +94,9 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
 
     bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
     uint16 public constant MAX_FEE_BPS = 1000;
+    /// @notice How many past blocks' hashes the EVM keeps: a challenge can be answered
+    /// only while its draw block is one of them.
+    uint256 public constant BLOCKHASH_HORIZON = 256;
 
     IERC20 private immutable _token;
     IProviderRegistry private immutable _registry;
@@ -74,7 +107,6 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
     address private _treasury;
     uint16 private _feeBps;
     uint64 private _dealCount;
-    uint64 private _challengeNonce;
 
     mapping(uint256 dealId => Deal) private _deals;
     mapping(uint256 dealId => Challenge) private _challenges;
@@ -218,7 +250,8 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
      * (siblings from the leaf up, OpenZeppelin's sorted-pair order).
      *
      * Requirements: the caller is the deal's node; a challenge is pending and its
-     * window open; the proof shows the chunk is leaf `chunkIndex` under the root.
+     * window open; the chunk is drawn (its draw block is mined and among the last
+     * 256 blocks); the proof shows the chunk is leaf {challengeChunk} under the root.
      *
      * Emits {ChallengeAnswered}.
      */
@@ -229,7 +262,7 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
         uint256 respondBy = c.respondBy;
         if (respondBy == 0) revert StorageNoChallenge(dealId);
         if (block.timestamp > respondBy) revert StorageWindowClosed(dealId, respondBy);
-        uint256 index = c.chunkIndex;
+        uint256 index = _drawnChunk(dealId, deal.chunkCount, c.drawBlock);
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(index, keccak256(chunk)))));
         if (!MerkleProof.verifyCalldata(proof, deal.root, leaf)) revert StorageBadProof(dealId, index);
         c.respondBy = 0;
@@ -239,15 +272,17 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
     // ----------------------------------------------------------------- auditors
 
     /**
-     * @notice Challenges the node of an active deal to prove it holds a chunk the
-     * contract draws now (see the contract docs for how, and its limits).
+     * @notice Challenges the node of an active deal to prove it holds a chunk drawn
+     * from the hash of the next block, `drawBlock` (see the contract docs for why and
+     * its limits); {challengeChunk} tells the chunk once that block is mined. The
+     * answer is due by `respondBy`, `responseWindow` seconds from now.
      *
      * Requirements: the caller is the renter or has AUDITOR_ROLE; the deal is active
      * and its last epoch has not ended; no challenge pending; none yet this epoch.
      *
      * Emits {ChallengeIssued}.
      */
-    function challenge(uint256 dealId) external returns (uint256 chunkIndex) {
+    function challenge(uint256 dealId) external returns (uint256 drawBlock) {
         Deal storage deal = _activeDeal(dealId);
         if (msg.sender != deal.renter && !hasRole(AUDITOR_ROLE, msg.sender)) {
             revert StorageNotAuditor(dealId, msg.sender);
@@ -258,39 +293,51 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
         if (block.timestamp >= endsAt) revert StorageDealExpired(dealId, endsAt);
         uint256 epoch = (block.timestamp - deal.start) / deal.epochLength;
         if (c.epochPlusOne > epoch) revert StorageAlreadyChallenged(dealId, epoch);
-        uint256 seed =
-            uint256(keccak256(abi.encode(blockhash(block.number - 1), block.prevrandao, dealId, ++_challengeNonce)));
-        chunkIndex = seed % deal.chunkCount;
+        drawBlock = block.number + 1;
         uint32 respondBy = uint32(block.timestamp) + _responseWindow;
         _challenges[dealId] =
-            Challenge({chunkIndex: uint32(chunkIndex), respondBy: respondBy, epochPlusOne: uint32(epoch + 1)});
-        emit ChallengeIssued(dealId, deal.node, msg.sender, chunkIndex, respondBy);
+            Challenge({drawBlock: uint64(drawBlock), respondBy: respondBy, epochPlusOne: uint32(epoch + 1)});
+        emit ChallengeIssued(dealId, deal.node, msg.sender, drawBlock, respondBy);
     }
 
     // ------------------------------------------------------------------- anyone
 
     /**
-     * @notice Slashes the node of a deal whose challenge went unanswered: its
-     * collateral goes to the renter (less the registry's treasury share), every
-     * unpaid epoch is refunded, and the deal closes.
+     * @notice Ends a deal whose challenge went unanswered: the node is paid for the
+     * epochs completed before the challenge, the collateral share of the unserved
+     * epochs is slashed to the renter (less the registry's treasury share), the rest
+     * of the collateral is released, and the unserved epochs are refunded.
      *
-     * Requirements: the deal is active with a challenge pending past its window.
+     * Requirements: the deal is active with a challenge pending; its window has
+     * passed, or its draw block has left the 256-block horizon; the draw block was
+     * mined before this block.
      *
-     * Emits {DealSlashed}.
+     * Emits {DealSlashed} (and {EpochsPaid} when served epochs were unpaid).
      */
     function slashMissed(uint256 dealId) external nonReentrant {
         Deal storage deal = _activeDeal(dealId);
         Challenge storage c = _challenges[dealId];
         uint256 respondBy = c.respondBy;
         if (respondBy == 0) revert StorageNoChallenge(dealId);
-        if (block.timestamp <= respondBy) revert StorageResponseNotLate(dealId, respondBy);
+        uint256 drawBlock = c.drawBlock;
+        if (block.timestamp <= respondBy && block.number <= drawBlock + BLOCKHASH_HORIZON) {
+            revert StorageResponseNotLate(dealId, respondBy);
+        }
+        if (block.number <= drawBlock) revert StorageChunkNotDrawn(dealId, drawBlock);
         c.respondBy = 0;
         deal.status = DealStatus.Slashed;
-        uint256 refund = uint256(deal.pricePerEpoch) * (deal.epochs - deal.paidEpochs);
+        uint256 served = c.epochPlusOne - 1; // epochs completed when the challenge came
+        if (served > deal.paidEpochs) _pay(dealId, deal, served);
+        uint256 epochs = deal.epochs;
+        uint256 collateral = deal.collateral;
+        uint256 slashed = (collateral * (epochs - served)) / epochs;
+        uint256 refund = uint256(deal.pricePerEpoch) * (epochs - served);
         address renter = deal.renter;
+        address node = deal.node;
         _credit(renter, refund);
-        emit DealSlashed(dealId, deal.node, deal.shardId, deal.collateral, refund);
-        _registry.slash(deal.node, deal.collateral, renter);
+        emit DealSlashed(dealId, node, deal.shardId, slashed, collateral - slashed, refund);
+        if (collateral != slashed) _registry.unlock(node, collateral - slashed);
+        if (slashed != 0) _registry.slash(node, slashed, renter);
     }
 
     /**
@@ -349,7 +396,8 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
     // -------------------------------------------------------------------- admin
 
     /**
-     * @notice Sets the treasury and the protocol fee for payments from now on.
+     * @notice Sets the treasury (for every payment from now on) and the protocol fee
+     * of deals opened from now on; live deals keep the fee they were opened with.
      *
      * Requirements: caller has DEFAULT_ADMIN_ROLE; non-zero treasury; fee <= MAX_FEE_BPS.
      *
@@ -369,6 +417,20 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
     /// @notice A deal's latest challenge (`respondBy` is 0 when none is pending).
     function getChallenge(uint256 dealId) external view returns (Challenge memory) {
         return _challenges[dealId];
+    }
+
+    /**
+     * @notice The chunk the pending challenge of a deal asks for:
+     * keccak256(abi.encode(blockhash(drawBlock), dealId)) mod chunkCount.
+     *
+     * Requirements: a challenge is pending; its draw block is mined (a view runs in
+     * the context of the block it is called on, so ask from a later block) and
+     * among the last 256 blocks.
+     */
+    function challengeChunk(uint256 dealId) external view returns (uint256 chunkIndex) {
+        Challenge storage c = _challenges[dealId];
+        if (c.respondBy == 0) revert StorageNoChallenge(dealId);
+        return _drawnChunk(dealId, _deals[dealId].chunkCount, c.drawBlock);
     }
 
     /// @notice Completed epochs of an active deal not yet paid (0 for other deals).
@@ -394,7 +456,7 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
         return _dealCount;
     }
 
-    /// @notice The escrow's parameters.
+    /// @notice The escrow's parameters (`feeBps`: the fee new deals are opened with).
     function parameters()
         external
         view
@@ -449,7 +511,8 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
             acceptBy: acceptBy,
             start: 0,
             paidEpochs: 0,
-            status: DealStatus.Offered
+            status: DealStatus.Offered,
+            feeBps: _feeBps
         });
         emit DealOpened(
             dealId,
@@ -480,6 +543,15 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
         return uint256(deal.start) + uint256(deal.epochs) * deal.epochLength;
     }
 
+    /// @dev The chunk drawn from `drawBlock`'s hash; reverts while that block is not
+    /// mined before this one, and once it is older than the 256 blocks the EVM keeps.
+    function _drawnChunk(uint256 dealId, uint256 chunkCount, uint256 drawBlock) private view returns (uint256) {
+        if (block.number <= drawBlock) revert StorageChunkNotDrawn(dealId, drawBlock);
+        bytes32 hash = blockhash(drawBlock);
+        if (hash == bytes32(0)) revert StorageChunkExpired(dealId, drawBlock);
+        return uint256(keccak256(abi.encode(hash, dealId))) % chunkCount;
+    }
+
     /// @dev Pays up to epoch `due`; completes the deal when that was the last one.
     function _settle(uint256 dealId, Deal storage deal, uint256 due) private {
         _pay(dealId, deal, due);
@@ -490,11 +562,11 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
         }
     }
 
-    /// @dev Credits the node for epochs `paidEpochs..upTo` (less the fee, the treasury's).
+    /// @dev Credits the node for epochs `paidEpochs..upTo` (less the deal's fee, the treasury's).
     function _pay(uint256 dealId, Deal storage deal, uint256 upTo) private {
         uint256 count = upTo - deal.paidEpochs;
         uint256 amount = uint256(deal.pricePerEpoch) * count;
-        uint256 fee = (amount * _feeBps) / 10_000;
+        uint256 fee = (amount * deal.feeBps) / 10_000;
         deal.paidEpochs = uint32(upTo);
         _credit(deal.node, amount - fee);
         if (fee != 0) _credit(_treasury, fee);

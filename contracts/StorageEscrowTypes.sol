@@ -13,7 +13,7 @@ abstract contract StorageEscrowTypes {
         Active, // accepted: collateral locked, epochs running
         Completed, // every epoch paid, collateral released
         Cancelled, // withdrawn offer, or ended early by the renter
-        Slashed // a challenge went unanswered: collateral slashed to the renter
+        Slashed // a challenge went unanswered: part of the collateral slashed to the renter
     }
 
     /// @notice What a renter asks of one storage node for one shard.
@@ -27,7 +27,8 @@ abstract contract StorageEscrowTypes {
         uint32 epochLength; // seconds per epoch
     }
 
-    /// @dev Five storage slots; field order is the packing.
+    /// @dev Five storage slots; field order is the packing (the last slot holds the
+    /// six uint32s, the status and the fee: 27 of 32 bytes).
     struct Deal {
         address renter;
         uint96 pricePerEpoch;
@@ -42,11 +43,12 @@ abstract contract StorageEscrowTypes {
         uint32 start; // 0 until accepted
         uint32 paidEpochs;
         DealStatus status;
+        uint16 feeBps; // protocol fee of each epoch payment, fixed when the deal opens
     }
 
     /// @dev One storage slot per deal.
     struct Challenge {
-        uint32 chunkIndex;
+        uint64 drawBlock; // the chunk index comes from this block's hash (challenge block + 1)
         uint32 respondBy; // 0: no challenge pending
         uint32 epochPlusOne; // epoch of the latest challenge + 1 (0: never challenged)
     }
@@ -72,6 +74,8 @@ abstract contract StorageEscrowTypes {
     error StorageNoChallenge(uint256 dealId);
     error StorageResponseNotLate(uint256 dealId, uint256 respondBy);
     error StorageBadProof(uint256 dealId, uint256 chunkIndex);
+    error StorageChunkNotDrawn(uint256 dealId, uint256 drawBlock);
+    error StorageChunkExpired(uint256 dealId, uint256 drawBlock);
     error StorageNothingToWithdraw(address account);
 
     event DealOpened(
@@ -91,11 +95,16 @@ abstract contract StorageEscrowTypes {
     event DealCompleted(uint256 indexed dealId, address indexed node);
     event DealCancelled(uint256 indexed dealId, address indexed node, uint256 refund);
     event ChallengeIssued(
-        uint256 indexed dealId, address indexed node, address indexed by, uint256 chunkIndex, uint256 respondBy
+        uint256 indexed dealId, address indexed node, address indexed by, uint256 drawBlock, uint256 respondBy
     );
     event ChallengeAnswered(uint256 indexed dealId, address indexed node, uint256 chunkIndex);
     event DealSlashed(
-        uint256 indexed dealId, address indexed node, bytes32 indexed shardId, uint256 collateral, uint256 refund
+        uint256 indexed dealId,
+        address indexed node,
+        bytes32 indexed shardId,
+        uint256 slashed,
+        uint256 released,
+        uint256 refund
     );
     event Withdrawn(address indexed account, uint256 amount);
     event FeeSet(address treasury, uint256 feeBps);

@@ -4,9 +4,12 @@
   challenges live deals picked at random and slashes every deal whose challenge went
   unanswered past its window. Each slash emits {DealSlashed} naming the shard, which
   the repairer acts on (:meth:`~agents.storage.chain.StorageChain.slashed_shards`).
+  The chunk is drawn from the block after the challenge; on a dev chain, which mines
+  only on demand, the auditor mines that block itself after a pass that challenged.
 - :class:`NodeResponder` (run by a storage node) accepts offers for shards the node
   holds with a matching Merkle root, answers every challenge to the node with the
-  chunk and its proof, and settles the node's completed epochs.
+  chunk and its proof as soon as the draw block exists, and settles the node's
+  completed epochs.
 
 Both do one pass per :meth:`step` and loop with :meth:`run` until a stop event is set,
 so a node or auditor process can run them in a thread. The contract itself decides
@@ -112,6 +115,8 @@ class Auditor:
         ]
         for deal in self.rng.sample(candidates, min(self.per_step, len(candidates))):
             self._challenge(deal, now, report)
+        if report.challenged:
+            self.client.mine_if_dev_chain()  # the draw block, where blocks come on demand
         if report.challenged or report.slashed:
             logger.info(
                 "audit pass: challenged %s, slashed %s",
@@ -152,8 +157,8 @@ class Auditor:
         if not challenge.pending or deal is None or deal.status != DealStatus.ACTIVE:
             self._watch.discard(deal_id)
             return
-        if now <= challenge.respond_by:
-            return
+        if now <= challenge.respond_by and not challenge.expired_at(self.client.block_number()):
+            return  # still answerable
         try:
             self.client.slash_missed(deal_id)
         except RefusedError as exc:  # someone else slashed it first, or the node just answered
@@ -177,9 +182,9 @@ class Auditor:
             logger.info("deal %d: not challenged (%s)", deal.deal_id, exc)
             return
         logger.info(
-            "deal %d: challenged chunk %d, answer due by %d",
+            "deal %d: challenged (chunk drawn from block %d), answer due by %d",
             deal.deal_id,
-            challenge.chunk_index,
+            challenge.draw_block,
             challenge.respond_by,
         )
         self._watch.add(deal.deal_id)
@@ -316,27 +321,32 @@ class NodeResponder:
         if not challenge.pending or deal is None or deal.status != DealStatus.ACTIVE:
             self._challenged.discard(deal_id)
             return
-        if now > challenge.respond_by:
-            logger.error("deal %d: challenge window passed unanswered", deal_id)
+        head = self.client.block_number()
+        if now > challenge.respond_by or challenge.expired_at(head):
+            logger.error("deal %d: challenge passed unanswered", deal_id)
             self._challenged.discard(deal_id)
             return
+        index = self.client.chunk_of(challenge, deal.chunk_count)
+        if index is None:
+            logger.debug("deal %d: chunk not drawn yet (block %d)", deal_id, challenge.draw_block)
+            return  # kept: answered once the draw block is mined
         data = self._read(deal)
         if data is None:
             logger.error(
                 "deal %d: cannot answer chunk %d: shard %s is not here",
                 deal_id,
-                challenge.chunk_index,
+                index,
                 deal.shard_id.hex(),
             )
             report.unanswerable.append(deal_id)
             return  # kept: the shard may come back (repair) before the window closes
         try:
-            chunk, proof = chunk_proof(data, challenge.chunk_index, self.chunk_bytes)
+            chunk, proof = chunk_proof(data, index, self.chunk_bytes)
             self.client.respond(deal_id, chunk, proof)
         except (IndexError, RefusedError) as exc:
             logger.error("deal %d: answer refused: %s", deal_id, exc)
             report.unanswerable.append(deal_id)
             return
-        logger.info("deal %d: answered chunk %d", deal_id, challenge.chunk_index)
+        logger.info("deal %d: answered chunk %d", deal_id, index)
         self._challenged.discard(deal_id)
         report.answered.append(deal_id)

@@ -6,8 +6,14 @@ error) and returns plain dataclasses from reads. The contract's rules are in the
 NatSpec of ``contracts/StorageEscrow.sol``; in short: a renter opens a deal per
 shard (deposit ``price_per_epoch * epochs``, Merkle root of the shard's chunks), the
 node accepts (collateral locked in the registry), anyone settles completed epochs,
-the renter or an auditor challenges a chunk once per epoch, and a node that does not
-answer with the chunk and its proof within the response window is slashed.
+the renter or an auditor challenges a deal once per epoch, the chunk is drawn from
+the hash of the block after the challenge (:func:`draw_chunk`), and a node that does
+not answer with the chunk and its proof within the response window (or within 256
+blocks of the draw block) is slashed for the unserved share of its collateral.
+
+Dev chains (anvil, Ganache) mine only when something arrives, so after a challenge
+:meth:`StorageChain.mine_if_dev_chain` asks them for the draw block; elsewhere blocks
+come on their own.
 
 On chain a shard is named by a ``bytes32``; :func:`shard_key` turns the storage
 node's hex shard ids into one and :func:`shard_name` turns it back.
@@ -21,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
@@ -34,6 +41,12 @@ from protocol.deployments import Deployment
 logger = logging.getLogger(__name__)
 
 ZERO_KEY = b"\x00" * 32
+DEV_CHAINS = (1337, 31337)  # chains that mine on demand and accept evm_mine
+BLOCKHASH_HORIZON = 256  # blocks whose hash the EVM keeps: answers must come within it
+# Gas limit of `respond` (measured: 79k for a 1 KiB chunk with 12 siblings)
+RESPOND_GAS_BASE = 80_000
+RESPOND_GAS_PER_BYTE = 20  # calldata, copying and hashing the chunk
+RESPOND_GAS_PER_SIBLING = 1_000  # calldata and one hash per proof level
 
 
 class DealStatus(enum.IntEnum):
@@ -60,6 +73,13 @@ def shard_key(name: str) -> bytes:
 def shard_name(key: bytes, *, id_bytes: int = 16) -> str:
     """The hex shard id behind `key` (inverse of :func:`shard_key` for `id_bytes`-byte ids)."""
     return bytes(key)[-id_bytes:].hex()
+
+
+def draw_chunk(block_hash: bytes, deal_id: int, chunk_count: int) -> int:
+    """The chunk a challenge asks for: keccak256(abi.encode(blockhash(drawBlock),
+    dealId)) mod chunkCount, as ``StorageEscrow.challengeChunk`` computes it."""
+    seed = Web3.keccak(encode(["bytes32", "uint256"], [bytes(block_hash), deal_id]))
+    return int.from_bytes(seed, "big") % chunk_count
 
 
 @dataclass(frozen=True)
@@ -132,6 +152,7 @@ class Deal:
     start: int  # 0 until accepted
     paid_epochs: int
     status: DealStatus
+    fee_bps: int  # protocol fee of each epoch payment, fixed when the deal opened
 
     @property
     def live(self) -> bool:
@@ -155,16 +176,25 @@ class Deal:
 
 @dataclass(frozen=True)
 class Challenge:
-    """A deal's latest challenge; ``respond_by == 0`` means none is pending."""
+    """A deal's latest challenge; ``respond_by == 0`` means none is pending.
+
+    The chunk is drawn from the hash of block ``draw_block`` (the one after the
+    challenge): unknown until that block is mined, answerable until 256 blocks later.
+    """
 
     deal_id: int
-    chunk_index: int
+    draw_block: int
     respond_by: int
     epoch_plus_one: int  # epoch of the latest challenge + 1 (0: never challenged)
 
     @property
     def pending(self) -> bool:
         return self.respond_by != 0
+
+    def expired_at(self, block_number: int) -> bool:
+        """True when an answer sent now (landing after `block_number`) would be too late
+        for the EVM to know the draw block's hash."""
+        return block_number + 1 > self.draw_block + BLOCKHASH_HORIZON
 
 
 @dataclass(frozen=True)
@@ -174,7 +204,8 @@ class SlashedShard:
     deal_id: int
     node: str
     shard_id: bytes
-    collateral: int
+    slashed: int  # collateral slashed to the renter (the unserved share)
+    released: int  # collateral returned to the node's free stake
     refund: int
     block_number: int
 
@@ -248,14 +279,44 @@ class StorageChain:
         return self.wallet.transact(self.contract.functions.accept(deal_id))
 
     def respond(self, deal_id: int, chunk: bytes, proof: Sequence[bytes]) -> TxReceipt:
-        return self.wallet.transact(self.contract.functions.respond(deal_id, chunk, list(proof)))
+        """Answer the pending challenge with `chunk` and its Merkle proof.
+
+        Sent with a gas limit bounded by the chunk and proof sizes instead of an
+        estimate: the answer goes out as soon as the draw block is mined, while that
+        block is still the latest one, and an estimate runs in the latest block's
+        context, where the EVM cannot see that block's hash (the call would seem to
+        revert with StorageChunkNotDrawn although the transaction, mined later,
+        succeeds). Unused gas is not charged.
+        """
+        gas = (
+            RESPOND_GAS_BASE
+            + RESPOND_GAS_PER_BYTE * len(chunk)
+            + RESPOND_GAS_PER_SIBLING * len(proof)
+        )
+        fn = self.contract.functions.respond(deal_id, chunk, list(proof))
+        return self.wallet.transact(fn, gas=gas)
 
     # ----------------------------------------------------------------- auditors
 
     def challenge(self, deal_id: int) -> Challenge:
-        """Challenge the deal's node; return the challenge with the chunk the contract drew."""
+        """Challenge the deal's node; return the challenge (its chunk is drawn from the
+        next block, see :meth:`chunk_of`)."""
         self.wallet.transact(self.contract.functions.challenge(deal_id))
         return self.challenge_of(deal_id)
+
+    def mine_if_dev_chain(self) -> bool:
+        """On a dev chain, mine an empty block (``evm_mine``) so the draw block of a
+        challenge just sent exists; return whether it did.
+
+        Dev chains mine only when a transaction arrives, and a node has nothing to send
+        before it knows its chunk, so the challenger mines the block. This lets the
+        challenger time the draw block, which is harmless only where no value is at
+        stake; other chains produce blocks on their own and this does nothing.
+        """
+        if self.wallet.chain_id not in DEV_CHAINS:
+            return False
+        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        return True
 
     def slash_missed(self, deal_id: int) -> TxReceipt:
         return self.wallet.transact(self.contract.functions.slashMissed(deal_id))
@@ -309,11 +370,24 @@ class StorageChain:
             start=int(d[10]),
             paid_epochs=int(d[11]),
             status=DealStatus(int(d[12])),
+            fee_bps=int(d[13]),
         )
 
     def challenge_of(self, deal_id: int) -> Challenge:
         c = self.contract.functions.getChallenge(deal_id).call()
         return Challenge(deal_id, int(c[0]), int(c[1]), int(c[2]))
+
+    def chunk_of(self, challenge: Challenge, chunk_count: int) -> int | None:
+        """The chunk `challenge` asks for, or None while its draw block is not mined.
+
+        Computed from the draw block's hash (:func:`draw_chunk`) as soon as that block
+        exists; the contract's ``challengeChunk`` view agrees one block later (a view
+        runs in the context of the latest block, which cannot see its own hash).
+        """
+        if self.block_number() < challenge.draw_block:
+            return None
+        block = self.w3.eth.get_block(challenge.draw_block)
+        return draw_chunk(bytes(block["hash"]), challenge.deal_id, chunk_count)
 
     def deal_count(self) -> int:
         return int(self.contract.functions.dealCount().call())
@@ -367,7 +441,8 @@ class StorageChain:
                 deal_id=int(e["args"]["dealId"]),
                 node=Web3.to_checksum_address(e["args"]["node"]),
                 shard_id=bytes(e["args"]["shardId"]),
-                collateral=int(e["args"]["collateral"]),
+                slashed=int(e["args"]["slashed"]),
+                released=int(e["args"]["released"]),
                 refund=int(e["args"]["refund"]),
                 block_number=int(e["blockNumber"]),
             )

@@ -554,8 +554,22 @@ class Deals:
         return dict(self.storage.getDeal(deal_id).dict())
 
     def challenge(self, deal_id: int, sender: Any) -> int:
-        """Challenge the deal; return the chunk index the contract drew."""
-        return int(self.storage.challenge(deal_id, {"from": sender}).return_value)
+        """Challenge the deal, mine its draw block, return the chunk drawn from it.
+
+        The dev chains mine only when something arrives, so the block whose hash
+        draws the chunk is mined here, as the auditor agent does on them.
+        """
+        self.storage.challenge(deal_id, {"from": sender})
+        chain.mine()
+        return self.chunk(deal_id)
+
+    def chunk(self, deal_id: int) -> int:
+        """The pending challenge's chunk, from its draw block's hash (once mined)."""
+        return drawn_chunk(
+            self.storage.getChallenge(deal_id).dict()["drawBlock"],
+            deal_id,
+            self.deal(deal_id)["chunkCount"],
+        )
 
     @staticmethod
     def answer(index: int, data: bytes = SHARD) -> tuple[bytes, list[bytes]]:
@@ -563,14 +577,20 @@ class Deals:
         return _chunks(data)[index], merkle.proof(merkle.chunk_leaves(data), index)
 
     def respond(self, deal_id: int, node: Any, data: bytes = SHARD) -> Any:
-        index = self.storage.getChallenge(deal_id).dict()["chunkIndex"]
-        chunk, proof = self.answer(index, data)
+        chunk, proof = self.answer(self.chunk(deal_id), data)
         return self.storage.respond(deal_id, chunk, proof, {"from": node})
 
     def sleep_epochs(self, deal_id: int, epochs: float) -> None:
         """Move to `epochs` epochs (may be fractional) after the deal's start."""
         deal = self.deal(deal_id)
         sleep_past(deal["start"] + int(epochs * deal["epochLength"]), margin=0)
+
+
+def drawn_chunk(draw_block: int, deal_id: int, chunk_count: int) -> int:
+    """keccak256(abi.encode(blockhash(drawBlock), dealId)) mod chunkCount, off chain."""
+    block_hash = bytes(web3.eth.get_block(draw_block)["hash"])
+    seed = web3.keccak(encode(["bytes32", "uint256"], [block_hash, deal_id]))
+    return int.from_bytes(seed, "big") % chunk_count
 
 
 def _chunks(data: bytes) -> list[bytes]:

@@ -1,7 +1,7 @@
 """StorageEscrow audits: challenges, Merkle-proof answers, deadlines and slashing."""
 
 import pytest
-from brownie import web3
+from brownie import chain, web3
 from conftest import (
     DEAL_ACTIVE,
     DEAL_COMPLETED,
@@ -16,6 +16,7 @@ from conftest import (
     STAKE,
     STORAGE_COLLATERAL,
     Deals,
+    drawn_chunk,
     plain,
     shard_id,
     sleep_past,
@@ -26,7 +27,16 @@ from protocol import merkle
 
 WINDOW = PARAMS.storage_response_window
 NODE_PAY = EPOCH_PRICE - EPOCH_FEE
-SLASH_TO_TREASURY = STORAGE_COLLATERAL * PARAMS.slash_treasury_bps // 10_000
+HORIZON = 256
+
+
+def to_treasury(slashed):
+    return slashed * PARAMS.slash_treasury_bps // 10_000
+
+
+def slash_share(served, epochs=EPOCHS, collateral=STORAGE_COLLATERAL):
+    """The documented rule: the collateral share of the unserved epochs, rounded down."""
+    return collateral * (epochs - served) // epochs
 
 
 def respond_by(storage, deal_id):
@@ -36,35 +46,55 @@ def respond_by(storage, deal_id):
 # -------------------------------------------------------------------- challenge
 
 
-def test_renter_challenge_draws_a_chunk_and_sets_the_deadline(storage, deals, renter, providers):
+def test_renter_challenge_records_the_next_block_and_the_deadline(
+    storage, deals, renter, providers
+):
     node = providers[0]
     deal_id = deals.open_active(renter, node)
     tx = storage.challenge(deal_id, {"from": renter})
     c = storage.getChallenge(deal_id).dict()
-    assert 0 <= tx.return_value == c["chunkIndex"] < 5
+    assert tx.return_value == c["drawBlock"] == tx.block_number + 1
     assert c["respondBy"] == tx.timestamp + WINDOW and c["epochPlusOne"] == 1
     event = tx.events["ChallengeIssued"]
     assert (event["dealId"], event["node"], event["by"]) == (deal_id, node, renter)
-    assert (event["chunkIndex"], event["respondBy"]) == (c["chunkIndex"], c["respondBy"])
+    assert (event["drawBlock"], event["respondBy"]) == (c["drawBlock"], c["respondBy"])
 
 
-def test_chunk_index_follows_the_documented_derivation(storage, deals, renter, providers):
-    """keccak256(abi.encode(blockhash(n - 1), prevrandao, dealId, nonce)) mod chunkCount."""
+def test_chunk_is_unknown_when_challenged_and_drawn_from_the_next_blocks_hash(
+    storage, deals, renter, providers, reverts
+):
+    """keccak256(abi.encode(blockhash(challenge block + 1), dealId)) mod chunkCount."""
     deal_id = deals.open_active(renter, providers[0], data=bytes(100 * 1024))
     tx = storage.challenge(deal_id, {"from": renter})
-    block = web3.eth.get_block(tx.block_number)
-    parent = bytes(web3.eth.get_block(tx.block_number - 1)["hash"])
-    # anvil reports prevrandao as mixHash; Ganache (istanbul rules) runs DIFFICULTY instead
-    candidates = {int.from_bytes(bytes(block["mixHash"]), "big"), int(block["difficulty"])}
-    expected = {
-        int.from_bytes(
-            web3.keccak(encode(["bytes32", "uint256", "uint256", "uint256"], [parent, r, 1, 1])),
-            "big",
-        )
-        % 100
-        for r in candidates
-    }
-    assert tx.return_value in expected
+    draw = tx.block_number + 1
+    assert web3.eth.block_number == tx.block_number  # the draw block does not exist yet
+    with reverts("StorageChunkNotDrawn", deal_id, draw):
+        storage.challengeChunk(deal_id)
+    chain.mine()  # block `draw`: its hash fixes the chunk
+    block_hash = bytes(web3.eth.get_block(draw)["hash"])
+    seed = web3.keccak(encode(["bytes32", "uint256"], [block_hash, deal_id]))
+    expected = int.from_bytes(seed, "big") % 100
+    assert drawn_chunk(draw, deal_id, 100) == expected
+    chain.mine()  # a view runs in the latest block's context: it sees `draw` from draw + 1
+    assert storage.challengeChunk(deal_id) == expected
+    tx = deals.respond(deal_id, providers[0], bytes(100 * 1024))
+    assert tx.events["ChallengeAnswered"]["chunkIndex"] == expected
+
+
+def test_respond_in_the_draw_block_itself_reverts(storage, deals, renter, providers, reverts):
+    """Sent before the draw block exists, the answer lands in it and cannot know the chunk."""
+    node = providers[0]
+    deal_id = deals.open_active(renter, node)
+    tx = storage.challenge(deal_id, {"from": renter})
+    chunk, proof = Deals.answer(0)
+    with reverts("StorageChunkNotDrawn", deal_id, tx.block_number + 1):
+        storage.respond(deal_id, chunk, proof, {"from": node})
+
+
+def test_challenge_chunk_without_a_challenge_reverts(storage, deals, renter, providers, reverts):
+    deal_id = deals.open_active(renter, providers[0])
+    with reverts("StorageNoChallenge", deal_id):
+        storage.challengeChunk(deal_id)
 
 
 def test_chunk_indices_differ_between_challenges(storage, deals, renter, providers):
@@ -247,21 +277,23 @@ def test_slash_after_an_answer_reverts(storage, deals, renter, providers, outsid
         storage.slashMissed(deal_id, {"from": outsider})
 
 
-def test_missed_challenge_slashes_collateral_to_the_renter_and_refunds_unpaid_epochs(
+def test_missed_challenge_slashes_the_unserved_share_to_the_renter_and_refunds_the_rest(
     storage, registry, token, deals, renter, providers, treasury, outsider
 ):
     node = providers[0]
     deal_id = deals.open_active(renter, node, label="lost")
     deals.sleep_epochs(deal_id, 1)
     storage.settle(deal_id, {"from": outsider})
-    deals.challenge(deal_id, renter)
+    deals.challenge(deal_id, renter)  # in epoch 1: one epoch served
     sleep_past(respond_by(storage, deal_id))
     renter_before, treasury_before = token.balanceOf(renter), token.balanceOf(treasury)
     tx = storage.slashMissed(deal_id, {"from": outsider})
+    slashed = slash_share(1)
+    assert slashed == STORAGE_COLLATERAL * 3 // 4
     assert deals.deal(deal_id)["status"] == DEAL_SLASHED
-    assert token.balanceOf(renter) - renter_before == STORAGE_COLLATERAL - SLASH_TO_TREASURY
-    assert token.balanceOf(treasury) - treasury_before == SLASH_TO_TREASURY
-    assert plain(registry.stakeOf(node))[:2] == (STAKE - STORAGE_COLLATERAL, 0)
+    assert token.balanceOf(renter) - renter_before == slashed - to_treasury(slashed)
+    assert token.balanceOf(treasury) - treasury_before == to_treasury(slashed)
+    assert plain(registry.stakeOf(node))[:2] == (STAKE - slashed, 0)  # the rest released
     assert storage.creditOf(renter) == (EPOCHS - 1) * EPOCH_PRICE
     assert storage.creditOf(node) == NODE_PAY  # the epoch paid before stays paid
     event = tx.events["DealSlashed"]
@@ -270,12 +302,127 @@ def test_missed_challenge_slashes_collateral_to_the_renter_and_refunds_unpaid_ep
         node,
         shard_id("lost"),
     )
-    assert (event["collateral"], event["refund"]) == (
-        STORAGE_COLLATERAL,
+    assert (event["slashed"], event["released"], event["refund"]) == (
+        slashed,
+        STORAGE_COLLATERAL - slashed,
         (EPOCHS - 1) * EPOCH_PRICE,
     )
     assert tx.events["ProviderSlashed"]["beneficiary"] == renter
+    assert tx.events["ProviderSlashed"]["amount"] == slashed
     assert respond_by(storage, deal_id) == 0
+
+
+def test_missed_challenge_first_pays_the_epochs_served_before_it(
+    storage, registry, token, deals, renter, providers, treasury, outsider
+):
+    """Two epochs completed and unsettled when the challenge came: the node keeps them."""
+    node = providers[0]
+    deal_id = deals.open_active(renter, node)
+    deals.sleep_epochs(deal_id, 2.3)
+    deals.challenge(deal_id, renter)
+    sleep_past(respond_by(storage, deal_id))  # epoch 3 elapses meanwhile: refunded
+    tx = storage.slashMissed(deal_id, {"from": outsider})
+    assert tx.events["EpochsPaid"]["epochs"] == 2
+    assert deals.deal(deal_id)["paidEpochs"] == 2
+    assert storage.creditOf(node) == 2 * NODE_PAY
+    assert storage.creditOf(treasury) == 2 * EPOCH_FEE
+    assert storage.creditOf(renter) == (EPOCHS - 2) * EPOCH_PRICE
+    slashed = slash_share(2)
+    assert tx.events["DealSlashed"]["slashed"] == slashed == STORAGE_COLLATERAL // 2
+    assert plain(registry.stakeOf(node))[:2] == (STAKE - slashed, 0)
+    assert token.balanceOf(storage) == storage.creditOf(node) + storage.creditOf(
+        treasury
+    ) + storage.creditOf(renter)
+
+
+@pytest.mark.parametrize("served", [0, 1, 3])
+def test_slash_scales_with_the_unserved_share_of_the_deal(
+    storage, registry, deals, renter, providers, outsider, served
+):
+    node = providers[0]
+    deal_id = deals.open_active(renter, node)
+    deals.sleep_epochs(deal_id, served + 0.2)
+    deals.challenge(deal_id, renter)
+    sleep_past(respond_by(storage, deal_id))
+    tx = storage.slashMissed(deal_id, {"from": outsider})
+    slashed = STORAGE_COLLATERAL * (EPOCHS - served) // EPOCHS
+    event = tx.events["DealSlashed"]
+    assert (event["slashed"], event["released"]) == (slashed, STORAGE_COLLATERAL - slashed)
+    assert event["refund"] == (EPOCHS - served) * EPOCH_PRICE
+    assert storage.creditOf(node) == served * NODE_PAY
+    assert plain(registry.stakeOf(node))[:2] == (STAKE - slashed, 0)
+
+
+def test_slash_rounds_down_in_the_nodes_favour(
+    storage, registry, deals, renter, providers, outsider
+):
+    node = providers[0]
+    price = 10**18 + 1  # collateral 5e17 + 0.5 -> odd wei amounts across 3 epochs
+    deal_id = deals.open_active(renter, node, price=price, epochs=3)
+    collateral = deals.deal(deal_id)["collateral"]
+    deals.sleep_epochs(deal_id, 1.2)
+    deals.challenge(deal_id, renter)
+    sleep_past(respond_by(storage, deal_id))
+    tx = storage.slashMissed(deal_id, {"from": outsider})
+    assert tx.events["DealSlashed"]["slashed"] == collateral * 2 // 3
+    assert plain(registry.stakeOf(node))[:2] == (STAKE - collateral * 2 // 3, 0)
+
+
+def test_slash_in_the_draw_block_itself_reverts(
+    storage, deals, renter, providers, outsider, reverts
+):
+    """No block came during the whole window (a chain that mines on demand): the node
+    never could know its chunk, so the slash waits for the draw block."""
+    deal_id = deals.open_active(renter, providers[0])
+    tx = storage.challenge(deal_id, {"from": renter})
+    chain.sleep(WINDOW + 5)  # no block mined
+    with reverts("StorageChunkNotDrawn", deal_id, tx.block_number + 1):
+        storage.slashMissed(deal_id, {"from": outsider})
+    storage.slashMissed(deal_id, {"from": outsider})  # the reverted call mined the block
+    assert deals.deal(deal_id)["status"] == DEAL_SLASHED
+
+
+# ---------------------------------------------------------- the 256-block horizon
+
+
+def test_after_the_blockhash_horizon_the_chunk_is_gone_and_the_challenge_counts_as_missed(
+    storage, registry, deals, renter, providers, outsider, reverts
+):
+    node = providers[0]
+    deal_id = deals.open_active(renter, node)
+    deals.sleep_epochs(deal_id, 1.2)
+    index = deals.challenge(deal_id, renter)
+    draw = storage.getChallenge(deal_id).dict()["drawBlock"]
+    deadline = respond_by(storage, deal_id)
+    chain.mine(draw + HORIZON - 1 - web3.eth.block_number)
+    with reverts("StorageResponseNotLate", deal_id, deadline):
+        storage.slashMissed(deal_id, {"from": outsider})  # lands in draw + 256: not yet
+    assert storage.challengeChunk(deal_id) == index  # as seen from block draw + 256
+    chunk, proof = Deals.answer(index)
+    with reverts("StorageChunkExpired", deal_id, draw):
+        storage.respond(deal_id, chunk, proof, {"from": node})  # lands in draw + 257
+    with reverts("StorageChunkExpired", deal_id, draw):
+        storage.challengeChunk(deal_id)
+    assert chain.time() < deadline  # the window is still open, the answer no longer possible
+    tx = storage.slashMissed(deal_id, {"from": outsider})
+    assert tx.events["DealSlashed"]["slashed"] == slash_share(1)
+    assert storage.creditOf(node) == NODE_PAY
+    assert deals.deal(deal_id)["status"] == DEAL_SLASHED
+
+
+def test_an_answer_in_the_last_block_of_the_horizon_counts(
+    storage, deals, renter, providers, outsider, reverts
+):
+    node = providers[0]
+    deal_id = deals.open_active(renter, node)
+    deals.challenge(deal_id, renter)
+    draw = storage.getChallenge(deal_id).dict()["drawBlock"]
+    chain.mine(draw + HORIZON - 1 - web3.eth.block_number)  # the answer lands in draw + 256
+    deals.respond(deal_id, node)
+    assert respond_by(storage, deal_id) == 0
+    sleep_past(storage.endsAt(deal_id))
+    with reverts("StorageNoChallenge", deal_id):
+        storage.slashMissed(deal_id, {"from": outsider})
 
 
 def test_slash_twice_reverts_and_nothing_more_is_paid(
@@ -293,6 +440,7 @@ def test_slash_twice_reverts_and_nothing_more_is_paid(
         storage.cancel(deal_id, {"from": renter})
     assert storage.settleMany([deal_id], {"from": outsider}).return_value == 0
     assert storage.creditOf(renter) == EPOCHS * EPOCH_PRICE
+    assert storage.creditOf(providers[0]) == 0  # challenged in epoch 0: nothing served
 
 
 def test_a_wrong_proof_counts_as_no_answer(storage, deals, renter, providers, outsider, reverts):
@@ -370,6 +518,7 @@ def test_slash_of_one_deal_leaves_the_nodes_other_collateral_locked(
     sleep_past(respond_by(storage, lost))
     storage.slashMissed(lost, {"from": outsider})
     assert registry.stakeOf(node)[1] == STORAGE_COLLATERAL + job_collateral
+    assert registry.stakeOf(node)[0] == STAKE - STORAGE_COLLATERAL  # missed in epoch 0
     assert deals.deal(kept)["status"] == DEAL_ACTIVE
     deals.challenge(kept, renter2)
     deals.respond(kept, node)

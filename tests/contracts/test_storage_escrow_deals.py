@@ -68,6 +68,7 @@ def test_open_deal_escrows_the_deposit_and_records_the_terms(
     assert deal["collateral"] == STORAGE_COLLATERAL
     assert deal["acceptBy"] == tx.timestamp + PARAMS.storage_accept_window
     assert (deal["start"], deal["paidEpochs"], deal["status"]) == (0, 0, DEAL_OFFERED)
+    assert deal["feeBps"] == PARAMS.fee_bps
     event = tx.events["DealOpened"]
     assert (event["dealId"], event["renter"], event["node"]) == (deal_id, renter, node)
     assert event["chunkCount"] == 5 and event["epochs"] == EPOCHS
@@ -246,6 +247,44 @@ def test_settle_pays_each_completed_epoch_less_the_fee(
     event = tx.events["EpochsPaid"]
     assert (event["epochs"], event["amount"], event["fee"]) == (1, NODE_PAY, EPOCH_FEE)
     assert deals.deal(deal_id)["paidEpochs"] == 1 and storage.dueEpochs(deal_id) == 0
+
+
+def test_fee_raised_by_the_admin_does_not_reach_a_live_deal(
+    storage, deals, renter, providers, deployer, treasury, outsider
+):
+    """The fee is fixed when the deal opens; setFee applies to deals opened after it."""
+    old_deal = deals.open_active(renter, providers[0])
+    offered = deals.open(renter, providers[1])
+    raised = storage.MAX_FEE_BPS()
+    storage.setFee(treasury, raised, {"from": deployer})
+    new_deal = deals.open_active(renter, providers[2])
+    storage.accept(offered, {"from": providers[1]})
+    assert [deals.deal(i)["feeBps"] for i in (old_deal, offered, new_deal)] == [
+        PARAMS.fee_bps,
+        PARAMS.fee_bps,
+        raised,
+    ]
+    deals.sleep_epochs(new_deal, 1)
+    tx = storage.settleMany([old_deal, offered, new_deal], {"from": outsider})
+    assert [e["fee"] for e in tx.events["EpochsPaid"]] == [
+        EPOCH_FEE,
+        EPOCH_FEE,
+        EPOCH_PRICE * raised // 10_000,
+    ]
+    assert storage.creditOf(providers[0]) == storage.creditOf(providers[1]) == NODE_PAY
+    assert storage.creditOf(providers[2]) == EPOCH_PRICE - EPOCH_PRICE * raised // 10_000
+
+
+def test_fee_lowered_by_the_admin_does_not_reach_a_live_deal_on_cancel(
+    storage, deals, renter, providers, deployer, treasury
+):
+    node = providers[0]
+    deal_id = deals.open_active(renter, node)
+    storage.setFee(treasury, 0, {"from": deployer})
+    deals.sleep_epochs(deal_id, 1.5)
+    tx = storage.cancel(deal_id, {"from": renter})
+    assert tx.events["EpochsPaid"]["fee"] == 2 * EPOCH_FEE
+    assert storage.creditOf(node) == 2 * NODE_PAY and storage.creditOf(treasury) == 2 * EPOCH_FEE
 
 
 def test_settle_twice_in_one_epoch_pays_once(storage, deals, renter, providers, reverts):

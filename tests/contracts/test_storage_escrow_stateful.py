@@ -2,8 +2,10 @@
 
 ``StorageModel`` adds StorageEscrow's rules (its NatSpec, restated in Python) to that
 test's ``Model``; ``StorageRules`` adds rules that open, accept, settle, cancel,
-challenge, answer (truthfully, with a forged chunk, or from the wrong account) and
-slash storage deals to its ``EscrowMachine``, and the invariant (checked by the
+challenge, answer (truthfully, with a forged chunk, from the wrong account, before
+the draw block exists or after it left the 256-block horizon) and slash storage
+deals, and that change the fee of new deals, to its ``EscrowMachine``, and the
+invariant (checked by the
 host's after every step) that the storage escrow holds exactly the unpaid epochs of
 live deals plus its credits, as the model says. Both escrows
 lock collateral in the one registry, so the stake invariants there cover their
@@ -15,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from brownie import chain
+from brownie import chain, web3
 from conftest import (
     DEAL_ACTIVE,
     DEAL_CANCELLED,
@@ -25,6 +27,7 @@ from conftest import (
     PARAMS,
     SHARD,
     TOKEN,
+    drawn_chunk,
     need,
     shard_id,
 )
@@ -36,6 +39,8 @@ SHARDS = [b"", bytes(range(256)) * 6, SHARD, bytes(i % 253 for i in range(9 * 10
 EPOCH_LENGTHS = [60, 150, 400]
 EPOCH_COUNTS = [1, 2, 4]
 EPOCH_PRICES = [1 * TOKEN, 3 * TOKEN]
+FEES_BPS = [0, PARAMS.fee_bps, 1000]  # what the admin may set the fee of new deals to
+HORIZON = 256  # blocks whose hash the EVM keeps
 _LEAVES = [merkle.chunk_leaves(s) for s in SHARDS]
 _ROOTS = [merkle.root(leaves) for leaves in _LEAVES]
 
@@ -66,12 +71,13 @@ class Deal:
     collateral: int
     accept_by: int
     keeps_data: bool  # the advance rule answers challenges only for nodes that kept it
+    fee_bps: int
     start: int = 0
     paid: int = 0
     status: int = DEAL_OFFERED
     respond_by: int = 0
     epoch_plus_one: int = 0
-    index: int = 0
+    draw_block: int = 0
 
     @property
     def live(self) -> bool:
@@ -84,6 +90,12 @@ class Deal:
     def due(self, ts: int) -> int:
         return min(self.epochs, (ts - self.start) // self.length)
 
+    def chunk(self) -> int:
+        """The pending challenge's chunk once its draw block is mined (else 0)."""
+        if web3.eth.block_number < self.draw_block:
+            return 0
+        return drawn_chunk(self.draw_block, self.id, self.chunk_count)
+
 
 def terms(node: str, shard: int, price: int, epochs: int, length: int, chunks: int | None = None):
     count = len(_LEAVES[shard]) if chunks is None else chunks
@@ -95,11 +107,13 @@ class StorageModel:
 
     Uses the host's ``_move``, ``_slash``, ``_unlock``, ``_check_lock``, ``stakes``,
     ``balances`` and ``treasury``. Every operation checks first (raising ``Revert``
-    in the contract's order), then applies.
+    in the contract's order), then applies. `block` is the number of the block the
+    call landed in (reverted calls are mined too).
     """
 
     def _init_storage(self, auditor: str) -> None:
         self.auditor = auditor
+        self.storage_fee_bps = PARAMS.fee_bps
         self.deals: dict[int, Deal] = {}
         self.storage_credits: dict[str, int] = dict.fromkeys(self.balances, 0)
         self.storage_balance = 0
@@ -128,6 +142,7 @@ class StorageModel:
                 collateral=price * epochs * PARAMS.storage_collateral_bps // 10_000,
                 accept_by=ts + ACCEPT_S,
                 keeps_data=keeps,
+                fee_bps=self.storage_fee_bps,
             )
         self._move(renter, "storage", total)
         return first
@@ -170,7 +185,7 @@ class StorageModel:
         self.storage_credits[deal.renter] += refund
         return refund
 
-    def challenge_deal(self, deal_id: int, sender: str, ts: int) -> None:
+    def challenge_deal(self, deal_id: int, sender: str, ts: int, block: int) -> None:
         deal = self._active_deal(deal_id)
         need(sender in (deal.renter, self.auditor), "StorageNotAuditor")
         need(deal.respond_by == 0, "StorageChallengePending")
@@ -178,24 +193,39 @@ class StorageModel:
         epoch = (ts - deal.start) // deal.length
         need(deal.epoch_plus_one <= epoch, "StorageAlreadyChallenged")
         deal.respond_by, deal.epoch_plus_one = ts + WINDOW, epoch + 1
+        deal.draw_block = block + 1
 
-    def respond_deal(self, deal_id: int, sender: str, truthful: bool, ts: int) -> None:
+    def respond_deal(self, deal_id: int, sender: str, truthful: bool, ts: int, block: int):
         deal = self._active_deal(deal_id)
         need(sender == deal.node, "StorageNotNode")
         need(deal.respond_by != 0, "StorageNoChallenge")
         need(ts <= deal.respond_by, "StorageWindowClosed")
+        need(block > deal.draw_block, "StorageChunkNotDrawn")
+        need(block <= deal.draw_block + HORIZON, "StorageChunkExpired")
         need(truthful, "StorageBadProof")
         deal.respond_by = 0
 
-    def slash_missed(self, deal_id: int, ts: int) -> int:
+    def slash_missed(self, deal_id: int, ts: int, block: int) -> tuple[int, int]:
+        """Slash a missed challenge; return (refund, collateral slashed)."""
         deal = self._active_deal(deal_id)
         need(deal.respond_by != 0, "StorageNoChallenge")
-        need(ts > deal.respond_by, "StorageResponseNotLate")
+        late = ts > deal.respond_by or block > deal.draw_block + HORIZON
+        need(late, "StorageResponseNotLate")
+        need(block > deal.draw_block, "StorageChunkNotDrawn")
         deal.respond_by, deal.status = 0, DEAL_SLASHED
-        refund = deal.price * (deal.epochs - deal.paid)
+        served = deal.epoch_plus_one - 1  # epochs completed when the challenge came
+        if served > deal.paid:
+            self._pay_deal(deal, served)
+        slashed = deal.collateral * (deal.epochs - served) // deal.epochs
+        refund = deal.price * (deal.epochs - served)
         self.storage_credits[deal.renter] += refund
-        self._slash(deal.node, deal.collateral, deal.renter)
-        return refund
+        self._unlock(deal.node, deal.collateral - slashed)
+        self._slash(deal.node, slashed, deal.renter)
+        return refund, slashed
+
+    def set_storage_fee(self, sender: str, fee_bps: int) -> None:
+        need(sender == self.auditor, "AccessControlUnauthorizedAccount")  # the deployer
+        self.storage_fee_bps = fee_bps
 
     def settle_deal(self, deal_id: int, ts: int) -> int:
         deal = self._active_deal(deal_id)
@@ -231,7 +261,7 @@ class StorageModel:
 
     def _pay_deal(self, deal: Deal, up_to: int) -> None:
         amount = deal.price * (up_to - deal.paid)
-        fee = amount * PARAMS.fee_bps // 10_000
+        fee = amount * deal.fee_bps // 10_000
         deal.paid = up_to
         self.storage_credits[deal.node] += amount - fee
         self.storage_credits[self.treasury] += fee
@@ -279,8 +309,10 @@ class StorageRules:
         on_chain = self.storage.getDeal(deal.id).dict()
         assert on_chain["status"] == deal.status, f"deal {deal.id} status"
         assert (on_chain["paidEpochs"], on_chain["start"]) == (deal.paid, deal.start)
+        assert on_chain["feeBps"] == deal.fee_bps
         c = self.storage.getChallenge(deal.id).dict()
         assert (c["respondBy"], c["epochPlusOne"]) == (deal.respond_by, deal.epoch_plus_one)
+        assert c["drawBlock"] == deal.draw_block
 
     # ---------------------------------------------------------------- operations
 
@@ -334,15 +366,15 @@ class StorageRules:
             self.storage.challenge,
             deal.id,
             sender=sender,
-            model=lambda ts: self.model.challenge_deal(deal.id, sender, ts),
+            model=lambda ts: self.model.challenge_deal(deal.id, sender, ts, web3.eth.block_number),
         )
         if tx is not None:
-            deal.index = int(tx.events["ChallengeIssued"]["chunkIndex"])
-            assert 0 <= deal.index < deal.chunk_count
+            assert tx.events["ChallengeIssued"]["drawBlock"] == tx.block_number + 1
+            self.stats["deal:challenged"] += 1
             self._check_deal(deal)
 
     def _respond_deal(self, deal, sender, truthful):
-        chunk, proof = answer(deal.shard, deal.index)
+        chunk, proof = answer(deal.shard, deal.chunk())
         if not truthful:
             chunk = chunk + b"\x00"
         tx, _ = self._act(
@@ -352,24 +384,29 @@ class StorageRules:
             chunk,
             proof,
             sender=sender,
-            model=lambda ts: self.model.respond_deal(deal.id, sender, truthful, ts),
+            model=lambda ts: self.model.respond_deal(
+                deal.id, sender, truthful, ts, web3.eth.block_number
+            ),
         )
         if tx is not None:
             self.stats["deal:answered"] += 1
             self._check_deal(deal)
 
     def _slash_missed(self, deal, sender):
-        tx, refund = self._act(
+        tx, outcome = self._act(
             "slashMissed",
             self.storage.slashMissed,
             deal.id,
             sender=sender,
-            model=lambda ts: self.model.slash_missed(deal.id, ts),
+            model=lambda ts: self.model.slash_missed(deal.id, ts, web3.eth.block_number),
         )
         if tx is not None:
+            refund, slashed = outcome
             event = tx.events["DealSlashed"]
             assert (event["node"], event["refund"]) == (deal.node, refund)
-            assert tx.events["ProviderSlashed"]["amount"] == deal.collateral
+            assert (event["slashed"], event["released"]) == (slashed, deal.collateral - slashed)
+            if slashed:
+                assert tx.events["ProviderSlashed"]["amount"] == slashed
             self.stats["deal:slashed"] += 1
             self._check_deal(deal)
 
@@ -403,6 +440,18 @@ class StorageRules:
             assert deal.id in [e["dealId"] for e in events(tx, "DealCompleted")]
             self.stats["deal:completed"] += 1
         self._check_deal(deal)
+
+    def _set_storage_fee(self, sender, fee_bps):
+        tx, _ = self._act(
+            "setStorageFee",
+            self.storage.setFee,
+            self.model.treasury,
+            fee_bps,
+            sender=sender,
+            model=lambda ts: self.model.set_storage_fee(sender, fee_bps),
+        )
+        if tx is not None:
+            self.stats["deal:fee_set"] += 1
 
     def _storage_withdraw(self, account):
         tx, _ = self._act(
@@ -450,6 +499,9 @@ class StorageRules:
             self._respond_deal(deal, deal.node if who != 7 else stranger, truthful=who % 3 != 0)
         elif op == 8:
             self._slash_missed(deal, stranger)
+        elif extra % 4 == 3:
+            sender = self.auditor if who < 6 else stranger
+            self._set_storage_fee(sender, FEES_BPS[(extra >> 2) % len(FEES_BPS)])
         else:
             credited = [a for a in self.tracked if self.model.storage_credits[a]]
             self._storage_withdraw(credited[who % len(credited)] if credited else stranger)
@@ -459,6 +511,8 @@ class StorageRules:
         pick, steps, who = seed % 251, 1 + seed // 251 % 3, seed // 753 % 8
         deal = self._pick_deal(pick)
         if deal is None or not deal.live:
+            if seed // 6024 % 3 == 0:  # the admin changes the fee of new deals first
+                self._set_storage_fee(self.auditor, FEES_BPS[seed // 18072 % len(FEES_BPS)])
             entry = (self.providers[who % 5], who % 4, EPOCH_PRICES[who % 2], 2, 150, None)
             entry = (*entry[:5], len(_LEAVES[entry[1]]))
             self._open_deals(self.renters[seed % 2], [entry], keeps=who % 4 != 0, batch=False)
@@ -476,7 +530,16 @@ class StorageRules:
             else:
                 self._cancel_deal(deal, self.tracked[who])
         elif deal.respond_by:
-            if now < deal.respond_by - 2 and (deal.keeps_data or who % 2):
+            if web3.eth.block_number < deal.draw_block:
+                chain.mine()  # the draw block, as the auditor agent mines it on dev chains
+                now = chain.time()
+            if who == 3 and not deal.keeps_data:
+                # the node sits it out past the 256-block horizon: too late to answer,
+                # slashable even while the window is still open
+                chain.mine(max(0, deal.draw_block + HORIZON - web3.eth.block_number))
+                self._respond_deal(deal, deal.node, truthful=True)
+                self._slash_missed(deal, self.tracked[who])
+            elif now < deal.respond_by - 2 and (deal.keeps_data or who % 2):
                 # a node that lost the shard sometimes tries a forged chunk first
                 self._respond_deal(deal, deal.node, truthful=deal.keeps_data)
             else:
@@ -507,10 +570,12 @@ class StorageRules:
 
 STORAGE_PATHS = (
     "deal:opened",
+    "deal:challenged",
     "deal:answered",
     "deal:epochs_paid",
     "deal:completed",
     "deal:cancelled",
     "deal:slashed",
     "deal:withdrawn",
+    "deal:fee_set",
 )

@@ -4,8 +4,10 @@ A renter opens deals for two shards on two staked nodes; each node runs a
 ``NodeResponder`` over its own shard store (a dict here) and the deployer runs the
 ``Auditor`` (it holds AUDITOR_ROLE on local chains). A node that still holds its shard
 answers its challenge and is paid every epoch; a node that lost it misses the
-deadline and is slashed, and the slash names the shard for the repairer. Token supply
-and the escrow's books are checked at the end of each test.
+deadline and is slashed, and the slash names the shard for the repairer. The chunk is
+drawn from the block after the challenge: anvil mines only on demand, so the auditor
+mines that block, and a node answers only once it exists. Token supply and the
+escrow's books are checked at the end of each test.
 """
 
 from __future__ import annotations
@@ -199,10 +201,13 @@ def test_a_node_that_lost_its_shard_is_slashed_and_the_shard_named_for_repair(ne
     del store[key]  # the disk failed
 
     challenge = auditor.step().challenged[0]
-    assert challenge.deal_id == deal_id and 0 <= challenge.chunk_index < 3
+    assert challenge.deal_id == deal_id
+    index = node_client.chunk_of(challenge, 3)  # the auditor mined the draw block
+    assert index is not None and 0 <= index < 3
     assert responder.step().unanswerable == [deal_id]
     assert auditor.step().slashed == []  # not yet: the window is still open
     net.travel(WINDOW + 1)
+    assert node_client.contract.functions.challengeChunk(deal_id).call() == index
 
     renter_before = net.balance(net.renter.address)
     treasury_before = net.balance(net.deployer.address)
@@ -216,6 +221,7 @@ def test_a_node_that_lost_its_shard_is_slashed_and_the_shard_named_for_repair(ne
     assert node_client.credit_of(net.renter.address) >= EPOCHS * PRICE  # every epoch refunded
     slashed = node_client.slashed_shards(from_block=start)
     assert [(s.deal_id, s.node, s.shard_id) for s in slashed] == [(deal_id, node.address, key)]
+    assert (slashed[0].slashed, slashed[0].released) == (collateral, 0)  # missed in epoch 0
     assert responder.step().answered == []
     net.check_books()
 
@@ -245,4 +251,56 @@ def test_a_renter_without_the_auditor_role_audits_only_its_own_deals(net):
     assert responder.step().answered == [deal_id]
     net.client(net.renter).cancel(deal_id)  # the renter ends it early: one epoch paid
     assert net.client(node).deal(deal_id).status == DealStatus.CANCELLED
+    net.check_books()
+
+
+def test_a_node_answers_only_once_the_draw_block_is_mined(net):
+    """The chunk is unknown when the challenge lands; the node waits for the next block."""
+    node = net.nodes[0]
+    data = shard(17, 4 * 1024)
+    deal_id, key = open_deal(net, node, data)
+    node_client = net.client(node)
+    responder = NodeResponder(node_client, {key: data}.__getitem__)
+    assert responder.step().accepted == [deal_id]
+    renter = net.client(net.renter)
+    challenge = renter.challenge(deal_id)  # no auditor here: nothing mines the draw block
+    assert node_client.block_number() == challenge.draw_block - 1
+    assert node_client.chunk_of(challenge, 4) is None
+    report = responder.step()
+    assert report.answered == [] and report.unanswerable == []
+    assert node_client.challenge_of(deal_id).pending
+    assert renter.mine_if_dev_chain()  # the challenger side mines it on a dev chain
+    assert responder.step().answered == [deal_id]
+    assert not node_client.challenge_of(deal_id).pending
+    net.travel(EPOCH + 1)
+    assert responder.step().settled == [deal_id]
+    renter.cancel(deal_id)
+    net.check_books()
+
+
+def test_a_missed_challenge_pays_served_epochs_and_slashes_the_unserved_share(net):
+    node = net.nodes[1]
+    data = shard(19, 2 * 1024)
+    auditor = Auditor(net.client(net.deployer), rng=random.Random(8))
+    deal_id, key = open_deal(net, node, data)
+    node_client = net.client(node)
+    responder = NodeResponder(node_client, {key: data}.__getitem__, settle=False)
+    assert responder.step().accepted == [deal_id]
+    collateral = node_client.deal(deal_id).collateral
+    staked_before = net.stake(node.address)[0]
+    net.travel(EPOCH + 1)  # epoch 0 served and not settled; the shard is lost in epoch 1
+    responder.read_shard = {}.__getitem__
+    assert [c.deal_id for c in auditor.step().challenged] == [deal_id]
+    assert responder.step().unanswerable == [deal_id]
+    net.travel(WINDOW + 1)
+    assert auditor.step().slashed == [deal_id]
+    slashed = collateral * (EPOCHS - 1) // EPOCHS
+    assert node_client.credit_of(node.address) == PRICE - PRICE * FEE_BPS // 10_000
+    assert net.stake(node.address) == (staked_before - slashed, 0)
+    (event,) = node_client.slashed_shards(from_block=net.w3.eth.block_number)
+    assert (event.slashed, event.released, event.refund) == (
+        slashed,
+        collateral - slashed,
+        (EPOCHS - 1) * PRICE,
+    )
     net.check_books()
