@@ -1,24 +1,50 @@
-"""Stateful test: random sequences over both escrows and the registry, checked against a model.
+"""Stateful test: honest and adversarial actors drive both escrows and the registry.
 
-Two renters and five providers fund, accept, commit, reveal, confirm, finalize,
-dispute, claim no-shows, cancel, withdraw, stake, unstake and travel in time, in
-random order and often at the wrong moment; storage deals are opened, accepted,
-challenged, answered (or not), slashed, settled and cancelled among them
-(``test_storage_escrow_stateful.py``), locking collateral in the same registry. Each
-transaction's outcome (success, or the custom error it reverts with) is predicted by
-a Python model of the rules in JobEscrow's and StorageEscrow's docstrings, evaluated
-at the timestamp of the block the transaction was mined in; on success the model
-applies the same effects. After every step:
+Two renters, eight providers with fixed roles (``adversaries.py``: honest, silent,
+junk, copier) and the matcher fund, accept, commit, reveal, confirm, finalize,
+dispute, claim no-shows, cancel, withdraw, stake, unstake, change the fee and travel
+in time, in random order and often at the wrong moment; storage deals are opened,
+accepted, challenged, answered (or not), slashed, settled and cancelled among them
+(``test_storage_escrow_stateful.py``), locking collateral in the same registry.
 
-- the token supply is unchanged;
-- the job escrow holds exactly the deposits of live jobs (price x replicas, dispute
-  bond included) plus all credits, the storage escrow exactly the unpaid epochs of
-  live deals plus its credits, and the registry exactly the providers' stake;
-- every balance, credit and stake equals the model's (so nothing is paid twice and
-  credits move only through settlement, cancel and withdraw);
-- and at each settlement only providers at fault were slashed (accepted and did not
-  reveal, or revealed a minority result while a majority existed), each honest
-  majority replica was paid exactly once, and nobody else.
+Attacks tried: a renter funds a replicated job, or disputes, with providers it
+picked itself (self-signed, unsigned, a matcher signature for another list, renter
+or job, or an expired one): the escrow must refuse. A copying verifier reads the
+other slots from chain before it commits: while it can still commit it must find
+only commitments, never a result hash. Silent co-replicas and verifiers accept and
+vanish; junk providers agree on a wrong hash (and sometimes reveal what they did not
+commit).
+
+Assumption (the design's): the matcher draws at most a minority of dishonest
+providers per vote (fewer than half of a replicated job's providers; at most one
+dishonest among a dispute's original and two verifiers), and only honest providers
+that can lock the collateral. Honest providers are live: they accept the matcher's
+assignment at once, commit the true result as soon as they hold a slot and reveal
+it as soon as the escrow allows; they watch the chain between steps, and every time
+jump in this test stops at the moments a reveal opens (``_sleep``).
+
+Each transaction's outcome (success, or the custom error it reverts with) is
+predicted by a Python model of the rules in JobEscrow's, JobAssignments' and
+StorageEscrow's docstrings, at the timestamp of the block it was mined in; on
+success the model applies the same effects. After every step:
+
+- the token supply is unchanged, and the balances of every holder (accounts and
+  contracts) add up to it;
+- the job escrow holds exactly the deposits of live jobs (bonds included) plus all
+  credits, the storage escrow the unpaid epochs of live deals plus its credits, and
+  the registry the providers' stake;
+- each provider's locked stake is the collateral of its live accepted job replicas
+  plus its active deals, and ``lockedBy`` splits it per escrow exactly so;
+- every balance, credit and stake equals the model's, so nobody's balance or credit
+  moves except by the amounts the rules name;
+- no honest provider has missed a window.
+
+At each settlement: no honest provider is slashed, and every honest provider that
+committed the true result is Paid (it is never Released: that needs a dissent no
+majority backs, which an honest minority of voters cannot produce; nor cancelled: a
+job cannot be cancelled once anyone committed, and honest providers commit at
+once); the deposit splits exactly into payments, fees and the renter's refund, so
+the renter gets back more than it paid only through a provider slashed to it.
 """
 
 from __future__ import annotations
@@ -29,7 +55,23 @@ from collections import Counter
 from typing import Any, ClassVar
 
 import pytest
-from brownie import StorageStateReader, chain, web3
+import requests
+import test_storage_escrow_stateful as storage_rules
+from adversaries import (
+    COPIER,
+    HONEST,
+    JUNK,
+    SILENT,
+    SYBIL_FORMS,
+    Matcher,
+    Signed,
+    dispute_message,
+    fund_message,
+    junk_result,
+    true_result,
+    unsigned,
+)
+from brownie import StorageStateReader, accounts, chain, web3
 from brownie.exceptions import VirtualMachineError
 from brownie.test import strategy
 from conftest import (
@@ -41,11 +83,15 @@ from conftest import (
     NONE,
     PAID,
     PARAMS,
+    PROVIDER_TOKENS,
     RELEASED,
     REVEALED,
     SETTLED,
     SLASHED,
+    SPEC,
+    STAKE,
     TOKEN,
+    ZERO_ADDRESS,
     Revert,
     commitment,
     need,
@@ -56,25 +102,32 @@ from conftest import (
 from test_storage_escrow_stateful import STORAGE_PATHS, StorageModel, StorageRules
 
 ACCEPT, REVEAL, CHALLENGE = PARAMS.accept_window, PARAMS.reveal_window, PARAMS.challenge_window
+MAX_RUN_TIME = 7 * 86_400
+MAX_FEE_BPS = 1_000
 PRICES = [1 * TOKEN, 10 * TOKEN, 40 * TOKEN]
 DEADLINE_EXTRAS = [150, 30, 300, -5]  # seconds after acceptBy; -5 is too soon
 SLEEPS = [3, 40, 110, 250, 520, 1_100]
 STAKE_AMOUNTS = [1 * TOKEN, 50 * TOKEN, 300 * TOKEN, 950 * TOKEN]
-LABELS = ["a", "a", "b", "c"]  # the honest result is the likeliest
-SPEC = web3.keccak(text="spec")
+FEES = [200, 0, 1_000, 37, 1_001]  # bps; 1 001 is over the cap
+ZERO_HASH = bytes(32)
+# Roles of the eight providers: conftest's five, then three more accounts.
+ROLES = [HONEST, HONEST, SILENT, JUNK, HONEST, HONEST, JUNK, COPIER]
+EXTRA_KEYS = [
+    web3.keccak(text=f"dcloud stateful provider {i}").hex().removeprefix("0x") for i in range(3)
+]
 
 
 def events(tx: Any, name: str) -> list[Any]:
-    """Every `name` event of a receipt (brownie's EventDict has no `get`)."""
-    return list(tx.events[name]) if name in tx.events else []
+    """Every `name` event of a receipt (none for a reverted call)."""
+    return list(tx.events[name]) if tx is not None and name in tx.events else []
 
 
 @dataclasses.dataclass
 class Slot:
     provider: str | None = None
     state: int = NONE
-    committed: str | None = None  # label behind the commitment
-    revealed: str | None = None
+    result: bytes | None = None  # the hash behind the commitment
+    hash: bytes = ZERO_HASH  # what getReplica shows: the commitment, then the revealed hash
 
 
 @dataclasses.dataclass
@@ -83,11 +136,13 @@ class Job:
     renter: str
     price: int
     collateral: int
+    fee_bps: int
     replicas: int
     open: bool
     accept_by: int
     deadline: int
     slots: list[Slot]
+    truth: bytes
     challenge_ends: int = 0
     accepted: int = 0
     committed: int = 0
@@ -98,12 +153,17 @@ class Job:
     def live(self) -> bool:
         return self.status in (FUNDED, DISPUTED)
 
+    @property
+    def deposit(self) -> int:
+        return self.price * self.replicas  # a dispute's bond included
+
 
 class Model(StorageModel):
     """The protocol's rules as JobEscrow's and ProviderRegistry's docs state them
     (StorageEscrow's come from `StorageModel`).
 
-    Every operation first checks (raising `Revert` without touching state), then applies.
+    Every operation first checks, in the contract's order (raising `Revert` without
+    touching state), then applies.
     """
 
     def __init__(
@@ -112,12 +172,15 @@ class Model(StorageModel):
         balances: dict[str, int],
         stakes: dict[str, list[int]],
         treasury: str,
+        owner: str,
         auditor: str,
     ):
         self.balances = balances
         self.credits: dict[str, int] = dict.fromkeys(balances, 0)
         self.stakes = stakes  # provider -> [staked, locked, unbonding, readyAt]
         self.treasury = treasury
+        self.owner = owner
+        self.fee_bps = PARAMS.fee_bps
         self.jobs: dict[int, Job] = {}
         self.escrow_balance = 0
         self.registry_balance = sum(s[0] for s in stakes.values())
@@ -149,6 +212,13 @@ class Model(StorageModel):
         self.stakes[provider][0] -= unbonding
         self.stakes[provider][2:] = [0, 0]
         self._move("registry", provider, unbonding)
+
+    def can_lock(self, provider: str, amount: int) -> bool:
+        try:
+            self._check_lock(provider, amount)
+        except Revert:
+            return False
+        return True
 
     def _check_lock(self, provider: str, amount: int) -> None:
         staked, locked, unbonding, _ = self.stakes.get(provider, [0, 0, 0, 0])
@@ -182,7 +252,30 @@ class Model(StorageModel):
         assert min(self.registry_balance, self.escrow_balance, self.storage_balance) >= 0
         assert min(self.balances.values()) >= 0
 
+    def job_locked(self, provider: str) -> int:
+        """Collateral of `provider`'s accepted replicas of live jobs."""
+        return sum(
+            job.collateral
+            for job in self.jobs.values()
+            if job.live
+            for slot in job.slots
+            if slot.provider == provider and slot.state in (ACCEPTED, COMMITTED, REVEALED)
+        )
+
+    def deal_locked(self, provider: str) -> int:
+        """Collateral of `provider`'s active storage deals."""
+        return sum(
+            d.collateral
+            for d in self.deals.values()
+            if d.node == provider and d.status == storage_rules.DEAL_ACTIVE
+        )
+
     # -------------------------------------------------------------------- escrow
+
+    def set_fee(self, sender: str, fee_bps: int) -> None:
+        need(sender == self.owner, "OwnableUnauthorizedAccount")
+        need(fee_bps <= MAX_FEE_BPS, "EscrowFeeTooHigh")
+        self.fee_bps = fee_bps
 
     def _live(self, job_id: int) -> Job:
         job = self.jobs.get(job_id)
@@ -190,25 +283,44 @@ class Model(StorageModel):
         assert job is not None
         return job
 
+    @staticmethod
+    def _check_signed(signed: Signed, message: tuple[Any, ...], ts: int) -> None:
+        """JobAssignments: unexpired, and the matcher signed exactly this message."""
+        need(ts <= signed.expires, "EscrowAssignmentExpired")
+        need(signed.signer == "matcher" and signed.message == message, "EscrowNotMatcherSigned")
+
     def fund(
-        self, renter: str, price: int, deadline: int, replicas: int, named: list[str], ts: int
+        self, renter: str, price: int, deadline: int, replicas: int, signed: Signed, ts: int
     ) -> int:
+        need(price > 0, "EscrowZeroPrice")
+        need(1 <= replicas <= 5, "EscrowBadReplicas")
         accept_by = ts + ACCEPT
         need(deadline > accept_by, "EscrowDeadlineTooSoon")
-        need(len(set(named)) == len(named), "EscrowBadProvider")
+        need(deadline - accept_by <= MAX_RUN_TIME, "EscrowDeadlineTooLate")
+        named = list(signed.providers)
+        if replicas != 1:
+            need(len(named) == replicas, "EscrowBadProviders")
+            self._check_signed(signed, fund_message(renter, named), ts)
+        else:
+            need(len(named) <= 1, "EscrowBadProviders")
+        for i, provider in enumerate(named):
+            need(provider != ZERO_ADDRESS, "EscrowBadProvider")
+            need(replicas == 1 or provider != renter, "EscrowBadProvider")
+            need(provider not in named[:i], "EscrowBadProvider")
         need(self.balances[renter] >= price * replicas, "ERC20InsufficientBalance")
         job_id = len(self.jobs) + 1
-        slots = [Slot(provider=named[i] if named else None) for i in range(replicas)]
         self.jobs[job_id] = Job(
             id=job_id,
             renter=renter,
             price=price,
             collateral=price * PARAMS.collateral_bps // 10_000,
+            fee_bps=self.fee_bps,
             replicas=replicas,
             open=not named,
             accept_by=accept_by,
             deadline=deadline,
-            slots=slots,
+            slots=[Slot(provider=named[i] if named else None) for i in range(replicas)],
+            truth=true_result(job_id),
         )
         self._move(renter, "escrow", price * replicas)
         return job_id
@@ -238,54 +350,82 @@ class Model(StorageModel):
                 return slot
         raise Revert("EscrowNotProvider")
 
-    def commit(self, job_id: int, provider: str, label: str, ts: int) -> None:
+    def commit(self, job_id: int, provider: str, result: bytes, ts: int) -> None:
         job = self._live(job_id)
         need(ts <= job.deadline, "EscrowWindowClosed")
         slot = self._slot_of(job, provider, ACCEPTED)
-        slot.state, slot.committed = COMMITTED, label
+        slot.state, slot.result = COMMITTED, result
+        slot.hash = commitment(result, salt_for(provider), provider)
         job.committed += 1
-
-    def reveal(self, job_id: int, provider: str, label: str, ts: int) -> None:
-        job = self._live(job_id)
-        need(ts <= job.deadline + REVEAL, "EscrowWindowClosed")
-        need(job.committed == job.replicas or ts > job.deadline, "EscrowRevealTooEarly")
-        slot = self._slot_of(job, provider, COMMITTED)
-        need(label == slot.committed, "EscrowCommitmentMismatch")
-        slot.state, slot.revealed = REVEALED, label
-        job.revealed += 1
-        if job.revealed == job.replicas:
+        if job.replicas == 1:
             job.challenge_ends = ts + CHALLENGE
 
-    def confirm(self, job_id: int, sender: str) -> dict[str, Any]:
+    @staticmethod
+    def reveal_open(job: Job, ts: int) -> bool:
+        """No more commits can come: all slots, or all accepted ones, committed, or too late."""
+        return (
+            job.committed == job.replicas
+            or (ts > job.accept_by and job.committed == job.accepted)
+            or ts > job.deadline
+        )
+
+    @staticmethod
+    def all_revealed(job: Job, ts: int) -> bool:
+        return job.revealed == job.replicas or (
+            job.revealed == job.accepted and job.revealed != 0 and ts > job.accept_by
+        )
+
+    def reveal(self, job_id: int, provider: str, result: bytes, ts: int) -> None:
+        job = self._live(job_id)
+        need(ts <= job.deadline + REVEAL, "EscrowWindowClosed")
+        need(job.replicas != 1, "EscrowResultHidden")
+        need(self.reveal_open(job, ts), "EscrowRevealTooEarly")
+        slot = self._slot_of(job, provider, COMMITTED)
+        need(
+            commitment(result, salt_for(provider), provider) == slot.hash,
+            "EscrowCommitmentMismatch",
+        )
+        slot.state, slot.hash = REVEALED, result
+        job.revealed += 1
+        if self.all_revealed(job, ts):
+            job.challenge_ends = ts + CHALLENGE
+
+    def confirm(self, job_id: int, sender: str, ts: int) -> dict[str, Any]:
         job = self._live(job_id)
         need(sender == job.renter, "EscrowNotRenter")
-        need(job.revealed == job.replicas, "EscrowNotAllRevealed")
+        if job.replicas == 1:
+            need(job.committed == 1, "EscrowNotCommitted")
+        else:
+            need(self.all_revealed(job, ts), "EscrowNotAllRevealed")
         return self._settle(job)
 
-    def dispute(
-        self, job_id: int, sender: str, deadline: int, verifiers: list[str], ts: int
-    ) -> None:
+    def dispute(self, job_id: int, sender: str, signed: Signed, ts: int) -> None:
         job = self._live(job_id)
         need(sender == job.renter, "EscrowNotRenter")
-        need(job.replicas == 1 and job.revealed == 1, "EscrowNotDisputable")
+        need(job.replicas == 1 and job.committed == 1, "EscrowNotDisputable")
         need(ts <= job.challenge_ends, "EscrowWindowClosed")
-        need(deadline > ts + ACCEPT, "EscrowDeadlineTooSoon")
+        verifiers = list(signed.providers)
+        need(len(verifiers) == 2, "EscrowBadProviders")
+        self._check_signed(signed, dispute_message(job_id, verifiers), ts)
         original = job.slots[0].provider
-        need(
-            original not in verifiers and len(set(verifiers)) == len(verifiers), "EscrowBadProvider"
-        )
+        for i, verifier in enumerate(verifiers):
+            bad = verifier in (ZERO_ADDRESS, original, sender) or (
+                i == 1 and verifier == verifiers[0]
+            )
+            need(not bad, "EscrowBadProvider")
         bond = 2 * job.price
         need(self.balances[sender] >= bond, "ERC20InsufficientBalance")
-        job.slots += [Slot(provider=v) for v in verifiers] or [Slot(), Slot()]
+        job.slots += [Slot(provider=v) for v in verifiers]
         job.replicas = 3
-        job.accept_by, job.deadline, job.challenge_ends = ts + ACCEPT, deadline, 0
-        job.open = not verifiers
-        job.status = DISPUTED
+        run_time = job.deadline - job.accept_by
+        job.accept_by = ts + ACCEPT
+        job.deadline = job.accept_by + run_time
+        job.challenge_ends, job.open, job.status = 0, False, DISPUTED
         self._move(sender, "escrow", bond)
 
     def cancel(self, job_id: int, sender: str, ts: int) -> None:
         job = self._live(job_id)
-        need(job.status == FUNDED, "EscrowNotCancellable")
+        need(job.status == FUNDED and job.committed == 0, "EscrowNotCancellable")
         early = job.accepted == 0 and sender == job.renter
         lapsed = (
             ts > job.accept_by
@@ -295,18 +435,23 @@ class Model(StorageModel):
         need(early or lapsed, "EscrowNotCancellable")
         job.status = CANCELLED
         for slot in job.slots:
+            assert slot.state in (NONE, ACCEPTED), "model: cancelled a committed replica"
             if slot.state != NONE:
                 slot.state = RELEASED
                 self._unlock(slot.provider, job.collateral)
-        self.credits[job.renter] += job.price * job.replicas
+        self.credits[job.renter] += job.deposit
 
     def claim_no_show(self, job_id: int, ts: int) -> dict[str, Any]:
         job = self._live(job_id)
-        ends = job.deadline if job.committed == 0 else job.deadline + REVEAL
-        need(job.accepted != 0 and job.revealed == 0 and ts > ends, "EscrowNotNoShow")
+        if job.committed == 0:
+            too_late = ts > job.deadline
+        else:
+            too_late = job.replicas != 1 and ts > job.deadline + REVEAL
+        need(job.accepted != 0 and job.revealed == 0 and too_late, "EscrowNotNoShow")
         return self._settle(job)
 
-    def finalizable_at(self, job: Job) -> int:
+    @staticmethod
+    def finalizable_at(job: Job) -> int:
         return job.challenge_ends or job.deadline + REVEAL + CHALLENGE
 
     def finalize(self, job_id: int, ts: int) -> dict[str, Any]:
@@ -327,32 +472,42 @@ class Model(StorageModel):
         self.credits[account] = 0
 
     @staticmethod
-    def majority(job: Job) -> str | None:
-        """The result revealed by a strict majority of the accepted replicas, if any."""
-        votes = Counter(s.revealed for s in job.slots if s.state == REVEALED)
-        for label, count in votes.items():
+    def majority(job: Job) -> tuple[bytes | None, bool]:
+        """(winner, by default): the hash revealed by a strict majority of the accepted
+        replicas; without one, in a dispute, the original's revealed hash."""
+        if job.replicas == 1:
+            return None, False
+        votes = Counter(s.hash for s in job.slots if s.state == REVEALED)
+        for value, count in votes.items():
             if 2 * count > job.accepted:
-                return label
-        return None
+                return value, False
+        if job.status == DISPUTED and job.slots[0].state == REVEALED:
+            return job.slots[0].hash, True
+        return None, False
 
     def _settle(self, job: Job) -> dict[str, Any]:
-        """Pays the majority, slashes the minority and the silent, refunds the rest."""
-        winner = self.majority(job)
-        fee = job.price * PARAMS.fee_bps // 10_000
+        """Pays the winners (or everyone who delivered), slashes the proven wrong and
+        the silent, releases a dispute's unbacked dissent, refunds the rest."""
+        winner, by_default = self.majority(job)
+        hidden = job.replicas == 1
+        fee = job.price * job.fee_bps // 10_000
         refund = fees = 0
-        outcome: dict[str, Any] = {"job": job.id, "paid": [], "slashed": [], "winner": winner}
+        outcome: dict[str, Any] = {"job": job.id, "paid": [], "slashed": [], "released": []}
         for slot in job.slots:
             if slot.state == NONE:
                 refund += job.price
-            elif slot.state == REVEALED and (winner is None or slot.revealed == winner):
-                if winner is not None:
-                    slot.state = PAID
-                    self.credits[slot.provider] += job.price - fee
-                    fees += fee
-                    outcome["paid"].append(slot.provider)
-                else:
-                    slot.state = RELEASED
-                    refund += job.price
+                continue
+            delivered = slot.state == REVEALED or (hidden and slot.state == COMMITTED)
+            if delivered and (hidden or winner is None or slot.hash == winner):
+                slot.state = PAID
+                self.credits[slot.provider] += job.price - fee
+                fees += fee
+                outcome["paid"].append(slot.provider)
+                self._unlock(slot.provider, job.collateral)
+            elif delivered and by_default:
+                slot.state = RELEASED
+                refund += job.price
+                outcome["released"].append(slot.provider)
                 self._unlock(slot.provider, job.collateral)
             else:
                 slot.state = SLASHED
@@ -362,23 +517,46 @@ class Model(StorageModel):
         job.status = SETTLED
         self.credits[job.renter] += refund
         self.credits[self.treasury] += fees
+        outcome["refund"] = refund
         return outcome
 
     def live_deposits(self) -> int:
-        return sum(j.price * j.replicas for j in self.jobs.values() if j.live)
+        return sum(j.deposit for j in self.jobs.values() if j.live)
+
+
+class _HonestClock:
+    """brownie's `chain` for the storage rules, except that time never skips a moment
+    an honest provider must act in: sleeping stops there, and a long run of blocks
+    (which may move the clock a second each) is mined in short stretches."""
+
+    STRETCH = 16  # blocks, so seconds at most: far inside the reveal window
+
+    def __init__(self, machine: EscrowMachine) -> None:
+        self._machine = machine
+
+    def sleep(self, seconds: int) -> None:
+        self._machine._sleep(seconds)
+
+    def mine(self, blocks: int = 1, **kwargs: Any) -> int:
+        if kwargs or blocks <= self.STRETCH:
+            return chain.mine(blocks, **kwargs)
+        while blocks > 0:
+            height = chain.mine(min(blocks, self.STRETCH))
+            blocks -= self.STRETCH
+            self._machine._honest_react()
+        return height
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(chain, name)
 
 
 class EscrowMachine(StorageRules):
     st_pick = strategy("uint16")
-    st_renter = strategy("uint8", max_value=1)
-    st_provider = strategy("uint8", max_value=4)
-    st_account = strategy("uint8", max_value=7)
-    st_replicas = strategy("uint8", min_value=1, max_value=3)
-    st_price = strategy("uint8", max_value=len(PRICES) - 1)
-    st_extra = strategy("uint8", max_value=len(DEADLINE_EXTRAS) - 1)
-    st_label = strategy("uint8", max_value=len(LABELS) - 1)
+    st_provider = strategy("uint8", max_value=len(ROLES) - 1)
+    st_account = strategy("uint8", max_value=len(ROLES) + 2)
     st_sleep = strategy("uint8", max_value=len(SLEEPS) - 1)
     st_amount = strategy("uint8", max_value=len(STAKE_AMOUNTS) - 1)
+    st_op = strategy("uint8", max_value=3)
     st_seed = strategy("uint32")
     st_bool = strategy("bool")
 
@@ -393,26 +571,35 @@ class EscrowMachine(StorageRules):
         renters,
         providers,
         treasury,
+        owner,
+        others,
         storage,
     ):
         cls.token, cls.escrow, cls.registry, cls.reader = token, escrow, registry, reader
         cls.renters = [str(a) for a in renters]
         cls.providers = [str(a) for a in providers]
-        cls.treasury = str(treasury)
+        cls.roles = dict(zip(cls.providers, ROLES, strict=True))
+        cls.honest = [p for p in cls.providers if cls.roles[p] == HONEST]
+        cls.treasury, cls.owner = str(treasury), str(owner)
         cls.tracked = [*cls.renters, *cls.providers, cls.treasury]
+        # every other token holder (deployer, outsider, sale, faucet) takes no part: what
+        # they hold at the start, with what the tracked accounts and contracts hold, is
+        # the whole supply, and stays so
+        cls.others_hold = sum(int(token.balanceOf(a)) for a in others)
+        cls.matcher = Matcher(escrow, cls.roles)
         cls.stats = Counter()
         StorageRules._init_storage_rules(cls, *storage)
 
     def setup(self):
-        snap = self._read()
+        self._reacting = False
+        self._last_error: str | None = None
+        self.disputed: set[int] = set()
+        snap, _ = self._read()
         self.model = Model(
             balances=dict(zip(self.tracked, snap["balances"], strict=True)),
-            stakes={
-                p: [snap["staked"][i], 0, 0, 0]
-                for i, p in enumerate(self.tracked)
-                if p in self.providers
-            },
+            stakes={p: [snap["staked"][i], 0, 0, 0] for i, p in enumerate(self.providers, 2)},
             treasury=self.treasury,
+            owner=self.owner,
             auditor=self.auditor,
         )
         self.model.escrow_balance = snap["escrowBalance"]
@@ -423,25 +610,81 @@ class EscrowMachine(StorageRules):
         print(f"\nstateful run: {dict(sorted(cls.stats.items()))}")
         if getattr(cls, "_failed", False):
             return  # keep the failing step's error, not a coverage complaint
-        # the run must reach the interesting paths, or it proves little
-        for path in ("settled", "paid", "slashed", "cancelled", "disputed", "withdrawn"):
-            assert cls.stats[path] > 0, f"no '{path}' in the whole stateful run"
-        for path in STORAGE_PATHS:
+        # the run must reach the interesting paths and attacks, or it proves little
+        paths = (
+            "settled",
+            "paid",
+            "slashed",
+            "cancelled",
+            "disputed",
+            "withdrawn",
+            "honest:paid",
+            "honest:paid-after-dispute",
+            "slashed:junk",
+            "slashed:silent",
+            "sybil:fund-refused",
+            "sybil:dispute-refused",
+            "copy:read-commitments",
+            *STORAGE_PATHS,
+        )
+        for path in paths:
             assert cls.stats[path] > 0, f"no '{path}' in the whole stateful run"
 
     # ------------------------------------------------------------------ plumbing
 
-    def _read(self) -> dict[str, Any]:
-        """Job escrow and registry state; the storage escrow's under "storage"."""
-        jobs, storage = self.reader.read(
-            self.token, self.escrow, self.registry, self.storage, self.tracked
+    @staticmethod
+    def _calls(calls: list[tuple[Any, tuple[Any, ...]]]) -> list[Any]:
+        """Run the view calls `(method, args)` in one JSON-RPC batch; decoded results.
+
+        One round trip instead of one per call: the checks read a few dozen values per
+        step, and the run's time goes mostly into round trips."""
+        payload = [
+            {
+                "jsonrpc": "2.0",
+                "id": i,
+                "method": "eth_call",
+                "params": [{"to": fn._address, "data": fn.encode_input(*args)}, "latest"],
+            }
+            for i, (fn, args) in enumerate(calls)
+        ]
+        reply = requests.post(web3.provider.endpoint_uri, json=payload, timeout=60).json()
+        results = {r["id"]: r for r in reply}
+        out = []
+        for i, (fn, args) in enumerate(calls):
+            assert "result" in results[i], f"{fn._name}{args}: {results[i].get('error')}"
+            out.append(fn.decode_output(results[i]["result"]))
+        return out
+
+    def _read(self) -> tuple[dict[str, Any], list[tuple[int, int]]]:
+        """Job escrow and registry state (the storage escrow's under "storage"), and
+        (lockedBy(job escrow, p), lockedBy(storage escrow, p)) per provider."""
+        by = self.registry.lockedBy
+        reads = self._calls(
+            [
+                (
+                    self.reader.read,
+                    (self.token, self.escrow, self.registry, self.storage, self.tracked),
+                ),
+                *(
+                    (by, (slasher, provider))
+                    for provider in self.providers
+                    for slasher in (self.escrow, self.storage)
+                ),
+            ]
         )
+        jobs, storage = reads[0]
         snap = {
             key: [int(v) for v in value] if isinstance(value, list | tuple) else int(value)
             for key, value in jobs.dict().items()
         }
         snap["storage"] = self._storage_snapshot(storage)
-        return snap
+        locks = [int(v) for v in reads[1:]]
+        return snap, list(zip(locks[::2], locks[1::2], strict=True))
+
+    def _replicas(self, job: Job) -> list[tuple[str, int, bytes]]:
+        """Every slot of `job` as getReplica shows it: (provider, state, hash)."""
+        fn = self.escrow.getReplica
+        return [plain(r) for r in self._calls([(fn, (job.id, i)) for i in range(len(job.slots))])]
 
     def _send(self, fn, *args, sender):
         """Send a transaction; return (block timestamp, error name or None, receipt)."""
@@ -455,7 +698,8 @@ class EscrowMachine(StorageRules):
         return tx.timestamp, None, tx
 
     def _act(self, name, fn, *args, sender, model):
-        """Run `fn` on chain and `model(ts)` in the model; both must agree on the outcome."""
+        """Run `fn` on chain and `model(ts)` in the model; both must agree on the outcome.
+        After a success the honest providers react to the new state."""
         ts, error, tx = self._send(fn, *args, sender=sender)
         try:
             result = model(ts)
@@ -464,6 +708,9 @@ class EscrowMachine(StorageRules):
             result, expected = None, revert.name
         assert error == expected, f"{name}{args}: chain says {error}, model says {expected}"
         self.stats[f"{name}:{'ok' if error is None else error}"] += 1
+        self._last_error = error
+        if tx is not None:
+            self._honest_react()
         return tx, result
 
     def _pick_job(self, pick, want=None) -> Job | None:
@@ -477,8 +724,18 @@ class EscrowMachine(StorageRules):
             return live[pick % len(live)]
         return jobs[pick % len(jobs)] if jobs else None
 
-    def _check_job(self, job: Job) -> None:
-        on_chain = self.escrow.getJob(job.id).dict()
+    def _role(self, account: str | None) -> str | None:
+        return self.roles.get(account) if account else None
+
+    def _check_job(self, job: Job) -> list[tuple[str, int, bytes]]:
+        """The job and its slots on chain equal the model's; returns the slots."""
+        reads = self._calls(
+            [
+                (self.escrow.getJob, (job.id,)),
+                *((self.escrow.getReplica, (job.id, i)) for i in range(len(job.slots))),
+            ]
+        )
+        on_chain = reads[0].dict()
         assert on_chain["status"] == job.status
         assert on_chain["replicas"] == job.replicas
         assert (on_chain["accepted"], on_chain["committed"], on_chain["revealed"]) == (
@@ -491,41 +748,120 @@ class EscrowMachine(StorageRules):
             job.deadline,
             job.challenge_ends,
         )
-        for i, slot in enumerate(job.slots):
-            provider, state, _ = plain(self.escrow.getReplica(job.id, i))
+        assert (on_chain["feeBps"], on_chain["collateral"]) == (job.fee_bps, job.collateral)
+        replicas = [plain(r) for r in reads[1:]]
+        for i, (slot, (provider, state, digest)) in enumerate(
+            zip(job.slots, replicas, strict=True)
+        ):
             assert state == slot.state, f"job {job.id} slot {i}: {state} != {slot.state}"
+            assert digest == slot.hash, f"job {job.id} slot {i}: hash"
             if slot.provider is not None:
                 assert provider == slot.provider
+        return replicas
+
+    # -------------------------------------------------------------- honest actors
+
+    def _honest_react(self) -> None:
+        """Honest providers act on what the chain now allows: commit the true result
+        of every slot they hold, reveal it once no more commits can come."""
+        if self._reacting:
+            return
+        self._reacting = True
+        try:
+            acted = True
+            while acted:
+                acted = False
+                now = chain.time()
+                for job in [j for j in self.model.jobs.values() if j.live]:
+                    for slot in job.slots:
+                        if self._role(slot.provider) != HONEST or not job.live:
+                            continue
+                        if slot.state == ACCEPTED:
+                            tx, _ = self._commit(job, slot.provider, job.truth)
+                        elif (
+                            slot.state == COMMITTED
+                            and job.replicas > 1
+                            and self.model.reveal_open(job, now)
+                        ):
+                            tx, _ = self._reveal(job, slot.provider, job.truth)
+                        else:
+                            continue
+                        assert tx is not None, (
+                            f"honest {slot.provider} could not act on job {job.id}"
+                        )
+                        self.stats["honest:acted"] += 1
+                        acted = True
+        finally:
+            self._reacting = False
+
+    def _wakeups(self):
+        """When a reveal opens for an honest provider that committed."""
+        for job in self.model.jobs.values():
+            if (
+                job.live
+                and job.replicas > 1
+                and any(
+                    s.state == COMMITTED and self._role(s.provider) == HONEST for s in job.slots
+                )
+            ):
+                if job.committed == job.accepted:
+                    yield job.accept_by + 2
+                yield job.deadline + 2
+
+    def _sleep(self, seconds: int) -> None:
+        """Move time forward, stopping wherever an honest provider may now reveal."""
+        target = chain.time() + seconds
+        while True:
+            self._honest_react()
+            now = chain.time()
+            wake = min((t for t in self._wakeups() if now < t < target), default=None)
+            if wake is None:
+                break
+            chain.sleep(wake - now)
+            chain.mine()
+        if target > chain.time():
+            chain.sleep(target - chain.time())
 
     def _check_settlement(self, job: Job, outcome: dict[str, Any], tx) -> None:
-        """On chain: only the faulty slashed, each honest majority replica paid once.
-
-        Fault as JobEscrow's docs define it: accepted and did not reveal, or revealed
-        a result other than the strict majority's when there is one.
-        """
-        winner = outcome["winner"]  # the spec's strict majority, taken before settling
-        fee = job.price * PARAMS.fee_bps // 10_000
-        expected_paid = []
-        for i, slot in enumerate(job.slots):
-            state = plain(self.escrow.getReplica(job.id, i))[1]
+        """On chain: honest providers with the true result paid, never slashed; each
+        payee paid once; the deposit split exactly into pay, fees and refund."""
+        fee = job.price * job.fee_bps // 10_000
+        names = {PAID: "paid", SLASHED: "slashed", RELEASED: "released"}
+        for slot, (_, state, _) in zip(job.slots, self._check_job(job), strict=True):
             if slot.provider is None or state == NONE:
-                assert state == NONE
                 continue
-            faulty = slot.revealed is None or (winner is not None and slot.revealed != winner)
-            if faulty:
-                assert state == SLASHED, f"job {job.id}: faulty {slot.provider} not slashed"
-            elif winner is None:
-                assert state == RELEASED, f"job {job.id}: {slot.provider} not released"
-            else:
+            role = self._role(slot.provider)
+            self.stats[f"{names[state]}:{role}"] += 1
+            if role == HONEST:
+                assert state != SLASHED, f"job {job.id}: honest {slot.provider} slashed"
+                assert slot.result == job.truth, f"job {job.id}: honest slot never committed"
                 assert state == PAID, f"job {job.id}: honest {slot.provider} not paid"
-                expected_paid.append(slot.provider)
+                self.stats["honest:paid"] += 1
+                if job.id in self.disputed:
+                    self.stats["honest:paid-after-dispute"] += 1
         paid = [
-            (e["provider"], e["amount"]) for e in events(tx, "ReplicaPaid") if e["jobId"] == job.id
+            (e["provider"], int(e["amount"]))
+            for e in events(tx, "ReplicaPaid")
+            if e["jobId"] == job.id
         ]
-        assert sorted(paid) == sorted((p, job.price - fee) for p in expected_paid)
-        assert len(set(expected_paid)) == len(expected_paid)
+        assert sorted(paid) == sorted((p, job.price - fee) for p in outcome["paid"])
+        assert len(set(outcome["paid"])) == len(outcome["paid"])
         slashed = [e["provider"] for e in events(tx, "ReplicaSlashed") if e["jobId"] == job.id]
         assert sorted(slashed) == sorted(outcome["slashed"])
+        (settled,) = [e for e in events(tx, "JobSettled") if e["jobId"] == job.id]
+        refund = int(settled["refund"])
+        assert refund == outcome["refund"]
+        # every replica's price is paid out (the fee to the treasury) or refunded
+        assert refund + sum(a for _, a in paid) + fee * len(paid) == job.deposit
+        # so the renter ends up with more than it paid in only through a slash, each
+        # of collateral, to the renter
+        assert refund <= job.deposit
+        cuts = Counter(
+            (e["provider"], e["beneficiary"], int(e["amount"]))
+            for e in events(tx, "ProviderSlashed")
+        )
+        for provider in slashed:
+            assert cuts[(provider, job.renter, job.collateral)] > 0
         self.stats["settled"] += 1
         self.stats["paid"] += len(paid)
         self.stats["slashed"] += len(slashed)
@@ -534,25 +870,12 @@ class EscrowMachine(StorageRules):
         if outcome is None:
             return
         self._check_settlement(job, outcome, tx)
-        self._check_job(job)
 
-    # ------------------------------------------------------------------ escrow rules
+    # ------------------------------------------------------------ escrow steps
 
-    def rule_fund(
-        self,
-        renter="st_renter",
-        replicas="st_replicas",
-        named="st_bool",
-        first="st_provider",
-        price="st_price",
-        extra="st_extra",
-    ):
-        providers = [self.providers[(first + k) % 5] for k in range(replicas)] if named else []
-        self._fund(self.renters[renter], replicas, providers, PRICES[price], DEADLINE_EXTRAS[extra])
-
-    def _fund(self, renter, replicas, providers, price, extra):
+    def _fund(self, renter, replicas, signed, price, extra):
         deadline = chain.time() + ACCEPT + extra
-        _, job_id = self._act(
+        tx, job_id = self._act(
             "fund",
             self.escrow.fund,
             SPEC,
@@ -560,23 +883,21 @@ class EscrowMachine(StorageRules):
             price,
             deadline,
             replicas,
-            providers,
+            signed.as_arg(),
             sender=renter,
-            model=lambda ts: self.model.fund(renter, price, deadline, replicas, providers, ts),
+            model=lambda ts: self.model.fund(renter, price, deadline, replicas, signed, ts),
         )
         if job_id is not None:
             assert self.escrow.jobCount() == job_id
-            self._check_job(self.model.jobs[job_id])
+            job = self.model.jobs[job_id]
+            if replicas > 1:  # the matcher's honest picks take their slots at once
+                for provider in signed.providers:
+                    if self._role(provider) == HONEST:
+                        self._accept(job, provider, must=True)
+            self._check_job(job)
+        return tx
 
-    def rule_accept(self, pick="st_pick", who="st_provider"):
-        job = self._pick_job(pick, lambda j: j.accepted < j.replicas)
-        if job is None:
-            return
-        waiting = [s.provider for s in job.slots if s.provider and s.state == NONE]
-        provider = waiting[who % len(waiting)] if waiting and who < 3 else self.providers[who]
-        self._accept(job, provider)
-
-    def _accept(self, job, provider):
+    def _accept(self, job, provider, *, must=False):
         tx, _ = self._act(
             "accept",
             self.escrow.accept,
@@ -584,54 +905,129 @@ class EscrowMachine(StorageRules):
             sender=provider,
             model=lambda ts: self.model.accept(job.id, provider, ts),
         )
+        assert tx is not None or not must, f"honest {provider} could not accept job {job.id}"
         if tx is not None:
             self._check_job(job)
+        return tx
 
-    def _slot_provider(self, job, which) -> str:
-        holders = [s.provider for s in job.slots if s.provider and s.state != NONE]
-        return holders[which % len(holders)] if holders else self.providers[which % 5]
-
-    def rule_commit(self, pick="st_pick", which="st_provider", label="st_label"):
-        job = self._pick_job(pick, lambda j: any(s.state == ACCEPTED for s in j.slots))
-        if job is not None:
-            self._commit(job, self._slot_provider(job, which), LABELS[label])
-
-    def _commit(self, job, provider, label):
-        digest = commitment(result_hash(label), salt_for(provider), provider)
-        self._act(
+    def _commit(self, job, provider, result):
+        digest = commitment(result, salt_for(provider), provider)
+        return self._act(
             "commit",
             self.escrow.commit,
             job.id,
             digest,
             sender=provider,
-            model=lambda ts: self.model.commit(job.id, provider, label, ts),
+            model=lambda ts: self.model.commit(job.id, provider, result, ts),
         )
 
-    def rule_reveal(self, pick="st_pick", which="st_provider", lie="st_label"):
-        job = self._pick_job(pick, lambda j: any(s.state == COMMITTED for s in j.slots))
-        if job is None:
-            return
-        provider = self._slot_provider(job, which)
-        slot = next((s for s in job.slots if s.provider == provider and s.state != NONE), None)
-        label = slot.committed if slot and slot.committed and lie != 3 else "forged"
-        self._reveal(job, provider, label)
-
-    def _reveal(self, job, provider, label):
-        self._act(
+    def _reveal(self, job, provider, result):
+        return self._act(
             "reveal",
             self.escrow.reveal,
             job.id,
-            result_hash(label),
+            result,
             salt_for(provider),
             sender=provider,
-            model=lambda ts: self.model.reveal(job.id, provider, label, ts),
+            model=lambda ts: self.model.reveal(job.id, provider, result, ts),
         )
 
-    def rule_confirm(self, pick="st_pick", by_renter="st_bool"):
-        job = self._pick_job(pick, lambda j: j.revealed == j.replicas)
-        if job is not None:
-            sender = job.renter if by_renter else self.renters[self.renters[0] == job.renter]
-            self._confirm(job, sender)
+    def _holder(self, job, which) -> str:
+        """Mostly a provider holding a slot of `job`, sometimes any provider."""
+        holders = [s.provider for s in job.slots if s.provider and s.state != NONE]
+        return holders[which % len(holders)] if holders and which < 6 else self.providers[which]
+
+    def _play_commit(self, job, provider):
+        """`provider` commits what its role commits (a silent one does nothing)."""
+        role = self._role(provider)
+        if role == HONEST:
+            self._commit(job, provider, job.truth)
+        elif role == JUNK:
+            self._commit(job, provider, junk_result(job.id))
+        elif role == COPIER:
+            self._copy(job, provider)
+        else:
+            self.stats["silent:kept-silent"] += 1
+
+    def _play_reveal(self, job, provider, *, forge):
+        """`provider` reveals what its role reveals; a dishonest one may `forge`."""
+        role = self._role(provider)
+        if role == SILENT:
+            self.stats["silent:kept-silent"] += 1
+            return
+        slot = next((s for s in job.slots if s.provider == provider and s.state != NONE), None)
+        value = slot.result if slot is not None and slot.result else junk_result(job.id)
+        if role == HONEST:
+            value = job.truth
+        elif forge:
+            value = result_hash("forged")  # not what it committed
+        self._reveal(job, provider, value)
+
+    def _copy(self, job, copier):
+        """The copier reads every other slot from chain and commits what it found.
+
+        While it can still commit (its slot accepted, the deadline not passed) it must
+        find only commitments: a reveal is possible only once no commit can come."""
+        own = next((s for s in job.slots if s.provider == copier and s.state != NONE), None)
+        could_commit = job.live and own is not None and own.state == ACCEPTED
+        latest = web3.eth.get_block("latest")["timestamp"]
+        commitments, results = [], []
+        for slot, (provider, state, digest) in zip(job.slots, self._replicas(job), strict=True):
+            if provider == copier:
+                continue
+            assert (state, digest) == (slot.state, slot.hash)
+            if state == COMMITTED:
+                assert digest not in (slot.result, job.truth), "a commitment shows its result"
+                commitments.append(digest)
+            elif state in (REVEALED, PAID, SLASHED, RELEASED) and digest != ZERO_HASH:
+                results.append(digest)
+            else:
+                assert digest == ZERO_HASH
+        if could_commit and results:
+            assert latest > job.deadline, f"job {job.id}: a result is public before the deadline"
+        found = results or commitments
+        if not found:
+            self.stats["copy:nothing-to-copy"] += 1
+            return
+        if could_commit and not results:
+            self.stats["copy:read-commitments"] += 1
+        self._commit(job, copier, found[0])
+        if could_commit and results:
+            assert self._last_error == "EscrowWindowClosed", "a copier committed a revealed result"
+            self.stats["copy:too-late"] += 1
+
+    def _matcher_dispute(self, job, seed):
+        """The renter disputes with the two verifiers the matcher drew for this job."""
+        original = job.slots[0].provider
+        drawn = self.matcher.draw(
+            2,
+            seed=seed,
+            exclude=[original],
+            dishonest_budget=1 if self._role(original) == HONEST else 0,
+            can_lock=lambda p: self.model.can_lock(p, job.collateral),
+        )
+        if drawn is None:
+            self.stats["matcher:declined"] += 1
+            return None
+        return self._dispute(job, self.matcher.verifiers(job.id, drawn), job.renter)
+
+    def _dispute(self, job, signed, sender):
+        tx, _ = self._act(
+            "dispute",
+            self.escrow.dispute,
+            job.id,
+            signed.as_arg(),
+            sender=sender,
+            model=lambda ts: self.model.dispute(job.id, sender, signed, ts),
+        )
+        if tx is not None:
+            self.disputed.add(job.id)
+            self.stats["disputed"] += 1
+            for verifier in signed.providers:  # honest verifiers take their slots at once
+                if self._role(verifier) == HONEST:
+                    self._accept(job, verifier, must=True)
+            self._check_job(job)
+        return tx
 
     def _confirm(self, job, sender):
         tx, outcome = self._act(
@@ -639,14 +1035,9 @@ class EscrowMachine(StorageRules):
             self.escrow.confirm,
             job.id,
             sender=sender,
-            model=lambda ts: self.model.confirm(job.id, sender),
+            model=lambda ts: self.model.confirm(job.id, sender, ts),
         )
         self._after_settle(job, outcome, tx)
-
-    def rule_finalize(self, pick="st_pick", who="st_account"):
-        job = self._pick_job(pick, lambda j: chain.time() > self.model.finalizable_at(j))
-        if job is not None:
-            self._finalize(job, self.tracked[who])
 
     def _finalize(self, job, sender):
         tx, outcome = self._act(
@@ -657,6 +1048,156 @@ class EscrowMachine(StorageRules):
             model=lambda ts: self.model.finalize(job.id, ts),
         )
         self._after_settle(job, outcome, tx)
+
+    def _claim_no_show(self, job, sender):
+        tx, outcome = self._act(
+            "claimNoShow",
+            self.escrow.claimNoShow,
+            job.id,
+            sender=sender,
+            model=lambda ts: self.model.claim_no_show(job.id, ts),
+        )
+        self._after_settle(job, outcome, tx)
+
+    def _cancel(self, job, sender):
+        tx, _ = self._act(
+            "cancel",
+            self.escrow.cancel,
+            job.id,
+            sender=sender,
+            model=lambda ts: self.model.cancel(job.id, sender, ts),
+        )
+        if tx is not None:
+            assert "ReplicaSlashed" not in tx.events
+            for slot in job.slots:  # an honest provider commits at once: never cancelled
+                assert self._role(slot.provider) != HONEST or slot.state == NONE
+            self.stats["cancelled"] += 1
+            self._check_job(job)
+
+    # ------------------------------------------------------------ escrow rules
+
+    def rule_fund(self, seed="st_seed"):
+        """A renter funds a job: single replica (open or named by the renter), a
+        replicated job the matcher assigned, or with co-replicas of its own choosing."""
+        renter, other = self.renters[seed % 2], self.renters[1 - seed % 2]
+        kind, price = seed // 2 % 8, PRICES[seed // 16 % len(PRICES)]
+        extra, rest = DEADLINE_EXTRAS[seed // 48 % len(DEADLINE_EXTRAS)], seed // 192
+        if kind <= 1:
+            named = [] if kind == 0 else [self.providers[rest % len(self.providers)]]
+            if rest % 13 == 12:
+                named = self.providers[:2]  # two providers for one replica
+            replicas = 6 if rest % 17 == 16 else 1  # 6: more than MAX_REPLICAS
+            self._fund(renter, replicas, unsigned(named), price, extra)
+            return
+        replicas = 2 + rest % 4
+        drawn = self.matcher.draw(
+            replicas,
+            seed=seed,
+            dishonest_budget=(replicas - 1) // 2,
+            can_lock=lambda p: self.model.can_lock(p, price * PARAMS.collateral_bps // 10_000),
+        )
+        if kind <= 5:
+            if drawn is None:
+                self.stats["matcher:declined"] += 1
+                return
+            self._fund(renter, replicas, self.matcher.assign(renter, drawn), price, extra)
+            return
+        # a sybil master: mostly dishonest co-replicas, sometimes itself among them
+        dishonest = [p for p in self.providers if self._role(p) != HONEST]
+        turn = rest % len(dishonest)
+        picks = [*([renter] if rest % 3 == 0 else []), *dishonest[turn:], *dishonest[:turn]]
+        picks = [*picks, *self.honest][:replicas]
+        form = SYBIL_FORMS[rest // 4 % len(SYBIL_FORMS)]
+        signed = self.matcher.forged_assignment(form, renter, other, picks, drawn or picks[::-1])
+        tx = self._fund(renter, replicas, signed, price, extra)
+        assert tx is None, f"a renter funded a replicated job with its own picks ({form})"
+        if self._last_error in ("EscrowNotMatcherSigned", "EscrowAssignmentExpired"):
+            self.stats["sybil:fund-refused"] += 1
+
+    def rule_accept(self, pick="st_pick", who="st_provider"):
+        job = self._pick_job(pick, lambda j: j.accepted < j.replicas)
+        if job is None:
+            return
+        waiting = [s.provider for s in job.slots if s.provider and s.state == NONE]
+        provider = waiting[who % len(waiting)] if waiting and who < 4 else self.providers[who]
+        self._accept(job, provider)
+
+    def rule_commit(self, pick="st_pick", who="st_provider"):
+        job = self._pick_job(pick, lambda j: any(s.state == ACCEPTED for s in j.slots))
+        if job is not None:
+            self._play_commit(job, self._holder(job, who))
+
+    def rule_copy(self, pick="st_pick"):
+        """The copier tries to copy another provider's result of a job it holds."""
+        copier = next(p for p in self.providers if self._role(p) == COPIER)
+        mine = [j for j in self.model.jobs.values() if any(s.provider == copier for s in j.slots)]
+        held = [
+            j
+            for j in mine
+            if j.live and any(s.provider == copier and s.state == ACCEPTED for s in j.slots)
+        ]
+        jobs = held or mine
+        if jobs:
+            self._copy(jobs[pick % len(jobs)], copier)
+
+    def rule_reveal(self, pick="st_pick", who="st_provider", forge="st_bool"):
+        job = self._pick_job(pick, lambda j: any(s.state == COMMITTED for s in j.slots))
+        if job is not None:
+            self._play_reveal(job, self._holder(job, who), forge=forge and who % 3 == 0)
+
+    def rule_confirm(self, pick="st_pick", by_renter="st_bool"):
+        job = self._pick_job(pick, lambda j: j.committed)
+        if job is not None:
+            sender = job.renter if by_renter else self.renters[self.renters[0] == job.renter]
+            self._confirm(job, sender)
+
+    def rule_dispute(self, seed="st_seed"):
+        """The renter disputes with the matcher's verifiers, or with its own picks."""
+        job = self._pick_job(
+            seed % 251,
+            lambda j: j.replicas == j.committed == 1 and chain.time() < j.challenge_ends,
+        )
+        if job is None or seed % 251 % 8 == 6:  # first a job to doubt: one replica, run
+            provider = self.providers[seed // 251 % len(self.providers)]
+            if (
+                self._fund(
+                    job.renter if job else self.renters[0], 1, unsigned([provider]), PRICES[1], 150
+                )
+                is None
+            ):
+                return
+            job = self.model.jobs[len(self.model.jobs)]
+            if self._accept(job, provider) is not None:
+                self._play_commit(job, provider)
+        kind = seed // 251 % 8
+        if kind >= 5:
+            self._sybil_dispute(job, seed // 2008)
+        elif kind:
+            self._matcher_dispute(job, seed)
+        else:  # the other renter, with verifiers the matcher signed
+            verifiers = [p for p in self.honest if p != job.slots[0].provider][:2]
+            sender = self.renters[self.renters[0] == job.renter]
+            self._dispute(job, self.matcher.verifiers(job.id, verifiers), sender)
+
+    def _sybil_dispute(self, job, seed):
+        """The renter disputes with verifiers it picked: mostly dishonest, or itself."""
+        original = job.slots[0].provider
+        dishonest = [p for p in self.providers if self._role(p) != HONEST and p != original]
+        turn = seed % len(dishonest)
+        picks = [*dishonest[turn:], *dishonest[:turn]][:2]
+        if seed % 5 == 4:
+            picks = [job.renter, picks[0]]  # the renter verifies its own dispute
+        form = SYBIL_FORMS[seed // 5 % len(SYBIL_FORMS)]
+        signed = self.matcher.forged_verifiers(form, job.id, job.id + 1, picks, picks[::-1])
+        tx = self._dispute(job, signed, job.renter)
+        assert tx is None, f"a renter disputed with verifiers it picked ({form})"
+        if self._last_error in ("EscrowNotMatcherSigned", "EscrowAssignmentExpired"):
+            self.stats["sybil:dispute-refused"] += 1
+
+    def rule_finalize(self, pick="st_pick", who="st_account"):
+        job = self._pick_job(pick, lambda j: chain.time() > self.model.finalizable_at(j))
+        if job is not None:
+            self._finalize(job, self.tracked[who])
 
     def rule_finalize_many(self, who="st_account"):
         ids = [*self.model.jobs, len(self.model.jobs) + 1]
@@ -671,64 +1212,24 @@ class EscrowMachine(StorageRules):
         for outcome in outcomes:
             self._after_settle(self.model.jobs[outcome["job"]], outcome, tx)
 
-    def rule_dispute(self, pick="st_pick", named="st_bool", first="st_provider", extra="st_extra"):
-        job = self._pick_job(pick, lambda j: j.replicas == 1 and j.revealed == 1)
-        if job is None:
-            return
-        verifiers = [self.providers[first], self.providers[(first + 1) % 5]] if named else []
-        deadline = chain.time() + ACCEPT + DEADLINE_EXTRAS[extra]
-        self._dispute(job, deadline, verifiers)
-
-    def _dispute(self, job, deadline, verifiers):
-        tx, _ = self._act(
-            "dispute",
-            self.escrow.dispute,
-            job.id,
-            deadline,
-            verifiers,
-            sender=job.renter,
-            model=lambda ts: self.model.dispute(job.id, job.renter, deadline, verifiers, ts),
-        )
-        if tx is not None:
-            self.stats["disputed"] += 1
-            self._check_job(job)
-
     def rule_claim_no_show(self, pick="st_pick", who="st_account"):
         job = self._pick_job(pick, lambda j: j.accepted and not j.revealed)
         if job is not None:
             self._claim_no_show(job, self.tracked[who])
 
-    def _claim_no_show(self, job, sender):
-        tx, outcome = self._act(
-            "claimNoShow",
-            self.escrow.claimNoShow,
-            job.id,
-            sender=sender,
-            model=lambda ts: self.model.claim_no_show(job.id, ts),
-        )
-        self._after_settle(job, outcome, tx)
-
     def rule_cancel(self, pick="st_pick", by_renter="st_bool"):
         job = self._pick_job(pick, lambda j: j.accepted < j.replicas)
         if job is not None:
-            self._cancel(job, job.renter if by_renter else self.providers[job.id % 5])
+            self._cancel(job, job.renter if by_renter else self.providers[job.id % 8])
 
-    def _cancel(self, job, sender):
-        tx, _ = self._act(
-            "cancel",
-            self.escrow.cancel,
-            job.id,
-            sender=sender,
-            model=lambda ts: self.model.cancel(job.id, sender, ts),
-        )
-        if tx is not None:
-            assert "ReplicaSlashed" not in tx.events
-            self.stats["cancelled"] += 1
-            self._check_job(job)
-
-    def rule_withdraw(self, who="st_account"):
-        credited = [a for a in self.tracked if self.model.credits[a]]
+    def rule_withdraw(self, who="st_account", storage="st_bool"):
+        """An account pulls its credit from the job escrow (or the storage escrow)."""
+        credits = self.model.storage_credits if storage else self.model.credits
+        credited = [a for a in self.tracked if credits[a]]
         account = credited[who % len(credited)] if credited and who != 7 else self.tracked[who]
+        if storage:
+            self._storage_withdraw(account)
+            return
         tx, _ = self._act(
             "withdraw",
             self.escrow.withdraw,
@@ -738,103 +1239,157 @@ class EscrowMachine(StorageRules):
         if tx is not None:
             self.stats["withdrawn"] += 1
 
+    def rule_set_fee(self, seed="st_seed"):
+        """The owner changes the fee (funded jobs keep theirs); a renter tries to."""
+        fee_bps = FEES[seed % len(FEES)]
+        sender = self.owner if seed // 5 % 4 else self.renters[0]
+        self._act(
+            "setFee",
+            self.escrow.setFee,
+            self.treasury,
+            fee_bps,
+            sender=sender,
+            model=lambda ts: self.model.set_fee(sender, fee_bps),
+        )
+
     def rule_advance(self, seed="st_seed"):
         """Take a live job (or a new one) through its next natural steps.
 
-        Accept, commit, reveal, then confirm, dispute, claim a no-show or finalize:
-        whatever the model says comes next at the current time, checked like any rule.
-        One `seed` drives every choice: hypothesis favours rules with fewer arguments,
-        and this rule is the one that carries jobs to settlement.
+        Accept, the dishonest providers' commits and reveals (the honest act on their
+        own), then confirm, dispute, claim a no-show or finalize: whatever comes next
+        at the current time, checked like any rule. One `seed` drives every choice:
+        this rule is the one that carries jobs to settlement.
         """
-        pick, steps, who, label = seed % 251, 1 + seed // 251 % 4, seed // 1004 % 5, seed % 4
+        pick, steps, who = seed % 251, 1 + seed // 251 % 4, seed // 1004 % 8
         job = self._pick_job(pick)
         if job is None or not job.live:
-            self._fund(self.renters[seed % 2], 1 + who % 3, [], PRICES[pick % 3], 150)
+            replicas = 1 + who % 3 if who % 4 else 5
+            price = PRICES[pick % len(PRICES)]
+            drawn = self.matcher.draw(
+                replicas,
+                seed=seed,
+                dishonest_budget=(replicas - 1) // 2,
+                can_lock=lambda p: self.model.can_lock(p, price),
+            )
+            if replicas == 1 or drawn is None:
+                signed = unsigned([])
+                replicas = 1
+            else:
+                signed = self.matcher.assign(self.renters[seed % 2], drawn)
+            self._fund(self.renters[seed % 2], replicas, signed, price, 150)
             job = self.model.jobs.get(len(self.model.jobs))
-        for _ in range(steps):
+        for step in range(steps):
             if job is None or not job.live:
                 return
-            self._advance(job, who, label)
+            self._advance(job, (who + step) % 8)
 
-    def _advance(self, job, who, label):
+    def _advance(self, job, who):
         now = chain.time()
         empty = [s for s in job.slots if s.state == NONE]
-        accepted = [s for s in job.slots if s.state == ACCEPTED]
-        committed = [s for s in job.slots if s.state == COMMITTED]
-        if empty and now < job.accept_by:
+        if empty and now < job.accept_by - 2 and who % 4 != 3:
             waiting = [s.provider for s in empty if s.provider]
             taken = {s.provider for s in job.slots}
             free = [p for p in self.providers if p not in taken]
             choices = waiting or free or self.providers
-            self._accept(job, choices[(who + job.accepted) % len(choices)])
-        elif accepted and now <= job.deadline:
-            self._commit(job, accepted[0].provider, LABELS[(label + job.committed) % 4])
-        elif committed and now <= job.deadline + REVEAL:
-            self._reveal(job, committed[0].provider, committed[0].committed)
-        elif job.revealed == job.replicas == 1 and who % 2 == 0 and now < job.challenge_ends:
-            verifiers = [p for p in self.providers if p != job.slots[0].provider][who : who + 2]
-            self._dispute(job, now + ACCEPT + 200, verifiers if who < 2 else [])
-        elif job.revealed == job.replicas:
+            self._accept(job, choices[who % len(choices)])
+            return
+        due = [
+            s
+            for s in job.slots
+            if self._role(s.provider) in (JUNK, COPIER)
+            and (
+                (s.state == ACCEPTED and now < job.deadline - 2)
+                or (
+                    s.state == COMMITTED
+                    and job.replicas > 1
+                    and self.model.reveal_open(job, now)
+                    and now < job.deadline + REVEAL - 2
+                )
+            )
+        ]
+        if due and who % 5 != 4:
+            slot = due[who % len(due)]
+            if slot.state == ACCEPTED:
+                self._play_commit(job, slot.provider)
+            else:
+                self._play_reveal(job, slot.provider, forge=False)
+        elif job.replicas == job.committed == 1 and now < job.challenge_ends - 2 and who % 2 == 0:
+            if who % 4 == 0:  # a sybil master tries its own verifiers first
+                self._sybil_dispute(job, job.id + who)
+            self._matcher_dispute(job, who)
+        elif (
+            job.replicas == job.committed == 1
+            or (job.replicas > 1 and self.model.all_revealed(job, now))
+        ) and who % 3 != 2:
             self._confirm(job, job.renter)
-        elif job.accepted and not job.revealed and job.status == FUNDED and who % 2:
-            self._claim_no_show(job, self.providers[who])
+        elif job.accepted and not job.revealed and who % 2:
+            self._claim_no_show(job, self.tracked[who])
         else:
             ready_at = self.model.finalizable_at(job)
-            if now <= ready_at and who % 2:
-                chain.sleep(ready_at - now + 1 + label)  # wait out the job's windows
-            self._finalize(job, self.providers[who])
+            if now <= ready_at and who % 4:
+                self._sleep(ready_at - now + 1 + who)  # wait out the job's windows
+            self._finalize(job, self.tracked[who])
 
-    # --------------------------------------------------------------- registry rules
+    # ------------------------------------------------------------ registry rules
 
-    def rule_stake(self, who="st_provider", amount="st_amount"):
+    def rule_registry(self, who="st_provider", amount="st_amount", op="st_op"):
+        """A provider stakes, asks to unstake, cancels that, or withdraws what unbonded."""
         provider, value = self.providers[who], STAKE_AMOUNTS[amount]
-        self._act(
-            "stake",
-            self.registry.stake,
-            value,
-            sender=provider,
-            model=lambda ts: self.model.stake(provider, value),
-        )
-
-    def rule_request_unstake(self, who="st_provider", amount="st_amount", cancel="st_bool"):
-        provider, value = self.providers[who], STAKE_AMOUNTS[amount]
-        if cancel and amount == 0:
-            self._act(
+        registry, model = self.registry, self.model
+        name, fn, args, rule = [
+            ("stake", registry.stake, (value,), lambda ts: model.stake(provider, value)),
+            (
+                "requestUnstake",
+                registry.requestUnstake,
+                (value,),
+                lambda ts: model.request_unstake(provider, value, ts),
+            ),
+            (
                 "cancelUnstake",
-                self.registry.cancelUnstake,
-                sender=provider,
-                model=lambda ts: self.model.cancel_unstake(provider),
-            )
-            return
-        self._act(
-            "requestUnstake",
-            self.registry.requestUnstake,
-            value,
-            sender=provider,
-            model=lambda ts: self.model.request_unstake(provider, value, ts),
-        )
-
-    def rule_withdraw_unstaked(self, who="st_provider"):
-        provider = self.providers[who]
-        self._act(
-            "withdrawUnstaked",
-            self.registry.withdrawUnstaked,
-            sender=provider,
-            model=lambda ts: self.model.withdraw_unstaked(provider, ts),
-        )
+                registry.cancelUnstake,
+                (),
+                lambda ts: model.cancel_unstake(provider),
+            ),
+            (
+                "withdrawUnstaked",
+                registry.withdrawUnstaked,
+                (),
+                lambda ts: model.withdraw_unstaked(provider, ts),
+            ),
+        ][op]
+        self._act(name, fn, *args, sender=provider, model=rule)
 
     # --------------------------------------------------------------------- time
 
     def rule_sleep(self, seconds="st_sleep"):
-        chain.sleep(SLEEPS[seconds])
+        self._sleep(SLEEPS[seconds])
         chain.mine()
+
+    def rule_storage_advance(self, seed="st_seed"):
+        """The storage rules' own step, its waits routed through `_sleep`."""
+        storage_rules.chain = _HonestClock(self)
+        try:
+            super().rule_storage_advance(seed)
+        finally:
+            storage_rules.chain = chain
 
     # --------------------------------------------------------------- invariants
 
     def invariant(self):
-        snap = self._read()
+        """Honest providers act on what happened (they watch the chain), then the checks."""
+        self.stats["steps"] += 1
+        self._honest_react()
+        snap, locks = self._read()
         model = self.model
         assert snap["supply"] == PARAMS.supply
+        held = (
+            sum(snap["balances"])
+            + snap["escrowBalance"]
+            + snap["registryBalance"]
+            + snap["storage"]["balance"]
+            + self.others_hold
+        )
+        assert held == PARAMS.supply, "tokens outside every known holder"
         # chain-only conservation
         assert snap["escrowBalance"] == snap["liveDeposits"] + sum(snap["credits"])
         assert snap["registryBalance"] == sum(snap["staked"])
@@ -853,6 +1408,22 @@ class EscrowMachine(StorageRules):
                 assert [snap["staked"][i], snap["locked"][i], snap["unbonding"][i]] == (
                     model.stakes[account][:3]
                 ), f"stake of {account}"
+        # locks: exactly the collateral of live replicas and active deals, per escrow
+        for provider, by in zip(self.providers, locks, strict=True):
+            expected = (model.job_locked(provider), model.deal_locked(provider))
+            assert by == expected, f"lockedBy of {provider}: {by} != {expected}"
+            assert model.stakes[provider][1] == sum(expected)
+        # honest liveness: nobody skipped a window an honest provider had to act in
+        now = chain.time()
+        for job in model.jobs.values():
+            for slot in job.slots if job.live else ():
+                if self._role(slot.provider) == HONEST:
+                    assert slot.state != ACCEPTED, f"honest slot of job {job.id} not committed"
+                    assert (
+                        slot.state != COMMITTED
+                        or job.replicas == 1
+                        or (now <= job.deadline + REVEAL)
+                    ), f"honest reveal of job {job.id} missed: a time jump bypassed _sleep"
         self._check_storage_invariant(snap["storage"])
 
 
@@ -862,7 +1433,20 @@ def reader(module_isolation, deployer):
     return StorageStateReader.deploy({"from": deployer})
 
 
-def test_random_sequences_conserve_tokens_and_slash_only_the_faulty(
+@pytest.fixture(scope="module")
+def cast(deployment, deployer, providers):
+    """The eight providers of `ROLES`: conftest's five and three more, staked alike."""
+    token, registry = deployment["ComputeToken"], deployment["ProviderRegistry"]
+    extra = [accounts.add(key) for key in EXTRA_KEYS]
+    for account in extra:
+        deployer.transfer(account, 10**19)
+        token.transfer(account, PROVIDER_TOKENS, {"from": deployer})
+        token.approve(registry, 2**256 - 1, {"from": account})
+        registry.stake(STAKE, {"from": account})
+    return [*providers, *extra]
+
+
+def test_adversaries_never_break_conservation_nor_honest_pay(
     state_machine,
     token,
     escrow,
@@ -870,10 +1454,13 @@ def test_random_sequences_conserve_tokens_and_slash_only_the_faulty(
     reader,
     renter,
     renter2,
-    providers,
+    cast,
     treasury,
     storage,
     deployer,
+    outsider,
+    sale,
+    faucet,
 ):
     state_machine(
         EscrowMachine,
@@ -882,8 +1469,10 @@ def test_random_sequences_conserve_tokens_and_slash_only_the_faulty(
         registry,
         reader,
         [renter, renter2],
-        providers,
+        cast,
         treasury,
+        deployer,
+        [deployer, outsider, sale, faucet],
         (storage, deployer),
         settings={
             "max_examples": int(os.environ.get("DCLOUD_STATEFUL_EXAMPLES", 50)),
