@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from marketplace.chain import ChainClient
-from marketplace.grid import Grid
+from marketplace.chain.client import ChainClient
+from marketplace.chain.matcher import MatcherSigner
+from marketplace.energy.grid import Grid
 from marketplace.metrics import Metrics
-from marketplace.signer import MatcherSigner
 from protocol.assignments import DEV_CHAIN_IDS, DEV_MATCHER_KEY
 
 if TYPE_CHECKING:
-    from marketplace.indexer import Indexer
-    from marketplace.scheduler import Scheduler
+    from marketplace.chain.indexer import Indexer
+    from marketplace.compute.scheduler import Scheduler
 from marketplace.settings import Settings
 from marketplace.store.db import make_engine, migrate, session_factory
 
@@ -76,7 +76,7 @@ class Service:
             logger.warning("no chain configured (DCLOUD_RPC_URL unset): stake is not verified")
 
     def _start_indexer(self) -> None:
-        from marketplace.indexer import Indexer
+        from marketplace.chain.indexer import Indexer
 
         assert self.chain is not None
         indexer = Indexer(self.settings, self.sessions, self.chain)

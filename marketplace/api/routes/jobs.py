@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 
-from marketplace import jobs
 from marketplace.api.deps import RawBodyDep, ServiceDep
 from marketplace.api.schemas import (
     DisputeRequest,
@@ -19,11 +18,12 @@ from marketplace.api.schemas import (
     SignedAssignmentPublic,
     VerifiersPublic,
 )
-from marketplace.assign import Choice, Item, choose
 from marketplace.auth import authenticate
-from marketplace.disputes import draw_verifiers
+from marketplace.compute import jobs
+from marketplace.compute.assign import Choice, Item, choose
+from marketplace.compute.disputes import draw_verifiers
+from marketplace.compute.scheduler import Scheduler, explain_unmatched
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
-from marketplace.scheduler import Scheduler, explain_unmatched
 from marketplace.service import Service
 from marketplace.store.models import JobRow
 from protocol.escrow import JobStatus

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy import func, select
 
-from marketplace import providers
 from marketplace.api.deps import RawBodyDep, ServiceDep, SessionDep
 from marketplace.api.schemas import ProviderList, ProviderPublic
 from marketplace.auth import authenticate
+from marketplace.compute import providers
 from marketplace.errors import InvalidInputError
 from marketplace.store.models import ProviderRow
 from protocol.schemas import Address, Heartbeat, ProviderRegistration, Signed

@@ -15,9 +15,9 @@ from marketplace.api.schemas import (
     ChainJobPublic,
     JobPublic,
 )
+from marketplace.energy.grid import Grid
 from marketplace.errors import InvalidInputError, NotFoundError
-from marketplace.grid import Grid
-from marketplace.matching_types import JobRequest, Resources, unit_budget_wei
+from marketplace.matching.records import JobRequest, Resources, unit_budget_wei
 from marketplace.store.models import AssignmentRow, ChainEventRow, ChainJobRow, JobRow
 from protocol.schemas import JobSpec, spec_hash
 

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Sequence
 
 from marketplace.errors import ConflictError
-from marketplace.matching_types import Match
+from marketplace.matching.records import Match
 
 DISPUTE_VERIFIERS = 2
 

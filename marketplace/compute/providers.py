@@ -8,10 +8,10 @@ import time
 from sqlalchemy.orm import Session
 
 from marketplace.api.schemas import ProviderPublic
-from marketplace.chain import ChainClient
+from marketplace.chain.client import ChainClient
+from marketplace.energy.grid import Grid
 from marketplace.errors import ConflictError, InvalidInputError, NotFoundError
-from marketplace.grid import Grid
-from marketplace.matching_types import Provider, Resources
+from marketplace.matching.records import Provider, Resources
 from marketplace.reputation import reputation, uptime
 from marketplace.settings import Settings
 from marketplace.store.models import ProviderRow

@@ -52,7 +52,7 @@ import sklearn
 from numpy.typing import ArrayLike
 
 from marketplace.errors import InvalidInputError
-from marketplace.matching_core import (
+from marketplace.matching.core import (
     REL_TOL,
     CapacityClass,
     JobSpec,
@@ -63,7 +63,7 @@ from marketplace.matching_core import (
     scan,
     select_top_k,
 )
-from marketplace.matching_types import (
+from marketplace.matching.records import (
     DEFAULT_ENERGY_WEIGHT_KM,
     DEFAULT_SCORER,
     LEXICOGRAPHIC_ENERGY_WEIGHT_KM,
@@ -76,8 +76,8 @@ from marketplace.matching_types import (
     distance_only,
     unit_budget_wei,
 )
-from marketplace.provider_table import ProviderTable
-from marketplace.tree_build import InlineTreeBuilder, TreeBuilder
+from marketplace.matching.table import ProviderTable
+from marketplace.matching.tree_build import InlineTreeBuilder, TreeBuilder
 
 __all__ = [
     "DEFAULT_ENERGY_WEIGHT_KM",

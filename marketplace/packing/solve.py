@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 from marketplace.errors import InvalidPackingError
-from marketplace.packing_lp import lp_bound, pooled_bound, pooled_duals, solve_exact
-from marketplace.packing_model import Instance, Packing, PackJob, PackProvider
-from marketplace.packing_search import Search, first_fit_decreasing, lagrangian
+from marketplace.packing.lp import lp_bound, pooled_bound, pooled_duals, solve_exact
+from marketplace.packing.model import Instance, Packing, PackJob, PackProvider
+from marketplace.packing.search import Search, first_fit_decreasing, lagrangian
 
 __all__ = [
     "Method",

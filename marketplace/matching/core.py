@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from marketplace.errors import InvalidInputError, ScorerContractError
 from marketplace.geo import EARTH_DIAMETER_KM, EARTH_RADIUS_KM
-from marketplace.matching_types import (
+from marketplace.matching.records import (
     DEFAULT_ENERGY_WEIGHT_KM,
     DEFAULT_SCORER,
     MAX_PRICE_WEI,
@@ -34,8 +34,8 @@ from marketplace.matching_types import (
     Match,
     Scorer,
 )
-from marketplace.provider_table import ProviderTable
-from marketplace.tree_build import TreeBuilder
+from marketplace.matching.table import ProviderTable
+from marketplace.matching.tree_build import TreeBuilder
 
 __all__ = [
     "REL_TOL",
