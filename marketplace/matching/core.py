@@ -112,7 +112,7 @@ class Columns:
     ``f`` holds ``x, y, z, cpu, reputation`` and ``i`` holds ``memory_mb, gpu, disk_mb,
     price_wei, level``, one row per provider, so one fancy index fetches a candidate's
     whole record. ``bits`` are the image bitsets (see
-    :class:`~marketplace.provider_table.ProviderTable`), ``rows`` the table row of each
+    :class:`~marketplace.matching.table.ProviderTable`), ``rows`` the table row of each
     entry and ``names`` the table's ids (shared, not copied). Every provider in it is
     online.
     """
