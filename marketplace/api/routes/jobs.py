@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 
-from marketplace.api.deps import RawBodyDep, ServiceDep
+from marketplace.api.deps import RawBodyDep, SchedulerDep, ServiceDep
 from marketplace.api.schemas import (
     DisputeRequest,
     JobList,
@@ -22,7 +22,7 @@ from marketplace.auth import authenticate
 from marketplace.compute import jobs
 from marketplace.compute.assign import Choice, Item, choose
 from marketplace.compute.disputes import draw_verifiers
-from marketplace.compute.scheduler import Scheduler, explain_unmatched
+from marketplace.compute.scheduler import explain_unmatched
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
 from marketplace.service import Service
 from marketplace.store.models import JobRow
@@ -35,22 +35,9 @@ SUBMIT = "dcloud/job.submit"
 DISPUTE = "dcloud/job.dispute"
 
 
-async def start_scheduler(service: Service) -> None:
-    scheduler = Scheduler(service)
-    scheduler.start()
-    service.scheduler = scheduler
-
-
-async def stop_scheduler(service: Service) -> None:
-    if service.scheduler is not None:
-        await service.scheduler.stop()
-
-
 @router.post("/quote", response_model=QuotePublic)
-def quote(spec: JobSpec, service: ServiceDep) -> QuotePublic:
+def quote(spec: JobSpec, scheduler: SchedulerDep) -> QuotePublic:
     """Who would run this job and what it would cost, without recording anything."""
-    scheduler = service.scheduler
-    assert scheduler is not None
     matches = scheduler.candidates([("quote", spec)])[0]
     item = Item("quote", spec, matches)
     chosen = choose([item], scheduler.records)["quote"]
@@ -65,7 +52,9 @@ def quote(spec: JobSpec, service: ServiceDep) -> QuotePublic:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
-async def submit(body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep) -> JobPublic:
+async def submit(
+    body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep, scheduler: SchedulerDep
+) -> JobPublic:
     """Submit a job signed by the renter (purpose `dcloud/job.submit`).
 
     The job waits for the next batch (a short window), is matched and packed, and comes
@@ -82,8 +71,6 @@ async def submit(body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep) ->
             return jobs.create(session, renter=renter, spec=body.payload, grid=service.grid).id
 
     job_id = await run_in_threadpool(record)
-    scheduler = service.scheduler
-    assert scheduler is not None
     try:
         await scheduler.submit(job_id, body.payload)
     except TimeoutError:
@@ -97,7 +84,7 @@ async def submit(body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep) ->
 
 @router.post("/disputes", response_model=VerifiersPublic)
 def dispute_verifiers(
-    body: Signed[DisputeRequest], raw: RawBodyDep, service: ServiceDep
+    body: Signed[DisputeRequest], raw: RawBodyDep, service: ServiceDep, scheduler: SchedulerDep
 ) -> VerifiersPublic:
     """Two verifiers for the renter's dispute of a single-replica job (purpose
     `dcloud/job.dispute`), drawn at random and signed by the matcher for the escrow.
@@ -105,8 +92,8 @@ def dispute_verifiers(
     The renter then calls `dispute` on the escrow with this signed draw and sends the
     job to both verifiers, as to any provider.
     """
-    chain, matcher, scheduler = service.chain, service.matcher, service.scheduler
-    if chain is None or matcher is None or scheduler is None:
+    chain, matcher = service.chain, service.matcher
+    if chain is None or matcher is None:
         raise UnavailableError(
             "this marketplace signs no disputes (it needs a chain and DCLOUD_MATCHER_KEY)"
         )
