@@ -1,24 +1,19 @@
-"""Jobs: creating them from signed specs, and how they look through the API."""
+"""Jobs: creating them from signed specs, looking them up, and what they cost."""
 
 from __future__ import annotations
 
 import math
 import time
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.api.schemas import (
-    AssignmentPublic,
-    ChainEventPublic,
-    ChainJobPublic,
-    JobPublic,
-)
 from marketplace.energy.grid import Grid
 from marketplace.errors import InvalidInputError, NotFoundError
 from marketplace.matching.records import JobRequest, Resources, unit_budget_wei
-from marketplace.store.models import AssignmentRow, ChainEventRow, ChainJobRow, JobRow
+from marketplace.store.models import ChainEventRow, ChainJobRow, JobRow
 from protocol.schemas import JobSpec, spec_hash
 
 PENDING, MATCHED, UNMATCHED = "pending", "matched", "unmatched"
@@ -69,58 +64,17 @@ def get(session: Session, job_id: str) -> JobRow:
     return row
 
 
-def assignment_public(a: AssignmentRow, spec: JobSpec) -> AssignmentPublic:
-    return AssignmentPublic(
-        slot=a.slot,
-        provider=a.provider,
-        endpoint=a.endpoint,
-        distance_km=round(a.distance_km, 3),
-        energy_level=a.energy_level,
-        score=round(a.score, 3),
-        reputation=round(a.reputation, 4),
-        price_wei=a.price_wei,
-        cost_wei=cost_wei(a.price_wei, spec),
-    )
+def chain_job(session: Session, row: JobRow) -> ChainJobRow | None:
+    """The escrow state of a funded job, as the indexer last saw it (None: not funded)."""
+    return session.get(ChainJobRow, row.chain_job_id) if row.chain_job_id is not None else None
 
 
-def to_public(session: Session, row: JobRow, *, with_events: bool = False) -> JobPublic:
-    spec = JobSpec.model_validate(row.spec)
-    assignments = [assignment_public(a, spec) for a in row.assignments]
-    chain_row = session.get(ChainJobRow, row.chain_job_id) if row.chain_job_id else None
-    chain = None
-    if chain_row is not None:
-        chain = ChainJobPublic(
-            chain_job_id=chain_row.chain_job_id,
-            state=chain_row.state,
-            deposit_wei=chain_row.deposit_wei,
-            deadline=chain_row.deadline,
-            replicas=chain_row.replicas,
-            accepted=list(chain_row.accepted),
-            result_hash=chain_row.result_hash,
-        )
-    events: list[ChainEventPublic] = []
-    if with_events and row.chain_job_id is not None:
-        events = [
-            ChainEventPublic(
-                block_number=e.block_number, tx_hash=e.tx_hash, name=e.name, args=e.args
-            )
-            for e in session.scalars(
-                select(ChainEventRow)
-                .where(ChainEventRow.chain_job_id == row.chain_job_id)
-                .order_by(ChainEventRow.block_number, ChainEventRow.log_index)
-            )
-        ]
-    return JobPublic(
-        id=row.id,
-        renter=row.renter,
-        status=row.status,
-        reason=row.reason,
-        spec=spec,
-        spec_hash=row.spec_hash,
-        created_at=row.created_at,
-        matched_at=row.matched_at,
-        assignments=assignments,
-        price_wei=max((a.cost_wei for a in assignments), default=None),
-        chain=chain,
-        events=events,
-    )
+def chain_events(session: Session, row: JobRow) -> Sequence[ChainEventRow]:
+    """The chain events of a funded job, in chain order (none before it is funded)."""
+    if row.chain_job_id is None:
+        return []
+    return session.scalars(
+        select(ChainEventRow)
+        .where(ChainEventRow.chain_job_id == row.chain_job_id)
+        .order_by(ChainEventRow.block_number, ChainEventRow.log_index)
+    ).all()

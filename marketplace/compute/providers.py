@@ -1,4 +1,4 @@
-"""Provider registration, heartbeats, and how a provider looks to the API and to matching."""
+"""Provider registration, heartbeats, liveness and reputation, and how matching sees a provider."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 
 from sqlalchemy.orm import Session
 
-from marketplace.api.schemas import ProviderPublic
 from marketplace.chain.client import ChainClient
 from marketplace.energy.grid import Grid
 from marketplace.errors import ConflictError, InvalidInputError, NotFoundError
@@ -15,7 +14,7 @@ from marketplace.matching.records import Provider, Resources
 from marketplace.reputation import reputation, uptime
 from marketplace.settings import Settings
 from marketplace.store.models import ProviderRow
-from protocol.schemas import Capacity, Heartbeat, Location, ProviderRegistration
+from protocol.schemas import Capacity, Heartbeat, ProviderRegistration
 
 logger = logging.getLogger(__name__)
 
@@ -122,43 +121,6 @@ def reputation_of(row: ProviderRow, *, now: float, settings: Settings) -> tuple[
         uptime_ratio=up,
     )
     return up, rep
-
-
-def to_public(
-    row: ProviderRow,
-    *,
-    now: float,
-    settings: Settings,
-    levels: dict[str, int],
-    stake_verified: bool,
-) -> ProviderPublic:
-    up, rep = reputation_of(row, now=now, settings=settings)
-    return ProviderPublic(
-        address=row.address,
-        endpoint=row.endpoint,
-        location=Location(lat=row.lat, lon=row.lon),
-        region=row.region,
-        energy_level=levels.get(row.region, 0),
-        total=Capacity(
-            cpu=row.total_cpu,
-            memory_mb=row.total_memory_mb,
-            gpu=row.total_gpu,
-            disk_mb=row.total_disk_mb,
-        ),
-        free=free_of(row),
-        price_wei=row.price_wei,
-        images=list(row.images),
-        online=is_online(row, now=now, settings=settings),
-        last_heartbeat_at=row.last_heartbeat_at,
-        staked_wei=row.staked_wei,
-        stake_active=row.stake_active,
-        stake_verified=stake_verified,
-        jobs_completed=row.jobs_completed,
-        jobs_failed=row.jobs_failed,
-        jobs_slashed=row.jobs_slashed,
-        uptime=round(up, 4),
-        reputation=round(rep, 4),
-    )
 
 
 def to_matching(

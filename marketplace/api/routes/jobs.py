@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 
 from marketplace.api.deps import RawBodyDep, SchedulerDep, ServiceDep
+from marketplace.api.public import assignment_public, job_public
 from marketplace.api.schemas import (
     DisputeRequest,
     JobList,
@@ -41,7 +42,7 @@ def quote(spec: JobSpec, scheduler: SchedulerDep) -> QuotePublic:
     matches = scheduler.candidates([("quote", spec)])[0]
     item = Item("quote", spec, matches)
     chosen = choose([item], scheduler.records)["quote"]
-    candidates = [jobs.assignment_public(r, spec) for r in scheduler.assignment_rows(chosen)]
+    candidates = [assignment_public(r, spec) for r in scheduler.assignment_rows(chosen)]
     enough = len(chosen) == spec.replicas
     return QuotePublic(
         spec_hash=spec_hash(spec),
@@ -161,7 +162,7 @@ def list_jobs(
         rows = session.scalars(
             query.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
         ).all()
-        items = [jobs.to_public(session, r) for r in rows]
+        items = [job_public(r, chain_job=jobs.chain_job(session, r)) for r in rows]
     return JobList(total=total, limit=limit, offset=offset, items=items)
 
 
@@ -173,7 +174,12 @@ def get_job(job_id: str, service: ServiceDep) -> JobPublic:
 
 def _get_public(service: Service, job_id: str, with_events: bool) -> JobPublic:
     with service.sessions() as session:
-        public = jobs.to_public(session, jobs.get(session, job_id), with_events=with_events)
+        row = jobs.get(session, job_id)
+        public = job_public(
+            row,
+            chain_job=jobs.chain_job(session, row),
+            events=jobs.chain_events(session, row) if with_events else (),
+        )
     return _signed(service, public)
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy import func, select
 
 from marketplace.api.deps import RawBodyDep, ServiceDep, SessionDep
+from marketplace.api.public import provider_public
 from marketplace.api.schemas import ProviderList, ProviderPublic
 from marketplace.auth import authenticate
 from marketplace.compute import providers
@@ -107,7 +108,7 @@ def _public(
     now: float | None = None,
     levels: dict[str, int] | None = None,
 ) -> ProviderPublic:
-    return providers.to_public(
+    return provider_public(
         row,
         now=now or time.time(),
         settings=service.settings,
