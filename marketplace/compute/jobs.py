@@ -7,13 +7,13 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from marketplace.energy.grid import Grid
 from marketplace.errors import InvalidInputError, NotFoundError
 from marketplace.matching.records import JobRequest, Resources, unit_budget_wei
-from marketplace.store.models import ChainEventRow, ChainJobRow, JobRow
+from marketplace.store.models import AssignmentRow, ChainEventRow, ChainJobRow, JobRow
 from protocol.schemas import JobSpec, spec_hash
 
 PENDING, MATCHED, UNMATCHED = "pending", "matched", "unmatched"
@@ -62,6 +62,46 @@ def get(session: Session, job_id: str) -> JobRow:
     if row is None:
         raise NotFoundError(f"no job {job_id}; list jobs at /v1/jobs")
     return row
+
+
+def by_chain_id(session: Session, chain_job_id: int) -> JobRow | None:
+    """The job funded as escrow job `chain_job_id`, if it was funded through us."""
+    return session.scalars(select(JobRow).where(JobRow.chain_job_id == chain_job_id)).first()
+
+
+def list_page(
+    session: Session,
+    *,
+    renter: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, Sequence[JobRow]]:
+    """(how many jobs match, one page of them newest first), by renter (any letter case)
+    and status."""
+    query = select(JobRow)
+    if renter is not None:
+        query = query.where(func.lower(JobRow.renter) == renter.lower())
+    if status is not None:
+        query = query.where(JobRow.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
+    ).all()
+    return total, rows
+
+
+def set_verifiers(session: Session, job_id: str, verifiers: Sequence[AssignmentRow]) -> None:
+    """Record a dispute's verifiers as the job's assignments in slots 1, 2, ...
+
+    A new draw replaces the previous one (the renter did not use it); slot 0, the
+    original provider, stays.
+    """
+    row = get(session, job_id)
+    row.assignments = [a for a in row.assignments if a.slot == 0]
+    for slot, a in enumerate(verifiers, 1):
+        a.slot = slot
+        row.assignments.append(a)
 
 
 def chain_job(session: Session, row: JobRow) -> ChainJobRow | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from marketplace.chain.client import ChainClient
@@ -100,6 +102,37 @@ def get(session: Session, address: str) -> ProviderRow:
     if row is None:
         raise NotFoundError(f"no provider {address}; list providers at /v1/providers")
     return row
+
+
+def list_page(
+    session: Session,
+    *,
+    settings: Settings,
+    online: bool | None,
+    region: str | None,
+    limit: int,
+    offset: int,
+    now: float,
+) -> tuple[int, Sequence[ProviderRow]]:
+    """(how many providers match, one page of them newest heartbeat first), by region and
+    whether they are online at `now`."""
+    query = select(ProviderRow)
+    if region is not None:
+        query = query.where(ProviderRow.region == region)
+    if online is not None:
+        cutoff = now - settings.offline_after_s
+        query = query.where(
+            ProviderRow.last_heartbeat_at >= cutoff
+            if online
+            else ProviderRow.last_heartbeat_at < cutoff
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(ProviderRow.last_heartbeat_at.desc(), ProviderRow.address)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return total, rows
 
 
 def is_online(row: ProviderRow, *, now: float, settings: Settings) -> bool:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select
 
 from marketplace.api.deps import RawBodyDep, SchedulerDep, ServiceDep
 from marketplace.api.public import assignment_public, job_public
@@ -26,7 +25,6 @@ from marketplace.compute.disputes import draw_verifiers
 from marketplace.compute.scheduler import explain_unmatched
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
 from marketplace.service import Service
-from marketplace.store.models import JobRow
 from protocol.escrow import JobStatus
 from protocol.schemas import Address, JobSpec, Signed, spec_hash
 
@@ -103,7 +101,7 @@ def dispute_verifiers(
         renter = authenticate(
             session, purpose=DISPUTE, raw=raw, max_skew_s=service.settings.signature_max_skew_s
         )
-        row = session.scalars(select(JobRow).where(JobRow.chain_job_id == job_id)).first()
+        row = jobs.by_chain_id(session, job_id)
         spec = JobSpec.model_validate(row.spec) if row is not None else None
     j = chain.escrow.functions.getJob(job_id).call()
     if int(j[9]) == JobStatus.NONE or row is None or spec is None:
@@ -130,14 +128,7 @@ def dispute_verifiers(
         [Choice(by_id[p], records[p].price_wei, records[p].reputation) for p in drawn]
     )
     with service.writing(), service.sessions() as session, session.begin():
-        job_row = session.get(JobRow, row.id)
-        assert job_row is not None
-        # the verifiers join the job's assignments (slots 1, 2); a new draw replaces one
-        # the renter did not use
-        job_row.assignments = [a for a in job_row.assignments if a.slot == 0]
-        for slot, a in enumerate(rows, 1):
-            a.slot = slot
-            job_row.assignments.append(a)
+        jobs.set_verifiers(session, row.id, rows)
     return VerifiersPublic(
         chain_job_id=job_id, endpoints=[a.endpoint for a in rows], **signed.to_json()
     )
@@ -153,15 +144,9 @@ def list_jobs(
 ) -> JobList:
     """Jobs, newest first; filter by renter and status."""
     with service.sessions() as session:
-        query = select(JobRow)
-        if renter is not None:
-            query = query.where(func.lower(JobRow.renter) == renter.lower())
-        if status_ is not None:
-            query = query.where(JobRow.status == status_)
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(
-            query.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
-        ).all()
+        total, rows = jobs.list_page(
+            session, renter=renter, status=status_, limit=limit, offset=offset
+        )
         items = [job_public(r, chain_job=jobs.chain_job(session, r)) for r in rows]
     return JobList(total=total, limit=limit, offset=offset, items=items)
 

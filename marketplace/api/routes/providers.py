@@ -6,7 +6,6 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import func, select
 
 from marketplace.api.deps import RawBodyDep, ServiceDep, SessionDep
 from marketplace.api.public import provider_public
@@ -64,22 +63,15 @@ def list_providers(
 ) -> ProviderList:
     """Providers, newest heartbeat first."""
     now = time.time()
-    query = select(ProviderRow)
-    if region is not None:
-        query = query.where(ProviderRow.region == region)
-    if online is not None:
-        cutoff = now - service.settings.offline_after_s
-        query = query.where(
-            ProviderRow.last_heartbeat_at >= cutoff
-            if online
-            else ProviderRow.last_heartbeat_at < cutoff
-        )
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(ProviderRow.last_heartbeat_at.desc(), ProviderRow.address)
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    total, rows = providers.list_page(
+        session,
+        settings=service.settings,
+        online=online,
+        region=region,
+        limit=limit,
+        offset=offset,
+        now=now,
+    )
     levels = service.grid.levels()
     return ProviderList(
         total=total,
