@@ -70,3 +70,19 @@ def test_imports_inside_functions_type_checking_and_relative_ones_count():
     )
     names = imported_modules(source, "marketplace.compute")
     assert {"marketplace.api.schemas", "marketplace.api.deps", "marketplace.api.public"} <= names
+
+
+# What the marketplace's docstring calls pure: no network, database or web framework.
+PURE = ("matching/", "packing/", "geo.py", "reputation.py", "energy/levels.py", "energy/sources.py")
+IO_LIBRARIES = ("httpx", "requests", "urllib", "socket", "sqlalchemy", "web3", "fastapi")
+
+
+def test_the_pure_modules_import_no_io_library():
+    offenders = {}
+    for path in sorted(MARKETPLACE.rglob("*.py")):
+        module = path.relative_to(MARKETPLACE).as_posix()
+        if module.startswith(PURE):
+            hits = sorted(n for n in imports_of(path) if n.split(".")[0] in IO_LIBRARIES)
+            if hits:
+                offenders[module] = hits
+    assert offenders == {}
