@@ -163,7 +163,7 @@ def serve(kind: str, port: int, db: str | None) -> None:
     if kind == "bare":
         app = bare_app()
     else:
-        from marketplace.api.app import create_app
+        from marketplace.app import create_app
         from marketplace.settings import Settings
 
         assert db is not None

@@ -36,7 +36,7 @@ from marketplace.matching import (
     brute_force_match,
     distance_only,
 )
-from marketplace.tree_build import InlineTreeBuilder, ProcessTreeBuilder
+from marketplace.matching.tree_build import InlineTreeBuilder, ProcessTreeBuilder
 
 logger = logging.getLogger(__name__)
 

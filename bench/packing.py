@@ -30,8 +30,8 @@ import numpy as np
 
 from bench.report import print_table, write_results
 from marketplace.packing import PackJob, PackProvider, pack, pooled_upper_bound
-from marketplace.packing_lp import lp_bound, solve_exact
-from marketplace.packing_model import Instance
+from marketplace.packing.lp import lp_bound, solve_exact
+from marketplace.packing.model import Instance
 
 logger = logging.getLogger(__name__)
 

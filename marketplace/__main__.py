@@ -7,7 +7,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from marketplace.api.app import create_app
+from marketplace.app import create_app
 from marketplace.errors import MarketplaceError
 from marketplace.settings import Settings
 from protocol.logs import configure_logging

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -14,12 +13,10 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketplace.store.models import JobRow, ProviderRow
-
-if TYPE_CHECKING:
-    from marketplace.service import Service
 
 
 class Metrics:
@@ -78,23 +75,28 @@ class Metrics:
         return measured
 
 
-def render(service: Service) -> tuple[bytes, str]:
-    m: Metrics = service.metrics
-    now = time.time()
-    cutoff = now - service.settings.offline_after_s
-    with service.sessions() as session:
-        online = (
-            session.scalar(select(func.count()).where(ProviderRow.last_heartbeat_at >= cutoff)) or 0
-        )
-        total = session.scalar(select(func.count()).select_from(ProviderRow)) or 0
-        by_status = dict(
-            session.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
-        )
+def render(
+    m: Metrics,
+    session: Session,
+    *,
+    offline_after_s: float,
+    indexed_block: int | None,
+    now: float | None = None,
+) -> tuple[bytes, str]:
+    """Refresh the state gauges from the database and return the text format to serve."""
+    now = time.time() if now is None else now
+    cutoff = now - offline_after_s
+    online = (
+        session.scalar(select(func.count()).where(ProviderRow.last_heartbeat_at >= cutoff)) or 0
+    )
+    total = session.scalar(select(func.count()).select_from(ProviderRow)) or 0
+    by_status = dict(
+        session.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
+    )
     m.providers.labels("online").set(online)
     m.providers.labels("offline").set(total - online)
     for status_name, count in by_status.items():
         m.jobs.labels(status_name).set(count)
-    indexer = service.indexer
-    if indexer is not None and indexer.indexed_block is not None:
-        m.indexed_block.set(indexer.indexed_block)
+    if indexed_block is not None:
+        m.indexed_block.set(indexed_block)
     return generate_latest(m.registry), CONTENT_TYPE_LATEST

@@ -1,4 +1,9 @@
-"""Everything one marketplace process holds: database, grid, chain, matcher, background work."""
+"""What one marketplace process holds: database, grid, chain, matcher key, metrics.
+
+Plain state shared by the API handlers and the background workers; the workers
+themselves (chain indexer, scheduler) are built and run by the composition root
+(:mod:`marketplace.app`), so this module knows nothing of them.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,17 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from marketplace.chain import ChainClient
-from marketplace.grid import Grid
+from marketplace.chain.client import ChainClient
+from marketplace.chain.matcher import MatcherSigner
+from marketplace.energy.grid import Grid
 from marketplace.metrics import Metrics
-from marketplace.signer import MatcherSigner
-from protocol.assignments import DEV_CHAIN_IDS, DEV_MATCHER_KEY
-
-if TYPE_CHECKING:
-    from marketplace.indexer import Indexer
-    from marketplace.scheduler import Scheduler
 from marketplace.settings import Settings
 from marketplace.store.db import make_engine, migrate, session_factory
+from protocol.assignments import DEV_CHAIN_IDS, DEV_MATCHER_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -36,61 +36,41 @@ class Service:
         self.grid = grid or Grid()
         self.chain: ChainClient | None = None
         self.matcher: MatcherSigner | None = None
-        self.stop_event = threading.Event()
-        self._threads: list[threading.Thread] = []
         self.metrics = Metrics()
-        self.indexer: Indexer | None = None
         # SQLite takes one writer at a time and makes the others sleep in its busy handler;
         # queueing writers on a lock in this process wakes each as soon as it may write.
         self._write_lock: threading.Lock | None = (
             threading.Lock() if self.engine.dialect.name == "sqlite" else None
         )
-        self.scheduler: Scheduler | None = None
         self._providers_version = 0
 
-    def start(self) -> None:
-        """Migrate the schema, connect the chain (when configured), start workers."""
+    def open(self) -> None:
+        """Migrate the schema and connect the chain (when configured) with the matcher key."""
         migrate(self.engine)
-        if self.settings.rpc_url:
-            self.chain = ChainClient(
-                self.settings.rpc_url,
-                deployments=str(self.settings.deployments) if self.settings.deployments else None,
-            )
-            key = (
-                self.settings.matcher_key.get_secret_value()
-                if self.settings.matcher_key is not None
-                else DEV_MATCHER_KEY
-                if self.chain.deployment.chain_id in DEV_CHAIN_IDS
-                else None
-            )
-            if key is not None:
-                self.matcher = MatcherSigner(
-                    key,
-                    chain_id=self.chain.deployment.chain_id,
-                    escrow=self.chain.escrow.address,
-                    on_chain_matcher=self.chain.escrow.functions.matcher().call(),
-                    now=self.chain.now,
-                )
-            self._start_indexer()
-        else:
+        if not self.settings.rpc_url:
             logger.warning("no chain configured (DCLOUD_RPC_URL unset): stake is not verified")
-
-    def _start_indexer(self) -> None:
-        from marketplace.indexer import Indexer
-
-        assert self.chain is not None
-        indexer = Indexer(self.settings, self.sessions, self.chain)
-        thread = threading.Thread(
-            target=indexer.run_forever, args=(self.stop_event,), name="indexer", daemon=True
+            return
+        self.chain = ChainClient(
+            self.settings.rpc_url,
+            deployments=str(self.settings.deployments) if self.settings.deployments else None,
         )
-        thread.start()
-        self._threads.append(thread)
-        self.indexer = indexer
+        key = (
+            self.settings.matcher_key.get_secret_value()
+            if self.settings.matcher_key is not None
+            else DEV_MATCHER_KEY
+            if self.chain.deployment.chain_id in DEV_CHAIN_IDS
+            else None
+        )
+        if key is not None:
+            self.matcher = MatcherSigner(
+                key,
+                chain_id=self.chain.deployment.chain_id,
+                escrow=self.chain.escrow.address,
+                on_chain_matcher=self.chain.escrow.functions.matcher().call(),
+                now=self.chain.now,
+            )
 
-    def stop(self) -> None:
-        self.stop_event.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
+    def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the service, a database session, the raw request body."""
+"""FastAPI dependencies: the service, its workers, a database session, the raw request body."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from marketplace.errors import InvalidInputError
+from marketplace.chain.indexer import Indexer
+from marketplace.compute.scheduler import Scheduler
+from marketplace.errors import InvalidInputError, UnavailableError
 from marketplace.service import Service
 
 
@@ -18,6 +20,26 @@ def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_scheduler(request: Request) -> Scheduler:
+    """The running scheduler (the composition root starts it in the app's lifespan)."""
+    scheduler: Scheduler | None = request.app.state.scheduler
+    if scheduler is None:
+        raise UnavailableError("the marketplace is starting or stopping; try again shortly")
+    return scheduler
+
+
+SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
+
+
+def get_indexer(request: Request) -> Indexer | None:
+    """The chain indexer, or None when no chain is configured."""
+    indexer: Indexer | None = request.app.state.indexer
+    return indexer
+
+
+IndexerDep = Annotated[Indexer | None, Depends(get_indexer)]
 
 
 def get_session(service: ServiceDep, request: Request) -> Iterator[Session]:

@@ -5,6 +5,8 @@
 - :mod:`~marketplace.energy.levels`: price (and demand) to integer level, by quantiles of
   recent prices across regions.
 - :mod:`~marketplace.energy.entsoe`: adapter for ENTSO-E day-ahead prices and load.
+- :mod:`~marketplace.energy.grid`: :class:`Grid`, each region's price and level now, as the
+  service sees it (levels cached per hour).
 - :mod:`~marketplace.energy.generate_data`: the generator of the bundled synthetic data.
 """
 

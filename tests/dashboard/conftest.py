@@ -26,7 +26,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from marketplace.api.app import create_app
+from marketplace.app import create_app
 from marketplace.dashboard import assets
 from marketplace.settings import Settings
 from protocol.deployments import Deployment, connect, load_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from marketplace.api.app import create_app
+from marketplace.app import create_app
 from marketplace.settings import Settings
 
 

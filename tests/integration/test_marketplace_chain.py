@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 
-from marketplace.api.app import create_app
+from marketplace.app import create_app
 from marketplace.settings import Settings
 from protocol.deployments import connect, load_for
 from tests.integration.chains import CHAINS, deploy_contracts, running_chain

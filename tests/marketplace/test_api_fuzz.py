@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from marketplace import providers
-from marketplace.api.app import create_app
 from marketplace.api.limits import json_depth_exceeds
+from marketplace.app import create_app
+from marketplace.compute import providers
 from marketplace.settings import Settings
 from marketplace.store.db import migrate, transaction
 from protocol.schemas import ProviderRegistration

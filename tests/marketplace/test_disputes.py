@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 from eth_account import Account
 
-from marketplace.disputes import draw_verifiers
+from marketplace.chain.matcher import MatcherSigner
+from marketplace.compute.disputes import draw_verifiers
 from marketplace.errors import ConfigurationError, ConflictError
-from marketplace.matching_types import Match
-from marketplace.signer import MatcherSigner
+from marketplace.matching.records import Match
 from protocol.assignments import assignment_signer
 
 ESCROW = "0x" + "ab" * 20

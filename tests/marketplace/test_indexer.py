@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from web3 import Web3
 from web3.logs import DISCARD
 
-from marketplace.chain import ChainClient
-from marketplace.indexer import Indexer
+from marketplace.chain.client import ChainClient
+from marketplace.chain.indexer import Indexer
 from marketplace.settings import Settings
 from marketplace.store.db import make_engine, migrate, session_factory
 from marketplace.store.models import ChainEventRow, ChainJobRow, IndexerCursor, JobRow, ProviderRow
@@ -386,7 +386,7 @@ def test_a_cancelled_job_counts_a_failure_for_named_providers_that_never_accepte
 def test_an_unreachable_chain_is_reported_once_and_followed_again(chain, sessions, indexer, caplog):
     live = chain.w3
     chain.w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{free_port()}"))
-    with caplog.at_level(logging.INFO, logger="marketplace.indexer"):
+    with caplog.at_level(logging.INFO, logger="marketplace.chain.indexer"):
         assert indexer.run_once() == 0
         assert indexer.run_once() == 0
         assert indexer.status == "chain unreachable"
@@ -415,7 +415,7 @@ def test_run_forever_survives_an_unreachable_chain_until_stopped(settings, sessi
     indexer = CountingIndexer(settings, sessions, chain)
     stop = threading.Event()
     thread = threading.Thread(target=indexer.run_forever, args=(stop,), daemon=True)
-    with caplog.at_level(logging.WARNING, logger="marketplace.indexer"):
+    with caplog.at_level(logging.WARNING, logger="marketplace.chain.indexer"):
         thread.start()
         for _ in range(3):
             assert indexer.steps.acquire(timeout=10)
@@ -451,7 +451,7 @@ def test_a_devnet_restart_is_logged_once_and_reindexed_from_scratch(
     # Past the old cursor, so the reset shows as a different block hash at the cursor.
     chain.w3.provider.make_request("anvil_mine", [hex(old_cursor - head + 1)])
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="marketplace.indexer"):
+    with caplog.at_level(logging.WARNING, logger="marketplace.chain.indexer"):
         catch_up(indexer)
         catch_up(indexer)
     resets = [r.getMessage() for r in caplog.records]

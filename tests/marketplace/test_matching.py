@@ -32,8 +32,8 @@ from marketplace.matching import (
     distance_only,
     unit_budget_wei,
 )
-from marketplace.matching_core import job_point
-from marketplace.tree_build import ProcessTreeBuilder
+from marketplace.matching.core import job_point
+from marketplace.matching.tree_build import ProcessTreeBuilder
 
 IMAGES = ("a", "b", "c")
 WEIGHTS = (0.0, 500.0, DEFAULT_ENERGY_WEIGHT_KM, LEXICOGRAPHIC_ENERGY_WEIGHT_KM)

@@ -18,7 +18,7 @@ from marketplace.packing import (
     pack,
     pooled_upper_bound,
 )
-from marketplace.packing_model import TOL
+from marketplace.packing.model import TOL
 
 METHODS = ("exact", "heuristic", "first-fit-decreasing", "auto")
 

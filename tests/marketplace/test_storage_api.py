@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from marketplace.api.app import create_app
+from marketplace.app import create_app
 from marketplace.settings import Settings
 from tests.marketplace.api.conftest import account, signed
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from marketplace.errors import InvalidInputError, UnavailableError
-from marketplace.storage_placement import Candidate, cold_weight, hot_weight, place
+from marketplace.storage.placement import Candidate, cold_weight, hot_weight, place
 
 
 def nodes(spec: list[tuple[str, int, float]]) -> list[Candidate]:

@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, inspect, select, text
 
-from marketplace.api.app import create_app
+from marketplace.app import create_app
 from marketplace.settings import Settings
 from marketplace.store.db import MIGRATIONS, make_engine, migrate, session_factory, transaction
 from marketplace.store.models import (

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from sqlalchemy import text
 
-from marketplace.api.deps import ServiceDep
+from marketplace.api.deps import IndexerDep, ServiceDep
 from marketplace.api.schemas import Health
 from marketplace.metrics import render
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
-def health(service: ServiceDep) -> Health:
+def health(service: ServiceDep, indexer: IndexerDep) -> Health:
     """Whether the database answers and how far the chain indexer is."""
     try:
         with service.engine.connect() as conn:
@@ -25,7 +25,6 @@ def health(service: ServiceDep) -> Health:
         database = f"error: {type(exc).__name__}"
     chain: dict[str, Any] | None = None
     if service.chain is not None:
-        indexer = service.indexer
         chain = {
             "chain_id": service.chain.deployment.chain_id,
             "indexed_block": indexer.indexed_block if indexer else None,
@@ -37,7 +36,13 @@ def health(service: ServiceDep) -> Health:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(service: ServiceDep) -> Response:
+def metrics(service: ServiceDep, indexer: IndexerDep) -> Response:
     """Prometheus text format."""
-    body, content_type = render(service)
+    with service.sessions() as session:
+        body, content_type = render(
+            service.metrics,
+            session,
+            offline_after_s=service.settings.offline_after_s,
+            indexed_block=indexer.indexed_block if indexer is not None else None,
+        )
     return Response(body, media_type=content_type)

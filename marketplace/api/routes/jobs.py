@@ -7,10 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select
 
-from marketplace import jobs
-from marketplace.api.deps import RawBodyDep, ServiceDep
+from marketplace.api.deps import RawBodyDep, SchedulerDep, ServiceDep
+from marketplace.api.public import assignment_public, job_public
 from marketplace.api.schemas import (
     DisputeRequest,
     JobList,
@@ -19,13 +18,13 @@ from marketplace.api.schemas import (
     SignedAssignmentPublic,
     VerifiersPublic,
 )
-from marketplace.assign import Choice, Item, choose
 from marketplace.auth import authenticate
-from marketplace.disputes import draw_verifiers
+from marketplace.compute import jobs
+from marketplace.compute.assign import Choice, Item, choose
+from marketplace.compute.disputes import draw_verifiers
+from marketplace.compute.scheduler import explain_unmatched
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
-from marketplace.scheduler import Scheduler, explain_unmatched
 from marketplace.service import Service
-from marketplace.store.models import JobRow
 from protocol.escrow import JobStatus
 from protocol.schemas import Address, JobSpec, Signed, spec_hash
 
@@ -35,26 +34,13 @@ SUBMIT = "dcloud/job.submit"
 DISPUTE = "dcloud/job.dispute"
 
 
-async def start_scheduler(service: Service) -> None:
-    scheduler = Scheduler(service)
-    scheduler.start()
-    service.scheduler = scheduler
-
-
-async def stop_scheduler(service: Service) -> None:
-    if service.scheduler is not None:
-        await service.scheduler.stop()
-
-
 @router.post("/quote", response_model=QuotePublic)
-def quote(spec: JobSpec, service: ServiceDep) -> QuotePublic:
+def quote(spec: JobSpec, scheduler: SchedulerDep) -> QuotePublic:
     """Who would run this job and what it would cost, without recording anything."""
-    scheduler = service.scheduler
-    assert scheduler is not None
     matches = scheduler.candidates([("quote", spec)])[0]
     item = Item("quote", spec, matches)
     chosen = choose([item], scheduler.records)["quote"]
-    candidates = [jobs.assignment_public(r, spec) for r in scheduler.assignment_rows(chosen)]
+    candidates = [assignment_public(r, spec) for r in scheduler.assignment_rows(chosen)]
     enough = len(chosen) == spec.replicas
     return QuotePublic(
         spec_hash=spec_hash(spec),
@@ -65,7 +51,9 @@ def quote(spec: JobSpec, service: ServiceDep) -> QuotePublic:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
-async def submit(body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep) -> JobPublic:
+async def submit(
+    body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep, scheduler: SchedulerDep
+) -> JobPublic:
     """Submit a job signed by the renter (purpose `dcloud/job.submit`).
 
     The job waits for the next batch (a short window), is matched and packed, and comes
@@ -82,8 +70,6 @@ async def submit(body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep) ->
             return jobs.create(session, renter=renter, spec=body.payload, grid=service.grid).id
 
     job_id = await run_in_threadpool(record)
-    scheduler = service.scheduler
-    assert scheduler is not None
     try:
         await scheduler.submit(job_id, body.payload)
     except TimeoutError:
@@ -97,7 +83,7 @@ async def submit(body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep) ->
 
 @router.post("/disputes", response_model=VerifiersPublic)
 def dispute_verifiers(
-    body: Signed[DisputeRequest], raw: RawBodyDep, service: ServiceDep
+    body: Signed[DisputeRequest], raw: RawBodyDep, service: ServiceDep, scheduler: SchedulerDep
 ) -> VerifiersPublic:
     """Two verifiers for the renter's dispute of a single-replica job (purpose
     `dcloud/job.dispute`), drawn at random and signed by the matcher for the escrow.
@@ -105,8 +91,8 @@ def dispute_verifiers(
     The renter then calls `dispute` on the escrow with this signed draw and sends the
     job to both verifiers, as to any provider.
     """
-    chain, matcher, scheduler = service.chain, service.matcher, service.scheduler
-    if chain is None or matcher is None or scheduler is None:
+    chain, matcher = service.chain, service.matcher
+    if chain is None or matcher is None:
         raise UnavailableError(
             "this marketplace signs no disputes (it needs a chain and DCLOUD_MATCHER_KEY)"
         )
@@ -115,7 +101,7 @@ def dispute_verifiers(
         renter = authenticate(
             session, purpose=DISPUTE, raw=raw, max_skew_s=service.settings.signature_max_skew_s
         )
-        row = session.scalars(select(JobRow).where(JobRow.chain_job_id == job_id)).first()
+        row = jobs.by_chain_id(session, job_id)
         spec = JobSpec.model_validate(row.spec) if row is not None else None
     j = chain.escrow.functions.getJob(job_id).call()
     if int(j[9]) == JobStatus.NONE or row is None or spec is None:
@@ -142,14 +128,7 @@ def dispute_verifiers(
         [Choice(by_id[p], records[p].price_wei, records[p].reputation) for p in drawn]
     )
     with service.writing(), service.sessions() as session, session.begin():
-        job_row = session.get(JobRow, row.id)
-        assert job_row is not None
-        # the verifiers join the job's assignments (slots 1, 2); a new draw replaces one
-        # the renter did not use
-        job_row.assignments = [a for a in job_row.assignments if a.slot == 0]
-        for slot, a in enumerate(rows, 1):
-            a.slot = slot
-            job_row.assignments.append(a)
+        jobs.set_verifiers(session, row.id, rows)
     return VerifiersPublic(
         chain_job_id=job_id, endpoints=[a.endpoint for a in rows], **signed.to_json()
     )
@@ -165,16 +144,10 @@ def list_jobs(
 ) -> JobList:
     """Jobs, newest first; filter by renter and status."""
     with service.sessions() as session:
-        query = select(JobRow)
-        if renter is not None:
-            query = query.where(func.lower(JobRow.renter) == renter.lower())
-        if status_ is not None:
-            query = query.where(JobRow.status == status_)
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(
-            query.order_by(JobRow.created_at.desc(), JobRow.id).limit(limit).offset(offset)
-        ).all()
-        items = [jobs.to_public(session, r) for r in rows]
+        total, rows = jobs.list_page(
+            session, renter=renter, status=status_, limit=limit, offset=offset
+        )
+        items = [job_public(r, chain_job=jobs.chain_job(session, r)) for r in rows]
     return JobList(total=total, limit=limit, offset=offset, items=items)
 
 
@@ -186,7 +159,12 @@ def get_job(job_id: str, service: ServiceDep) -> JobPublic:
 
 def _get_public(service: Service, job_id: str, with_events: bool) -> JobPublic:
     with service.sessions() as session:
-        public = jobs.to_public(session, jobs.get(session, job_id), with_events=with_events)
+        row = jobs.get(session, job_id)
+        public = job_public(
+            row,
+            chain_job=jobs.chain_job(session, row),
+            events=jobs.chain_events(session, row) if with_events else (),
+        )
     return _signed(service, public)
 
 

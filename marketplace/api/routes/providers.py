@@ -6,12 +6,12 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import func, select
 
-from marketplace import providers
 from marketplace.api.deps import RawBodyDep, ServiceDep, SessionDep
+from marketplace.api.public import provider_public
 from marketplace.api.schemas import ProviderList, ProviderPublic
 from marketplace.auth import authenticate
+from marketplace.compute import providers
 from marketplace.errors import InvalidInputError
 from marketplace.store.models import ProviderRow
 from protocol.schemas import Address, Heartbeat, ProviderRegistration, Signed
@@ -63,22 +63,15 @@ def list_providers(
 ) -> ProviderList:
     """Providers, newest heartbeat first."""
     now = time.time()
-    query = select(ProviderRow)
-    if region is not None:
-        query = query.where(ProviderRow.region == region)
-    if online is not None:
-        cutoff = now - service.settings.offline_after_s
-        query = query.where(
-            ProviderRow.last_heartbeat_at >= cutoff
-            if online
-            else ProviderRow.last_heartbeat_at < cutoff
-        )
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(ProviderRow.last_heartbeat_at.desc(), ProviderRow.address)
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    total, rows = providers.list_page(
+        session,
+        settings=service.settings,
+        online=online,
+        region=region,
+        limit=limit,
+        offset=offset,
+        now=now,
+    )
     levels = service.grid.levels()
     return ProviderList(
         total=total,
@@ -107,7 +100,7 @@ def _public(
     now: float | None = None,
     levels: dict[str, int] | None = None,
 ) -> ProviderPublic:
-    return providers.to_public(
+    return provider_public(
         row,
         now=now or time.time(),
         settings=service.settings,

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from web3 import Web3
 
-from marketplace import storage_nodes
 from marketplace.api.deps import RawBodyDep, ServiceDep, SessionDep
 from marketplace.auth import authenticate
 from marketplace.errors import InvalidInputError
+from marketplace.storage import nodes as storage_nodes
 from protocol.schemas import Address, Signed
 from protocol.storage import (
     HEARTBEAT,

@@ -13,7 +13,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from fastapi.testclient import TestClient
 
-from marketplace.api.app import create_app
+from marketplace.app import create_app
 from marketplace.settings import Settings
 from protocol.signing import sign_request
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketplace.assign import Item, choose
-from marketplace.matching_types import Match, Provider, Resources
+from marketplace.compute.assign import Item, choose
+from marketplace.matching.records import Match, Provider, Resources
 from protocol.schemas import JobSpec
 
 

@@ -26,7 +26,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from marketplace.packing_model import TOL, Instance
+from marketplace.packing.model import TOL, Instance
 
 __all__ = ["Search", "first_fit_decreasing"]
 

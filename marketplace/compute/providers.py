@@ -1,21 +1,22 @@
-"""Provider registration, heartbeats, and how a provider looks to the API and to matching."""
+"""Provider registration, heartbeats, liveness and reputation, and how matching sees a provider."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketplace.api.schemas import ProviderPublic
-from marketplace.chain import ChainClient
+from marketplace.chain.client import ChainClient
+from marketplace.energy.grid import Grid
 from marketplace.errors import ConflictError, InvalidInputError, NotFoundError
-from marketplace.grid import Grid
-from marketplace.matching_types import Provider, Resources
+from marketplace.matching.records import Provider, Resources
 from marketplace.reputation import reputation, uptime
 from marketplace.settings import Settings
 from marketplace.store.models import ProviderRow
-from protocol.schemas import Capacity, Heartbeat, Location, ProviderRegistration
+from protocol.schemas import Capacity, Heartbeat, ProviderRegistration
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,37 @@ def get(session: Session, address: str) -> ProviderRow:
     return row
 
 
+def list_page(
+    session: Session,
+    *,
+    settings: Settings,
+    online: bool | None,
+    region: str | None,
+    limit: int,
+    offset: int,
+    now: float,
+) -> tuple[int, Sequence[ProviderRow]]:
+    """(how many providers match, one page of them newest heartbeat first), by region and
+    whether they are online at `now`."""
+    query = select(ProviderRow)
+    if region is not None:
+        query = query.where(ProviderRow.region == region)
+    if online is not None:
+        cutoff = now - settings.offline_after_s
+        query = query.where(
+            ProviderRow.last_heartbeat_at >= cutoff
+            if online
+            else ProviderRow.last_heartbeat_at < cutoff
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(ProviderRow.last_heartbeat_at.desc(), ProviderRow.address)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return total, rows
+
+
 def is_online(row: ProviderRow, *, now: float, settings: Settings) -> bool:
     return now - row.last_heartbeat_at <= settings.offline_after_s
 
@@ -122,43 +154,6 @@ def reputation_of(row: ProviderRow, *, now: float, settings: Settings) -> tuple[
         uptime_ratio=up,
     )
     return up, rep
-
-
-def to_public(
-    row: ProviderRow,
-    *,
-    now: float,
-    settings: Settings,
-    levels: dict[str, int],
-    stake_verified: bool,
-) -> ProviderPublic:
-    up, rep = reputation_of(row, now=now, settings=settings)
-    return ProviderPublic(
-        address=row.address,
-        endpoint=row.endpoint,
-        location=Location(lat=row.lat, lon=row.lon),
-        region=row.region,
-        energy_level=levels.get(row.region, 0),
-        total=Capacity(
-            cpu=row.total_cpu,
-            memory_mb=row.total_memory_mb,
-            gpu=row.total_gpu,
-            disk_mb=row.total_disk_mb,
-        ),
-        free=free_of(row),
-        price_wei=row.price_wei,
-        images=list(row.images),
-        online=is_online(row, now=now, settings=settings),
-        last_heartbeat_at=row.last_heartbeat_at,
-        staked_wei=row.staked_wei,
-        stake_active=row.stake_active,
-        stake_verified=stake_verified,
-        jobs_completed=row.jobs_completed,
-        jobs_failed=row.jobs_failed,
-        jobs_slashed=row.jobs_slashed,
-        uptime=round(up, 4),
-        reputation=round(rep, 4),
-    )
 
 
 def to_matching(

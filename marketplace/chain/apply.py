@@ -19,8 +19,8 @@ from web3.contract import Contract
 from web3.contract.contract import ContractEvent
 from web3.types import LogReceipt
 
-from marketplace import jobs
-from marketplace.chain import Stake
+from marketplace.chain.client import Stake
+from marketplace.compute import jobs
 from marketplace.store.models import (
     ChainEventRow,
     ChainJobRow,

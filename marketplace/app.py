@@ -1,8 +1,10 @@
-"""The marketplace application: `create_app(settings)`."""
+"""The composition root: `create_app(settings)` builds the service and the FastAPI app,
+and its lifespan runs the background workers (chain indexer, scheduler)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +14,8 @@ from marketplace.api import errors
 from marketplace.api.limits import JsonDepthLimit
 from marketplace.api.routes import health, jobs, providers, regions
 from marketplace.api.routes import storage as storage_routes
+from marketplace.chain.indexer import Indexer
+from marketplace.compute.scheduler import Scheduler
 from marketplace.dashboard import router as dashboard_router
 from marketplace.service import Service
 from marketplace.settings import Settings
@@ -19,21 +23,38 @@ from marketplace.settings import Settings
 logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+WORKER_JOIN_TIMEOUT_S = 10
 
 
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
-    """Build the FastAPI app; the service starts (migrations, chain, workers) on startup."""
+    """Build the FastAPI app; on startup the service opens (migrations, chain) and the
+    workers start; on shutdown they stop before the service closes."""
     service = service or Service(settings or Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service.start()
-        await jobs.start_scheduler(service)
+        service.open()
+        stop = threading.Event()
+        indexer_thread: threading.Thread | None = None
+        if service.chain is not None:
+            indexer = Indexer(service.settings, service.sessions, service.chain)
+            indexer_thread = threading.Thread(
+                target=indexer.run_forever, args=(stop,), name="indexer", daemon=True
+            )
+            indexer_thread.start()
+            app.state.indexer = indexer
+        scheduler = Scheduler(service)
+        scheduler.start()
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
-            await jobs.stop_scheduler(service)
-            service.stop()
+            app.state.scheduler = app.state.indexer = None
+            await scheduler.stop()
+            stop.set()
+            if indexer_thread is not None:
+                indexer_thread.join(timeout=WORKER_JOIN_TIMEOUT_S)
+            service.close()
 
     app = FastAPI(
         title="dcloud marketplace",
@@ -43,6 +64,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.scheduler = None  # set while the app runs (lifespan)
+    app.state.indexer = None  # set while the app runs, when a chain is configured
     errors.install(app)
     app.add_middleware(JsonDepthLimit)
     app.add_middleware(service.metrics.middleware)

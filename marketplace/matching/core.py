@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from marketplace.errors import InvalidInputError, ScorerContractError
 from marketplace.geo import EARTH_DIAMETER_KM, EARTH_RADIUS_KM
-from marketplace.matching_types import (
+from marketplace.matching.records import (
     DEFAULT_ENERGY_WEIGHT_KM,
     DEFAULT_SCORER,
     MAX_PRICE_WEI,
@@ -34,8 +34,8 @@ from marketplace.matching_types import (
     Match,
     Scorer,
 )
-from marketplace.provider_table import ProviderTable
-from marketplace.tree_build import TreeBuilder
+from marketplace.matching.table import ProviderTable
+from marketplace.matching.tree_build import TreeBuilder
 
 __all__ = [
     "REL_TOL",
@@ -112,7 +112,7 @@ class Columns:
     ``f`` holds ``x, y, z, cpu, reputation`` and ``i`` holds ``memory_mb, gpu, disk_mb,
     price_wei, level``, one row per provider, so one fancy index fetches a candidate's
     whole record. ``bits`` are the image bitsets (see
-    :class:`~marketplace.provider_table.ProviderTable`), ``rows`` the table row of each
+    :class:`~marketplace.matching.table.ProviderTable`), ``rows`` the table row of each
     entry and ``names`` the table's ids (shared, not copied). Every provider in it is
     online.
     """

@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from marketplace.errors import InvalidProviderError, InvalidResourcesError
 from marketplace.geo import to_xyz_km
-from marketplace.matching_types import MAX_PRICE_WEI, Provider, Resources
+from marketplace.matching.records import MAX_PRICE_WEI, Provider, Resources
 
 __all__ = ["ProviderTable"]
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from marketplace.packing_model import TOL, Instance
+from marketplace.packing.model import TOL, Instance
 
 __all__ = ["WASTE_TIE", "lp_bound", "pooled_bound", "pooled_duals", "solve_exact"]
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace import jobs, providers
-from marketplace.assign import Choice, Item, choose
+from marketplace.compute import jobs, providers
+from marketplace.compute.assign import Choice, Item, choose
 from marketplace.matching import ProviderIndex
-from marketplace.matching_types import Match, Provider
+from marketplace.matching.records import Match, Provider
 from marketplace.service import Service
 from marketplace.store.models import AssignmentRow, JobRow, ProviderRow
 from protocol.schemas import JobSpec

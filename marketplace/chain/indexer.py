@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import BlockNotFound, ProviderConnectionError
 from web3.types import LogReceipt
 
-from marketplace.chain import ChainClient, Stake
-from marketplace.indexer_apply import (
+from marketplace.chain.apply import (
     ESCROW,
     REGISTRY,
     ChainEvent,
@@ -36,6 +35,7 @@ from marketplace.indexer_apply import (
     reset_chain_state,
     stake_changes,
 )
+from marketplace.chain.client import ChainClient, Stake
 from marketplace.settings import Settings
 from marketplace.store.models import IndexerCursor, ProviderRow
 from protocol.deployments import load_for

@@ -5,7 +5,7 @@ outvote the original's when both agree. Whoever picks them picks the outcome, so
 the renter nor the original may: the marketplace draws them uniformly at random among
 the eligible candidates for the job's spec (online, holding the image, with room, asking
 no more than the job pays), excluding the original provider and the renter, and signs
-the draw for the escrow (:mod:`marketplace.signer`). A random draw instead of the best
+the draw for the escrow (:mod:`marketplace.chain.matcher`). A random draw instead of the best
 score keeps a renter from steering the choice through the job's origin or price.
 """
 
@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Sequence
 
 from marketplace.errors import ConflictError
-from marketplace.matching_types import Match
+from marketplace.matching.records import Match
 
 DISPUTE_VERIFIERS = 2
 

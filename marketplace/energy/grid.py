@@ -10,9 +10,14 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from marketplace.energy import BundledPriceSource, PriceSource, Region, nearest_region
-from marketplace.energy import region_levels as compute_levels
-from marketplace.energy.sources import floor_hour
+from marketplace.energy.levels import region_levels as compute_levels
+from marketplace.energy.sources import (
+    BundledPriceSource,
+    PriceSource,
+    Region,
+    floor_hour,
+    nearest_region,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from marketplace.matching_types import Match, Provider
+from marketplace.matching.records import Match, Provider
 from marketplace.packing import PackJob, PackProvider, pack
 from protocol.schemas import JobSpec
 

@@ -11,7 +11,7 @@ multi-dimensional multiple knapsack with assignment restrictions (NP-hard).
   limit; ``optimal`` says whether optimality was proven. If the limit cuts it short, the
   better of its incumbent and the heuristic is returned.
 - ``method="heuristic"``: Lagrangian prices, greedy placement and local search
-  (:mod:`marketplace.packing_search`). It also returns a proven upper bound, so its gap is
+  (:mod:`marketplace.packing.search`). It also returns a proven upper bound, so its gap is
   measured on every call, not guessed; never worse than first-fit-decreasing (both are
   computed and the better kept).
 - ``method="first-fit-decreasing"``: the classic baseline.
@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 from marketplace.errors import InvalidPackingError
-from marketplace.packing_lp import lp_bound, pooled_bound, pooled_duals, solve_exact
-from marketplace.packing_model import Instance, Packing, PackJob, PackProvider
-from marketplace.packing_search import Search, first_fit_decreasing, lagrangian
+from marketplace.packing.lp import lp_bound, pooled_bound, pooled_duals, solve_exact
+from marketplace.packing.model import Instance, Packing, PackJob, PackProvider
+from marketplace.packing.search import Search, first_fit_decreasing, lagrangian
 
 __all__ = [
     "Method",

@@ -17,11 +17,11 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from marketplace.energy.grid import Grid
 from marketplace.errors import ConflictError, InvalidInputError, NotFoundError
-from marketplace.grid import Grid
 from marketplace.reputation import reputation, uptime
 from marketplace.settings import Settings
-from marketplace.storage_placement import Candidate, cold_weight, hot_weight, place
+from marketplace.storage.placement import Candidate, cold_weight, hot_weight, place
 from marketplace.store.models import StorageNodeRow
 from protocol.schemas import Location
 from protocol.storage import (

@@ -7,7 +7,7 @@ job's origin is the point ``(x, y, z, 0)``, so the tree's Euclidean distance is
     augmented_km = sqrt(chord_km**2 + (weight_km * level)**2)
 
 and nearest-first means "near and on cheap electricity"; ``weight_km = 0`` is nearest
-only (see :data:`~marketplace.matching_types.DEFAULT_ENERGY_WEIGHT_KM` for how large a
+only (see :data:`~marketplace.matching.records.DEFAULT_ENERGY_WEIGHT_KM` for how large a
 weight must be to out-weigh distance).
 
 A query returns the ``k`` best *eligible* providers (online, enough free CPU, memory, GPU
@@ -33,7 +33,7 @@ So the result is identical to :func:`brute_force_match`, which scores every prov
 Refresh: an :class:`IndexSnapshot` is immutable (table, trees, settings). ``refresh``
 builds a new snapshot off to the side and swaps one reference; a query uses the snapshot it
 grabbed, so it never waits for a refresh. Build with
-:class:`~marketplace.tree_build.ProcessTreeBuilder` so that large builds do not hold the
+:class:`~marketplace.matching.tree_build.ProcessTreeBuilder` so that large builds do not hold the
 GIL either.
 """
 
@@ -52,7 +52,7 @@ import sklearn
 from numpy.typing import ArrayLike
 
 from marketplace.errors import InvalidInputError
-from marketplace.matching_core import (
+from marketplace.matching.core import (
     REL_TOL,
     CapacityClass,
     JobSpec,
@@ -63,7 +63,7 @@ from marketplace.matching_core import (
     scan,
     select_top_k,
 )
-from marketplace.matching_types import (
+from marketplace.matching.records import (
     DEFAULT_ENERGY_WEIGHT_KM,
     DEFAULT_SCORER,
     LEXICOGRAPHIC_ENERGY_WEIGHT_KM,
@@ -76,8 +76,8 @@ from marketplace.matching_types import (
     distance_only,
     unit_budget_wei,
 )
-from marketplace.provider_table import ProviderTable
-from marketplace.tree_build import InlineTreeBuilder, TreeBuilder
+from marketplace.matching.table import ProviderTable
+from marketplace.matching.tree_build import InlineTreeBuilder, TreeBuilder
 
 __all__ = [
     "DEFAULT_ENERGY_WEIGHT_KM",
@@ -113,7 +113,7 @@ class IndexSnapshot:
     Attributes:
         table: The providers.
         weight_km: Energy weight (km per level).
-        scorer: Ranking cost, see :data:`~marketplace.matching_types.Scorer`.
+        scorer: Ranking cost, see :data:`~marketplace.matching.records.Scorer`.
         version: Increases by one with every refresh.
     """
 
@@ -263,7 +263,7 @@ class ProviderIndex:
         scorer: Ranking cost; must satisfy the :data:`Scorer` contract.
         leaf_size: ``BallTree`` leaf size.
         builder: How trees are built; pass a
-            :class:`~marketplace.tree_build.ProcessTreeBuilder` for large indexes so a
+            :class:`~marketplace.matching.tree_build.ProcessTreeBuilder` for large indexes so a
             refresh never holds the GIL (the caller owns and closes it).
 
     Thread-safety: any number of threads may query while one refreshes; concurrent

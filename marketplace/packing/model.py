@@ -32,7 +32,7 @@ class PackJob:
     Attributes:
         id: Job id.
         demand: Resource demand, one entry per dimension (e.g. cpu, memory_mb, gpu,
-            disk_mb as in :meth:`marketplace.matching_types.Resources.as_vector`).
+            disk_mb as in :meth:`marketplace.matching.records.Resources.as_vector`).
         value: What placing it is worth (its price, or a priority); >= 0.
         candidates: Ids of the providers it may go to (from matching), any order.
     """

@@ -1,0 +1,48 @@
+"""Energy-weighted matching of jobs to providers: what the rest of the marketplace may use.
+
+- :mod:`~marketplace.matching.index`: :class:`ProviderIndex`, the ``BallTree`` index with
+  exact top-k search and refresh by snapshot swap.
+- :mod:`~marketplace.matching.records`: the records (:class:`Provider`,
+  :class:`JobRequest`, :class:`Match`, :class:`Resources`), scorers and energy weights.
+- :mod:`~marketplace.matching.core`: exact scoring shared by the index and the brute-force
+  oracle.
+- :mod:`~marketplace.matching.table`: the columnar provider store.
+- :mod:`~marketplace.matching.tree_build`: tree builders (inline or in a worker process).
+"""
+
+from __future__ import annotations
+
+from marketplace.matching.core import brute_force_match
+from marketplace.matching.index import IndexSnapshot, ProviderIndex
+from marketplace.matching.records import (
+    DEFAULT_ENERGY_WEIGHT_KM,
+    DEFAULT_SCORER,
+    LEXICOGRAPHIC_ENERGY_WEIGHT_KM,
+    JobRequest,
+    Match,
+    Provider,
+    ReputationPenalty,
+    Resources,
+    Scorer,
+    distance_only,
+    unit_budget_wei,
+)
+from marketplace.matching.table import ProviderTable
+
+__all__ = [
+    "DEFAULT_ENERGY_WEIGHT_KM",
+    "DEFAULT_SCORER",
+    "LEXICOGRAPHIC_ENERGY_WEIGHT_KM",
+    "IndexSnapshot",
+    "JobRequest",
+    "Match",
+    "Provider",
+    "ProviderIndex",
+    "ProviderTable",
+    "ReputationPenalty",
+    "Resources",
+    "Scorer",
+    "brute_force_match",
+    "distance_only",
+    "unit_budget_wei",
+]

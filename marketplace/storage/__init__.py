@@ -1,0 +1,1 @@
+"""Storage nodes: registration, heartbeats, renters' reports, and shard placement."""
