@@ -42,9 +42,9 @@ import httpx
 from eth_account import Account
 from eth_utils import keccak
 
-from agents.storage import codec
-from agents.storage.client import StorageClient
-from agents.storage.node_run import init_node
+from agents.storage.files import codec
+from agents.storage.files.client import StorageClient
+from agents.storage.node.run import init_node
 from bench.report import print_table, write_results
 
 ROOT = Path(__file__).resolve().parent.parent

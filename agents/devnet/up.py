@@ -262,7 +262,7 @@ class Devnet:
             self.procs.append(p.proc)
 
     def _nodes(self) -> None:
-        from agents.storage.node_run import init_node
+        from agents.storage.node.run import init_node
 
         assert self.net is not None
         for key, (city, lat, lon) in zip(NODE_KEYS, NODES, strict=True):
@@ -388,7 +388,7 @@ class Devnet:
         )
 
     def _store_demo_file(self) -> tuple[str, str]:
-        from agents.storage.client import StorageClient
+        from agents.storage.files.client import StorageClient
 
         assert self.net is not None
         data = hashlib.sha256(b"dcloud demo").digest() * (5 * 2**20 // 32)

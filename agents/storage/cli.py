@@ -28,7 +28,7 @@ from agents.errors import AgentError, UserError
 from agents.storage.market import DEFAULT_MARKETPLACE
 
 if TYPE_CHECKING:
-    from agents.storage.client import StorageClient
+    from agents.storage.files.client import StorageClient
 
 node_app = typer.Typer(no_args_is_help=True, help="Lend disk space: store renters' shards.")
 file_app = typer.Typer(no_args_is_help=True, help="Store files: encrypted, erasure-coded, spread.")
@@ -106,7 +106,7 @@ def node_init(
     ] = None,
 ) -> None:
     """Create a storage node: a key and its settings, in --home."""
-    from agents.storage.node_run import KEYSTORE, init_node
+    from agents.storage.node.run import KEYSTORE, init_node
 
     where = _node_home(home)
     password = "" if (where / KEYSTORE).exists() else _password(confirm=True)
@@ -134,7 +134,7 @@ def node_init(
 @node_app.command("run")
 def node_run(home: Home = None, verbose: Verbose = True) -> None:
     """Serve shards and heartbeat to the marketplace until interrupted."""
-    from agents.storage.node_run import run_node
+    from agents.storage.node.run import run_node
 
     _logging(verbose)
     run_node(_node_home(home), password=_password(confirm=False))
@@ -143,7 +143,7 @@ def node_run(home: Home = None, verbose: Verbose = True) -> None:
 @node_app.command("status")
 def node_status(home: Home = None) -> None:
     """Quota, used and free space, shards, and whether the node is running."""
-    from agents.storage.node_run import load_config, open_store, runtime
+    from agents.storage.node.run import load_config, open_store, runtime
 
     where = _node_home(home)
     config = load_config(where)
@@ -186,7 +186,7 @@ Deployments = Annotated[
 
 
 def _client(home: Path | None, marketplace: str, verbose: bool = False) -> StorageClient:
-    from agents.storage.client import StorageClient
+    from agents.storage.files.client import StorageClient
 
     _logging(verbose)
     where = _renter_home(home)
@@ -271,7 +271,7 @@ def file_put(
 ) -> None:
     """Encrypt, erasure-code and spread a file over storage nodes (and pay them, with
     --deal-epochs)."""
-    from agents.storage.deals import TOKEN, DealParams, connect_chain
+    from agents.storage.files.deals import TOKEN, DealParams, connect_chain
 
     if not path.is_file():
         raise UserError(f"no file at {path}")
@@ -383,7 +383,7 @@ def file_health(
     verbose: Verbose = False,
 ) -> None:
     """How many healthy shards each segment has."""
-    from agents.storage.repair import health
+    from agents.storage.files.repair import health
 
     with _client(home, marketplace, verbose) as client:
         reports = health(client, name, deep=deep)
@@ -433,7 +433,7 @@ def file_repair(
 def _repair_once(
     client: StorageClient, name: str | None, *, threshold: int | None, deep: bool
 ) -> bool:
-    from agents.storage.repair import repair_all, repair_object
+    from agents.storage.files.repair import repair_all, repair_object
 
     if name:
         results = [repair_object(client, name, threshold=threshold, deep=deep)]
@@ -465,7 +465,7 @@ def file_audit(
     verbose: Verbose = False,
 ) -> None:
     """Challenge this renter's storage deals, slash missed answers, repair slashed shards."""
-    from agents.storage.deals import audit_pass, connect_chain, make_auditor
+    from agents.storage.files.deals import audit_pass, connect_chain, make_auditor
 
     failed = False
     with _client(home, marketplace, verbose) as client:
@@ -496,6 +496,6 @@ def file_audit(
 
 
 # The gateway command lives in its own module; registered last, as it uses `_client` above.
-from agents.storage.gateway_cli import serve  # noqa: E402
+from agents.storage.files.gateway.cli import serve  # noqa: E402
 
 file_app.command("serve")(serve)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from agents.storage.manifest import RenterStore
+from agents.storage.files.manifest import RenterStore
 from tests.agents.storage.network import Network, account, free_port
 from tests.agents.storage.test_gateway import Gateway
 

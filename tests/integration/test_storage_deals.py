@@ -23,8 +23,8 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from agents.storage.chain import DealStatus, StorageChain
-from agents.storage.client import StorageClient
-from agents.storage.node_run import init_node
+from agents.storage.files.client import StorageClient
+from agents.storage.node.run import init_node
 from agents.wallet import Wallet
 from protocol.deployments import Deployment, connect, load_for
 from tests.agents.storage.network import (

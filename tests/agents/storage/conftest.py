@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.storage.client import StorageClient
+from agents.storage.files.client import StorageClient
 from tests.agents.storage.network import Network, account
 
 NODES = 12

@@ -23,7 +23,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from agents.devnet.procs import free_port
-from agents.storage.node_run import init_node
+from agents.storage.node.run import init_node
 
 ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "storage-test-password"

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from agents.errors import UserError, VerificationError
-from agents.storage import codec
+from agents.storage.files import codec
 
 
 @pytest.mark.parametrize(("k", "n"), [(1, 2), (4, 6), (8, 12), (10, 30)])

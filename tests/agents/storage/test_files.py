@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from agents.errors import RefusedError, UserError, VerificationError
-from agents.storage.client import StorageClient, Target
-from agents.storage.fetch import NotEnoughShardsError
-from agents.storage.manifest import Manifest
-from agents.storage.repair import health, repair_object
-from agents.storage.transport import NodeRefused
+from agents.storage.files.client import StorageClient, Target
+from agents.storage.files.fetch import NotEnoughShardsError
+from agents.storage.files.manifest import Manifest
+from agents.storage.files.repair import health, repair_object
+from agents.storage.files.transport import NodeRefused
 from tests.agents.storage.conftest import make_client
 from tests.agents.storage.network import Network, Node, free_port
 

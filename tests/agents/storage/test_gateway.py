@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agents.storage.manifest import RenterStore
+from agents.storage.files.manifest import RenterStore
 from tests.agents.storage.network import (
     ROOT,
     Network,

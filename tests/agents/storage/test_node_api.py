@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from agents.storage.transport import NodeClient, NodeRefused, ShardMissing
+from agents.storage.files.transport import NodeClient, NodeRefused, ShardMissing
 from agents.storage.wire import shard_headers
 from protocol import merkle
 from protocol.storage import CONTENT_SHA256_HEADER

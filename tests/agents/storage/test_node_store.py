@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from agents.storage.node import (
+from agents.storage.node.store import (
     NotOwnerError,
     QuotaExceededError,
     ShardConflictError,

@@ -8,7 +8,7 @@ when every shard is stored does the manifest appear: a failed put removes what i
 uploaded and leaves no object behind.
 
 ``get`` fetches the first k intact shards of each segment from the fastest nodes
-(:mod:`agents.storage.fetch`), decodes and decrypts it, and writes to a temporary file
+(:mod:`agents.storage.files.fetch`), decodes and decrypts it, and writes to a temporary file
 that replaces the destination only when the whole object checked out; then it reports
 what it saw of every node to the marketplace.
 
@@ -37,17 +37,17 @@ from typing import TYPE_CHECKING, BinaryIO
 from eth_account.signers.local import LocalAccount
 
 from agents.errors import AgentError, RefusedError, UserError, VerificationError
-from agents.storage import codec
-from agents.storage.fetch import NodeStats, decode_segment, fetch_shard, fetch_shards
-from agents.storage.manifest import Manifest, RenterStore, SegmentRef, ShardRef
+from agents.storage.files import codec
+from agents.storage.files.fetch import NodeStats, decode_segment, fetch_shard, fetch_shards
+from agents.storage.files.manifest import Manifest, RenterStore, SegmentRef, ShardRef
+from agents.storage.files.transport import NodeClient, NodeError, ShardMissing
+from agents.storage.files.upload import Progress, Target, Uploader
 from agents.storage.market import DEFAULT_MARKETPLACE, StorageMarket
-from agents.storage.transport import NodeClient, NodeError, ShardMissing
-from agents.storage.upload import Progress, Target, Uploader
 from protocol.storage import StorageNodePublic
 
 if TYPE_CHECKING:
     from agents.storage.chain import StorageChain
-    from agents.storage.deals import DealParams
+    from agents.storage.files.deals import DealParams
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ class StorageClient:
         """:meth:`put`, then a StorageEscrow deal per shard on `deals` terms (recorded in
         the manifest). The deposit is checked before uploading; if the deals cannot be
         opened the object is removed again, so nothing is stored unpaid."""
-        from agents.storage.deals import check_balance, open_object_deals
+        from agents.storage.files.deals import check_balance, open_object_deals
 
         size = path.stat().st_size if path.is_file() else 0
         shards = codec.segment_count(size, segment_bytes) * n

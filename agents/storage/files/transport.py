@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from eth_account.signers.local import LocalAccount
 
 from agents.errors import AgentError
-from agents.storage.codec import sha256_hex
+from agents.storage.files.codec import sha256_hex
 from agents.storage.wire import shard_headers
 from protocol.storage import CONTENT_SHA256_HEADER, ShardInfo
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from agents.storage.node import InvalidShardRequestError, ShardError, ShardStore
+from agents.storage.node.store import InvalidShardRequestError, ShardError, ShardStore
 from agents.storage.wire import ReplayGuard
 from protocol import merkle
 from protocol.signing import SignatureError

@@ -48,11 +48,11 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
 from agents.errors import AgentError, NotFoundError, RefusedError, UserError, VerificationError
-from agents.storage.client import StorageClient
-from agents.storage.codec import MAX_SHARDS
-from agents.storage.fetch import NodeStats, NotEnoughShardsError
-from agents.storage.manifest import Manifest, ObjectName
-from agents.storage.repair import ObjectHealth, SegmentHealth, object_health, repair_object
+from agents.storage.files.client import StorageClient
+from agents.storage.files.codec import MAX_SHARDS
+from agents.storage.files.fetch import NodeStats, NotEnoughShardsError
+from agents.storage.files.manifest import Manifest, ObjectName
+from agents.storage.files.repair import ObjectHealth, SegmentHealth, object_health, repair_object
 
 logger = logging.getLogger(__name__)
 

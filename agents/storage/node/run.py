@@ -4,7 +4,7 @@ The node's folder (``--home``, default ``~/.dcloud/node``)::
 
     key.json     its Ethereum keystore (password from $DCLOUD_PASSWORD or a prompt)
     node.json    its settings (:class:`NodeConfig`)
-    shards/      the shards (:mod:`agents.storage.node`)
+    shards/      the shards (:mod:`agents.storage.node.store`)
     run.json     while it runs: pid and endpoint
 """
 
@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agents import keys
 from agents.errors import AgentError, UserError
 from agents.storage.market import NotRegisteredError, StorageMarket
-from agents.storage.node import ShardStore
-from agents.storage.node_server import create_node_app
+from agents.storage.node.server import create_node_app
+from agents.storage.node.store import ShardStore
 from protocol.schemas import Location
 from protocol.storage import StorageHeartbeat, StorageNodeRegistration
 

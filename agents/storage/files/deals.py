@@ -33,11 +33,11 @@ from eth_account.signers.local import LocalAccount
 from agents.errors import RefusedError, UserError, VerificationError
 from agents.storage.audit import Auditor
 from agents.storage.chain import DealStatus, DealTerms, StorageChain, shard_key
-from agents.storage.fetch import NodeStats, fetch_shard
-from agents.storage.manifest import DealRef, Manifest, ShardRef
+from agents.storage.files.fetch import NodeStats, fetch_shard
+from agents.storage.files.manifest import DealRef, Manifest, ShardRef
 
 if TYPE_CHECKING:
-    from agents.storage.client import StorageClient
+    from agents.storage.files.client import StorageClient
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def make_auditor(chain: StorageChain, *, per_pass: int = 16, seed: int | None = 
 
 def audit_pass(client: StorageClient, chain: StorageChain, auditor: Auditor) -> AuditOutcome:
     """Challenge and slash (one auditor step), then move every slashed shard elsewhere."""
-    from agents.storage.repair import repair_all
+    from agents.storage.files.repair import repair_all
 
     step = auditor.step()
     outcome = AuditOutcome(

@@ -22,9 +22,9 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 
 from agents.errors import AgentError, VerificationError
-from agents.storage.codec import Coder, sha256_hex
-from agents.storage.manifest import SegmentRef, ShardRef
-from agents.storage.transport import NodeClient, NodeError
+from agents.storage.files.codec import Coder, sha256_hex
+from agents.storage.files.manifest import SegmentRef, ShardRef
+from agents.storage.files.transport import NodeClient, NodeError
 from protocol.storage import NodeReport
 
 logger = logging.getLogger(__name__)

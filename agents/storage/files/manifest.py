@@ -66,7 +66,7 @@ class RetiredShard(_Record):
 
 
 class DealRef(_Record):
-    """A StorageEscrow deal paying a node to keep one shard (see ``agents.storage.deals``)."""
+    """A StorageEscrow deal paying a node to keep one shard (see ``agents.storage.files.deals``)."""
 
     deal_id: int = Field(ge=1)
     chain_id: int

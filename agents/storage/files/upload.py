@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from agents.errors import RefusedError, UserError
-from agents.storage import codec
-from agents.storage.manifest import SegmentRef, ShardRef
+from agents.storage.files import codec
+from agents.storage.files.manifest import SegmentRef, ShardRef
+from agents.storage.files.transport import NodeClient, NodeError
 from agents.storage.market import StorageMarket
-from agents.storage.transport import NodeClient, NodeError
 from protocol.storage import PlacementRequest
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""``dcloud file serve``: the renter gateway (:mod:`agents.storage.gateway`) on loopback.
+"""``dcloud file serve``: the renter gateway (:mod:`agents.storage.files.gateway.app`) on loopback.
 
 It serves one renter's files (the keystore in ``--home``, its password from
 ``$DCLOUD_PASSWORD``) to the dashboard's storage page. Pages from the marketplace's own
@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from agents.errors import UserError
-from agents.storage.gateway import DEFAULT_PORT
+from agents.storage.files.gateway.app import DEFAULT_PORT
 from agents.storage.market import DEFAULT_MARKETPLACE
 
 console = Console()
@@ -99,9 +99,9 @@ def serve(
     """Serve this renter's files to the dashboard's storage page (keys stay here)."""
     import uvicorn
 
-    from agents.storage import codec
     from agents.storage.cli import _client
-    from agents.storage.gateway import create_gateway
+    from agents.storage.files import codec
+    from agents.storage.files.gateway.app import create_gateway
 
     bind = host or "127.0.0.1"  # only an explicit --host (no variable) binds beyond loopback
     codec.check_kn(k, n)

@@ -1,0 +1,1 @@
+"""The renter gateway: this machine's stored files over HTTP, for the dashboard."""

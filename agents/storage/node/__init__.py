@@ -1,0 +1,1 @@
+"""The storage node: what someone who lends disk space runs."""
