@@ -14,7 +14,9 @@ Each provider account plays one role for the whole run:
 Renters may act as sybil masters: they name providers of their own choosing for a
 replicated job or a dispute, signed with their own key, unsigned, with a matcher
 signature made for other providers, another renter or another job, or an expired
-one (`SYBIL_FORMS`). The escrow must refuse every one of them.
+one (`SYBIL_FORMS`). The escrow must refuse every one of them. And should the matcher
+itself sign a list naming the renter, or a dispute's original, as a voter ("careless"),
+the escrow still refuses it.
 
 The matcher (this module holds its key) draws co-replicas and verifiers. The design
 rests on an honest majority of every vote, so the matcher draws at most a minority
@@ -140,6 +142,8 @@ class Matcher:
             return dataclasses.replace(real, providers=tuple(picks))
         if form == "replayed":  # signed for the other renter
             return self._sign_fund(other_renter, picks, key=MATCHER_KEY, expires=expires)
+        if form == "careless":  # the matcher's valid signature of the renter's picks
+            return self._sign_fund(renter, picks, key=MATCHER_KEY, expires=expires)
         assert form == "expired"
         return self._sign_fund(renter, picks, key=MATCHER_KEY, expires=chain.time() - 1)
 
@@ -157,6 +161,8 @@ class Matcher:
             return dataclasses.replace(real, providers=tuple(picks))
         if form == "replayed":  # drawn for another job
             return self._sign_dispute(other_job, picks, key=MATCHER_KEY, expires=expires)
+        if form == "careless":
+            return self._sign_dispute(job_id, picks, key=MATCHER_KEY, expires=expires)
         assert form == "expired"
         return self._sign_dispute(job_id, picks, key=MATCHER_KEY, expires=chain.time() - 1)
 

@@ -128,6 +128,7 @@ class Slot:
     state: int = NONE
     result: bytes | None = None  # the hash behind the commitment
     hash: bytes = ZERO_HASH  # what getReplica shows: the commitment, then the revealed hash
+    copied_from: str | None = None  # a copier's verbatim source
 
 
 @dataclasses.dataclass
@@ -350,12 +351,14 @@ class Model(StorageModel):
                 return slot
         raise Revert("EscrowNotProvider")
 
-    def commit(self, job_id: int, provider: str, result: bytes, ts: int) -> None:
+    def commit(
+        self, job_id: int, provider: str, digest: bytes, result: bytes | None, ts: int
+    ) -> None:
+        """`digest` is what `provider` sends; `result` the hash behind it, if it knows one."""
         job = self._live(job_id)
         need(ts <= job.deadline, "EscrowWindowClosed")
         slot = self._slot_of(job, provider, ACCEPTED)
-        slot.state, slot.result = COMMITTED, result
-        slot.hash = commitment(result, salt_for(provider), provider)
+        slot.state, slot.result, slot.hash = COMMITTED, result, digest
         job.committed += 1
         if job.replicas == 1:
             job.challenge_ends = ts + CHALLENGE
@@ -375,7 +378,7 @@ class Model(StorageModel):
             job.revealed == job.accepted and job.revealed != 0 and ts > job.accept_by
         )
 
-    def reveal(self, job_id: int, provider: str, result: bytes, ts: int) -> None:
+    def reveal(self, job_id: int, provider: str, result: bytes, salt: bytes, ts: int) -> None:
         job = self._live(job_id)
         need(ts <= job.deadline + REVEAL, "EscrowWindowClosed")
         need(job.replicas != 1, "EscrowResultHidden")
@@ -592,6 +595,7 @@ class EscrowMachine(StorageRules):
 
     def setup(self):
         self._reacting = False
+        self._changes, self._checked = 0, -1  # successful transactions; as of the last check
         self._last_error: str | None = None
         self.disputed: set[int] = set()
         snap, _ = self._read()
@@ -710,6 +714,7 @@ class EscrowMachine(StorageRules):
         self.stats[f"{name}:{'ok' if error is None else error}"] += 1
         self._last_error = error
         if tx is not None:
+            self._changes += 1
             self._honest_react()
         return tx, result
 
@@ -910,26 +915,29 @@ class EscrowMachine(StorageRules):
             self._check_job(job)
         return tx
 
-    def _commit(self, job, provider, result):
-        digest = commitment(result, salt_for(provider), provider)
+    def _commit(self, job, provider, result, *, digest=None):
+        """Commit `result` (hidden under the provider's salt), or send `digest` as is."""
+        if digest is None:
+            digest = commitment(result, salt_for(provider), provider)
         return self._act(
             "commit",
             self.escrow.commit,
             job.id,
             digest,
             sender=provider,
-            model=lambda ts: self.model.commit(job.id, provider, result, ts),
+            model=lambda ts: self.model.commit(job.id, provider, digest, result, ts),
         )
 
-    def _reveal(self, job, provider, result):
+    def _reveal(self, job, provider, result, *, salt=None):
+        salt = salt_for(provider) if salt is None else salt
         return self._act(
             "reveal",
             self.escrow.reveal,
             job.id,
             result,
-            salt_for(provider),
+            salt,
             sender=provider,
-            model=lambda ts: self.model.reveal(job.id, provider, result, ts),
+            model=lambda ts: self.model.reveal(job.id, provider, result, salt, ts),
         )
 
     def _holder(self, job, which) -> str:
@@ -956,12 +964,26 @@ class EscrowMachine(StorageRules):
             self.stats["silent:kept-silent"] += 1
             return
         slot = next((s for s in job.slots if s.provider == provider and s.state != NONE), None)
+        if slot is not None and slot.copied_from:
+            self._replay_reveal(job, provider, slot)
+            return
         value = slot.result if slot is not None and slot.result else junk_result(job.id)
         if role == HONEST:
             value = job.truth
         elif forge:
             value = result_hash("forged")  # not what it committed
         self._reveal(job, provider, value)
+
+    def _replay_reveal(self, job, copier, slot):
+        """A verbatim copy replays its source's reveal (result and salt, both public once
+        the source revealed): the commitment binds its sender, so it never matches."""
+        source = next(s for s in job.slots if s.provider == slot.copied_from)
+        if source.state == REVEALED:
+            tx, _ = self._reveal(job, copier, source.hash, salt=salt_for(source.provider))
+            self.stats["copy:replayed-reveal"] += 1
+        else:
+            tx, _ = self._reveal(job, copier, junk_result(job.id))
+        assert tx is None, f"job {job.id}: a copied commitment was revealed"
 
     def _copy(self, job, copier):
         """The copier reads every other slot from chain and commits what it found.
@@ -978,10 +1000,10 @@ class EscrowMachine(StorageRules):
             assert (state, digest) == (slot.state, slot.hash)
             if state == COMMITTED:
                 assert digest not in (slot.result, job.truth), "a commitment shows its result"
-                commitments.append(digest)
-            elif state in (REVEALED, PAID, SLASHED, RELEASED) and digest != ZERO_HASH:
-                results.append(digest)
-            else:
+                commitments.append((slot, digest))
+            elif state == REVEALED:
+                results.append((slot, digest))
+            elif state in (NONE, ACCEPTED):
                 assert digest == ZERO_HASH
         if could_commit and results:
             assert latest > job.deadline, f"job {job.id}: a result is public before the deadline"
@@ -991,7 +1013,13 @@ class EscrowMachine(StorageRules):
             return
         if could_commit and not results:
             self.stats["copy:read-commitments"] += 1
-        self._commit(job, copier, found[0])
+        source, digest = found[0]
+        if job.id % 2:  # its own commitment to the value it read
+            self._commit(job, copier, digest)
+        else:  # the other's digest as is, to replay the other's reveal later
+            tx, _ = self._commit(job, copier, None, digest=digest)
+            if tx is not None:
+                own.copied_from = source.provider
         if could_commit and results:
             assert self._last_error == "EscrowWindowClosed", "a copier committed a revealed result"
             self.stats["copy:too-late"] += 1
@@ -1108,11 +1136,12 @@ class EscrowMachine(StorageRules):
         picks = [*([renter] if rest % 3 == 0 else []), *dishonest[turn:], *dishonest[:turn]]
         picks = [*picks, *self.honest][:replicas]
         form = SYBIL_FORMS[rest // 4 % len(SYBIL_FORMS)]
+        if renter in picks and rest % 2:
+            form = "careless"  # even the matcher's signature cannot make the renter a voter
         signed = self.matcher.forged_assignment(form, renter, other, picks, drawn or picks[::-1])
         tx = self._fund(renter, replicas, signed, price, extra)
         assert tx is None, f"a renter funded a replicated job with its own picks ({form})"
-        if self._last_error in ("EscrowNotMatcherSigned", "EscrowAssignmentExpired"):
-            self.stats["sybil:fund-refused"] += 1
+        self._count_refusal("fund", form)
 
     def rule_accept(self, pick="st_pick", who="st_provider"):
         job = self._pick_job(pick, lambda j: j.accepted < j.replicas)
@@ -1128,17 +1157,23 @@ class EscrowMachine(StorageRules):
             self._play_commit(job, self._holder(job, who))
 
     def rule_copy(self, pick="st_pick"):
-        """The copier tries to copy another provider's result of a job it holds."""
+        """The copier tries to copy another provider's result of a job it holds: reads
+        the other slots and commits, or replays the reveal its verbatim copy awaits."""
         copier = next(p for p in self.providers if self._role(p) == COPIER)
-        mine = [j for j in self.model.jobs.values() if any(s.provider == copier for s in j.slots)]
-        held = [
-            j
-            for j in mine
-            if j.live and any(s.provider == copier and s.state == ACCEPTED for s in j.slots)
+        slots = [
+            (job, slot)
+            for job in self.model.jobs.values()
+            for slot in job.slots
+            if slot.provider == copier and slot.state != NONE
         ]
-        jobs = held or mine
-        if jobs:
-            self._copy(jobs[pick % len(jobs)], copier)
+        held = [(j, s) for j, s in slots if j.live and s.state in (ACCEPTED, COMMITTED)]
+        if not (held or slots):
+            return
+        job, slot = (held or slots)[pick % len(held or slots)]
+        if slot.state == COMMITTED and slot.copied_from:
+            self._replay_reveal(job, copier, slot)
+        else:
+            self._copy(job, copier)
 
     def rule_reveal(self, pick="st_pick", who="st_provider", forge="st_bool"):
         job = self._pick_job(pick, lambda j: any(s.state == COMMITTED for s in j.slots))
@@ -1185,14 +1220,21 @@ class EscrowMachine(StorageRules):
         dishonest = [p for p in self.providers if self._role(p) != HONEST and p != original]
         turn = seed % len(dishonest)
         picks = [*dishonest[turn:], *dishonest[:turn]][:2]
-        if seed % 5 == 4:
-            picks = [job.renter, picks[0]]  # the renter verifies its own dispute
         form = SYBIL_FORMS[seed // 5 % len(SYBIL_FORMS)]
+        if seed % 5 >= 3:  # the renter, or the original, verifies the dispute
+            picks = [job.renter if seed % 5 == 4 else original, picks[0]]
+            form = "careless" if seed // 25 % 2 else form
         signed = self.matcher.forged_verifiers(form, job.id, job.id + 1, picks, picks[::-1])
         tx = self._dispute(job, signed, job.renter)
         assert tx is None, f"a renter disputed with verifiers it picked ({form})"
+        self._count_refusal("dispute", form)
+
+    def _count_refusal(self, call, form):
+        """Count a refused sybil attempt by the check that refused it."""
         if self._last_error in ("EscrowNotMatcherSigned", "EscrowAssignmentExpired"):
-            self.stats["sybil:dispute-refused"] += 1
+            self.stats[f"sybil:{call}-refused"] += 1
+        elif form == "careless" and self._last_error == "EscrowBadProvider":
+            self.stats["sybil:careless-matcher-refused"] += 1
 
     def rule_finalize(self, pick="st_pick", who="st_account"):
         job = self._pick_job(pick, lambda j: chain.time() > self.model.finalizable_at(j))
@@ -1297,6 +1339,7 @@ class EscrowMachine(StorageRules):
             s
             for s in job.slots
             if self._role(s.provider) in (JUNK, COPIER)
+            and not s.copied_from
             and (
                 (s.state == ACCEPTED and now < job.deadline - 2)
                 or (
@@ -1379,6 +1422,10 @@ class EscrowMachine(StorageRules):
         """Honest providers act on what happened (they watch the chain), then the checks."""
         self.stats["steps"] += 1
         self._honest_react()
+        self._check_liveness()
+        if self._changes == self._checked:
+            return  # nothing succeeded since the last check, and a revert changes nothing
+        self._checked = self._changes
         snap, locks = self._read()
         model = self.model
         assert snap["supply"] == PARAMS.supply
@@ -1413,9 +1460,12 @@ class EscrowMachine(StorageRules):
             expected = (model.job_locked(provider), model.deal_locked(provider))
             assert by == expected, f"lockedBy of {provider}: {by} != {expected}"
             assert model.stakes[provider][1] == sum(expected)
-        # honest liveness: nobody skipped a window an honest provider had to act in
+        self._check_storage_invariant(snap["storage"])
+
+    def _check_liveness(self):
+        """No time jump skipped a window an honest provider had to act in."""
         now = chain.time()
-        for job in model.jobs.values():
+        for job in self.model.jobs.values():
             for slot in job.slots if job.live else ():
                 if self._role(slot.provider) == HONEST:
                     assert slot.state != ACCEPTED, f"honest slot of job {job.id} not committed"
@@ -1424,7 +1474,6 @@ class EscrowMachine(StorageRules):
                         or job.replicas == 1
                         or (now <= job.deadline + REVEAL)
                     ), f"honest reveal of job {job.id} missed: a time jump bypassed _sleep"
-        self._check_storage_invariant(snap["storage"])
 
 
 @pytest.fixture(scope="module")
