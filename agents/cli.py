@@ -21,7 +21,8 @@ def _mount() -> None:
     from agents.devnet.cli import app as devnet
     from agents.provider.cli import app as provider
     from agents.renter.cli import app as job
-    from agents.storage.cli import file_app, node_app
+    from agents.storage.files.cli import file_app
+    from agents.storage.node.cli import node_app
 
     app.add_typer(provider, name="provider", help="Lend a machine: run renters' jobs in Docker.")
     app.add_typer(job, name="job", help="Rent compute: submit jobs and fetch their results.")

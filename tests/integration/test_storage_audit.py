@@ -24,8 +24,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from agents.storage.audit import Auditor, NodeResponder, chunk_proof
 from agents.storage.chain import DealStatus, DealTerms, StorageChain, shard_key, shard_name
+from agents.storage.files.auditor import Auditor
+from agents.storage.node.responder import NodeResponder, chunk_proof
 from agents.wallet import Wallet
 from protocol import merkle
 from protocol.deployments import Deployment, connect, load_for

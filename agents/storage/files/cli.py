@@ -1,4 +1,4 @@
-"""``dcloud node`` (lend disk space) and ``dcloud file`` (store files) commands.
+"""``dcloud file`` commands: store files.
 
 Sizes are written like ``10MB``, ``1.5GB`` (powers of 1000) or ``4MiB`` (powers of 1024).
 The keystore password comes from ``$DCLOUD_PASSWORD``, or a prompt on a terminal.
@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import re
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
@@ -25,150 +21,23 @@ from rich.table import Table
 
 from agents import keys
 from agents.errors import AgentError, UserError
+from agents.storage.cli_common import (
+    Home,
+    Verbose,
+    ask_password,
+    fmt_size,
+    parse_size,
+    setup_logging,
+)
 from agents.storage.market import DEFAULT_MARKETPLACE
 
 if TYPE_CHECKING:
     from agents.storage.files.client import StorageClient
 
-node_app = typer.Typer(no_args_is_help=True, help="Lend disk space: store renters' shards.")
 file_app = typer.Typer(no_args_is_help=True, help="Store files: encrypted, erasure-coded, spread.")
 
 console = Console()
 logger = logging.getLogger(__name__)
-
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """'10MB' -> 10_000_000, '4MiB' -> 4_194_304, '512' -> 512."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
-    unit = m.group(2).upper() if m else ""
-    if m is None or unit not in _UNITS:
-        raise UserError(f"{text!r} is not a size; write it like 10MB, 1.5GB or 4MiB")
-    return int(float(m.group(1)) * _UNITS[unit])
-
-
-def fmt_size(n: int) -> str:
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
-def _password(*, confirm: bool) -> str:
-    password = os.environ.get(keys.PASSWORD_ENV)
-    if password is not None:
-        return password
-    if not sys.stdin.isatty():
-        raise UserError(f"set {keys.PASSWORD_ENV}: there is no terminal to ask for the password")
-    return str(typer.prompt("keystore password", hide_input=True, confirmation_prompt=confirm))
-
-
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-Home = Annotated[Path | None, typer.Option("--home", help="the folder of keys and records")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="log what happens")]
-
-
-# ---------------------------------------------------------------------- node
-
-
-def _node_home(home: Path | None) -> Path:
-    return (home or Path.home() / ".dcloud" / "node").expanduser()
-
-
-@node_app.command("init")
-def node_init(
-    quota: Annotated[str, typer.Option(help="disk space to lend, e.g. 10MB or 5GB")],
-    lat: Annotated[float, typer.Option(help="latitude of this machine, degrees north")],
-    lon: Annotated[float, typer.Option(help="longitude of this machine, degrees east")],
-    home: Home = None,
-    endpoint: Annotated[
-        str | None, typer.Option(help="URL renters reach this node at (default from host/port)")
-    ] = None,
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[
-        int | None, typer.Option(help="port to listen on (default: a free one)")
-    ] = None,
-    region: Annotated[str | None, typer.Option(help="price region (default: nearest)")] = None,
-    marketplace: Annotated[
-        str | None, typer.Option(envvar="DCLOUD_MARKETPLACE_URL", help="marketplace URL")
-    ] = DEFAULT_MARKETPLACE,
-    heartbeat: Annotated[float, typer.Option(help="seconds between heartbeats")] = 10.0,
-    rpc_url: Annotated[
-        str | None, typer.Option(envvar="DCLOUD_RPC_URL", help="chain for audits")
-    ] = None,
-) -> None:
-    """Create a storage node: a key and its settings, in --home."""
-    from agents.storage.node.run import KEYSTORE, init_node
-
-    where = _node_home(home)
-    password = "" if (where / KEYSTORE).exists() else _password(confirm=True)
-    config = init_node(
-        where,
-        password=password,
-        quota_bytes=parse_size(quota),
-        lat=lat,
-        lon=lon,
-        region=region,
-        host=host,
-        port=port,
-        endpoint=endpoint,
-        marketplace=marketplace,
-        heartbeat_s=heartbeat,
-        rpc_url=rpc_url,
-    )
-    console.print(
-        f"storage node {config.address} in {where}: {fmt_size(config.quota_bytes)} at "
-        f"{config.endpoint}; start it with `dcloud node run --home {where}`",
-        highlight=False,
-    )
-
-
-@node_app.command("run")
-def node_run(home: Home = None, verbose: Verbose = True) -> None:
-    """Serve shards and heartbeat to the marketplace until interrupted."""
-    from agents.storage.node.run import run_node
-
-    _logging(verbose)
-    run_node(_node_home(home), password=_password(confirm=False))
-
-
-@node_app.command("status")
-def node_status(home: Home = None) -> None:
-    """Quota, used and free space, shards, and whether the node is running."""
-    from agents.storage.node.run import load_config, open_store, runtime
-
-    where = _node_home(home)
-    config = load_config(where)
-    running = runtime(where)
-    store = open_store(where, config)
-    table = Table(show_header=False, box=None)
-    table.add_row("address", config.address)
-    table.add_row("endpoint", config.endpoint)
-    state = "stopped"
-    if running is not None:
-        state = f"running (pid {running['pid']})"
-        try:
-            httpx.get(f"{config.endpoint}/v1/health", timeout=3).raise_for_status()
-        except httpx.HTTPError:
-            state += ", not answering"
-    table.add_row("state", state)
-    table.add_row("quota", fmt_size(config.quota_bytes))
-    table.add_row("used", fmt_size(store.used_bytes))
-    table.add_row("free", fmt_size(store.free_bytes))
-    table.add_row("shards", str(store.shard_count))
-    table.add_row("marketplace", config.marketplace or "-")
-    console.print(table)
-
-
-# ---------------------------------------------------------------------- file
 
 
 def _renter_home(home: Path | None) -> Path:
@@ -188,12 +57,12 @@ Deployments = Annotated[
 def _client(home: Path | None, marketplace: str, verbose: bool = False) -> StorageClient:
     from agents.storage.files.client import StorageClient
 
-    _logging(verbose)
+    setup_logging(verbose)
     where = _renter_home(home)
     keystore = where / "key.json"
     if not keystore.exists():
         raise UserError(f"no renter key at {keystore}; create one with `dcloud file init`")
-    account: LocalAccount = keys.load(keystore, _password(confirm=False))
+    account: LocalAccount = keys.load(keystore, ask_password(confirm=False))
     return StorageClient(home=where, account=account, marketplace=marketplace)
 
 
@@ -242,7 +111,7 @@ def file_init(home: Home = None) -> None:
         address = keys.address_of(keystore)
         console.print(f"renter {address} already set up in {where}", highlight=False)
         return
-    account = keys.create(keystore, _password(confirm=True))
+    account = keys.create(keystore, ask_password(confirm=True))
     console.print(f"renter {account.address} created in {where}", highlight=False)
 
 

@@ -10,7 +10,7 @@ each node has the free stake its collateral needs.
 
 :func:`audit_pass` is one round of a renter's auditor: it challenges some of the
 renter's active deals and slashes the ones whose node missed its answer
-(:class:`~agents.storage.audit.Auditor`), then rebuilds every shard of a slashed deal
+(:class:`~agents.storage.files.auditor.Auditor`), then rebuilds every shard of a slashed deal
 on another node (:func:`~agents.storage.repair.repair_all` with those shards condemned)
 and opens a deal for the new shard on the slashed deal's terms.
 
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 from eth_account.signers.local import LocalAccount
 
 from agents.errors import RefusedError, UserError, VerificationError
-from agents.storage.audit import Auditor
 from agents.storage.chain import DealStatus, DealTerms, StorageChain, shard_key
+from agents.storage.files.auditor import Auditor
 from agents.storage.files.fetch import NodeStats, fetch_shard
 from agents.storage.files.manifest import DealRef, Manifest, ShardRef
 

@@ -99,8 +99,8 @@ def serve(
     """Serve this renter's files to the dashboard's storage page (keys stay here)."""
     import uvicorn
 
-    from agents.storage.cli import _client
     from agents.storage.files import codec
+    from agents.storage.files.cli import _client
     from agents.storage.files.gateway.app import create_gateway
 
     bind = host or "127.0.0.1"  # only an explicit --host (no variable) binds beyond loopback
