@@ -9,10 +9,13 @@ accepted, challenged, answered (or not), slashed, settled and cancelled among th
 
 Attacks tried: a renter funds a replicated job, or disputes, with providers it
 picked itself (self-signed, unsigned, a matcher signature for another list, renter
-or job, or an expired one): the escrow must refuse. A copying verifier reads the
-other slots from chain before it commits: while it can still commit it must find
-only commitments, never a result hash. Silent co-replicas and verifiers accept and
-vanish; junk providers agree on a wrong hash (and sometimes reveal what they did not
+or job, or an expired one): the escrow must refuse, as it must a matcher signature
+that names the renter or the original as a voter. A copying provider reads the other
+slots from chain before it commits: while it can still commit it must find only
+commitments, never a result hash; it commits its own commitment to what it read, or
+the other's digest verbatim and later replays the other's public reveal (refused: a
+commitment binds its sender). Silent co-replicas and verifiers accept and vanish;
+junk providers agree on a wrong hash (and sometimes reveal what they did not
 commit).
 
 Assumption (the design's): the matcher draws at most a minority of dishonest
@@ -1107,7 +1110,7 @@ class EscrowMachine(StorageRules):
     def rule_fund(self, seed="st_seed"):
         """A renter funds a job: single replica (open or named by the renter), a
         replicated job the matcher assigned, or with co-replicas of its own choosing."""
-        renter, other = self.renters[seed % 2], self.renters[1 - seed % 2]
+        renter = self.renters[seed % 2]
         kind, price = seed // 2 % 8, PRICES[seed // 16 % len(PRICES)]
         extra, rest = DEADLINE_EXTRAS[seed // 48 % len(DEADLINE_EXTRAS)], seed // 192
         if kind <= 1:
@@ -1130,13 +1133,17 @@ class EscrowMachine(StorageRules):
                 return
             self._fund(renter, replicas, self.matcher.assign(renter, drawn), price, extra)
             return
-        # a sybil master: mostly dishonest co-replicas, sometimes itself among them
+        self._sybil_fund(renter, replicas, price, extra, rest, drawn)
+
+    def _sybil_fund(self, renter, replicas, price, extra, seed, drawn):
+        """The renter funds with co-replicas it picked: mostly dishonest, maybe itself."""
+        other = self.renters[self.renters[0] == renter]
         dishonest = [p for p in self.providers if self._role(p) != HONEST]
-        turn = rest % len(dishonest)
-        picks = [*([renter] if rest % 3 == 0 else []), *dishonest[turn:], *dishonest[:turn]]
+        turn = seed % len(dishonest)
+        picks = [*([renter] if seed % 3 == 0 else []), *dishonest[turn:], *dishonest[:turn]]
         picks = [*picks, *self.honest][:replicas]
-        form = SYBIL_FORMS[rest // 4 % len(SYBIL_FORMS)]
-        if renter in picks and rest % 2:
+        form = SYBIL_FORMS[seed // 4 % len(SYBIL_FORMS)]
+        if renter in picks and seed % 2:
             form = "careless"  # even the matcher's signature cannot make the renter a voter
         signed = self.matcher.forged_assignment(form, renter, other, picks, drawn or picks[::-1])
         tx = self._fund(renter, replicas, signed, price, extra)
@@ -1242,7 +1249,7 @@ class EscrowMachine(StorageRules):
             self._finalize(job, self.tracked[who])
 
     def rule_finalize_many(self, who="st_account"):
-        ids = [*self.model.jobs, len(self.model.jobs) + 1]
+        ids = [*self.model.jobs, *list(self.model.jobs)[:1], len(self.model.jobs) + 1]
         tx, outcomes = self._act(
             "finalizeMany",
             self.escrow.finalizeMany,
@@ -1313,12 +1320,15 @@ class EscrowMachine(StorageRules):
                 dishonest_budget=(replicas - 1) // 2,
                 can_lock=lambda p: self.model.can_lock(p, price),
             )
+            renter = self.renters[seed % 2]
             if replicas == 1 or drawn is None:
                 signed = unsigned([])
                 replicas = 1
             else:
-                signed = self.matcher.assign(self.renters[seed % 2], drawn)
-            self._fund(self.renters[seed % 2], replicas, signed, price, 150)
+                if who % 4 == 1:  # a sybil master tries its own co-replicas first
+                    self._sybil_fund(renter, replicas, price, 150, seed // 8032, drawn)
+                signed = self.matcher.assign(renter, drawn)
+            self._fund(renter, replicas, signed, price, 150)
             job = self.model.jobs.get(len(self.model.jobs))
         for step in range(steps):
             if job is None or not job.live:
