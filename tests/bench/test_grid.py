@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.grid import (
+from bench.gridsim import (
     CITIES,
     Config,
     HourlyGrid,
