@@ -1,8 +1,8 @@
-"""From electricity prices (and demand) to the discrete energy level of seed 000.
+"""From electricity prices (and demand) to the discrete energy level that matching weighs.
 
-Matching needs a small integer per provider ("a discrete value" that can out-weigh
-distance). We map prices to levels ``0 .. n_levels - 1`` by **quantiles of recent prices
-across all regions**:
+Matching needs a small integer per provider, one that can out-weigh distance. We map
+prices to levels ``0 .. n_levels - 1`` by **quantiles of recent prices across all
+regions**:
 
 1. The reference sample is every region's hourly price over the last ``window_hours``
    (24 by default), so levels are relative to what electricity costs around the network

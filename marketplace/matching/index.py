@@ -1,8 +1,9 @@
 """Energy-weighted matching of jobs to providers with scikit-learn's ``BallTree``.
 
 Each provider is a point in four dimensions: its position on the Earth sphere in km
-(:mod:`marketplace.geo`) and ``weight_km * energy_level`` (seed 000's z coordinate). A
-job's origin is the point ``(x, y, z, 0)``, so the tree's Euclidean distance is
+(:mod:`marketplace.geo`) and ``weight_km * energy_level``, the coordinate through which
+cheap, lightly loaded power can outweigh distance. A job's origin is the point
+``(x, y, z, 0)``, so the tree's Euclidean distance is
 
     augmented_km = sqrt(chord_km**2 + (weight_km * level)**2)
 

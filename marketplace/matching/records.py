@@ -59,8 +59,8 @@ LEXICOGRAPHIC_ENERGY_WEIGHT_KM = math.ceil(EARTH_DIAMETER_KM / 100.0) * 100.0
 """Smallest round weight (12 800 km) with which any lower level beats any distance.
 
 With ``w > 2R`` (12 742 km, the longest chord), ``d1**2 - d2**2 <= (2R)**2 < w**2``, so
-levels decide and distance only breaks ties within a level: seed 000's "large enough that
-it can out-weigh the x and y coordinates", in the strongest sense.
+levels decide and distance only breaks ties within a level: the energy level outweighs
+distance in the strongest sense, as a cheaper level wins however far away it is.
 """
 
 

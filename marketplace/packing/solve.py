@@ -1,4 +1,4 @@
-"""Knapsack packing of pending jobs into providers' free capacity (seed 004).
+"""Knapsack packing of pending jobs into providers' free capacity, so less of it sits idle.
 
 Given pending jobs (resource demand vectors, a value each) and, for each job, the candidate
 providers matching found (with their free-capacity vectors), choose at most one candidate

@@ -12,8 +12,8 @@ Within a segment the choice is, in order of priority:
 2. **Reliability**: inside a round, nodes are ranked by a weighted random key
    (Efraimidis-Spirakis sampling, ``u ** (1 / w)``): a node of weight ``w`` is drawn with
    probability proportional to ``w``, so reliable nodes hold more shards over time but a
-   less reliable node still receives some (seed 001: "highly reliable nodes will be
-   called on more frequently"; lower ones still store "lower requested data").
+   less reliable node still receives some: reliable nodes are called on more often,
+   while the others still hold a share of the data.
 
 The weight is a pluggable policy (:data:`Weight`, higher is better, must be > 0):
 :func:`hot_weight` favours reputation (``0.05 + reputation ** 2``), :func:`cold_weight`
