@@ -1,4 +1,9 @@
-"""Checks every signed request: the signature, the clock, and that it is not a replay."""
+"""Checks every signed request: the signature, the clock, and that it is not a replay.
+
+The marketplace applies the shared rule of ``protocol.signing`` (a signed request takes
+effect at most once) with an increasing clock per signer kept in its database: its
+requests change shared state, and a restart must not reopen a replay window.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,31 @@ from sqlalchemy.orm import Session
 
 from marketplace.errors import AuthError
 from marketplace.store.models import SignerClock
-from protocol.signing import SignatureError, verify_request
+from protocol.signing import SignatureError, verify_envelope
+
+
+class DatabaseClock:
+    """``protocol.signing.IncreasingClock`` kept in the marketplace's database.
+
+    The clock row is locked and updated in the caller's transaction, so two requests of
+    one signer cannot both pass, and the rule survives a restart.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def admit(self, signer: str, timestamp_ms: int, signature: str) -> None:
+        clock = self.session.get(SignerClock, signer, with_for_update=True)
+        if clock is not None and timestamp_ms <= clock.last_timestamp_ms:
+            raise SignatureError(
+                f"request timestamp {timestamp_ms} is not newer than this signer's last "
+                f"request ({clock.last_timestamp_ms}): a replay, or two requests signed in the "
+                "same millisecond; sign each request afresh"
+            )
+        if clock is None:
+            self.session.add(SignerClock(address=signer, last_timestamp_ms=timestamp_ms))
+        else:
+            clock.last_timestamp_ms = timestamp_ms
 
 
 def authenticate(
@@ -20,31 +49,11 @@ def authenticate(
 ) -> str:
     """Verify the signed envelope `raw` (the request body as sent); return the signer.
 
-    The signature covers the payload exactly as the client sent it. Each signer's
-    timestamps must strictly increase, so a replayed request is refused; the clock row is
-    updated in the caller's transaction.
+    The signature covers the payload exactly as the client sent it.
     """
     try:
-        signer = verify_request(
-            purpose=purpose,
-            payload=raw["payload"],
-            signer=raw["signer"],
-            timestamp_ms=int(raw["timestamp_ms"]),
-            signature=raw["signature"],
-            max_skew_ms=int(max_skew_s * 1000),
+        return verify_envelope(
+            raw, purpose=purpose, guard=DatabaseClock(session), max_skew_ms=int(max_skew_s * 1000)
         )
     except SignatureError as exc:
         raise AuthError(str(exc)) from None
-    ts = int(raw["timestamp_ms"])
-    clock = session.get(SignerClock, signer, with_for_update=True)
-    if clock is not None and ts <= clock.last_timestamp_ms:
-        raise AuthError(
-            f"request timestamp {ts} is not newer than this signer's last request "
-            f"({clock.last_timestamp_ms}): a replay, or two requests signed in the same "
-            "millisecond; sign each request afresh"
-        )
-    if clock is None:
-        session.add(SignerClock(address=signer, last_timestamp_ms=ts))
-    else:
-        clock.last_timestamp_ms = ts
-    return signer

@@ -22,10 +22,11 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
+from protocol import purposes
 from protocol.schemas import Address, Capacity, ImageName, JobSpec, Wire
 
-PUSH = "dcloud/provider.push"
-FETCH = "dcloud/provider.fetch"
+PUSH = purposes.PROVIDER_PUSH
+FETCH = purposes.PROVIDER_FETCH
 SIGNER_HEADER = "x-dcloud-signer"
 TIMESTAMP_HEADER = "x-dcloud-timestamp-ms"
 SIGNATURE_HEADER = "x-dcloud-signature"

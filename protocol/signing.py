@@ -6,16 +6,29 @@ of ``{"purpose": P, "payload": ..., "signer": ..., "timestamp_ms": T}``, where t
 names the action (e.g. ``"dcloud/provider.heartbeat"``) so a signature for one action
 cannot be replayed against another.
 
-The verifier checks that the recovered address is the signer, that the timestamp is
-within ``max_skew_ms`` of its clock, and (with its own per-signer store) that timestamps
-strictly increase, so a replayed request fails.
+Every service checks a request the same way (:func:`verify_envelope` for a signed body,
+:func:`verify_headers` for a signed read or shard request): the recovered address is the
+signer, the timestamp is within ``max_skew_ms`` of the service's clock, and then the
+service's :class:`ReplayGuard` admits it. The rule is one: **a signed request takes effect
+at most once.** Two guards keep it, for two kinds of traffic:
+
+- :class:`IncreasingClock`: each signer's timestamps must strictly increase. The
+  marketplace keeps this clock in its database (so a restart does not reopen a replay
+  window), because its requests change shared state (jobs, registrations) and one
+  signer's requests to it are sent one after another.
+- :class:`SeenSignatures`: each signature is admitted once within the clock window. The
+  agents (provider pushes and reads, storage-node shard requests) use it in memory,
+  because a renter sends them many requests in parallel that may arrive out of order,
+  and their effects are idempotent (a retried push or a re-read changes nothing).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -91,3 +104,121 @@ def verify_request(
             "message of this exact payload with the signer's key"
         )
     return str(recovered)
+
+
+class ReplayGuard(Protocol):
+    """Admits a verified request at most once; raises SignatureError for a replay."""
+
+    def admit(self, signer: str, timestamp_ms: int, signature: str) -> None: ...
+
+
+class IncreasingClock:
+    """Admits a signer's request only when its timestamp is newer than the last admitted.
+
+    In memory; the marketplace keeps the same rule in its database instead.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, signer: str, timestamp_ms: int, signature: str) -> None:
+        with self._lock:
+            last = self._last.get(signer, -1)
+            if timestamp_ms <= last:
+                raise SignatureError(
+                    f"request timestamp {timestamp_ms} is not newer than this signer's last "
+                    f"({last}): a replay, or two requests signed in the same millisecond; "
+                    "sign each request afresh"
+                )
+            self._last[signer] = timestamp_ms
+
+
+class SeenSignatures:
+    """Admits each signature once while its timestamp is inside the clock window."""
+
+    def __init__(self, max_skew_ms: int = DEFAULT_MAX_SKEW_MS, max_entries: int = 1_000_000):
+        self.max_skew_ms = max_skew_ms
+        self.max_entries = max_entries
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._next_purge = 0
+
+    def admit(self, signer: str, timestamp_ms: int, signature: str) -> None:
+        now = time.time_ns() // 1_000_000
+        with self._lock:
+            if now >= self._next_purge or len(self._seen) >= self.max_entries:
+                self._seen = {s: t for s, t in self._seen.items() if t > now}
+                self._next_purge = now + 10_000
+            if signature in self._seen:
+                raise SignatureError(
+                    "this signature was already used (a replayed request); sign each request afresh"
+                )
+            self._seen[signature] = timestamp_ms + self.max_skew_ms
+
+
+def verify_envelope(
+    body: Mapping[str, Any],
+    *,
+    purpose: str,
+    guard: ReplayGuard,
+    max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
+) -> str:
+    """Check a signed envelope (a request body) and admit it once; return the signer."""
+    try:
+        signer, stamp, signature = body["signer"], body["timestamp_ms"], body["signature"]
+        payload = body["payload"]
+    except (KeyError, TypeError) as exc:
+        raise SignatureError(
+            f"a signed envelope needs payload, signer, timestamp_ms and signature (missing "
+            f"{exc}); sign the request with your key"
+        ) from None
+    try:
+        timestamp_ms = int(stamp)
+    except (TypeError, ValueError):
+        raise SignatureError("timestamp_ms must be an integer of milliseconds") from None
+    address = verify_request(
+        purpose=purpose,
+        payload=payload,
+        signer=str(signer),
+        timestamp_ms=timestamp_ms,
+        signature=str(signature),
+        max_skew_ms=max_skew_ms,
+    )
+    guard.admit(address, timestamp_ms, str(signature))
+    return address
+
+
+def verify_headers(
+    headers: Mapping[str, str],
+    *,
+    names: tuple[str, str, str],
+    purpose: str,
+    payload: Any,
+    guard: ReplayGuard,
+    max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
+) -> str:
+    """Check a request signed in headers and admit it once; return the signer.
+
+    `names` are the (signer, timestamp, signature) header names; `payload` is what the
+    request means (method, path, and for uploads the content hash), rebuilt by the server.
+    """
+    signer, stamp, signature = (headers.get(h) for h in names)
+    if not (signer and stamp and signature):
+        raise SignatureError(
+            f"unsigned request: send the {', '.join(names)} headers (purpose {purpose})"
+        )
+    try:
+        timestamp_ms = int(stamp)
+    except ValueError:
+        raise SignatureError(f"{names[1]} must be an integer of milliseconds") from None
+    address = verify_request(
+        purpose=purpose,
+        payload=payload,
+        signer=signer,
+        timestamp_ms=timestamp_ms,
+        signature=signature,
+        max_skew_ms=max_skew_ms,
+    )
+    guard.admit(address, timestamp_ms, signature)
+    return address

@@ -28,8 +28,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from protocol import purposes
 from protocol.provider_api import SIGNATURE_HEADER, SIGNER_HEADER, TIMESTAMP_HEADER
 from protocol.schemas import Address, Location, RegionId, Url, Wire
+
+REGISTER = purposes.STORAGE_REGISTER
+HEARTBEAT = purposes.STORAGE_HEARTBEAT
+REPORT = purposes.STORAGE_REPORT
+SHARD = purposes.STORAGE_SHARD
 
 __all__ = [
     "CONTENT_SHA256_HEADER",
@@ -56,10 +62,6 @@ __all__ = [
     "shard_request_payload",
 ]
 
-REGISTER = "dcloud/storage.register"
-HEARTBEAT = "dcloud/storage.heartbeat"
-REPORT = "dcloud/storage.report"
-SHARD = "dcloud/storage.shard"
 CONTENT_SHA256_HEADER = "x-dcloud-content-sha256"
 
 MAX_SHARD_BYTES = 64 * 2**20

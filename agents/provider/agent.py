@@ -17,14 +17,15 @@ from agents.provider.runtime import DockerRuntime
 from agents.provider.server import create_app
 from agents.provider.store import JobStore
 from agents.wallet import Wallet
+from protocol import purposes
 from protocol.deployments import connect, load_for
 from protocol.escrow import Escrow
 from protocol.schemas import Heartbeat, ProviderRegistration
 
 logger = logging.getLogger(__name__)
 
-REGISTER = "dcloud/provider.register"
-HEARTBEAT = "dcloud/provider.heartbeat"
+REGISTER = purposes.PROVIDER_REGISTER
+HEARTBEAT = purposes.PROVIDER_HEARTBEAT
 
 
 def open_escrow(rpc_url: str, deployments: str | None) -> Escrow:

@@ -20,7 +20,7 @@ from agents.errors import (
 from agents.provider.jobs import JobRunner
 from agents.provider.store import JobRecord
 from protocol import provider_api as api
-from protocol.signing import SignatureError, verify_request
+from protocol.signing import SeenSignatures, SignatureError, verify_envelope, verify_headers
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
             api.SIGNATURE_HEADER,
         ],
     )
-    last_push: dict[str, int] = {}
+    # a renter's pushes and reads come in parallel, out of order: each signature once
+    seen = SeenSignatures()
+    headers = (api.SIGNER_HEADER, api.TIMESTAMP_HEADER, api.SIGNATURE_HEADER)
 
     @app.exception_handler(AgentError)
     async def _agent_error(request: Request, exc: Exception) -> JSONResponse:
@@ -85,33 +87,19 @@ def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
 
     @app.post("/v1/jobs", status_code=202, response_model=api.ProviderJob)
     def push(body: dict[str, Any]) -> api.ProviderJob:
-        try:
-            envelope = {k: body[k] for k in ("payload", "signer", "timestamp_ms", "signature")}
-        except KeyError as exc:
-            raise UserError(f"a signed envelope needs {exc}; sign the push with your key") from None
-        signer = verify_request(purpose=api.PUSH, **envelope)
-        ts = int(envelope["timestamp_ms"])
-        if ts <= last_push.get(signer, -1):
-            raise SignatureError("timestamp_ms is not newer than your last push: sign it again")
-        last_push[signer] = ts
-        message = api.JobPush.model_validate(envelope["payload"])
+        signer = verify_envelope(body, purpose=api.PUSH, guard=seen)
+        message = api.JobPush.model_validate(body["payload"])
         return _public(runner.receive(message, signer))
 
     def reader(
         request: Request, job_id: int, signer: str | None, ts: str | None, sig: str | None
     ) -> JobRecord:
-        if not (signer and ts and sig):
-            raise VerificationError(
-                f"sign reads with the {api.SIGNER_HEADER}, {api.TIMESTAMP_HEADER} and "
-                f"{api.SIGNATURE_HEADER} headers (purpose {api.FETCH})"
-            )
-        try:
-            stamp = int(ts)
-        except ValueError:
-            raise VerificationError(f"{api.TIMESTAMP_HEADER} must be an integer") from None
-        payload = {"method": "GET", "path": request.url.path}
-        who = verify_request(
-            purpose=api.FETCH, payload=payload, signer=signer, timestamp_ms=stamp, signature=sig
+        who = verify_headers(
+            request.headers,
+            names=headers,
+            purpose=api.FETCH,
+            payload={"method": "GET", "path": request.url.path},
+            guard=seen,
         )
         rec = runner.store.get(job_id)
         if rec is None:

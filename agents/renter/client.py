@@ -37,6 +37,7 @@ from agents.renter.results import Result, download, save_result
 from agents.units import fmt_tokens
 from agents.wallet import Wallet
 from protocol import provider_api as api
+from protocol import purposes
 from protocol.assignments import Assignment, unsigned
 from protocol.deployments import connect, load_for
 from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, commitment, pack_resources
@@ -46,7 +47,7 @@ from protocol.signing import sign_request
 
 logger = logging.getLogger(__name__)
 
-SUBMIT = "dcloud/job.submit"
+SUBMIT = purposes.JOB_SUBMIT
 DEADLINE_MARGIN_S = 120
 Progress = Callable[[str], None]
 

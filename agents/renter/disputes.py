@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.errors import RefusedError, UserError
 from agents.units import fmt_tokens
+from protocol import purposes
 from protocol.assignments import Assignment
 from protocol.escrow import JobStatus
 from protocol.schemas import JobSpec
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DISPUTE = "dcloud/job.dispute"
+DISPUTE = purposes.JOB_DISPUTE
 
 
 def dispute(

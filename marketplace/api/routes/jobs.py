@@ -25,13 +25,14 @@ from marketplace.compute.disputes import draw_verifiers
 from marketplace.compute.scheduler import explain_unmatched
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
 from marketplace.service import Service
+from protocol import purposes
 from protocol.escrow import JobStatus
 from protocol.schemas import Address, JobSpec, Signed, spec_hash
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-SUBMIT = "dcloud/job.submit"
-DISPUTE = "dcloud/job.dispute"
+SUBMIT = purposes.JOB_SUBMIT
+DISPUTE = purposes.JOB_DISPUTE
 
 
 @router.post("/quote", response_model=QuotePublic)

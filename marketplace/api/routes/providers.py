@@ -14,12 +14,13 @@ from marketplace.auth import authenticate
 from marketplace.compute import providers
 from marketplace.errors import InvalidInputError
 from marketplace.store.models import ProviderRow
+from protocol import purposes
 from protocol.schemas import Address, Heartbeat, ProviderRegistration, Signed
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 
-REGISTER = "dcloud/provider.register"
-HEARTBEAT = "dcloud/provider.heartbeat"
+REGISTER = purposes.PROVIDER_REGISTER
+HEARTBEAT = purposes.PROVIDER_HEARTBEAT
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProviderPublic)

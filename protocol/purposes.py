@@ -1,0 +1,48 @@
+"""Every purpose a dcloud request is signed for, and who checks it.
+
+A signature covers its purpose (``protocol.signing``), so one signed for an action can
+never be replayed as another. Each purpose names the service that verifies it; the replay
+rule each service applies is in ``protocol.signing`` (``IncreasingClock`` at the
+marketplace, ``SeenSignatures`` at the agents).
+"""
+
+from __future__ import annotations
+
+# -- checked by the marketplace (its per-signer clock is kept in its database)
+JOB_SUBMIT = "dcloud/job.submit"
+"""A renter submits a job spec for matching."""
+JOB_DISPUTE = "dcloud/job.dispute"
+"""A renter asks for two verifiers of its single-replica job."""
+PROVIDER_REGISTER = "dcloud/provider.register"
+"""A provider agent registers its offer (location, capacity, price, images)."""
+PROVIDER_HEARTBEAT = "dcloud/provider.heartbeat"
+"""A provider agent reports its free capacity."""
+STORAGE_REGISTER = "dcloud/storage.register"
+"""A storage node registers (location, quota)."""
+STORAGE_HEARTBEAT = "dcloud/storage.heartbeat"
+"""A storage node reports its free space."""
+STORAGE_REPORT = "dcloud/storage.report"
+"""A renter reports what storage nodes did (served, failed) for their reputation."""
+
+# -- checked by a provider agent (request headers or a signed envelope)
+PROVIDER_PUSH = "dcloud/provider.push"
+"""A renter sends a funded job's spec and inputs to its provider."""
+PROVIDER_FETCH = "dcloud/provider.fetch"
+"""A renter reads its job's state, logs or outputs at the provider."""
+
+# -- checked by a storage node (request headers)
+STORAGE_SHARD = "dcloud/storage.shard"
+"""A renter stores, reads or deletes a shard."""
+
+ALL = (
+    JOB_SUBMIT,
+    JOB_DISPUTE,
+    PROVIDER_REGISTER,
+    PROVIDER_HEARTBEAT,
+    STORAGE_REGISTER,
+    STORAGE_HEARTBEAT,
+    STORAGE_REPORT,
+    PROVIDER_PUSH,
+    PROVIDER_FETCH,
+    STORAGE_SHARD,
+)
