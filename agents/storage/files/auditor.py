@@ -7,7 +7,12 @@ the repairer acts on (:meth:`~agents.storage.chain.StorageChain.slashed_shards`)
 The chunk is drawn from the block after the challenge; on a dev chain, which mines
 only on demand, the auditor mines that block itself after a pass that challenged.
 
-It does one pass per :meth:`~Auditor.step` and loops with :meth:`~Auditor.run` until a
+:func:`audit_pass` is one round of a renter's auditor: one :class:`Auditor` step,
+then every shard of a slashed deal is rebuilt on another node
+(:func:`~agents.storage.files.repair.repair_all` with those shards condemned) and a deal
+is opened for the new shard on the slashed deal's terms.
+
+The Auditor does one pass per :meth:`~Auditor.step` and loops with :meth:`~Auditor.run` until a
 stop event is set, so an auditor process can run it in a thread. The contract itself
 decides who may challenge and when (once per deal per epoch); a call the chain refuses
 is logged and the pass goes on.
@@ -20,8 +25,12 @@ import random
 import threading
 from dataclasses import dataclass, field
 
-from agents.errors import RefusedError
+from agents.errors import RefusedError, UserError, VerificationError
 from agents.storage.chain import Challenge, Deal, DealStatus, StorageChain
+from agents.storage.files.client import StorageClient
+from agents.storage.files.deals import DealParams, open_object_deals
+from agents.storage.files.manifest import DealRef, Manifest
+from agents.storage.files.repair import repair_all
 from agents.storage.passes import run_passes
 
 logger = logging.getLogger(__name__)
@@ -146,3 +155,82 @@ class Auditor:
         )
         self._watch.add(deal.deal_id)
         report.challenged.append(challenge)
+
+
+@dataclass
+class AuditOutcome:
+    """What one :func:`audit_pass` did."""
+
+    challenged: list[int] = field(default_factory=list)
+    slashed: list[int] = field(default_factory=list)  # by this pass
+    repaired: dict[str, int] = field(default_factory=dict)  # object -> shards rebuilt
+    failures: list[str] = field(default_factory=list)
+    reopened: list[int] = field(default_factory=list)  # deals opened for rebuilt shards
+
+
+def _manifests(client: StorageClient) -> list[Manifest]:
+    return [m for _, m in client.store.entries() if isinstance(m, Manifest)]
+
+
+def make_auditor(chain: StorageChain, *, per_pass: int = 16, seed: int | None = None) -> Auditor:
+    return Auditor(chain, rng=random.Random(seed), per_step=per_pass)
+
+
+def audit_pass(client: StorageClient, chain: StorageChain, auditor: Auditor) -> AuditOutcome:
+    """Challenge and slash (one auditor step), then move every slashed shard elsewhere."""
+    step = auditor.step()
+    outcome = AuditOutcome(
+        challenged=[c.deal_id for c in step.challenged], slashed=list(step.slashed)
+    )
+    chain_id = int(chain.w3.eth.chain_id)
+    slashed = {s.deal_id: s for s in chain.slashed_shards()}
+    doomed = {
+        d.deal_id: d
+        for m in _manifests(client)
+        for d in m.deals
+        if d.chain_id == chain_id and d.deal_id in slashed
+    }
+    condemned = {d.shard for d in doomed.values()}
+    if not condemned:
+        return outcome
+    for result in repair_all(client, condemned=condemned):
+        if result.shards_rebuilt:
+            outcome.repaired[result.name] = result.shards_rebuilt
+        outcome.failures += [f"{result.name}: {f}" for f in result.failures]
+    for manifest in _manifests(client):
+        _replace_deals(client, chain, manifest, doomed, outcome)
+    return outcome
+
+
+def _replace_deals(
+    client: StorageClient,
+    chain: StorageChain,
+    manifest: Manifest,
+    doomed: dict[int, DealRef],
+    outcome: AuditOutcome,
+) -> None:
+    """Forget the slashed deals of shards that were rebuilt; open deals for their new
+    copies on the old terms (the epochs the slashed deal had left)."""
+    present = {s.id for seg in manifest.segments for s in seg.shards}
+    gone = [d for d in manifest.deals if d.deal_id in doomed and d.shard not in present]
+    if not gone:
+        return
+    with client.store.locked(manifest.object_id):
+        fresh = client.store.find(manifest.name)
+        fresh.deals = [d for d in fresh.deals if d not in gone]
+        client.store.save(fresh)
+    covered = {d.shard for d in fresh.deals}
+    uncovered = present - covered
+    if not uncovered:
+        return
+    old = chain.deal(gone[0].deal_id)
+    left = old.epochs - old.paid_epochs
+    if old.status != DealStatus.SLASHED or left < 1:
+        return
+    params = DealParams(left, old.price_per_epoch, old.epoch_length)
+    try:
+        new = open_object_deals(client, chain, manifest.name, params, only=uncovered)
+    except (UserError, RefusedError, VerificationError) as exc:
+        outcome.failures.append(f"{manifest.name}: no deal for the rebuilt shards: {exc}")
+        return
+    outcome.reopened += [d.deal_id for d in new]

@@ -140,7 +140,7 @@ def file_put(
 ) -> None:
     """Encrypt, erasure-code and spread a file over storage nodes (and pay them, with
     --deal-epochs)."""
-    from agents.storage.files.deals import TOKEN, DealParams, connect_chain
+    from agents.storage.files.deals import TOKEN, DealParams, connect_chain, put_with_deals
 
     if not path.is_file():
         raise UserError(f"no file at {path}")
@@ -158,7 +158,8 @@ def file_put(
             if epoch_length is not None:
                 params = replace(params, epoch_length=epoch_length)
             chain = connect_chain(client.account, rpc_url=rpc, deployments=deployments)
-            m = client.put_with_deals(
+            m = put_with_deals(
+                client,
                 path,
                 chain=chain,
                 deals=params,
@@ -334,7 +335,8 @@ def file_audit(
     verbose: Verbose = False,
 ) -> None:
     """Challenge this renter's storage deals, slash missed answers, repair slashed shards."""
-    from agents.storage.files.deals import audit_pass, connect_chain, make_auditor
+    from agents.storage.files.auditor import audit_pass, make_auditor
+    from agents.storage.files.deals import connect_chain
 
     failed = False
     with _client(home, marketplace, verbose) as client:

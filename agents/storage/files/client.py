@@ -32,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from eth_account.signers.local import LocalAccount
 
@@ -44,10 +44,6 @@ from agents.storage.files.transport import NodeClient, NodeError, ShardMissing
 from agents.storage.files.upload import Progress, Target, Uploader
 from agents.storage.market import DEFAULT_MARKETPLACE, StorageMarket
 from protocol.storage import StorageNodePublic
-
-if TYPE_CHECKING:
-    from agents.storage.chain import StorageChain
-    from agents.storage.files.deals import DealParams
 
 logger = logging.getLogger(__name__)
 
@@ -223,37 +219,6 @@ class StorageClient:
             raise
         logger.info("stored %s (%d bytes, %d segments)", name, size, segments)
         return manifest
-
-    def put_with_deals(
-        self,
-        path: Path,
-        *,
-        chain: StorageChain,
-        deals: DealParams,
-        name: str | None = None,
-        k: int = 8,
-        n: int = 12,
-        segment_bytes: int = codec.SEGMENT_BYTES,
-        progress: Progress | None = None,
-    ) -> Manifest:
-        """:meth:`put`, then a StorageEscrow deal per shard on `deals` terms (recorded in
-        the manifest). The deposit is checked before uploading; if the deals cannot be
-        opened the object is removed again, so nothing is stored unpaid."""
-        from agents.storage.files.deals import check_balance, open_object_deals
-
-        size = path.stat().st_size if path.is_file() else 0
-        shards = codec.segment_count(size, segment_bytes) * n
-        check_balance(chain, shards * deals.price_per_epoch * deals.epochs, deals=shards)
-        manifest = self.put(
-            path, name=name, k=k, n=n, segment_bytes=segment_bytes, progress=progress
-        )
-        try:
-            open_object_deals(self, chain, manifest.name, deals)
-        except BaseException:
-            logger.warning("no deals for %s: removing it again", manifest.name)
-            self.rm(manifest.name, force=True)
-            raise
-        return self.store.find(manifest.name)
 
     def store_shard(
         self,

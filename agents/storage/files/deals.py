@@ -1,4 +1,4 @@
-"""Paying nodes on chain for the shards they keep, and acting on failed audits.
+"""Paying nodes on chain for the shards they keep.
 
 :func:`open_object_deals` opens one StorageEscrow deal per shard of a stored object that
 has none yet (one ``openDeals`` transaction for them all) and records the deal ids in
@@ -6,13 +6,8 @@ the object's manifest. Each deal commits the Merkle root of its shard's chunks: 
 shard is fetched back from its node (its sha256 checked against the manifest) and
 hashed here, so the renter also knows every node holds what it is paid for before
 paying. Before anything is sent it checks that the renter holds the deposit and that
-each node has the free stake its collateral needs.
-
-:func:`audit_pass` is one round of a renter's auditor: it challenges some of the
-renter's active deals and slashes the ones whose node missed its answer
-(:class:`~agents.storage.files.auditor.Auditor`), then rebuilds every shard of a slashed deal
-on another node (:func:`~agents.storage.repair.repair_all` with those shards condemned)
-and opens a deal for the new shard on the slashed deal's terms.
+each node has the free stake its collateral needs. :func:`put_with_deals` stores a file
+and opens its deals, or stores nothing.
 
 Errors (all :class:`~agents.errors.AgentError`): ``UserError`` for no chain set up or
 too few tokens, ``RefusedError`` for a node without the stake, or a chain refusal.
@@ -21,23 +16,20 @@ too few tokens, ``RefusedError`` for a node without the stake, or a chain refusa
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 
 from agents.errors import RefusedError, UserError, VerificationError
-from agents.storage.chain import DealStatus, DealTerms, StorageChain, shard_key
-from agents.storage.files.auditor import Auditor
+from agents.storage.chain import DealTerms, StorageChain, shard_key
+from agents.storage.files import codec
+from agents.storage.files.client import StorageClient
 from agents.storage.files.fetch import NodeStats, fetch_shard
 from agents.storage.files.manifest import DealRef, Manifest, ShardRef
-
-if TYPE_CHECKING:
-    from agents.storage.files.client import StorageClient
+from agents.storage.files.upload import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -199,82 +191,29 @@ def open_object_deals(
     return new
 
 
-@dataclass
-class AuditOutcome:
-    """What one :func:`audit_pass` did."""
-
-    challenged: list[int] = field(default_factory=list)
-    slashed: list[int] = field(default_factory=list)  # by this pass
-    repaired: dict[str, int] = field(default_factory=dict)  # object -> shards rebuilt
-    failures: list[str] = field(default_factory=list)
-    reopened: list[int] = field(default_factory=list)  # deals opened for rebuilt shards
-
-
-def _manifests(client: StorageClient) -> list[Manifest]:
-    return [m for _, m in client.store.entries() if isinstance(m, Manifest)]
-
-
-def make_auditor(chain: StorageChain, *, per_pass: int = 16, seed: int | None = None) -> Auditor:
-    return Auditor(chain, rng=random.Random(seed), per_step=per_pass)
-
-
-def audit_pass(client: StorageClient, chain: StorageChain, auditor: Auditor) -> AuditOutcome:
-    """Challenge and slash (one auditor step), then move every slashed shard elsewhere."""
-    from agents.storage.files.repair import repair_all
-
-    step = auditor.step()
-    outcome = AuditOutcome(
-        challenged=[c.deal_id for c in step.challenged], slashed=list(step.slashed)
-    )
-    chain_id = int(chain.w3.eth.chain_id)
-    slashed = {s.deal_id: s for s in chain.slashed_shards()}
-    doomed = {
-        d.deal_id: d
-        for m in _manifests(client)
-        for d in m.deals
-        if d.chain_id == chain_id and d.deal_id in slashed
-    }
-    condemned = {d.shard for d in doomed.values()}
-    if not condemned:
-        return outcome
-    for result in repair_all(client, condemned=condemned):
-        if result.shards_rebuilt:
-            outcome.repaired[result.name] = result.shards_rebuilt
-        outcome.failures += [f"{result.name}: {f}" for f in result.failures]
-    for manifest in _manifests(client):
-        _replace_deals(client, chain, manifest, doomed, outcome)
-    return outcome
-
-
-def _replace_deals(
+def put_with_deals(
     client: StorageClient,
+    path: Path,
+    *,
     chain: StorageChain,
-    manifest: Manifest,
-    doomed: dict[int, DealRef],
-    outcome: AuditOutcome,
-) -> None:
-    """Forget the slashed deals of shards that were rebuilt; open deals for their new
-    copies on the old terms (the epochs the slashed deal had left)."""
-    present = {s.id for seg in manifest.segments for s in seg.shards}
-    gone = [d for d in manifest.deals if d.deal_id in doomed and d.shard not in present]
-    if not gone:
-        return
-    with client.store.locked(manifest.object_id):
-        fresh = client.store.find(manifest.name)
-        fresh.deals = [d for d in fresh.deals if d not in gone]
-        client.store.save(fresh)
-    covered = {d.shard for d in fresh.deals}
-    uncovered = present - covered
-    if not uncovered:
-        return
-    old = chain.deal(gone[0].deal_id)
-    left = old.epochs - old.paid_epochs
-    if old.status != DealStatus.SLASHED or left < 1:
-        return
-    params = DealParams(left, old.price_per_epoch, old.epoch_length)
+    deals: DealParams,
+    name: str | None = None,
+    k: int = 8,
+    n: int = 12,
+    segment_bytes: int = codec.SEGMENT_BYTES,
+    progress: Progress | None = None,
+) -> Manifest:
+    """:meth:`StorageClient.put`, then a StorageEscrow deal per shard on `deals` terms
+    (recorded in the manifest). The deposit is checked before uploading; if the deals
+    cannot be opened the object is removed again, so nothing is stored unpaid."""
+    size = path.stat().st_size if path.is_file() else 0
+    shards = codec.segment_count(size, segment_bytes) * n
+    check_balance(chain, shards * deals.price_per_epoch * deals.epochs, deals=shards)
+    manifest = client.put(path, name=name, k=k, n=n, segment_bytes=segment_bytes, progress=progress)
     try:
-        new = open_object_deals(client, chain, manifest.name, params, only=uncovered)
-    except (UserError, RefusedError, VerificationError) as exc:
-        outcome.failures.append(f"{manifest.name}: no deal for the rebuilt shards: {exc}")
-        return
-    outcome.reopened += [d.deal_id for d in new]
+        open_object_deals(client, chain, manifest.name, deals)
+    except BaseException:
+        logger.warning("no deals for %s: removing it again", manifest.name)
+        client.rm(manifest.name, force=True)
+        raise
+    return client.store.find(manifest.name)

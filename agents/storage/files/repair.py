@@ -22,16 +22,13 @@ import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from agents.errors import AgentError, UserError, VerificationError
 from agents.storage.files import codec
+from agents.storage.files.client import StorageClient
 from agents.storage.files.fetch import NodeStats, fetch_shard, fetch_shards
 from agents.storage.files.manifest import Manifest, RetiredShard, SegmentRef, ShardRef
 from agents.storage.files.transport import NodeError, ShardMissing
-
-if TYPE_CHECKING:
-    from agents.storage.files.client import StorageClient
 
 logger = logging.getLogger(__name__)
 
