@@ -20,7 +20,7 @@ bench server accepts a 1 h clock window, so a slow run's last envelopes are not 
 
 Per route: requests per second, p99 and mean latency (wrk's own histogram), errors
 (non-2xx answers and socket errors) and ``ratio_to_bare`` (rps over the bare route's rps).
-The target (BENCHMARKS.md) is ≥ 30% of the bare route's throughput at p99 < 50 ms.
+The target is ≥ 30% of the bare route's throughput at p99 < 50 ms.
 
 No lost writes: after the heartbeat run, the providers' heartbeat counters in the
 database must have grown by exactly the number of 200 answers wrk counted; the bench
