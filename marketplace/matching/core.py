@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,7 +41,7 @@ __all__ = [
     "REL_TOL",
     "CapacityClass",
     "Columns",
-    "JobSpec",
+    "JobThresholds",
     "Thresholds",
     "brute_force_match",
     "check_k",
@@ -77,7 +77,7 @@ def job_point(lat: float, lon: float) -> tuple[float, float, float]:
 
 
 @dataclass(frozen=True)
-class JobSpec:
+class JobThresholds:
     """A job's thresholds as plain values (the same in every search path)."""
 
     point: tuple[float, float, float]
@@ -89,7 +89,7 @@ class JobSpec:
     image: str | None
 
     @classmethod
-    def of(cls, job: JobRequest) -> JobSpec:
+    def of(cls, job: JobRequest) -> JobThresholds:
         """The thresholds of ``job`` (no price cap means the largest price)."""
         r = job.resources
         cap = job.max_price_wei
@@ -197,8 +197,18 @@ def scored(scorer: Scorer, s: NDArray[np.float64], rep: NDArray[np.float64]) -> 
     return cost
 
 
-Thresholds = tuple[Any, Any, Any, Any, Any]
-"""``(cpu, memory_mb, gpu, disk_mb, max_price)``: scalars, or (p, 1) arrays for p jobs."""
+Bound = float | NDArray[np.float64] | NDArray[np.int64]
+"""A threshold: a scalar for one job, or a (p, 1) column for p jobs at once."""
+
+
+class Thresholds(NamedTuple):
+    """What a provider must have (at least) and ask (at most) to be eligible."""
+
+    cpu: Bound
+    memory_mb: Bound
+    gpu: Bound
+    disk_mb: Bound
+    max_price: Bound
 
 
 def evaluate(
@@ -275,14 +285,14 @@ def select_top_k(
 def scan(
     cols: Columns,
     idx: NDArray[np.int64],
-    job: JobSpec,
+    job: JobThresholds,
     *,
     k: int,
     weight_km: float,
     scorer: Scorer,
 ) -> list[Match]:
     """Exact answer among the candidates ``idx`` by scoring every eligible one."""
-    th = (job.cpu, job.memory_mb, job.gpu, job.disk_mb, job.max_price)
+    th = Thresholds(job.cpu, job.memory_mb, job.gpu, job.disk_mb, job.max_price)
     q = np.asarray(job.point)
     ok, chord, s, cost = evaluate(cols, idx, q, th, weight_km=weight_km, scorer=scorer)
     if job.image is not None:
@@ -305,7 +315,7 @@ def brute_force_match(
     ``image_masks`` optionally caches one boolean row mask per image across calls.
     """
     check_k(k)
-    j = JobSpec.of(job)
+    j = JobThresholds.of(job)
     ok = (
         table.online
         & (table.cpu >= j.cpu)
@@ -415,14 +425,14 @@ class CapacityClass:
             image_share=share,
         )
 
-    def first_pull(self, job: JobSpec, base: int, k: int) -> int:
+    def first_pull(self, job: JobThresholds, base: int, k: int) -> int:
         """Neighbours to ask for first: ``base``, more when the job's image is rare."""
         if job.image is None:
             return base
         share = self.image_share.get(job.image, 0.0)
         return base if share <= 0 else max(base, math.ceil(4.0 * k / share))
 
-    def could_serve(self, job: JobSpec) -> bool:
+    def could_serve(self, job: JobThresholds) -> bool:
         """False when no provider of the class can take ``job`` (a cheap exact test)."""
         return (
             len(self.cols) > 0

@@ -56,7 +56,7 @@ from marketplace.errors import InvalidInputError
 from marketplace.matching.core import (
     REL_TOL,
     CapacityClass,
-    JobSpec,
+    JobThresholds,
     Thresholds,
     brute_force_match,
     check_k,
@@ -164,7 +164,7 @@ class IndexSnapshot:
     def query_batch(self, jobs: Sequence[JobRequest], *, k: int = 5) -> list[list[Match]]:
         """:meth:`query` for many jobs at once (one tree call per round for all of them)."""
         check_k(k)
-        specs = [JobSpec.of(j) for j in jobs]
+        specs = [JobThresholds.of(j) for j in jobs]
         out: list[list[Match]] = [[] for _ in specs]
         for cls_, wants_gpu in ((self._general, False), (self._gpu, True)):
             live = [
@@ -177,7 +177,7 @@ class IndexSnapshot:
     def _search(
         self,
         c: CapacityClass,
-        specs: list[JobSpec],
+        specs: list[JobThresholds],
         live: list[int],
         k: int,
         out: list[list[Match]],
@@ -203,9 +203,9 @@ class IndexSnapshot:
             th: Thresholds
             if len(jobs) == 1:  # one job: scalar thresholds broadcast
                 j0 = jobs[0]
-                th = (j0.cpu, j0.memory_mb, j0.gpu, j0.disk_mb, j0.max_price)
+                th = Thresholds(j0.cpu, j0.memory_mb, j0.gpu, j0.disk_mb, j0.max_price)
             else:
-                th = (
+                th = Thresholds(
                     np.array([j.cpu for j in jobs], dtype=np.float64)[:, None],
                     np.array([j.memory_mb for j in jobs], dtype=np.int64)[:, None],
                     np.array([j.gpu for j in jobs], dtype=np.int64)[:, None],
@@ -240,7 +240,7 @@ class IndexSnapshot:
                     groups.setdefault(want, []).append(pending[t])
 
 
-def _by_image(jobs: list[JobSpec]) -> dict[str, list[int]]:
+def _by_image(jobs: list[JobThresholds]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for i, j in enumerate(jobs):
         if j.image is not None:
