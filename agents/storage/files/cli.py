@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
@@ -27,8 +26,9 @@ from agents.storage.cli_common import (
     ask_password,
     fmt_size,
     parse_size,
-    setup_logging,
 )
+from agents.storage.files.gateway.cli import serve
+from agents.storage.files.renter import open_client, renter_home
 from agents.storage.market import DEFAULT_MARKETPLACE
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ console = Console()
 logger = logging.getLogger(__name__)
 
 
-def _renter_home(home: Path | None) -> Path:
-    return (home or Path.home() / ".dcloud" / "renter").expanduser()
-
-
 Marketplace = Annotated[str, typer.Option(envvar="DCLOUD_MARKETPLACE_URL", help="marketplace URL")]
 Rpc = Annotated[
     str | None, typer.Option("--rpc", envvar="DCLOUD_RPC_URL", help="chain of the deals")
@@ -52,18 +48,6 @@ Deployments = Annotated[
     Path | None,
     typer.Option(envvar="DCLOUD_DEPLOYMENTS", help="the deployments file naming the contracts"),
 ]
-
-
-def _client(home: Path | None, marketplace: str, verbose: bool = False) -> StorageClient:
-    from agents.storage.files.client import StorageClient
-
-    setup_logging(verbose)
-    where = _renter_home(home)
-    keystore = where / "key.json"
-    if not keystore.exists():
-        raise UserError(f"no renter key at {keystore}; create one with `dcloud file init`")
-    account: LocalAccount = keys.load(keystore, ask_password(confirm=False))
-    return StorageClient(home=where, account=account, marketplace=marketplace)
 
 
 class _Bar:
@@ -105,7 +89,7 @@ class _Bar:
 @file_app.command("init")
 def file_init(home: Home = None) -> None:
     """Create the renter's key (kept if there is one) in --home."""
-    where = _renter_home(home)
+    where = renter_home(home)
     keystore = where / "key.json"
     if keystore.exists():
         address = keys.address_of(keystore)
@@ -145,7 +129,7 @@ def file_put(
     if not path.is_file():
         raise UserError(f"no file at {path}")
     with (
-        _client(home, marketplace, verbose) as client,
+        open_client(home, marketplace, verbose) as client,
         _Bar(f"put {path.name}", path.stat().st_size) as bar,
     ):
         segment_bytes = parse_size(segment_size)
@@ -194,7 +178,7 @@ def file_get(
 ) -> None:
     """Fetch a stored file: the first k intact shards per segment from the fastest nodes."""
     dest = output or Path(Path(name).name)
-    with _client(home, marketplace, verbose) as client:
+    with open_client(home, marketplace, verbose) as client:
         size = client.store.find(name).size
         with _Bar(f"get {name}", size) as bar:
             result = client.get(name, dest, overwrite=overwrite, progress=bar)
@@ -208,7 +192,7 @@ def file_get(
 @file_app.command("ls")
 def file_ls(home: Home = None, marketplace: Marketplace = DEFAULT_MARKETPLACE) -> None:
     """The objects this renter stored."""
-    with _client(home, marketplace) as client:
+    with open_client(home, marketplace) as client:
         objects = client.ls()
     if not objects:
         console.print("no stored objects; store one with `dcloud file put FILE`")
@@ -235,7 +219,7 @@ def file_rm(
     verbose: Verbose = False,
 ) -> None:
     """Delete a stored file's shards from their nodes and forget it."""
-    with _client(home, marketplace, verbose) as client:
+    with open_client(home, marketplace, verbose) as client:
         r = client.rm(name, force=force)
     console.print(
         f"removed {name!r}: {r.deleted} shards deleted, {r.missing} already gone"
@@ -255,7 +239,7 @@ def file_health(
     """How many healthy shards each segment has."""
     from agents.storage.files.repair import health
 
-    with _client(home, marketplace, verbose) as client:
+    with open_client(home, marketplace, verbose) as client:
         reports = health(client, name, deep=deep)
     for h in reports:
         state = "healthy" if h.min_healthy == h.n else "degraded" if h.readable else "UNREADABLE"
@@ -285,7 +269,7 @@ def file_repair(
     verbose: Verbose = False,
 ) -> None:
     """Rebuild lost shards onto other nodes (once, or as a long-running repairer)."""
-    with _client(home, marketplace, verbose) as client:
+    with open_client(home, marketplace, verbose) as client:
         while True:
             try:
                 failed = _repair_once(client, name, threshold=threshold, deep=deep)
@@ -339,7 +323,7 @@ def file_audit(
     from agents.storage.files.deals import connect_chain
 
     failed = False
-    with _client(home, marketplace, verbose) as client:
+    with open_client(home, marketplace, verbose) as client:
         chain = connect_chain(client.account, rpc_url=rpc, deployments=deployments)
         auditor = make_auditor(chain, per_pass=per_pass)
         while True:
@@ -366,7 +350,4 @@ def file_audit(
         raise typer.Exit(1)
 
 
-# The gateway command lives in its own module; registered last, as it uses `_client` above.
-from agents.storage.files.gateway.cli import serve  # noqa: E402
-
-file_app.command("serve")(serve)
+file_app.command("serve")(serve)  # the gateway's command, in its own module

@@ -1,4 +1,4 @@
-"""``dcloud file serve``: the renter gateway (:mod:`agents.storage.files.gateway.app`) on loopback.
+"""``dcloud file serve``: the renter gateway (:mod:`~agents.storage.files.gateway`) on loopback.
 
 It serves one renter's files (the keystore in ``--home``, its password from
 ``$DCLOUD_PASSWORD``) to the dashboard's storage page. Pages from the marketplace's own
@@ -19,6 +19,7 @@ from rich.console import Console
 
 from agents.errors import UserError
 from agents.storage.files.gateway.app import DEFAULT_PORT
+from agents.storage.files.renter import open_client
 from agents.storage.market import DEFAULT_MARKETPLACE
 
 console = Console()
@@ -100,7 +101,6 @@ def serve(
     import uvicorn
 
     from agents.storage.files import codec
-    from agents.storage.files.cli import _client
     from agents.storage.files.gateway.app import create_gateway
 
     bind = host or "127.0.0.1"  # only an explicit --host (no variable) binds beyond loopback
@@ -111,7 +111,7 @@ def serve(
         marketplace=marketplace, extra=allow_origin or [], host=bind, port=port
     )
     check_port(bind, port)
-    with _client(home, marketplace, verbose) as client:
+    with open_client(home, marketplace, verbose) as client:
         app = create_gateway(
             client,
             origins=origins,
