@@ -12,8 +12,9 @@ from typing import Any
 
 from bench.apiload.servers import HOST, Server
 from bench.apiload.wrk import CONNECTIONS, split
+from protocol import purposes
 
-REGISTER, HEARTBEAT = "dcloud/provider.register", "dcloud/provider.heartbeat"
+REGISTER, HEARTBEAT = purposes.PROVIDER_REGISTER, purposes.PROVIDER_HEARTBEAT
 
 
 def provider_accounts(n: int) -> list[Any]:
