@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from agents.errors import UserError
-from agents.storage.files.gateway.app import DEFAULT_PORT
+from agents.storage.files.gateway import DEFAULT_PORT, create_gateway
 from agents.storage.files.renter import open_client
 from agents.storage.market import DEFAULT_MARKETPLACE
 
@@ -101,7 +101,6 @@ def serve(
     import uvicorn
 
     from agents.storage.files import codec
-    from agents.storage.files.gateway.app import create_gateway
 
     bind = host or "127.0.0.1"  # only an explicit --host (no variable) binds beyond loopback
     codec.check_kn(k, n)
