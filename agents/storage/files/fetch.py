@@ -1,8 +1,9 @@
 """Reading a segment back: the first k intact shards from the fastest nodes, in parallel.
 
-Seed 001's "bittorrent fashion": for each segment the reader asks the k best-ranked nodes
-at once, checks every shard against its sha256 from the manifest, and as soon as one fails
-(down, missing, or corrupt) asks the next node. It stops at k good shards. When the
+Shards are read the way BitTorrent reads pieces, from many peers at once, whichever
+answer: for each segment the reader asks the k best-ranked nodes at once, checks every
+shard against its sha256 from the manifest, and as soon as one fails (down, missing, or
+corrupt) asks the next node. It stops at k good shards. When the
 segment is slow (no shard back within a few times the usual shard latency) it also asks
 ``hedge`` more nodes and takes whichever k come back first, so one straggler does not
 hold the segment up (a hedged request, sent only when needed, so it costs little).

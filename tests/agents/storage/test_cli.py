@@ -28,7 +28,7 @@ def test_put_ls_get_health_repair_rm_from_the_command_line(tmp_path, network: Ne
     home = tmp_path / "renter"
     write_keystore(home / "key.json", account("cli-renter"))
     src = tmp_path / "notes.txt"
-    src.write_bytes(b"seed 001 says: even 10 megs help\n" * 1000)
+    src.write_bytes(b"spare disk helps, even 10 megs of it\n" * 1000)
     url = network.market.url
 
     put = dcloud("put", str(src), "--k", "4", "--n", "6", market=url, home=home)
