@@ -7,7 +7,7 @@ Runs in brownie's environment on its own anvil (network ``dcloud-bench``)::
 Figures are receipts' ``gasUsed``. "steady" rows are a job between a renter and a
 provider that have both done jobs before (the escrow already holds deposits and
 the treasury already has a fee credit); "first" rows are a brand-new pair.
-Targets (BENCHMARKS.md): lifecycle <= 400k gas, finalizeMany <= 35k gas per job.
+Targets: lifecycle <= 400k gas, finalizeMany <= 35k gas per job.
 Storage rows (``deal-*``) are one deal for a 4 MiB shard (4,096 chunks of 1 KiB, so a
 proof of 12 siblings) between a renter and a node that have dealt before.
 A single-replica job has no reveal (its result stays hidden unless disputed), so the

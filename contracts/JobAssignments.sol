@@ -21,7 +21,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
  * Trust: renters and providers trust the matcher not to collude with either side; it
  * gains nothing from a job's outcome (it is paid nothing per job and holds no stake
  * in it). A matcher that did collude could put its partner's sybils in a vote, so its
- * key is the one thing to guard; the owner can rotate it with {setMatcher}, and every
+ * key is the one thing to guard; the escrow's admin can rotate it with {setMatcher}, and every
  * assignment names its renter or job and expires, so a leaked old signature cannot be
  * replayed for another renter or job.
  */

@@ -4,11 +4,10 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
 import {JobEscrowTypes} from "./JobEscrowTypes.sol";
 import {JobAssignments} from "./JobAssignments.sol";
+import {EscrowCredits} from "./EscrowCredits.sol";
 
 /**
  * @title JobEscrow
@@ -70,32 +69,25 @@ import {JobAssignments} from "./JobAssignments.sol";
  * jobs plus the credits waiting for `withdraw`; slashed collateral moves inside
  * the registry's accounting. No path mints, burns or strands tokens.
  */
-contract JobEscrow is JobEscrowTypes, JobAssignments, Ownable, ReentrancyGuard {
+contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
     using SafeERC20 for IERC20;
 
-    uint16 public constant MAX_FEE_BPS = 1000;
     uint8 public constant MAX_REPLICAS = 5;
     uint8 private constant _DISPUTE_REPLICAS = 3;
     /// @notice The longest a job may run between its acceptance window and its deadline.
     uint32 public constant MAX_RUN_TIME = 7 days;
 
-    IERC20 private immutable _token;
     IProviderRegistry private immutable _registry;
     uint32 private immutable _acceptWindow;
     uint32 private immutable _revealWindow;
     uint32 private immutable _challengeWindow;
     uint16 private immutable _collateralBps;
 
-    address private _treasury;
-    uint16 private _feeBps;
     uint64 private _jobCount;
 
     mapping(uint256 jobId => Job) private _jobs;
     mapping(uint256 jobId => mapping(uint256 slot => Replica)) private _replicas;
     mapping(uint256 jobId => mapping(uint256 slot => bytes32)) private _hashes;
-    /// @dev Credit + 1 once an account was ever credited: `withdraw` leaves the slot at 1,
-    /// so the next credit is a cheap non-zero write instead of a fresh 20k-gas one.
-    mapping(address account => uint256) private _credits;
 
     /**
      * @param token Payment token.
@@ -114,14 +106,12 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, Ownable, ReentrancyGuard {
         uint32[3] memory windows,
         uint16 collateralBps,
         address matcher_
-    ) Ownable(msg.sender) {
-        _token = token;
+    ) EscrowCredits(token, treasury, feeBps) {
         _registry = registry;
         _acceptWindow = windows[0];
         _revealWindow = windows[1];
         _challengeWindow = windows[2];
         _collateralBps = collateralBps;
-        _setFee(treasury, feeBps);
         _setMatcher(matcher_);
     }
 
@@ -400,45 +390,17 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, Ownable, ReentrancyGuard {
         }
     }
 
-    /**
-     * @notice Pays the caller everything credited to it (pay, refunds, fees).
-     *
-     * Requirements: something is credited.
-     *
-     * Emits {Withdrawn}.
-     */
-    function withdraw() external nonReentrant returns (uint256 amount) {
-        uint256 stored = _credits[msg.sender];
-        if (stored <= 1) revert EscrowNothingToWithdraw(msg.sender);
-        amount = stored - 1;
-        _credits[msg.sender] = 1;
-        emit Withdrawn(msg.sender, amount);
-        _token.safeTransfer(msg.sender, amount);
-    }
-
     // -------------------------------------------------------------------- admin
-
-    /**
-     * @notice Sets the treasury and the protocol fee for jobs funded from now on (a
-     * funded job keeps the fee it was funded with).
-     *
-     * Requirements: caller is the owner; non-zero treasury; fee <= MAX_FEE_BPS.
-     *
-     * Emits {FeeSet}.
-     */
-    function setFee(address treasury, uint16 feeBps) external onlyOwner {
-        _setFee(treasury, feeBps);
-    }
 
     /**
      * @notice Sets the key whose signature assigns providers to replicated jobs and
      * verifiers to disputes (jobs already funded keep their providers).
      *
-     * Requirements: caller is the owner; non-zero address.
+     * Requirements: caller has DEFAULT_ADMIN_ROLE; non-zero address.
      *
      * Emits {MatcherSet}.
      */
-    function setMatcher(address newMatcher) external onlyOwner {
+    function setMatcher(address newMatcher) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (newMatcher == address(0)) revert EscrowZeroAddress();
         _setMatcher(newMatcher);
     }
@@ -458,12 +420,6 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, Ownable, ReentrancyGuard {
     {
         Replica storage replica = _replicas[jobId][slot];
         return (replica.provider, replica.state, _hashes[jobId][slot]);
-    }
-
-    /// @notice Tokens waiting for `account` to withdraw.
-    function creditOf(address account) external view returns (uint256) {
-        uint256 stored = _credits[account];
-        return stored == 0 ? 0 : stored - 1;
     }
 
     /// @notice Number of jobs funded so far; job ids run from 1 to this.
@@ -492,7 +448,14 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, Ownable, ReentrancyGuard {
         )
     {
         return (
-            _token, _registry, _treasury, _feeBps, _acceptWindow, _revealWindow, _challengeWindow, _collateralBps
+            _token,
+            _registry,
+            _currentTreasury(),
+            _currentFeeBps(),
+            _acceptWindow,
+            _revealWindow,
+            _challengeWindow,
+            _collateralBps
         );
     }
 
@@ -543,7 +506,7 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, Ownable, ReentrancyGuard {
             status: JobStatus.Funded,
             open: providers.length == 0,
             collateral: uint96(collateral),
-            feeBps: _feeBps
+            feeBps: _currentFeeBps()
         });
         uint256 amount = uint256(price) * replicas;
         emit JobFunded(jobId, msg.sender, specHash, resources, amount, deadline, replicas, providers);
@@ -615,7 +578,7 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, Ownable, ReentrancyGuard {
             _settleReplica(jobId, i, st);
         }
         if (st.refund != 0) _credit(st.renter, st.refund);
-        if (st.fees != 0) _credit(_treasury, st.fees);
+        _creditFee(st.fees);
         emit JobSettled(jobId, st.winner, st.refund);
     }
 
@@ -667,18 +630,5 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, Ownable, ReentrancyGuard {
             return (_hashes[jobId][0], true, true);
         }
         return (bytes32(0), false, false);
-    }
-
-    function _credit(address account, uint256 amount) private {
-        uint256 stored = _credits[account];
-        _credits[account] = (stored == 0 ? 1 : stored) + amount;
-    }
-
-    function _setFee(address treasury, uint16 feeBps) private {
-        if (treasury == address(0)) revert EscrowZeroAddress();
-        if (feeBps > MAX_FEE_BPS) revert EscrowFeeTooHigh(feeBps, MAX_FEE_BPS);
-        _treasury = treasury;
-        _feeBps = feeBps;
-        emit FeeSet(treasury, feeBps);
     }
 }

@@ -64,13 +64,11 @@ abstract contract JobEscrowTypes {
 
     error EscrowZeroPrice();
     error EscrowPriceTooHigh(uint256 price);
-    error EscrowZeroAddress();
     error EscrowBadReplicas(uint256 replicas, uint256 maxReplicas);
     error EscrowBadProviders(uint256 given, uint256 expected);
     error EscrowBadProvider(address provider);
     error EscrowDeadlineTooSoon(uint256 deadline, uint256 earliest);
     error EscrowDeadlineTooLate(uint256 deadline, uint256 latest);
-    error EscrowFeeTooHigh(uint256 feeBps, uint256 maxBps);
     error EscrowJobNotLive(uint256 jobId, uint8 status);
     error EscrowNotRenter(uint256 jobId, address caller);
     error EscrowNotProvider(uint256 jobId, address caller);
@@ -87,7 +85,6 @@ abstract contract JobEscrowTypes {
     error EscrowNotDisputable(uint256 jobId);
     error EscrowNotCancellable(uint256 jobId);
     error EscrowNotNoShow(uint256 jobId);
-    error EscrowNothingToWithdraw(address account);
 
     event JobFunded(
         uint256 indexed jobId,
@@ -107,6 +104,4 @@ abstract contract JobEscrowTypes {
     event ReplicaSlashed(uint256 indexed jobId, address indexed provider, uint256 collateral);
     event JobSettled(uint256 indexed jobId, bytes32 resultHash, uint256 refund);
     event JobCancelled(uint256 indexed jobId, uint256 refund);
-    event Withdrawn(address indexed account, uint256 amount);
-    event FeeSet(address treasury, uint256 feeBps);
 }

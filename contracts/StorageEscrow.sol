@@ -4,11 +4,10 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
 import {StorageEscrowTypes} from "./StorageEscrowTypes.sol";
+import {EscrowCredits} from "./EscrowCredits.sol";
 
 /**
  * @title StorageEscrow
@@ -89,30 +88,23 @@ import {StorageEscrowTypes} from "./StorageEscrowTypes.sol";
  * collateral moves inside the registry's accounting. No path mints, burns or
  * strands tokens.
  */
-contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
+contract StorageEscrow is StorageEscrowTypes, EscrowCredits {
     using SafeERC20 for IERC20;
 
     bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
-    uint16 public constant MAX_FEE_BPS = 1000;
     /// @notice How many past blocks' hashes the EVM keeps: a challenge can be answered
     /// only while its draw block is one of them.
     uint256 public constant BLOCKHASH_HORIZON = 256;
 
-    IERC20 private immutable _token;
     IProviderRegistry private immutable _registry;
     uint32 private immutable _acceptWindow;
     uint32 private immutable _responseWindow;
     uint16 private immutable _collateralBps;
 
-    address private _treasury;
-    uint16 private _feeBps;
     uint64 private _dealCount;
 
     mapping(uint256 dealId => Deal) private _deals;
     mapping(uint256 dealId => Challenge) private _challenges;
-    /// @dev Credit + 1 once an account was ever credited (see JobEscrow): `withdraw`
-    /// leaves the slot at 1 so the next credit is a cheap non-zero write.
-    mapping(address account => uint256) private _credits;
 
     /**
      * @param token Payment token.
@@ -129,14 +121,11 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
         uint16 feeBps,
         uint32[2] memory windows,
         uint16 collateralBps
-    ) {
-        _token = token;
+    ) EscrowCredits(token, treasury, feeBps) {
         _registry = registry;
         _acceptWindow = windows[0];
         _responseWindow = windows[1];
         _collateralBps = collateralBps;
-        _grantRole(DEFAULT_ADMIN_ROLE, msg.sender);
-        _setFee(treasury, feeBps);
     }
 
     // ------------------------------------------------------------------ renters
@@ -377,36 +366,6 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
         }
     }
 
-    /**
-     * @notice Pays the caller everything credited to it (epoch pay, refunds, fees).
-     *
-     * Requirements: something is credited.
-     *
-     * Emits {Withdrawn}.
-     */
-    function withdraw() external nonReentrant returns (uint256 amount) {
-        uint256 stored = _credits[msg.sender];
-        if (stored <= 1) revert StorageNothingToWithdraw(msg.sender);
-        amount = stored - 1;
-        _credits[msg.sender] = 1;
-        emit Withdrawn(msg.sender, amount);
-        _token.safeTransfer(msg.sender, amount);
-    }
-
-    // -------------------------------------------------------------------- admin
-
-    /**
-     * @notice Sets the treasury (for every payment from now on) and the protocol fee
-     * of deals opened from now on; live deals keep the fee they were opened with.
-     *
-     * Requirements: caller has DEFAULT_ADMIN_ROLE; non-zero treasury; fee <= MAX_FEE_BPS.
-     *
-     * Emits {FeeSet}.
-     */
-    function setFee(address treasury, uint16 feeBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _setFee(treasury, feeBps);
-    }
-
     // -------------------------------------------------------------------- views
 
     /// @notice A deal's terms and progress.
@@ -445,12 +404,6 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
         return deal.start == 0 ? 0 : _endsAt(deal);
     }
 
-    /// @notice Tokens waiting for `account` to withdraw.
-    function creditOf(address account) external view returns (uint256) {
-        uint256 stored = _credits[account];
-        return stored == 0 ? 0 : stored - 1;
-    }
-
     /// @notice Number of deals opened so far; deal ids run from 1 to this.
     function dealCount() external view returns (uint256) {
         return _dealCount;
@@ -470,7 +423,15 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
             uint256 collateralBps
         )
     {
-        return (_token, _registry, _treasury, _feeBps, _acceptWindow, _responseWindow, _collateralBps);
+        return (
+            _token,
+            _registry,
+            _currentTreasury(),
+            _currentFeeBps(),
+            _acceptWindow,
+            _responseWindow,
+            _collateralBps
+        );
     }
 
     // ----------------------------------------------------------------- internal
@@ -512,7 +473,7 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
             start: 0,
             paidEpochs: 0,
             status: DealStatus.Offered,
-            feeBps: _feeBps
+            feeBps: _currentFeeBps()
         });
         emit DealOpened(
             dealId,
@@ -569,20 +530,7 @@ contract StorageEscrow is StorageEscrowTypes, AccessControl, ReentrancyGuard {
         uint256 fee = (amount * deal.feeBps) / 10_000;
         deal.paidEpochs = uint32(upTo);
         _credit(deal.node, amount - fee);
-        if (fee != 0) _credit(_treasury, fee);
+        _creditFee(fee);
         emit EpochsPaid(dealId, deal.node, count, amount - fee, fee);
-    }
-
-    function _credit(address account, uint256 amount) private {
-        uint256 stored = _credits[account];
-        _credits[account] = (stored == 0 ? 1 : stored) + amount;
-    }
-
-    function _setFee(address treasury, uint16 feeBps) private {
-        if (treasury == address(0)) revert StorageZeroAddress();
-        if (feeBps > MAX_FEE_BPS) revert StorageFeeTooHigh(feeBps, MAX_FEE_BPS);
-        _treasury = treasury;
-        _feeBps = feeBps;
-        emit FeeSet(treasury, feeBps);
     }
 }

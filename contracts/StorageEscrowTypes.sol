@@ -53,13 +53,11 @@ abstract contract StorageEscrowTypes {
         uint32 epochPlusOne; // epoch of the latest challenge + 1 (0: never challenged)
     }
 
-    error StorageZeroAddress();
     error StorageZeroPrice();
     error StorageBadNode(address node);
     error StorageBadShape(uint256 chunkCount, uint256 epochs, uint256 epochLength);
     error StorageNoTerms();
     error StorageCollateralTooHigh(uint256 collateral);
-    error StorageFeeTooHigh(uint256 feeBps, uint256 maxBps);
     error StorageDealNotOffered(uint256 dealId, uint8 status);
     error StorageDealNotActive(uint256 dealId, uint8 status);
     error StorageNotNode(uint256 dealId, address caller);
@@ -76,7 +74,6 @@ abstract contract StorageEscrowTypes {
     error StorageBadProof(uint256 dealId, uint256 chunkIndex);
     error StorageChunkNotDrawn(uint256 dealId, uint256 drawBlock);
     error StorageChunkExpired(uint256 dealId, uint256 drawBlock);
-    error StorageNothingToWithdraw(address account);
 
     event DealOpened(
         uint256 indexed dealId,
@@ -106,6 +103,4 @@ abstract contract StorageEscrowTypes {
         uint256 released,
         uint256 refund
     );
-    event Withdrawn(address indexed account, uint256 amount);
-    event FeeSet(address treasury, uint256 feeBps);
 }

@@ -84,8 +84,8 @@ def test_escrow_without_slasher_role_cannot_lock_collateral(
         escrow.accept(job_id, {"from": providers[0]})
 
 
-def test_set_fee_needs_owner(escrow, outsider, reverts):
-    with reverts("OwnableUnauthorizedAccount", outsider.address):
+def test_set_fee_needs_admin(escrow, outsider, reverts):
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, DEFAULT_ADMIN_ROLE):
         escrow.setFee(outsider, 100, {"from": outsider})
 
 
@@ -107,13 +107,13 @@ def test_set_fee_to_zero_treasury_reverts(escrow, deployer, reverts):
         escrow.setFee(ZERO_ADDRESS, 100, {"from": deployer})
 
 
-def test_set_matcher_needs_owner(escrow, outsider, reverts):
-    with reverts("OwnableUnauthorizedAccount", outsider.address):
+def test_set_matcher_needs_admin(escrow, outsider, reverts):
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, DEFAULT_ADMIN_ROLE):
         escrow.setMatcher(outsider, {"from": outsider})
     assert escrow.matcher() == MATCHER
 
 
-def test_set_matcher_by_owner_replaces_matcher(escrow, deployer, outsider):
+def test_set_matcher_by_admin_replaces_matcher(escrow, deployer, outsider):
     tx = escrow.setMatcher(outsider, {"from": deployer})
     assert escrow.matcher() == outsider
     assert tx.events["MatcherSet"]["matcher"] == outsider
@@ -128,9 +128,9 @@ def test_set_matcher_to_zero_address_reverts(escrow, deployer, reverts):
 def test_matcher_cannot_set_matcher_or_fee(escrow, deployer, outsider, reverts):
     """The matcher key only signs assignments: it holds no admin power."""
     escrow.setMatcher(outsider, {"from": deployer})
-    with reverts("OwnableUnauthorizedAccount", outsider.address):
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, DEFAULT_ADMIN_ROLE):
         escrow.setMatcher(outsider, {"from": outsider})
-    with reverts("OwnableUnauthorizedAccount", outsider.address):
+    with reverts("AccessControlUnauthorizedAccount", outsider.address, DEFAULT_ADMIN_ROLE):
         escrow.setFee(outsider, 100, {"from": outsider})
 
 
@@ -222,12 +222,12 @@ def test_storage_set_fee_accepts_maximum_and_refuses_more(storage, deployer, tre
     maximum = storage.MAX_FEE_BPS()
     storage.setFee(treasury, maximum, {"from": deployer})
     assert storage.parameters()[3] == maximum
-    with reverts("StorageFeeTooHigh", maximum + 1, maximum):
+    with reverts("EscrowFeeTooHigh", maximum + 1, maximum):
         storage.setFee(treasury, maximum + 1, {"from": deployer})
 
 
 def test_storage_set_fee_to_zero_treasury_reverts(storage, deployer, reverts):
-    with reverts("StorageZeroAddress"):
+    with reverts("EscrowZeroAddress"):
         storage.setFee(ZERO_ADDRESS, 100, {"from": deployer})
 
 

@@ -277,7 +277,7 @@ class Model(StorageModel):
     # -------------------------------------------------------------------- escrow
 
     def set_fee(self, sender: str, fee_bps: int) -> None:
-        need(sender == self.owner, "OwnableUnauthorizedAccount")
+        need(sender == self.owner, "AccessControlUnauthorizedAccount")
         need(fee_bps <= MAX_FEE_BPS, "EscrowFeeTooHigh")
         self.fee_bps = fee_bps
 

@@ -451,12 +451,12 @@ def test_withdraw_pays_the_credit_once(storage, token, deals, renter, providers,
     tx = storage.withdraw({"from": node})
     assert tx.return_value == 2 * NODE_PAY == token.balanceOf(node) - before
     assert tx.events["Withdrawn"]["amount"] == 2 * NODE_PAY
-    with reverts("StorageNothingToWithdraw", node.address):
+    with reverts("EscrowNothingToWithdraw", node.address):
         storage.withdraw({"from": node})
 
 
 def test_withdraw_with_no_credit_reverts(storage, outsider, reverts):
-    with reverts("StorageNothingToWithdraw", outsider.address):
+    with reverts("EscrowNothingToWithdraw", outsider.address):
         storage.withdraw({"from": outsider})
 
 

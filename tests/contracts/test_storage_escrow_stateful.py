@@ -247,7 +247,7 @@ class StorageModel:
         return settled
 
     def storage_withdraw(self, account: str) -> None:
-        need(self.storage_credits[account] != 0, "StorageNothingToWithdraw")
+        need(self.storage_credits[account] != 0, "EscrowNothingToWithdraw")
         self._move("storage", account, self.storage_credits[account])
         self.storage_credits[account] = 0
 
