@@ -6,12 +6,9 @@ import logging
 from typing import Any
 
 import httpx
-from eth_account.signers.local import LocalAccount
 
 from agents.errors import RefusedError, UserError
-from agents.market import describe
-from agents.storage.wire import STAMP
-from protocol.signing import sign_request
+from agents.market import MarketClient, describe
 from protocol.storage import (
     HEARTBEAT,
     REGISTER,
@@ -36,23 +33,20 @@ class NotRegisteredError(RefusedError):
     """The marketplace does not know this node (a heartbeat before registering)."""
 
 
-class StorageMarket:
-    """Signed and plain calls to ``/v1/storage`` of one marketplace."""
-
-    def __init__(self, url: str, account: LocalAccount, *, timeout: float = 15.0) -> None:
-        self.url = url.rstrip("/")
-        self.account = account
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
-
-    def close(self) -> None:
-        self._http.close()
+class StorageMarket(MarketClient):
+    """Signed and plain calls to ``/v1/storage`` of one marketplace (the agents' one
+    signed-request client, with the storage routes' error meanings)."""
 
     def register(self, reg: StorageNodeRegistration) -> StorageNodePublic:
-        body = self._signed("/v1/storage/nodes", REGISTER, reg.model_dump(mode="json"))
+        body = self.post_signed(
+            "/v1/storage/nodes", purpose=REGISTER, payload=reg.model_dump(mode="json")
+        )
         return StorageNodePublic.model_validate(body)
 
     def heartbeat(self, hb: StorageHeartbeat) -> StorageNodePublic:
-        body = self._signed("/v1/storage/nodes/heartbeat", HEARTBEAT, hb.model_dump(mode="json"))
+        body = self.post_signed(
+            "/v1/storage/nodes/heartbeat", purpose=HEARTBEAT, payload=hb.model_dump(mode="json")
+        )
         return StorageNodePublic.model_validate(body)
 
     def report(self, reports: list[NodeReport]) -> ReportResult | None:
@@ -61,7 +55,7 @@ class StorageMarket:
         for i in range(0, len(reports), 256):
             payload = StorageReport(reports=reports[i : i + 256]).model_dump(mode="json")
             result = ReportResult.model_validate(
-                self._signed("/v1/storage/reports", REPORT, payload)
+                self.post_signed("/v1/storage/reports", purpose=REPORT, payload=payload)
             )
         return result
 
@@ -78,21 +72,6 @@ class StorageMarket:
             out.extend(page.items)
             if not page.items or len(out) >= page.total:
                 return out
-
-    def _signed(self, path: str, purpose: str, payload: Any) -> Any:
-        body = sign_request(
-            self.account, purpose=purpose, payload=payload, timestamp_ms=STAMP.next()
-        )
-        return self._answer(self._send("POST", path, json=body))
-
-    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        try:
-            return self._http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise RefusedError(
-                f"the marketplace at {self.url} is not reachable ({type(exc).__name__}); check "
-                "--marketplace (or DCLOUD_MARKETPLACE_URL) or start it (`make marketplace`)"
-            ) from None
 
     def _answer(self, r: httpx.Response) -> Any:
         if r.status_code < 400:

@@ -9,14 +9,12 @@ many shards to one node at once, and they may arrive in any order.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping
 
 from eth_account.signers.local import LocalAccount
 
 from agents.market import Stamp
-from protocol.signing import DEFAULT_MAX_SKEW_MS, SignatureError, sign_request, verify_request
+from protocol.signing import DEFAULT_MAX_SKEW_MS, SeenSignatures, sign_request, verify_headers
 from protocol.storage import (
     SHARD,
     SIGNATURE_HEADER,
@@ -51,14 +49,12 @@ def shard_headers(
 
 
 class ReplayGuard:
-    """Checks shard-request signatures and remembers them for the clock window."""
+    """Checks shard requests with the one verifier of ``protocol.signing``: each
+    signature admitted once within the clock window."""
 
     def __init__(self, max_skew_ms: int = DEFAULT_MAX_SKEW_MS, max_entries: int = 1_000_000):
         self.max_skew_ms = max_skew_ms
-        self.max_entries = max_entries
-        self._seen: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._next_purge = 0
+        self._seen = SeenSignatures(max_skew_ms, max_entries)
 
     def check(
         self,
@@ -70,35 +66,11 @@ class ReplayGuard:
         size: int | None = None,
     ) -> str:
         """The signer of a request; raises SignatureError when it is not acceptable."""
-        signer, stamp, signature = (
-            headers.get(h) for h in (SIGNER_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
-        )
-        if not (signer and stamp and signature):
-            raise SignatureError(
-                f"unsigned request: send {SIGNER_HEADER}, {TIMESTAMP_HEADER} and "
-                f"{SIGNATURE_HEADER} (purpose {SHARD})"
-            )
-        try:
-            timestamp_ms = int(stamp)
-        except ValueError:
-            raise SignatureError(f"{TIMESTAMP_HEADER} must be an integer of milliseconds") from None
-        now = time.time_ns() // 1_000_000
-        address = verify_request(
+        return verify_headers(
+            headers,
+            names=(SIGNER_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER),
             purpose=SHARD,
             payload=shard_request_payload(method, path, sha256=sha256, size=size),
-            signer=signer,
-            timestamp_ms=timestamp_ms,
-            signature=signature,
-            now_ms=now,
+            guard=self._seen,
             max_skew_ms=self.max_skew_ms,
         )
-        with self._lock:
-            if now >= self._next_purge or len(self._seen) >= self.max_entries:
-                self._seen = {s: t for s, t in self._seen.items() if t > now}
-                self._next_purge = now + 10_000
-            if signature in self._seen:
-                raise SignatureError(
-                    "this signature was already used (a replayed request); sign each request afresh"
-                )
-            self._seen[signature] = timestamp_ms + self.max_skew_ms
-        return address

@@ -125,7 +125,7 @@ def create_gateway(
     @app.get("/v1/info")
     def info() -> GatewayInfo:
         """Whose files these are, and the erasure code uploads use by default."""
-        market = client.market.url if client.market is not None else None
+        market = client.market.base_url if client.market is not None else None
         return GatewayInfo(
             address=client.account.address,
             marketplace=market,
