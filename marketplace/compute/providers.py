@@ -6,14 +6,14 @@ import logging
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from marketplace import members
 from marketplace.chain.client import ChainClient
 from marketplace.energy.grid import Grid
-from marketplace.errors import ConflictError, InvalidInputError, NotFoundError
+from marketplace.errors import ConflictError, InvalidInputError
 from marketplace.matching.records import Provider, Resources
-from marketplace.reputation import reputation, uptime
+from marketplace.reputation import reputation
 from marketplace.settings import Settings
 from marketplace.store.models import ProviderRow
 from protocol.schemas import Capacity, Heartbeat, ProviderRegistration
@@ -32,10 +32,7 @@ def register(
 ) -> ProviderRow:
     """Create or update the provider `address` from its registration."""
     now = time.time() if now is None else now
-    if reg.region is not None and reg.region not in grid.region_ids():
-        known = ", ".join(sorted(grid.region_ids()))
-        raise InvalidInputError(f"unknown region {reg.region!r}; use one of: {known}")
-    region = reg.region or grid.nearest(reg.location.lat, reg.location.lon).id
+    region = members.region_of(reg.region, reg.location, grid)
     row = session.get(ProviderRow, address)
     if row is None:
         row = ProviderRow(
@@ -98,10 +95,12 @@ def heartbeat(
 
 
 def get(session: Session, address: str) -> ProviderRow:
-    row = session.get(ProviderRow, address)
-    if row is None:
-        raise NotFoundError(f"no provider {address}; list providers at /v1/providers")
-    return row
+    return members.get(
+        session,
+        ProviderRow,
+        address,
+        missing=f"no provider {address}; list providers at /v1/providers",
+    )
 
 
 def list_page(
@@ -116,37 +115,25 @@ def list_page(
 ) -> tuple[int, Sequence[ProviderRow]]:
     """(how many providers match, one page of them newest heartbeat first), by region and
     whether they are online at `now`."""
-    query = select(ProviderRow)
-    if region is not None:
-        query = query.where(ProviderRow.region == region)
-    if online is not None:
-        cutoff = now - settings.offline_after_s
-        query = query.where(
-            ProviderRow.last_heartbeat_at >= cutoff
-            if online
-            else ProviderRow.last_heartbeat_at < cutoff
-        )
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(ProviderRow.last_heartbeat_at.desc(), ProviderRow.address)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return total, rows
+    return members.list_page(
+        session,
+        ProviderRow,
+        settings=settings,
+        online=online,
+        region=region,
+        limit=limit,
+        offset=offset,
+        now=now,
+    )
 
 
 def is_online(row: ProviderRow, *, now: float, settings: Settings) -> bool:
-    return now - row.last_heartbeat_at <= settings.offline_after_s
+    return members.is_online(row, now=now, settings=settings)
 
 
 def reputation_of(row: ProviderRow, *, now: float, settings: Settings) -> tuple[float, float]:
     """(uptime, reputation) of the provider now."""
-    up = uptime(
-        heartbeats=row.heartbeats,
-        registered_at=row.registered_at,
-        now=now,
-        interval_s=settings.heartbeat_interval_s,
-    )
+    up = members.uptime_of(row, now=now, settings=settings)
     rep = reputation(
         completed=row.jobs_completed,
         failed=row.jobs_failed,

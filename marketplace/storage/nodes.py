@@ -14,12 +14,13 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from marketplace import members
 from marketplace.energy.grid import Grid
-from marketplace.errors import ConflictError, InvalidInputError, NotFoundError
-from marketplace.reputation import reputation, uptime
+from marketplace.errors import ConflictError, InvalidInputError
+from marketplace.reputation import reputation
 from marketplace.settings import Settings
 from marketplace.storage.placement import Candidate, cold_weight, hot_weight, place
 from marketplace.store.models import StorageNodeRow
@@ -51,10 +52,7 @@ def register(
 ) -> StorageNodeRow:
     """Create or update the node `address` from its registration."""
     now = time.time() if now is None else now
-    if reg.region is not None and reg.region not in grid.region_ids():
-        known = ", ".join(sorted(grid.region_ids()))
-        raise InvalidInputError(f"unknown region {reg.region!r}; use one of: {known}")
-    region = reg.region or grid.nearest(reg.location.lat, reg.location.lon).id
+    region = members.region_of(reg.region, reg.location, grid)
     row = session.get(StorageNodeRow, address)
     if row is None:
         row = StorageNodeRow(
@@ -119,24 +117,21 @@ def apply_report(session: Session, report: StorageReport) -> ReportResult:
 
 
 def get(session: Session, address: str) -> StorageNodeRow:
-    row = session.get(StorageNodeRow, address)
-    if row is None:
-        raise NotFoundError(f"no storage node {address}; list them at /v1/storage/nodes")
-    return row
+    return members.get(
+        session,
+        StorageNodeRow,
+        address,
+        missing=f"no storage node {address}; list them at /v1/storage/nodes",
+    )
 
 
 def is_online(row: StorageNodeRow, *, now: float, settings: Settings) -> bool:
-    return now - row.last_heartbeat_at <= settings.offline_after_s
+    return members.is_online(row, now=now, settings=settings)
 
 
 def reputation_of(row: StorageNodeRow, *, now: float, settings: Settings) -> tuple[float, float]:
     """(uptime, reputation) of the node now, both in [0, 1]."""
-    up = uptime(
-        heartbeats=row.heartbeats,
-        registered_at=row.registered_at,
-        now=now,
-        interval_s=settings.heartbeat_interval_s,
-    )
+    up = members.uptime_of(row, now=now, settings=settings)
     rep = reputation(
         completed=row.fetch_ok + row.audits_passed,
         failed=row.fetch_failed,
@@ -183,22 +178,16 @@ def list_nodes(
 ) -> StorageNodeList:
     """Nodes, newest heartbeat first."""
     now = time.time() if now is None else now
-    query = select(StorageNodeRow)
-    if region is not None:
-        query = query.where(StorageNodeRow.region == region)
-    if online is not None:
-        cutoff = now - settings.offline_after_s
-        query = query.where(
-            StorageNodeRow.last_heartbeat_at >= cutoff
-            if online
-            else StorageNodeRow.last_heartbeat_at < cutoff
-        )
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(StorageNodeRow.last_heartbeat_at.desc(), StorageNodeRow.address)
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    total, rows = members.list_page(
+        session,
+        StorageNodeRow,
+        settings=settings,
+        online=online,
+        region=region,
+        limit=limit,
+        offset=offset,
+        now=now,
+    )
     return StorageNodeList(
         total=total,
         limit=limit,
