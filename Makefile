@@ -35,6 +35,8 @@ lint: setup
 	@.venv/bin/ruff check protocol marketplace agents bench tests scripts
 	@.venv/bin/ruff format --check protocol marketplace agents bench tests scripts
 	@.venv/bin/mypy protocol marketplace agents
+	@.venv/bin/python tools/import_cycles.py protocol marketplace agents bench
+	@.venv/bin/python tools/module_sizes.py protocol marketplace agents bench
 
 # Every benchmark (gas, matching, packing, api, grid, storage, e2e): `bench` at the quick
 # sizes into bench/results.md, bench/results/ and docs/; `bench-full` at full size there;

@@ -32,7 +32,6 @@ from web3.logs import DISCARD
 
 from agents.errors import NotFoundError, RefusedError, UserError, VerificationError
 from agents.market import MarketClient, Stamp, describe
-from agents.renter.permit import sign_permit
 from agents.renter.results import Result, download, save_result
 from agents.units import fmt_tokens
 from agents.wallet import Wallet
@@ -42,6 +41,7 @@ from protocol.assignments import Assignment, unsigned
 from protocol.deployments import connect, load_for
 from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, commitment, pack_resources
 from protocol.escrow import Replica as ChainReplica
+from protocol.permit import sign_permit
 from protocol.schemas import InputFile, JobSpec, spec_hash
 from protocol.signing import sign_request
 
@@ -223,12 +223,15 @@ class Renter:
         return int(events[0]["args"]["jobId"])
 
     def _permit(self, amount: int, deadline: int) -> tuple[int, bytes, bytes]:
+        token = self.escrow.token
         return sign_permit(
-            self.account,
-            self.escrow.token,
+            self.account.key,
+            token_name=token.functions.name().call(),
+            token=token.address,
             chain_id=self.wallet.chain_id,
             spender=self.escrow.address,
-            amount=amount,
+            value=amount,
+            nonce=token.functions.nonces(self.address).call(),
             deadline=deadline,
         )
 

@@ -29,6 +29,7 @@ from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector
 
 from protocol import merkle
+from protocol import permit as protocol_permit
 from protocol.assignments import sign_assignment, sign_verifiers, unsigned
 from scripts.deploy import DeployParams, deploy_all
 
@@ -311,21 +312,6 @@ def faucet(deployment: dict[str, Any]) -> Any:
 
 # ------------------------------------------------------------------------ permits
 
-PERMIT_TYPES = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
-    "Permit": [
-        {"name": "owner", "type": "address"},
-        {"name": "spender", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ],
-}
 PERMIT_KEY = web3.keccak(text="dcloud test permit signer").hex().removeprefix("0x")
 
 # ----------------------------------------------------------------- the matcher
@@ -383,26 +369,16 @@ def sign_permit(
     token: Any, key: str, spender: Any, value: int, deadline: int
 ) -> tuple[int, bytes, bytes]:
     """An ERC-2612 permit of the key's account for `spender`, signed over its next nonce."""
-    owner = Account.from_key(key).address
-    full = {
-        "types": PERMIT_TYPES,
-        "primaryType": "Permit",
-        "domain": {
-            "name": "dcloud Compute Token",
-            "version": "1",
-            "chainId": chain.id,
-            "verifyingContract": token.address,
-        },
-        "message": {
-            "owner": owner,
-            "spender": str(spender),
-            "value": value,
-            "nonce": token.nonces(owner),
-            "deadline": deadline,
-        },
-    }
-    signed = Account.sign_typed_data(key, full_message=full)
-    return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+    return protocol_permit.sign_permit(
+        key,
+        token_name="dcloud Compute Token",
+        token=token.address,
+        chain_id=chain.id,
+        spender=str(spender),
+        value=value,
+        nonce=token.nonces(Account.from_key(key).address),
+        deadline=deadline,
+    )
 
 
 @pytest.fixture(scope="module")
