@@ -30,7 +30,7 @@ from typing import Any
 
 import docker
 
-from agents.devnet.chain import deploy, docker_engine, start_chain
+from agents.devnet.localchain import deploy, docker_engine, start_chain
 from agents.devnet.network import Network, ProviderSpec
 from bench.report import print_table, write_results
 from protocol.schemas import JobSpec

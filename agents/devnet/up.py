@@ -31,7 +31,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from agents import keys
-from agents.devnet.chain import deploy, docker_engine, start_chain
+from agents.devnet.localchain import deploy, docker_engine, start_chain
 from agents.devnet.network import (
     ANVIL_MNEMONIC,
     PASSWORD,

@@ -24,7 +24,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from agents.storage.chain import DealStatus, DealTerms, StorageChain, shard_key, shard_name
+from agents.storage.escrow import DealStatus, DealTerms, StorageChain, shard_key, shard_name
 from agents.storage.files.auditor import Auditor
 from agents.storage.node.responder import NodeResponder, chunk_proof
 from agents.wallet import Wallet

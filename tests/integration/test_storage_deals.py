@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from agents.storage.chain import DealStatus, StorageChain
+from agents.storage.escrow import DealStatus, StorageChain
 from agents.storage.files.client import StorageClient
 from agents.storage.node.run import init_node
 from agents.wallet import Wallet

@@ -3,7 +3,7 @@
 :class:`Auditor` (run by a renter, or by a service holding the escrow's AUDITOR_ROLE)
 challenges live deals picked at random and slashes every deal whose challenge went
 unanswered past its window. Each slash emits {DealSlashed} naming the shard, which
-the repairer acts on (:meth:`~agents.storage.chain.StorageChain.slashed_shards`).
+the repairer acts on (:meth:`~agents.storage.escrow.StorageChain.slashed_shards`).
 The chunk is drawn from the block after the challenge; on a dev chain, which mines
 only on demand, the auditor mines that block itself after a pass that challenged.
 
@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass, field
 
 from agents.errors import RefusedError, UserError, VerificationError
-from agents.storage.chain import Challenge, Deal, DealStatus, StorageChain
+from agents.storage.escrow import Challenge, Deal, DealStatus, StorageChain
 from agents.storage.files.client import StorageClient
 from agents.storage.files.deals import DealParams, open_object_deals
 from agents.storage.files.manifest import DealRef, Manifest

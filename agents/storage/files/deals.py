@@ -24,7 +24,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from agents.errors import RefusedError, UserError, VerificationError
-from agents.storage.chain import DealTerms, StorageChain, shard_key
+from agents.storage.escrow import DealTerms, StorageChain, shard_key
 from agents.storage.files import codec
 from agents.storage.files.client import StorageClient
 from agents.storage.files.fetch import NodeStats, fetch_shard

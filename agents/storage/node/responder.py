@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agents.errors import AgentError, RefusedError
-from agents.storage.chain import Deal, DealStatus, StorageChain
+from agents.storage.escrow import Deal, DealStatus, StorageChain
 from agents.storage.passes import run_passes
 from protocol import merkle
 

@@ -175,13 +175,13 @@ def start_audit_responder(
     accepts deals offered for shards held here (root and chunk count checked), answers
     each challenge with the chunk and its Merkle proof, and settles the node's completed
     epochs. On chain a shard id is the bytes32 left-padded
-    form of the node's 16-byte hex id (``agents.storage.chain.shard_key``). The contracts
+    form of the node's 16-byte hex id (``agents.storage.escrow.shard_key``). The contracts
     are found in ``$DCLOUD_DEPLOYMENTS`` (or the default deployments file). Returns the
     thread (not started), or None when no chain is configured or it cannot be reached.
     """
     if config.rpc_url is None:
         return None
-    from agents.storage.chain import StorageChain, shard_name
+    from agents.storage.escrow import StorageChain, shard_name
     from agents.storage.node.responder import NodeResponder
     from protocol.deployments import connect, load_for
     from protocol.errors import ProtocolError
