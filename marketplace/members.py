@@ -8,6 +8,7 @@ keep what differs (capacity, stake, shards, their reputation's inputs).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -15,10 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from marketplace.energy.grid import Grid
-from marketplace.errors import InvalidInputError, NotFoundError
+from marketplace.errors import ConflictError, InvalidInputError, NotFoundError
 from marketplace.reputation import uptime
 from marketplace.settings import Settings
 from protocol.schemas import Location
+
+logger = logging.getLogger(__name__)
 
 
 class Member(Protocol):
@@ -40,6 +43,50 @@ def get(session: Session, model: type[Row], address: str, *, missing: str) -> Ro
     if row is None:
         raise NotFoundError(missing)
     return row
+
+
+def enroll(
+    session: Session,
+    model: type[Row],
+    *,
+    address: str,
+    location: Location,
+    region: str,
+    endpoint: str,
+    now: float,
+    counters: dict[str, Any],
+) -> Row:
+    """The member's row, created with zeroed `counters` on first registration, with its
+    endpoint, position and region set and this registration counted as a heartbeat."""
+    row = session.get(model, address)
+    if row is None:
+        new: Any = model
+        row = new(address=address, registered_at=now, heartbeats=0, **counters)
+        session.add(row)
+        logger.info(
+            "%s registered",
+            getattr(model, "__tablename__", "member"),
+            extra={"address": address, "region": region},
+        )
+    member: Any = row
+    member.endpoint = endpoint
+    member.lat, member.lon, member.region = location.lat, location.lon, region
+    touch(member, now=now)
+    return row
+
+
+def registered(session: Session, model: type[Row], address: str, *, missing: str) -> Row:
+    """The row of a member that must have registered; ConflictError (`missing`) if not."""
+    row = session.get(model, address)
+    if row is None:
+        raise ConflictError(missing)
+    return row
+
+
+def touch(row: Member, *, now: float) -> None:
+    """Count a heartbeat at `now`."""
+    row.last_heartbeat_at = now
+    row.heartbeats = (row.heartbeats or 0) + 1
 
 
 def region_of(region: str | None, location: Location, grid: Grid) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from marketplace import members
 from marketplace.chain.client import ChainClient
 from marketplace.energy.grid import Grid
-from marketplace.errors import ConflictError, InvalidInputError
+from marketplace.errors import InvalidInputError
 from marketplace.matching.records import Provider, Resources
 from marketplace.reputation import reputation
 from marketplace.settings import Settings
@@ -32,30 +32,27 @@ def register(
 ) -> ProviderRow:
     """Create or update the provider `address` from its registration."""
     now = time.time() if now is None else now
-    region = members.region_of(reg.region, reg.location, grid)
-    row = session.get(ProviderRow, address)
-    if row is None:
-        row = ProviderRow(
-            address=address,
-            registered_at=now,
-            heartbeats=0,
-            jobs_completed=0,
-            jobs_failed=0,
-            jobs_slashed=0,
-            staked_wei="0",
-            stake_active=False,
-        )
-        session.add(row)
-        logger.info("provider registered", extra={"provider": address, "region": region})
-    row.endpoint = reg.endpoint
-    row.lat, row.lon, row.region = reg.location.lat, reg.location.lon, region
+    row = members.enroll(
+        session,
+        ProviderRow,
+        address=address,
+        location=reg.location,
+        region=members.region_of(reg.region, reg.location, grid),
+        endpoint=reg.endpoint,
+        now=now,
+        counters={
+            "jobs_completed": 0,
+            "jobs_failed": 0,
+            "jobs_slashed": 0,
+            "staked_wei": "0",
+            "stake_active": False,
+        },
+    )
     row.total_cpu, row.total_memory_mb = reg.total.cpu, reg.total.memory_mb
     row.total_gpu, row.total_disk_mb = reg.total.gpu, reg.total.disk_mb
     _set_free(row, reg.free)
     row.price_wei = reg.price_wei
     row.images = sorted(set(reg.images))
-    row.last_heartbeat_at = now
-    row.heartbeats = (row.heartbeats or 0) + 1
     _refresh_stake(row, chain)
     return row
 
@@ -70,9 +67,12 @@ def heartbeat(
 ) -> ProviderRow:
     """Record a heartbeat: free capacity (and optionally images and price) now."""
     now = time.time() if now is None else now
-    row = session.get(ProviderRow, address)
-    if row is None:
-        raise ConflictError(f"provider {address} is not registered; register before heartbeats")
+    row = members.registered(
+        session,
+        ProviderRow,
+        address,
+        missing=f"provider {address} is not registered; register before heartbeats",
+    )
     total = Capacity(
         cpu=row.total_cpu,
         memory_mb=row.total_memory_mb,
@@ -88,8 +88,7 @@ def heartbeat(
         row.images = sorted(set(hb.images))
     if hb.price_wei is not None:
         row.price_wei = hb.price_wei
-    row.last_heartbeat_at = now
-    row.heartbeats += 1
+    members.touch(row, now=now)
     _refresh_stake(row, chain)
     return row
 

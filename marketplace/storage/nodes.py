@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from marketplace import members
 from marketplace.energy.grid import Grid
-from marketplace.errors import ConflictError, InvalidInputError
+from marketplace.errors import InvalidInputError
 from marketplace.reputation import reputation
 from marketplace.settings import Settings
 from marketplace.storage.placement import Candidate, cold_weight, hot_weight, place
@@ -52,27 +52,24 @@ def register(
 ) -> StorageNodeRow:
     """Create or update the node `address` from its registration."""
     now = time.time() if now is None else now
-    region = members.region_of(reg.region, reg.location, grid)
-    row = session.get(StorageNodeRow, address)
-    if row is None:
-        row = StorageNodeRow(
-            address=address,
-            registered_at=now,
-            heartbeats=0,
-            fetch_ok=0,
-            fetch_failed=0,
-            fetch_corrupt=0,
-            latency_ms=None,
-            audits_passed=0,
-            audits_failed=0,
-        )
-        session.add(row)
-        logger.info("storage node registered", extra={"node": address, "region": region})
-    row.endpoint = reg.endpoint
-    row.lat, row.lon, row.region = reg.location.lat, reg.location.lon, region
+    row = members.enroll(
+        session,
+        StorageNodeRow,
+        address=address,
+        location=reg.location,
+        region=members.region_of(reg.region, reg.location, grid),
+        endpoint=reg.endpoint,
+        now=now,
+        counters={
+            "fetch_ok": 0,
+            "fetch_failed": 0,
+            "fetch_corrupt": 0,
+            "latency_ms": None,
+            "audits_passed": 0,
+            "audits_failed": 0,
+        },
+    )
     row.capacity_bytes, row.free_bytes, row.shards = reg.capacity_bytes, reg.free_bytes, reg.shards
-    row.last_heartbeat_at = now
-    row.heartbeats = (row.heartbeats or 0) + 1
     return row
 
 
@@ -81,17 +78,19 @@ def heartbeat(
 ) -> StorageNodeRow:
     """Record the node's free space now."""
     now = time.time() if now is None else now
-    row = session.get(StorageNodeRow, address)
-    if row is None:
-        raise ConflictError(f"storage node {address} is not registered; register first")
+    row = members.registered(
+        session,
+        StorageNodeRow,
+        address,
+        missing=f"storage node {address} is not registered; register first",
+    )
     if hb.free_bytes > row.capacity_bytes:
         raise InvalidInputError(
             f"free_bytes {hb.free_bytes} exceeds the registered capacity {row.capacity_bytes}; "
             "register again with the new quota"
         )
     row.free_bytes, row.shards = hb.free_bytes, hb.shards
-    row.last_heartbeat_at = now
-    row.heartbeats += 1
+    members.touch(row, now=now)
     return row
 
 
