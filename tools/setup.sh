@@ -34,8 +34,8 @@ fi
 key=$(digest package.json package-lock.json)
 if ! fresh npm "$key" || [ ! -x node_modules/.bin/anvil ]; then
   say "npm packages (solc, anvil, ganache, OpenZeppelin)"
-  # `npm ci` rejects this lock file (anvil's optional per-platform packages are not
-  # all recorded in it); `npm install` installs exactly the locked versions.
+  # `npm install` installs exactly the locked versions; the lock records every
+  # platform's optional anvil package, as npm writes it, so a clean clone stays clean.
   npm install --no-audit --no-fund --loglevel=error
   mark npm "$key"
 fi
