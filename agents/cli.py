@@ -1,4 +1,4 @@
-"""The ``dcloud`` command: one entry point for providers, renters, storage nodes and devnet.
+"""The dcloud command: one entry point for providers, renters, storage nodes and devnet.
 
 Every error an agent raises on purpose (:class:`~agents.errors.AgentError`) is printed as
 one plain line that says what to do, with exit status 1; only a bug shows a traceback.

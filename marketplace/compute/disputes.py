@@ -3,21 +3,44 @@
 A dispute has two more providers run a single-replica job again, and their results
 outvote the original's when both agree. Whoever picks them picks the outcome, so neither
 the renter nor the original may: the marketplace draws them uniformly at random among
-the eligible candidates for the job's spec (online, holding the image, with room, asking
-no more than the job pays), excluding the original provider and the renter, and signs
-the draw for the escrow (:mod:`marketplace.chain.matcher`). A random draw instead of the best
-score keeps a renter from steering the choice through the job's origin or price.
+every provider in the network that can run the job (online, holding the image, with
+room, asking no more than the job pays), wherever it is, excluding the original provider
+and the renter, and signs the draw for the escrow (:mod:`marketplace.chain.matcher`).
+Drawing from the whole network, not the best scores near the job's origin, keeps a
+renter from steering the choice by where it says it is or what it pays.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from marketplace.errors import ConflictError
-from marketplace.matching.records import Match
+from marketplace.geo import haversine_km
+from marketplace.matching.records import Match, Provider
+from protocol.schemas import JobSpec
 
 DISPUTE_VERIFIERS = 2
+
+
+def eligible(providers: Mapping[str, Provider], spec: JobSpec) -> list[Match]:
+    """Every online provider with the image and room for `spec`, anywhere (distance and
+    energy level filled in for the record, not for choosing)."""
+    need = spec.resources
+    out = []
+    for p in providers.values():
+        free = p.free
+        fits = (
+            free.cpu >= need.cpu
+            and free.memory_mb >= need.memory_mb
+            and free.gpu >= need.gpu
+            and free.disk_mb >= need.disk_mb
+        )
+        if not (p.online and fits and spec.image in p.images):
+            continue
+        km = haversine_km(spec.origin.lat, spec.origin.lon, p.lat, p.lon)
+        out.append(Match(p.id, km, p.energy_level, km, km))
+    return out
 
 
 def draw_verifiers(

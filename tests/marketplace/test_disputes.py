@@ -83,3 +83,33 @@ def test_matcher_signs_assignments_the_escrow_can_attribute_to_it():
 def test_a_bad_matcher_key_is_a_configuration_error_that_says_how_to_fix_it():
     with pytest.raises(ConfigurationError, match="64 hex digits"):
         MatcherSigner("not a key", chain_id=1, escrow=ESCROW, on_chain_matcher=ESCROW)
+
+
+def test_every_provider_that_can_run_the_job_is_eligible_wherever_it_is():
+    """The pool is the whole network, not the best scores near the renter's origin."""
+    from marketplace.compute.disputes import eligible
+    from marketplace.matching.records import Provider, Resources
+    from protocol.schemas import JobSpec
+
+    spec = JobSpec.model_validate(
+        {
+            "image": "dcloud/busybox:1",
+            "command": ["true"],
+            "resources": {"cpu": 1, "memory_mb": 64},
+            "time_limit_s": 10,
+            "max_price_wei": 10**18,
+            "origin": {"lat": 52.5, "lon": 13.4},
+        }
+    )
+    room = Resources(cpu=2, memory_mb=128)
+    image = frozenset({"dcloud/busybox:1"})
+    providers = {
+        "near": Provider("near", 52.5, 13.4, room, images=image),
+        "antipode": Provider("antipode", -52.5, -166.6, room, images=image),
+        "offline": Provider("offline", 52.5, 13.4, room, images=image, online=False),
+        "no-image": Provider("no-image", 52.5, 13.4, room),
+        "full": Provider("full", 52.5, 13.4, Resources(cpu=0.5, memory_mb=128), images=image),
+    }
+    found = {m.provider_id: m for m in eligible(providers, spec)}
+    assert set(found) == {"near", "antipode"}
+    assert found["antipode"].distance_km > 19_000 and found["near"].distance_km < 1

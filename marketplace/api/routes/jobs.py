@@ -19,9 +19,8 @@ from marketplace.api.schemas import (
     VerifiersPublic,
 )
 from marketplace.auth import authenticate
-from marketplace.compute import jobs
+from marketplace.compute import disputes, jobs
 from marketplace.compute.assign import Choice, Item, choose
-from marketplace.compute.disputes import draw_verifiers
 from marketplace.compute.scheduler import explain_unmatched
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
 from marketplace.service import Service
@@ -115,9 +114,10 @@ def dispute_verifiers(
             "committed a result, inside its challenge window"
         )
     original = str(chain.escrow.functions.getReplica(job_id, 0).call()[0])
-    matches = scheduler.candidates([("dispute", spec)])[0]
+    scheduler.index()  # the providers as of their latest heartbeats
     records = scheduler.records
-    drawn = draw_verifiers(
+    matches = disputes.eligible(records, spec)
+    drawn = disputes.draw_verifiers(
         matches,
         cost_of=lambda p: jobs.cost_wei(records[p].price_wei, spec) if p in records else None,
         job_price=int(j[1]),
