@@ -5,6 +5,7 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
 
 /**
  * @title ComputeToken
@@ -22,7 +23,7 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
  * import-free parts (`ECDSA`, `Nonces`, `IERC20Permit`), with the same typehash,
  * domain and errors.
  */
-contract ComputeToken is ERC20, IERC20Permit, Nonces {
+contract ComputeToken is ERC20, IERC20Permit, IERC5267, Nonces {
     bytes32 private constant _PERMIT_TYPEHASH =
         keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)");
     bytes32 private constant _DOMAIN_TYPEHASH =
@@ -76,6 +77,19 @@ contract ComputeToken is ERC20, IERC20Permit, Nonces {
     // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() public view returns (bytes32) {
         return block.chainid == _cachedChainId ? _cachedDomainSeparator : _buildDomainSeparator();
+    }
+
+    /**
+     * @notice The permit's EIP-712 domain (ERC-5267), so wallets and libraries can find it:
+     * name, version "1", this chain and this contract; no salt, no extensions.
+     */
+    function eip712Domain()
+        external
+        view
+        returns (bytes1, string memory, string memory, uint256, address, bytes32, uint256[] memory)
+    {
+        // fields 0x0f: name, version, chainId and verifyingContract are set
+        return (hex"0f", name(), "1", block.chainid, address(this), bytes32(0), new uint256[](0));
     }
 
     function _buildDomainSeparator() private view returns (bytes32) {

@@ -43,6 +43,24 @@ def test_domain_separator_is_eip712_of_name_version_chain(token):
     assert bytes(token.DOMAIN_SEPARATOR()) == bytes(expected)
 
 
+def test_eip5267_domain_describes_the_permit_domain(token):
+    """Wallets find the permit domain through ERC-5267, and it hashes to DOMAIN_SEPARATOR."""
+    fields, name, version, chain_id, contract, salt, extensions = token.eip712Domain()
+    assert bytes(fields) == b"\x0f"  # name, version, chainId, verifyingContract
+    assert (name, version, chain_id, contract) == ("dcloud Compute Token", "1", chain.id, token)
+    assert bytes(salt) == bytes(32) and list(extensions) == []
+    typehash = web3.keccak(
+        text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    )
+    rebuilt = web3.keccak(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [typehash, web3.keccak(text=name), web3.keccak(text=version), chain_id, str(contract)],
+        )
+    )
+    assert bytes(rebuilt) == bytes(token.DOMAIN_SEPARATOR())
+
+
 def test_permit_sets_allowance_and_uses_nonce(token, escrow, permit_signer, outsider):
     owner = permit_signer.address
     deadline = chain.time() + 1000
