@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from web3 import Web3
@@ -12,6 +11,7 @@ from web3.contract import Contract
 from marketplace.errors import ConfigurationError
 from protocol.deployments import Deployment, connect, load_for
 from protocol.errors import ProtocolError
+from protocol.escrow import Escrow
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class ChainClient:
         self.registry: Contract = self.deployment.contract(self.w3, "ProviderRegistry")
         self.escrow: Contract = self.deployment.contract(self.w3, "JobEscrow")
         self.token: Contract = self.deployment.contract(self.w3, "ComputeToken")
+        self.jobs = Escrow(self.w3, self.deployment)  # typed JobEscrow reads
         logger.info(
             "chain %s connected at %s",
             self.deployment.chain_id,
@@ -45,10 +46,8 @@ class ChainClient:
         )
 
     def now(self) -> int:
-        """The chain's clock: the later of the latest block's time and the wall clock
-        (a dev chain mines only on demand, and tests may move its time ahead)."""
-        block = int(self.w3.eth.get_block("latest")["timestamp"])
-        return max(block, int(time.time()))
+        """The chain's clock (``protocol.escrow.Escrow.now``)."""
+        return self.jobs.now()
 
     def stake(self, address: str) -> Stake:
         staked = int(self.registry.functions.stakeOf(address).call()[0])

@@ -103,24 +103,24 @@ def dispute_verifiers(
         )
         row = jobs.by_chain_id(session, job_id)
         spec = JobSpec.model_validate(row.spec) if row is not None else None
-    j = chain.escrow.functions.getJob(job_id).call()
-    if int(j[9]) == JobStatus.NONE or row is None or spec is None:
+    job = chain.jobs.job(job_id)
+    if job.status == JobStatus.NONE or row is None or spec is None:
         raise NotFoundError(f"no job {job_id} funded through this marketplace")
-    if str(j[0]).lower() != renter.lower():
+    if job.renter.lower() != renter.lower():
         raise ConflictError(f"job {job_id} is not yours: only its renter may dispute it")
-    if int(j[9]) != JobStatus.FUNDED or int(j[5]) != 1 or int(j[7]) != 1:
+    if job.status != JobStatus.FUNDED or job.replicas != 1 or job.committed != 1:
         raise ConflictError(
             f"job {job_id} cannot be disputed: only a single-replica job whose provider "
             "committed a result, inside its challenge window"
         )
-    original = str(chain.escrow.functions.getReplica(job_id, 0).call()[0])
+    original = chain.jobs.replicas(job)[0].provider
     scheduler.index()  # the providers as of their latest heartbeats
     records = scheduler.records
     matches = disputes.eligible(records, spec)
     drawn = disputes.draw_verifiers(
         matches,
         cost_of=lambda p: jobs.cost_wei(records[p].price_wei, spec) if p in records else None,
-        job_price=int(j[1]),
+        job_price=job.price,
         exclude={original, renter},
     )
     signed = matcher.verifiers(job_id=job_id, providers=drawn)
