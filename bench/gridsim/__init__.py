@@ -1,6 +1,6 @@
 """The grid-impact study's simulated day (``python -m bench.grid`` runs and reports it).
 
-- :mod:`~bench.gridsim.cities`: the real cities that hold the sites and send the jobs.
+- :mod:`protocol.cities`: the real cities that hold the sites and send the jobs.
 - :mod:`~bench.gridsim.world`: the sites' capacity and the day's jobs (seeded).
 - :mod:`~bench.gridsim.energy`: region prices and levels by hour; a job's energy cost.
 - :mod:`~bench.gridsim.simulate`: the day matched batch by batch by the real index at
@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
-from bench.gridsim.cities import CITIES, City, parse_cities
 from bench.gridsim.energy import PUE, WATTS_PER_CORE, HourlyGrid, energy_cost_eur
 from bench.gridsim.plot import plot
 from bench.gridsim.simulate import BATCH_S, K, Placement, run, simulate, summarise
 from bench.gridsim.world import Config, World, make_world, site_capacity
+from protocol.cities import CITIES, City, parse_cities
 
 __all__ = [
     "BATCH_S",

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.gridsim.cities import CITIES
+from protocol.cities import CITIES
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path, *, default_km: float) -> None:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.gridsim.cities import CITIES
 from marketplace.energy import PriceSource
 from marketplace.energy.sources import nearest_region_indices
+from protocol.cities import CITIES
 
 WEIGHTS_KM = (0.0, 500.0, 1000.0, 2000.0, 4000.0, 12800.0)
 DAY = datetime(2025, 1, 8, tzinfo=UTC)  # a Wednesday of the bundled series

@@ -1,4 +1,5 @@
-"""The cities the grid-impact study puts its sites and jobs in."""
+"""Real cities with their coordinates and population: the grid study's sites and jobs, and the
+places a renter may name as an origin (`dcloud job init --origin Munich`)."""
 
 from __future__ import annotations
 
