@@ -19,6 +19,7 @@ from marketplace.compute.scheduler import Scheduler
 from marketplace.dashboard import router as dashboard_router
 from marketplace.service import Service
 from marketplace.settings import Settings
+from protocol.ratelimit import OPENAPI_429, RateLimit
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +63,14 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         description="Matches renters' jobs to providers by distance and grid energy price, "
         "packs them into free capacity, and follows the escrow contracts on chain.",
         lifespan=lifespan,
+        responses=OPENAPI_429,
     )
     app.state.service = service
     app.state.scheduler = None  # set while the app runs (lifespan)
     app.state.indexer = None  # set while the app runs, when a chain is configured
     errors.install(app)
     app.add_middleware(JsonDepthLimit)
+    app.add_middleware(RateLimit, limiter=service.settings.rate_limiter())
     app.add_middleware(service.metrics.middleware)
     for router in (health.router, providers.router, jobs.router, regions.router):
         app.include_router(router)

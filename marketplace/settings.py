@@ -11,9 +11,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from protocol.ratelimit import RateLimitSettings
 
-class Settings(BaseSettings):
-    """Marketplace settings; each field is ``DCLOUD_<FIELD>`` in the environment."""
+
+class Settings(BaseSettings, RateLimitSettings):
+    """Marketplace settings; each field is ``DCLOUD_<FIELD>`` in the environment (the rate
+    limits, ``DCLOUD_RATE_PER_CLIENT`` and the like, come from RateLimitSettings)."""
 
     model_config = SettingsConfigDict(env_prefix="DCLOUD_", extra="ignore")
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from eth_account import Account
@@ -38,6 +39,12 @@ from eth_utils.address import is_checksum_address
 from protocol.errors import ProtocolError
 
 DEFAULT_MAX_SKEW_MS = 120_000
+
+# Told the signer of each request the verifier admits while handling the current request;
+# a service's per-signer rate limit (protocol.ratelimit) listens here.
+signer_listener: ContextVar[Callable[[str], None] | None] = ContextVar(
+    "signer_listener", default=None
+)
 
 
 class SignatureError(ProtocolError):
@@ -186,6 +193,7 @@ def verify_envelope(
         max_skew_ms=max_skew_ms,
     )
     guard.admit(address, timestamp_ms, str(signature))
+    _admitted(address)
     return address
 
 
@@ -221,4 +229,11 @@ def verify_headers(
         max_skew_ms=max_skew_ms,
     )
     guard.admit(address, timestamp_ms, signature)
+    _admitted(address)
     return address
+
+
+def _admitted(address: str) -> None:
+    listener = signer_listener.get()
+    if listener is not None:
+        listener(address)

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from pydantic import Field
 
+from protocol.ratelimit import RateLimitSettings
 from protocol.schemas import Capacity, ImageName, Location, RegionId, Url, Wire
 
 CONFIG_FILE = "provider.json"
 KEYSTORE_FILE = "keystore.json"
 
 
-class ProviderConfig(Wire):
+class ProviderConfig(Wire, RateLimitSettings):
     marketplace_url: Url
     rpc_url: Url
     deployments: str | None = Field(default=None, description="deployments file; default: built in")

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import uvicorn
 from eth_account.signers.local import LocalAccount
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from agents import keys
 from agents.errors import AgentError, UserError
 from agents.storage.market import NotRegisteredError, StorageMarket
 from agents.storage.node.server import create_node_app
 from agents.storage.node.store import ShardStore
+from protocol.ratelimit import RateLimitSettings
 from protocol.schemas import Location
 from protocol.storage import StorageHeartbeat, StorageNodeRegistration
 
@@ -38,7 +39,7 @@ RUNTIME = "run.json"
 MIN_QUOTA_BYTES = 10**6
 
 
-class NodeConfig(BaseModel):
+class NodeConfig(RateLimitSettings):
     model_config = ConfigDict(extra="forbid")
 
     version: int = 1
@@ -203,7 +204,9 @@ def run_node(home: Path, *, password: str | None = None) -> None:
     account = keys.load(home / KEYSTORE, password)
     store = open_store(home, config)
     sock = _bind(config.host, config.port)
-    app = create_node_app(store, address=account.address, endpoint=config.endpoint)
+    app = create_node_app(
+        store, address=account.address, endpoint=config.endpoint, limiter=config.rate_limiter()
+    )
     stop = threading.Event()
     threads: list[threading.Thread] = []
     if config.marketplace:

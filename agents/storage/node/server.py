@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from agents.storage.node.store import InvalidShardRequestError, ShardError, ShardStore
 from agents.storage.wire import ReplayGuard
 from protocol import merkle
+from protocol.ratelimit import OPENAPI_429, Limiter, RateLimit, RateLimitSettings
 from protocol.signing import SignatureError
 from protocol.storage import (
     CONTENT_SHA256_HEADER,
@@ -37,11 +38,17 @@ class _AuthError(Exception):
 
 
 def create_node_app(
-    store: ShardStore, *, address: str, endpoint: str, guard: ReplayGuard | None = None
+    store: ShardStore,
+    *,
+    address: str,
+    endpoint: str,
+    guard: ReplayGuard | None = None,
+    limiter: Limiter | None = None,
 ) -> FastAPI:
-    """The node's FastAPI app over `store`."""
+    """The node's FastAPI app over `store`; `limiter` defaults to the default rate limits."""
     guard = guard or ReplayGuard()
-    app = FastAPI(title="dcloud storage node", version="0.1.0")
+    app = FastAPI(title="dcloud storage node", version="0.1.0", responses=OPENAPI_429)
+    app.add_middleware(RateLimit, limiter=limiter or RateLimitSettings().rate_limiter())
 
     def signer(request: Request, *, sha256: str | None = None, size: int | None = None) -> str:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
