@@ -11,6 +11,7 @@ from eth_account.signers.local import LocalAccount
 
 from agents.errors import AgentError, NotFoundError
 from agents.market import MarketClient
+from agents.network import open_deployment
 from agents.provider.config import ProviderConfig
 from agents.provider.jobs import JobRunner
 from agents.provider.runtime import DockerRuntime
@@ -18,7 +19,7 @@ from agents.provider.server import create_app
 from agents.provider.store import JobStore
 from agents.wallet import Wallet
 from protocol import purposes
-from protocol.deployments import connect, load_for
+from protocol.deployments import connect
 from protocol.escrow import Escrow
 from protocol.schemas import Heartbeat, ProviderRegistration
 
@@ -28,16 +29,20 @@ REGISTER = purposes.PROVIDER_REGISTER
 HEARTBEAT = purposes.PROVIDER_HEARTBEAT
 
 
-def open_escrow(rpc_url: str, deployments: str | None) -> Escrow:
-    w3 = connect(rpc_url)
-    return Escrow(w3, load_for(w3, path=Path(deployments) if deployments else None))
+def open_escrow(cfg: ProviderConfig, home: Path) -> Escrow:
+    """The escrow this provider serves: the marketplace's contracts, checked on its chain."""
+    w3 = connect(cfg.rpc_url)
+    deployment = open_deployment(
+        w3, marketplace_url=cfg.marketplace_url, deployments=cfg.deployments, cache_dir=home
+    )
+    return Escrow(w3, deployment)
 
 
 class ProviderAgent:
     def __init__(self, *, home: Path, cfg: ProviderConfig, account: LocalAccount) -> None:
         self.home = home
         self.cfg = cfg
-        self.escrow = open_escrow(cfg.rpc_url, cfg.deployments)
+        self.escrow = open_escrow(cfg, home)
         self.wallet = Wallet(self.escrow.w3, account)
         self.wallet.learn_errors(self.escrow.abis())
         self.runtime = DockerRuntime(work_root=home / "work", agent_id=account.address.lower())

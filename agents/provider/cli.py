@@ -109,7 +109,7 @@ def _connect(home: Path | None):  # type: ignore[no-untyped-def]
     folder = _home(home)
     cfg = _config(folder)
     account = keys.load(cfg.keystore(folder), _password())
-    escrow = open_escrow(cfg.rpc_url, cfg.deployments)
+    escrow = open_escrow(cfg, folder)
     wallet = Wallet(escrow.w3, account)
     wallet.learn_errors(escrow.abis())
     return folder, cfg, escrow, wallet
