@@ -64,3 +64,9 @@ def parse_cities(text: str) -> tuple[City, ...]:
 
 
 CITIES = parse_cities(CITIES_TEXT)
+
+
+def find_city(name: str) -> City | None:
+    """The bundled city called `name` (case and surrounding spaces ignored), if any."""
+    wanted = " ".join(name.split()).casefold()
+    return next((c for c in CITIES if c.name.casefold() == wanted), None)
