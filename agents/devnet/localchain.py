@@ -6,10 +6,14 @@ that writes the deployments file the rest of dcloud reads.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
+
+from web3 import Web3
 
 from agents.devnet.procs import Proc, port_open, spawn
 from agents.errors import AgentError
@@ -17,6 +21,10 @@ from agents.errors import AgentError
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "node_modules" / ".bin"
 GANACHE_MNEMONIC = "brownie"
+# A devnet's chain mines at least this often, as a real chain does (Ethereum: 12 s).
+DEVNET_BLOCK_TIME_S = 2
+
+logger = logging.getLogger(__name__)
 
 
 def chain_argv(
@@ -26,10 +34,16 @@ def chain_argv(
     state: Path | None = None,
     accounts: int = 10,
     mnemonic: str = GANACHE_MNEMONIC,
+    block_time_s: int | None = None,
 ) -> list[str]:
+    """The command line of a local chain. With `block_time_s`, anvil also mines a block at
+    that interval when no transaction arrives (transactions are still mined at once), so
+    its clock moves as a real chain's does; Ganache needs a :class:`BlockTicker`."""
     if kind == "anvil":
         argv = [str(BIN / "anvil"), "--port", str(port), "--accounts", str(accounts)]
         argv += ["--block-base-fee-per-gas", "0", "--gas-limit", "30000000", "--silent"]
+        if block_time_s:
+            argv += ["--block-time", str(block_time_s), "--mixed-mining"]
         if state is not None:
             argv += ["--state", str(state)]
         return argv
@@ -51,11 +65,14 @@ def start_chain(
     state: Path | None = None,
     accounts: int = 10,
     mnemonic: str = GANACHE_MNEMONIC,
+    block_time_s: int | None = None,
 ) -> Proc:
     """Start a chain; `mnemonic` sets Ganache's dev accounts (anvil always uses its own)."""
     if port_open(port):
         raise AgentError(f"port {port} is busy: stop whatever listens there first")
-    argv = chain_argv(kind, port, state=state, accounts=accounts, mnemonic=mnemonic)
+    argv = chain_argv(
+        kind, port, state=state, accounts=accounts, mnemonic=mnemonic, block_time_s=block_time_s
+    )
     proc = spawn(f"chain-{kind}", argv, logs=logs)
     end = time.monotonic() + 30
     while not port_open(port):
@@ -66,6 +83,35 @@ def start_chain(
             raise AgentError(f"{kind} did not open port {port} within 30 s")
         time.sleep(0.05)
     return proc
+
+
+class BlockTicker:
+    """Mines an empty block whenever the newest one is `interval_s` old, for a chain that
+    mines only when a transaction arrives (Ganache), so its clock keeps moving: deadlines
+    pass and claims that wait on them can be made without some other transaction."""
+
+    def __init__(self, rpc_url: str, interval_s: float) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 5}))
+        self.interval_s = interval_s
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="block-ticker", daemon=True)
+
+    def start(self) -> BlockTicker:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.interval_s / 4):
+            try:
+                newest = int(self.w3.eth.get_block("latest")["timestamp"])
+                if time.time() - newest >= self.interval_s:
+                    self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            except Exception as exc:  # the chain stopping first is normal at teardown
+                logger.debug("block ticker: %s", exc)
 
 
 def deploy(network: str, out: Path, *, logs: Path, **params: str) -> None:

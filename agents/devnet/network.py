@@ -2,8 +2,9 @@
 
 Used by ``dcloud devnet``, the integration tests and the end-to-end benchmark, so all
 three run the same real programs the same way: every process is a child started by PID
-with its log in one folder; providers use the chain's funded dev keys, each with its own
-keystore, config, stake and work folder.
+with its log in one folder. Renters use the chain's funded dev keys; providers and storage
+nodes use keys of their own (:func:`operator_account`), funded from dev account 0, each
+with its own keystore, config, stake and work folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import Wei
 
 from agents import config as files
 from agents import keys
@@ -38,9 +41,23 @@ DEFAULT_IMAGES = ("dcloud/busybox:1", "dcloud/python:3.11")
 
 
 def dev_account(index: int, mnemonic: str = ANVIL_MNEMONIC) -> LocalAccount:
-    """The chain's funded dev account `index` (anvil's default mnemonic unless given)."""
+    """The chain's funded dev account `index` (anvil's default mnemonic unless given).
+
+    Dev accounts are the renters' keys: the chain unlocks them and the dashboard offers
+    them as "dev account #N".
+    """
     Account.enable_unaudited_hdwallet_features()
     acct: LocalAccount = Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{index}")
+    return acct
+
+
+def operator_account(index: int, mnemonic: str = ANVIL_MNEMONIC) -> LocalAccount:
+    """Provider or storage-node key `index`: from another branch of the same mnemonic, so
+    it is never one of the chain's unlocked dev accounts, and a renter picking a dev
+    account in the dashboard can never act as a provider. :meth:`Network.fund` gives it
+    gas money and tokens."""
+    Account.enable_unaudited_hdwallet_features()
+    acct: LocalAccount = Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/1'/0/{index}")
     return acct
 
 
@@ -119,7 +136,7 @@ class Network:
     # ------------------------------------------------------------------ providers
 
     def add_provider(self, spec: ProviderSpec, *, start: bool = True) -> Provider:
-        account = dev_account(spec.key_index, self.mnemonic)
+        account = operator_account(spec.key_index, self.mnemonic)
         home = self.root / "providers" / spec.name
         port = free_port()
         cfg = ProviderConfig.model_validate(
@@ -150,11 +167,24 @@ class Network:
             self.start_provider(provider)
         return provider
 
+    def fund(self, address: str, *, tokens: int, eth: int = 10 * TOKEN) -> None:
+        """Top `address` up to `eth` wei of gas money and `tokens`, from dev account 0."""
+        w3 = self.escrow.w3
+        funder = dev_account(0, self.mnemonic).address  # unlocked: the node signs for it
+        to = Web3.to_checksum_address(address)
+        if (short := eth - int(w3.eth.get_balance(to))) > 0:
+            tx = w3.eth.send_transaction({"from": funder, "to": to, "value": Wei(short)})
+            w3.eth.wait_for_transaction_receipt(tx)
+        if (short := tokens - self.escrow.balance_of(address)) > 0:
+            tx = self.escrow.token.functions.transfer(address, short).transact({"from": funder})
+            w3.eth.wait_for_transaction_receipt(tx)
+
     def stake(self, account: LocalAccount, amount: int) -> None:
-        """Top the account's stake up to `amount` (dev accounts hold tokens already)."""
+        """Top the account's stake up to `amount`, funding it first if it lacks tokens."""
         staked = int(self.escrow.registry.functions.stakeOf(account.address).call()[0])
         if staked >= amount:
             return
+        self.fund(account.address, tokens=amount - staked)
         wallet = Wallet(self.escrow.w3, account)
         wallet.learn_errors(self.escrow.abis())
         need = amount - staked

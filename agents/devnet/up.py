@@ -31,7 +31,13 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from agents import keys
-from agents.devnet.localchain import deploy, docker_engine, start_chain
+from agents.devnet.localchain import (
+    DEVNET_BLOCK_TIME_S,
+    BlockTicker,
+    deploy,
+    docker_engine,
+    start_chain,
+)
 from agents.devnet.network import (
     ANVIL_MNEMONIC,
     PASSWORD,
@@ -39,6 +45,7 @@ from agents.devnet.network import (
     Network,
     ProviderSpec,
     dev_account,
+    operator_account,
 )
 from agents.devnet.procs import Proc, port_open, python, spawn, wait_http
 from agents.errors import AgentError, UserError
@@ -144,6 +151,7 @@ class Devnet:
         self.console = console
         self.procs: list[Proc] = []
         self.net: Network | None = None
+        self.ticker: BlockTicker | None = None
         self.stop = threading.Event()
         spec = CHAINS[opts.chain]
         self.port = int(spec["port"])  # type: ignore[call-overload]
@@ -220,8 +228,11 @@ class Devnet:
             state=state,
             accounts=ACCOUNTS,
             mnemonic=self.mnemonic,
+            block_time_s=DEVNET_BLOCK_TIME_S,
         )
         self.procs.append(proc)
+        if self.opts.chain == "ganache":  # anvil mines at that interval by itself
+            self.ticker = BlockTicker(self.rpc_url, DEVNET_BLOCK_TIME_S).start()
 
     def _contracts(self) -> None:
         w3 = connect(self.rpc_url)
@@ -268,9 +279,9 @@ class Devnet:
         for key, (city, lat, lon) in zip(NODE_KEYS, NODES, strict=True):
             where = self.home / "nodes" / city
             # staked like providers, so the node can take StorageEscrow deals and be audited
-            self.net.stake(dev_account(key, self.mnemonic), 200 * TOKEN)
+            self.net.stake(operator_account(key, self.mnemonic), 200 * TOKEN)
             if not (where / "node.json").exists():
-                account = dev_account(key, self.mnemonic)
+                account = operator_account(key, self.mnemonic)
                 keys.create(where / "keystore.json", PASSWORD, private_key=account.key.hex())
                 init_node(
                     where,
@@ -410,6 +421,8 @@ class Devnet:
     def teardown(self) -> None:
         if self.net is not None:
             self.net.close()
+        if self.ticker is not None:
+            self.ticker.stop()
         for proc in reversed(self.procs):
             self.console.print(f"stopping {proc.name} (pid {proc.pid})")
             proc.stop()
