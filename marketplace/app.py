@@ -15,6 +15,7 @@ from marketplace.api.limits import JsonDepthLimit
 from marketplace.api.routes import health, jobs, providers, regions
 from marketplace.api.routes import storage as storage_routes
 from marketplace.chain.indexer import Indexer
+from marketplace.compute import expiry
 from marketplace.compute.scheduler import Scheduler
 from marketplace.dashboard import router as dashboard_router
 from marketplace.service import Service
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         scheduler = Scheduler(service)
         scheduler.start()
         app.state.scheduler = scheduler
+        expiry.start_sweeper(service, stop)  # ends when `stop` is set below
         try:
             yield
         finally:

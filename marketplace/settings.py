@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from protocol.assignments import VALID_S
 from protocol.ratelimit import RateLimitSettings
 
 
@@ -55,3 +56,9 @@ class Settings(BaseSettings, RateLimitSettings):
     )
     candidates_per_job: int = Field(default=8, ge=1, le=100)
     submit_timeout_s: float = Field(default=10.0, gt=0)
+    match_expires_s: float = Field(
+        default=float(VALID_S),
+        gt=0,
+        description="a matched job not funded within this long expires and its providers' "
+        "reserved capacity is released (default: the life of the matcher's signature)",
+    )

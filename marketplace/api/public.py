@@ -7,12 +7,14 @@ The domain packages hand out rows and plain values; this module turns them into 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from marketplace.api.schemas import (
     AssignmentPublic,
     ChainEventPublic,
     ChainJobPublic,
     JobPublic,
+    JobStatusName,
     ProviderPublic,
 )
 from marketplace.compute import providers
@@ -65,7 +67,7 @@ def job_public(
     return JobPublic(
         id=row.id,
         renter=row.renter,
-        status=row.status,
+        status=cast(JobStatusName, row.status),
         reason=row.reason,
         spec=spec,
         spec_hash=row.spec_hash,

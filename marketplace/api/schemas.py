@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -84,11 +84,30 @@ class VerifiersPublic(BaseModel):
     signature: str
 
 
+JobStatusName = Literal[
+    "pending",
+    "matched",
+    "unmatched",
+    "expired",
+    "funded",
+    "accepted",
+    "committed",
+    "revealed",
+    "disputed",
+    "settled",
+    "cancelled",
+]
+"""A job's status: pending, then matched or unmatched; a matched job nobody funds in time
+is expired; a funded one follows its escrow state (funded ... settled or cancelled)."""
+
+
 class JobPublic(BaseModel):
     id: str
     renter: str
-    status: str
-    reason: str
+    status: JobStatusName
+    reason: str = Field(
+        description="why the job is unmatched (the constraint no provider meets) or expired"
+    )
     spec: JobSpec
     spec_hash: str
     created_at: float

@@ -16,7 +16,7 @@ from marketplace.matching.records import JobRequest, Resources, unit_budget_wei
 from marketplace.store.models import AssignmentRow, ChainEventRow, ChainJobRow, JobRow
 from protocol.schemas import JobSpec, spec_hash
 
-PENDING, MATCHED, UNMATCHED = "pending", "matched", "unmatched"
+PENDING, MATCHED, UNMATCHED, EXPIRED = "pending", "matched", "unmatched", "expired"
 
 
 def create(session: Session, *, renter: str, spec: JobSpec, grid: Grid) -> JobRow:

@@ -16,7 +16,7 @@ from marketplace.matching.records import Provider, Resources
 from marketplace.reputation import reputation
 from marketplace.settings import Settings
 from marketplace.store.models import ProviderRow
-from protocol.schemas import Capacity, Heartbeat, ProviderRegistration
+from protocol.schemas import Capacity, Heartbeat, JobSpec, ProviderRegistration
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,33 @@ def free_of(row: ProviderRow) -> Capacity:
         gpu=max(0, row.free_gpu),
         disk_mb=max(0, row.free_disk_mb),
     )
+
+
+def reserve(session: Session, address: str, spec: JobSpec) -> None:
+    """Take the job's demand off the provider's free capacity until its next heartbeat
+    (which reports what is really free) or until :func:`release`."""
+    row = session.get(ProviderRow, address)
+    if row is None:
+        return
+    r = spec.resources
+    row.free_cpu = max(0.0, row.free_cpu - r.cpu)
+    row.free_memory_mb = max(0, row.free_memory_mb - r.memory_mb)
+    row.free_gpu = max(0, row.free_gpu - r.gpu)
+    row.free_disk_mb = max(0, row.free_disk_mb - r.disk_mb)
+
+
+def release(session: Session, address: str, spec: JobSpec, *, reserved_at: float) -> None:
+    """Give back what :func:`reserve` took at `reserved_at`, unless a heartbeat or
+    registration since then already replaced the free capacity (and so dropped the
+    reservation); never above the provider's total."""
+    row = session.get(ProviderRow, address)
+    if row is None or row.last_heartbeat_at > reserved_at:
+        return
+    r = spec.resources
+    row.free_cpu = min(row.total_cpu, row.free_cpu + r.cpu)
+    row.free_memory_mb = min(row.total_memory_mb, row.free_memory_mb + r.memory_mb)
+    row.free_gpu = min(row.total_gpu, row.free_gpu + r.gpu)
+    row.free_disk_mb = min(row.total_disk_mb, row.free_disk_mb + r.disk_mb)
 
 
 def _set_free(row: ProviderRow, free: Capacity) -> None:

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from marketplace.compute import jobs, providers
+from marketplace.compute import expiry, jobs, providers
 from marketplace.compute.assign import Choice, Item, choose
+from marketplace.compute.unmatched import explain_unmatched
 from marketplace.matching import ProviderIndex
 from marketplace.matching.records import Match, Provider
 from marketplace.service import Service
@@ -52,6 +52,7 @@ class Scheduler:
         self._endpoints: dict[str, str] = {}
         self.records: dict[str, Provider] = {}
         self.regions: dict[str, str] = {}
+        self.unstaked: frozenset[str] = frozenset()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="scheduler")
@@ -132,6 +133,13 @@ class Scheduler:
             ]
             self._endpoints = {r.address: r.endpoint for r in rows}
             self.regions = {r.address: r.region for r in rows}
+            self.unstaked = frozenset(
+                r.address
+                for r in rows
+                if service.stake_verified
+                and not r.stake_active
+                and providers.is_online(r, now=now, settings=service.settings)
+            )
         self.records = {p.id: p for p in records}
         new = ProviderIndex(records, weight_km=service.settings.energy_weight_km)
         old, self._index = self._index, new
@@ -152,6 +160,13 @@ class Scheduler:
             prefer_regions(matches, set(spec.regions), self.regions) if spec.regions else matches
             for (_, spec), matches in zip(specs, found, strict=True)
         ]
+
+    def explain(self, spec: JobSpec, placed: int) -> str:
+        """Why `spec` got only `placed` of its replicas placed, against the providers of
+        the last :meth:`index` (what quote and submit both matched against)."""
+        return explain_unmatched(
+            spec, placed=placed, providers=self.records, unstaked=self.unstaked
+        )
 
     def endpoints(self, providers: list[str]) -> list[str]:
         """Each provider's direct endpoint, as its last heartbeat announced it."""
@@ -175,6 +190,7 @@ class Scheduler:
 
     def _assign(self, batch: list[Pending]) -> dict[str, str]:
         service = self.service
+        expiry.expire_due(service)  # unfunded matches give their room back first
         matches = self.candidates([(p.job_id, p.spec) for p in batch])
         items = [Item(p.job_id, p.spec, m) for p, m in zip(batch, matches, strict=True)]
         choices = choose(items, self.records)
@@ -188,29 +204,17 @@ class Scheduler:
                 chosen: list[Choice] = choices.get(item.job_id, [])
                 if len(chosen) < item.spec.replicas:
                     row.status = jobs.UNMATCHED
-                    row.reason = explain_unmatched(item, len(chosen))
+                    row.reason = self.explain(item.spec, len(chosen))
                     service.metrics.matches.labels("unmatched").inc()
                 else:
                     row.assignments.extend(self.assignment_rows(chosen))
                     for choice in chosen:
-                        _reserve(session, choice.match.provider_id, item.spec)
+                        providers.reserve(session, choice.match.provider_id, item.spec)
                     row.status, row.matched_at = jobs.MATCHED, now
                     service.metrics.matches.labels("matched").inc()
                 outcomes[item.job_id] = row.status
         service.providers_changed()
         return outcomes
-
-
-def _reserve(session: Session, provider_id: str, spec: JobSpec) -> None:
-    """Take the job's demand off the provider's free capacity until its next heartbeat."""
-    row = session.get(ProviderRow, provider_id)
-    if row is None:
-        return
-    r = spec.resources
-    row.free_cpu = max(0.0, row.free_cpu - r.cpu)
-    row.free_memory_mb = max(0, row.free_memory_mb - r.memory_mb)
-    row.free_gpu = max(0, row.free_gpu - r.gpu)
-    row.free_disk_mb = max(0, row.free_disk_mb - r.disk_mb)
 
 
 def prefer_regions(
@@ -221,23 +225,3 @@ def prefer_regions(
     Providers elsewhere stay as fallbacks, so a preference never leaves a job unmatched.
     """
     return sorted(matches, key=lambda m: regions.get(m.provider_id) not in preferred)
-
-
-def explain_unmatched(item: Item, found: int) -> str:
-    spec = item.spec
-    r = spec.resources
-    need = (
-        f"{r.cpu:g} CPU, {r.memory_mb} MB memory"
-        + (f", {r.gpu} GPU" if r.gpu else "")
-        + (f", {r.disk_mb} MB disk" if r.disk_mb else "")
-    )
-    if not item.matches:
-        return (
-            f"no online staked provider holds image {spec.image!r} with {need} free within "
-            f"{spec.max_price_wei} wei for {spec.time_limit_s} s; lower the resources, raise "
-            "max_price_wei, or choose an image providers offer"
-        )
-    return (
-        f"only {found} of {spec.replicas} replicas found a distinct provider with room "
-        f"({need}); lower the replicas or try again when capacity frees up"
-    )

@@ -19,9 +19,8 @@ from marketplace.api.schemas import (
     VerifiersPublic,
 )
 from marketplace.auth import authenticate
-from marketplace.compute import disputes, jobs
+from marketplace.compute import disputes, expiry, jobs
 from marketplace.compute.assign import Choice, Item, choose
-from marketplace.compute.scheduler import explain_unmatched
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
 from marketplace.service import Service
 from protocol import purposes
@@ -46,7 +45,7 @@ def quote(spec: JobSpec, scheduler: SchedulerDep) -> QuotePublic:
         spec_hash=spec_hash(spec),
         candidates=candidates,
         price_wei=max((c.cost_wei for c in candidates), default=None) if enough else None,
-        reason="" if enough else explain_unmatched(item, len(chosen)),
+        reason="" if enough else scheduler.explain(spec, len(chosen)),
     )
 
 
@@ -58,8 +57,10 @@ async def submit(
 
     The job waits for the next batch (a short window), is matched and packed, and comes
     back with the chosen providers and their direct endpoints; its status is `matched` or
-    `unmatched` with the reason. The renter then funds the escrow with `spec_hash` and
-    sends inputs to the providers directly.
+    `unmatched` with the reason (the first constraint no provider meets, as the quote
+    says). The renter then funds the escrow with `spec_hash` and sends inputs to the
+    providers directly; a match not funded within `DCLOUD_MATCH_EXPIRES_S` becomes
+    `expired` and its providers' capacity is released.
     """
 
     def record() -> str:
@@ -144,6 +145,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> JobList:
     """Jobs, newest first; filter by renter and status."""
+    expiry.expire_due(service)
     with service.sessions() as session:
         total, rows = jobs.list_page(
             session, renter=renter, status=status_, limit=limit, offset=offset
@@ -159,6 +161,7 @@ def get_job(job_id: str, service: ServiceDep) -> JobPublic:
 
 
 def _get_public(service: Service, job_id: str, with_events: bool) -> JobPublic:
+    expiry.expire_due(service)
     with service.sessions() as session:
         row = jobs.get(session, job_id)
         public = job_public(

@@ -165,6 +165,7 @@ function renderTimeline() {
         job.status === "unmatched" ? `Unmatched: ${job.reason}` : `Matched ${when(job.matched_at)}`),
     );
   }
+  if (job.status === "expired") items.push(el("li", { class: "bad" }, `Expired: ${job.reason}`));
   for (const e of job.events) {
     const [text, kind] = (EVENT_TEXT[e.name] ?? ((a) => [`${e.name} ${JSON.stringify(a)}`, ""]))(e.args);
     items.push(el("li", { class: kind, "data-event": e.name }, text, " ",
@@ -175,6 +176,9 @@ function renderTimeline() {
 
 function stateSentence() {
   if (job.status === "unmatched") return `No provider could run this job: ${job.reason}`;
+  if (job.status === "expired") {
+    return `Expired: ${job.reason}; the providers' room was released. Submit it again to be matched anew.`;
+  }
   if (!job.chain) {
     return job.status === "matched"
       ? "Matched but not funded: nothing is paid until the escrow is funded from the submit page."
