@@ -15,9 +15,13 @@ from rich.table import Table
 from agents import config as files
 from agents import keys
 from agents.errors import UserError
+from agents.network import open_deployment
+from agents.origin import parse_origin
 from agents.provider.config import CONFIG_FILE, ProviderConfig
 from agents.units import fmt_tokens, parse_tokens
+from protocol.deployments import connect
 from protocol.logs import configure_logging
+from protocol.schemas import Location
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
@@ -52,8 +56,12 @@ def init(
     endpoint: Annotated[str | None, typer.Option(help="URL renters reach this agent at")] = None,
     port: Annotated[int, typer.Option(help="port the agent listens on")] = 8800,
     host: Annotated[str, typer.Option(help="address the agent listens on")] = "127.0.0.1",
-    lat: Annotated[float, typer.Option(min=-90, max=90)] = 0.0,
-    lon: Annotated[float, typer.Option(min=-180, max=180)] = 0.0,
+    location: Annotated[
+        str | None,
+        typer.Option(help="where this machine is: lat,lon or a city, e.g. Munich"),
+    ] = None,
+    lat: Annotated[float | None, typer.Option(min=-90, max=90, help="or give lat")] = None,
+    lon: Annotated[float | None, typer.Option(min=-180, max=180, help="and lon")] = None,
     region: Annotated[
         str | None, typer.Option(help="electricity region (default: nearest)")
     ] = None,
@@ -66,17 +74,25 @@ def init(
         str, typer.Option(help="comma-separated images offered")
     ] = "dcloud/busybox:1,dcloud/python:3.11",
     allow_network: Annotated[bool, typer.Option(help="let jobs that ask use the network")] = False,
-    deployments: Annotated[str | None, typer.Option(help="deployments file")] = None,
+    deployments: Annotated[
+        str | None,
+        typer.Option(help="pin a deployments file instead of the marketplace's addresses"),
+    ] = None,
     private_key: Annotated[
         str | None,
         typer.Option(help="import this key instead of a new one", envvar="DCLOUD_PRIVATE_KEY"),
     ] = None,
     home: Home = None,
 ) -> None:
-    """Create this provider's key (encrypted keystore) and its config."""
+    """Create this provider's key (encrypted keystore) and its config.
+
+    The marketplace says which chain and contracts it follows; they are checked against
+    the chain at --rpc first.
+    """
     folder = _home(home)
     if (folder / CONFIG_FILE).exists():
         raise UserError(f"{folder / CONFIG_FILE} exists; this provider is set up already")
+    where = _where(location, lat, lon)
     try:
         cfg = ProviderConfig.model_validate(
             {
@@ -86,7 +102,7 @@ def init(
                 "endpoint": endpoint or f"http://{host}:{port}",
                 "listen_host": host,
                 "listen_port": port,
-                "location": {"lat": lat, "lon": lon},
+                "location": where.model_dump(),
                 "region": region,
                 "caps": {"cpu": cpu, "memory_mb": memory_mb, "gpu": gpu, "disk_mb": disk_mb},
                 "price_wei": price_wei,
@@ -96,10 +112,27 @@ def init(
         )
     except ValueError as exc:
         raise UserError(f"invalid option: {exc}") from None
+    w3 = connect(cfg.rpc_url)
+    with console.status(f"asking {cfg.marketplace_url} which contracts it follows"):
+        d = open_deployment(
+            w3, marketplace_url=cfg.marketplace_url, deployments=deployments, cache_dir=folder
+        )
     account = keys.create(cfg.keystore(folder), _password(confirm=True), private_key=private_key)
     files.save(folder / CONFIG_FILE, cfg)
+    console.print(f"chain {d.chain_id}, JobEscrow {d.contracts['JobEscrow'].address}")
     console.print(f"provider [bold]{account.address}[/] set up in {folder}")
     console.print("next: get tokens, then `dcloud provider stake 100` and `dcloud provider run`")
+
+
+def _where(location: str | None, lat: float | None, lon: float | None) -> Location:
+    if location is not None:
+        return parse_origin(location, option="--location")
+    if lat is None or lon is None:
+        raise UserError(
+            "where is this machine? pass --location CITY (e.g. Munich) or --lat and --lon; "
+            "renters are matched to nearby providers"
+        )
+    return Location(lat=lat, lon=lon)
 
 
 def _connect(home: Path | None):  # type: ignore[no-untyped-def]
