@@ -141,7 +141,13 @@ def file_put(
                 params = replace(params, price_per_epoch=round(price_per_epoch * TOKEN))
             if epoch_length is not None:
                 params = replace(params, epoch_length=epoch_length)
-            chain = connect_chain(client.account, rpc_url=rpc, deployments=deployments)
+            chain = connect_chain(
+                client.account,
+                rpc_url=rpc,
+                deployments=deployments,
+                marketplace=marketplace,
+                cache_dir=client.home,
+            )
             m = put_with_deals(
                 client,
                 path,
@@ -324,7 +330,13 @@ def file_audit(
 
     failed = False
     with open_client(home, marketplace, verbose) as client:
-        chain = connect_chain(client.account, rpc_url=rpc, deployments=deployments)
+        chain = connect_chain(
+            client.account,
+            rpc_url=rpc,
+            deployments=deployments,
+            marketplace=marketplace,
+            cache_dir=client.home,
+        )
         auditor = make_auditor(chain, per_pass=per_pass)
         while True:
             try:

@@ -53,24 +53,37 @@ class DealParams:
 
 
 def connect_chain(
-    account: LocalAccount, *, rpc_url: str | None, deployments: Path | None = None
+    account: LocalAccount,
+    *,
+    rpc_url: str | None,
+    deployments: Path | None = None,
+    marketplace: str | None = None,
+    cache_dir: Path | None = None,
 ) -> StorageChain:
-    """The StorageEscrow client of `account` on the chain at `rpc_url`.
+    """The StorageEscrow client of `account` on the chain at `rpc_url`: the contracts the
+    marketplace follows (checked on that chain), or those of a pinned deployments file.
 
     Raises:
         UserError: no RPC URL, nothing answers there, or no deployment for that chain.
     """
+    from agents.network import open_deployment
     from protocol.deployments import connect, load_for
     from protocol.errors import ProtocolError
 
     if not rpc_url:
         raise UserError(
-            "storage deals need a chain: pass --rpc or set DCLOUD_RPC_URL (and "
-            "DCLOUD_DEPLOYMENTS or --deployments for where the contracts are)"
+            "storage deals need a chain: pass --rpc or set DCLOUD_RPC_URL (the marketplace "
+            "says which contracts it follows; --deployments pins a file instead)"
         )
     try:
         w3 = connect(rpc_url)
-        return StorageChain.connect(w3, load_for(w3, path=deployments), account)
+        if marketplace and cache_dir is not None:
+            deployment = open_deployment(
+                w3, marketplace_url=marketplace, deployments=deployments, cache_dir=cache_dir
+            )
+        else:
+            deployment = load_for(w3, path=deployments)
+        return StorageChain.connect(w3, deployment, account)
     except ProtocolError as exc:
         raise UserError(str(exc)) from None
 

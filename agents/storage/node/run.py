@@ -167,7 +167,12 @@ class Heartbeats:
 
 
 def start_audit_responder(
-    config: NodeConfig, account: LocalAccount, store: ShardStore, stop: threading.Event
+    config: NodeConfig,
+    account: LocalAccount,
+    store: ShardStore,
+    stop: threading.Event,
+    *,
+    home: Path | None = None,
 ) -> threading.Thread | None:
     """Answer StorageEscrow audit challenges for this node's shards (when a chain is set).
 
@@ -177,20 +182,31 @@ def start_audit_responder(
     each challenge with the chunk and its Merkle proof, and settles the node's completed
     epochs. On chain a shard id is the bytes32 left-padded
     form of the node's 16-byte hex id (``agents.storage.escrow.shard_key``). The contracts
-    are found in ``$DCLOUD_DEPLOYMENTS`` (or the default deployments file). Returns the
+    are the ones its marketplace follows, checked on the chain (``$DCLOUD_DEPLOYMENTS``
+    pins a deployments file instead). Returns the
     thread (not started), or None when no chain is configured or it cannot be reached.
     """
     if config.rpc_url is None:
         return None
+    from agents.errors import AgentError
+    from agents.network import open_deployment
     from agents.storage.escrow import StorageChain, shard_name
     from agents.storage.node.responder import NodeResponder
+    from protocol.deployments import ENV_PATH as DEPLOYMENTS_ENV
     from protocol.deployments import connect, load_for
     from protocol.errors import ProtocolError
 
     try:
         w3 = connect(config.rpc_url)
-        chain = StorageChain.connect(w3, load_for(w3), account)
-    except ProtocolError as exc:
+        pinned = os.environ.get(DEPLOYMENTS_ENV)
+        if config.marketplace and home is not None:
+            deployment = open_deployment(
+                w3, marketplace_url=config.marketplace, deployments=pinned, cache_dir=home
+            )
+        else:
+            deployment = load_for(w3)
+        chain = StorageChain.connect(w3, deployment, account)
+    except (ProtocolError, AgentError) as exc:
         logger.warning("audits are off: %s", exc)
         return None
     responder = NodeResponder(chain, lambda key: store.read(shard_name(key)))
@@ -216,7 +232,7 @@ def run_node(home: Path, *, password: str | None = None) -> None:
         )
     else:
         logger.warning("no marketplace configured: the node is reachable only by its endpoint")
-    responder = start_audit_responder(config, account, store, stop)  # AUDIT RESPONDER HOOK
+    responder = start_audit_responder(config, account, store, stop, home=home)
     if responder is not None:
         threads.append(responder)
     server = uvicorn.Server(
