@@ -17,6 +17,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +30,9 @@ from protocol.storage import CONTENT_SHA256_HEADER, ShardInfo
 
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 60.0
+# A 429 is retried after its Retry-After, at most this often and only for short waits.
+RATE_LIMIT_RETRIES = 2
+RATE_LIMIT_MAX_WAIT_S = 5.0
 
 
 class NodeError(AgentError):
@@ -135,6 +139,28 @@ class NodeClient:
     def _call(
         self, method: str, endpoint: str, path: str, headers: dict[str, str], body: bytes = b""
     ) -> bytes:
+        for limited in range(RATE_LIMIT_RETRIES + 1):
+            response, data = self._exchange(method, endpoint, path, headers, body)
+            wait = _retry_after_s(response)
+            if wait is None or wait > RATE_LIMIT_MAX_WAIT_S or limited == RATE_LIMIT_RETRIES:
+                break
+            time.sleep(wait)  # refused before the node checked it: the same signature is new
+        status = response.status
+        if status == 429:
+            raise NodeRefused(
+                f"{endpoint} is rate limiting this key or address: {_reason(status, data)}; "
+                "send fewer requests at once",
+                status,
+            )
+        if status == 404:
+            raise ShardMissing(f"{endpoint} has no shard {path.split('/')[3].split('?')[0]}")
+        if status >= 400:
+            raise NodeRefused(f"{endpoint} refused {method}: {_reason(status, data)}", status)
+        return data
+
+    def _exchange(
+        self, method: str, endpoint: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         prefix = urlsplit(endpoint).path.rstrip("/")
         for attempt in (1, 2):
             conn = self._connection(endpoint)
@@ -150,13 +176,18 @@ class NodeClient:
                 raise NodeDown(f"{endpoint} is unreachable ({type(exc).__name__})") from None
             if response.will_close:
                 conn.close()
-            break
-        status = response.status
-        if status == 404:
-            raise ShardMissing(f"{endpoint} has no shard {path.split('/')[3].split('?')[0]}")
-        if status >= 400:
-            raise NodeRefused(f"{endpoint} refused {method}: {_reason(status, data)}", status)
-        return data
+            return response, data
+        raise AssertionError("unreachable")
+
+
+def _retry_after_s(response: http.client.HTTPResponse) -> float | None:
+    """The seconds a 429 asks to wait (None: not a 429)."""
+    if response.status != 429:
+        return None
+    try:
+        return max(1.0, float(response.getheader("retry-after") or 1))
+    except ValueError:
+        return 1.0
 
 
 def _closed_while_idle(exc: Exception) -> bool:
