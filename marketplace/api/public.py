@@ -16,6 +16,7 @@ from marketplace.api.schemas import (
     JobPublic,
     JobStatusName,
     ProviderPublic,
+    ReplicaSlotPublic,
 )
 from marketplace.compute import providers
 from marketplace.compute.jobs import cost_wei
@@ -63,6 +64,9 @@ def job_public(
             replicas=chain_job.replicas,
             accepted=list(chain_job.accepted),
             result_hash=chain_job.result_hash,
+            slots=[
+                ReplicaSlotPublic.model_validate(r, from_attributes=True) for r in chain_job.slots
+            ],
         )
     return JobPublic(
         id=row.id,

@@ -50,6 +50,19 @@ class ChainEventPublic(BaseModel):
     args: dict[str, Any]
 
 
+class ReplicaSlotPublic(BaseModel):
+    """One replica slot of an escrow job, as the escrow's events left it."""
+
+    slot: int
+    provider: str
+    state: Literal["accepted", "committed", "revealed", "paid", "slashed", "released"] = Field(
+        description="accepted, committed, revealed, then paid, slashed or released "
+        "(collateral unlocked without pay: a cancelled job, an unbacked dispute dissent)"
+    )
+    result_hash: str | None = Field(description="the revealed result hash, once revealed")
+    updated_block: int = Field(description="block of the slot's last change")
+
+
 class ChainJobPublic(BaseModel):
     chain_job_id: int
     state: str
@@ -58,6 +71,9 @@ class ChainJobPublic(BaseModel):
     replicas: int
     accepted: list[str]
     result_hash: str | None
+    slots: list[ReplicaSlotPublic] = Field(
+        default=[], description="the accepted replica slots, by slot number"
+    )
 
 
 class SignedAssignmentPublic(BaseModel):

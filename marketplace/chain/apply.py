@@ -3,6 +3,14 @@
 Everything here runs inside the indexer's one transaction per step and does no chain I/O:
 stakes are read beforehand and passed in, so applying a step is a pure database update
 that either lands whole (with the cursor) or not at all.
+
+Applying is idempotent per log: a log is recorded once per (block, log index), and a log
+already recorded is skipped with its effects, so re-indexing a range changes nothing.
+
+What the events drive: a chain job's state and its replica slots (JobEscrow), the
+providers' job counters and stakes (JobEscrow, ProviderRegistry), and the storage nodes'
+audit counters (StorageEscrow: an answered challenge passes an audit, a slash for a
+missed one fails it), which feed each node's reputation in storage placement.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils.address import is_address, to_checksum_address
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from web3.contract import Contract
 from web3.contract.contract import ContractEvent
@@ -24,14 +34,16 @@ from marketplace.compute import jobs
 from marketplace.store.models import (
     ChainEventRow,
     ChainJobRow,
+    ChainReplicaRow,
     IndexerCursor,
     JobRow,
     ProviderRow,
+    StorageNodeRow,
 )
 
 logger = logging.getLogger(__name__)
 
-ESCROW, REGISTRY = "JobEscrow", "ProviderRegistry"
+ESCROW, REGISTRY, STORAGE = "JobEscrow", "ProviderRegistry", "StorageEscrow"
 # Registry events after which a provider's stake or activity may differ.
 STAKE_EVENTS = frozenset(
     {"Staked", "UnstakeRequested", "UnstakeCancelled", "Unstaked", "ProviderSlashed"}
@@ -51,6 +63,11 @@ _RANK = {
 }
 
 EventMap = dict[str, tuple[str, ContractEvent]]
+# INSERT ... ON CONFLICT DO NOTHING, which both databases the store runs on support.
+_INSERT: dict[str, Callable[[Table], Any]] = {
+    "postgresql": postgresql_insert,
+    "sqlite": sqlite_insert,
+}
 
 
 @dataclass(frozen=True)
@@ -133,8 +150,10 @@ def json_safe(value: Any) -> Any:
 
 
 def reset_chain_state(session: Session) -> None:
-    """Forget everything learned from the chain: events, chain jobs, links, counters, cursor."""
+    """Forget everything learned from the chain: events, chain jobs and their replicas,
+    links, providers' job counters, storage nodes' audit counters, cursor."""
     session.execute(delete(ChainEventRow))
+    session.execute(delete(ChainReplicaRow))
     session.execute(delete(ChainJobRow))
     session.execute(delete(IndexerCursor))
     session.execute(
@@ -143,6 +162,7 @@ def reset_chain_state(session: Session) -> None:
         .values(chain_job_id=None, status=jobs.MATCHED)
     )
     session.execute(update(ProviderRow).values(jobs_completed=0, jobs_failed=0, jobs_slashed=0))
+    session.execute(update(StorageNodeRow).values(audits_passed=0, audits_failed=0))
 
 
 def apply_events(
@@ -150,21 +170,19 @@ def apply_events(
 ) -> int:
     """Record `events` and their effects, then set the given providers' stakes.
 
-    Returns how many events were recorded. Providers without a row are skipped: they get
-    their stake read when they register.
+    Returns how many events were new. An event already recorded (same block and log
+    index: a range indexed again) is skipped, effects included. Providers without a row
+    are skipped: they get their stake read when they register.
     """
+    recorded = 0
     for event in events:
-        session.add(
-            ChainEventRow(
-                block_number=event.block_number,
-                tx_hash=event.tx_hash,
-                log_index=event.log_index,
-                contract=event.contract,
-                name=event.name,
-                chain_job_id=event.job_id,
-                args=json_safe(event.args),
+        if not _record(session, event):
+            logger.debug(
+                "event already recorded; skipped",
+                extra={"block": event.block_number, "log_index": event.log_index},
             )
-        )
+            continue
+        recorded += 1
         handler = _HANDLERS.get((event.contract, event.name))
         if handler is not None:
             handler(session, event)
@@ -172,7 +190,32 @@ def apply_events(
         row = session.get(ProviderRow, address)
         if row is not None:
             row.staked_wei, row.stake_active = str(stake.staked_wei), stake.active
-    return len(events)
+    return recorded
+
+
+def _record(session: Session, event: ChainEvent) -> bool:
+    """Insert `event` unless its (block, log index) is recorded; True if it was new."""
+    table = ChainEventRow.__table__
+    assert isinstance(table, Table)
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERT:  # pragma: no cover - the store runs on these two only
+        raise NotImplementedError(f"no insert-or-ignore for {dialect}")
+    statement = (
+        _INSERT[dialect](table)
+        .values(
+            block_number=event.block_number,
+            tx_hash=event.tx_hash,
+            log_index=event.log_index,
+            contract=event.contract,
+            name=event.name,
+            chain_job_id=event.job_id,
+            args=json_safe(event.args),
+        )
+        .on_conflict_do_nothing(index_elements=["block_number", "log_index"])
+        .returning(table.c.id)
+    )
+    # RETURNING yields the new row's id, or nothing when the log was already there.
+    return session.execute(statement).first() is not None
 
 
 # ------------------------------------------------------------------ escrow events
@@ -231,6 +274,13 @@ def _accepted(session: Session, e: ChainEvent) -> None:
     provider = to_checksum_address(e.args["provider"])
     if provider not in row.accepted:
         row.accepted = [*row.accepted, provider]
+    slot = int(e.args["slot"])
+    replica = next((r for r in row.slots if r.slot == slot), None)
+    if replica is None:
+        replica = ChainReplicaRow(slot=slot)
+        row.slots.append(replica)
+    replica.provider, replica.result_hash = provider, None
+    replica.state, replica.updated_block = "accepted", e.block_number
     if len(row.accepted) >= row.replicas:
         _advance(session, row, "accepted")
 
@@ -238,12 +288,16 @@ def _accepted(session: Session, e: ChainEvent) -> None:
 def _committed(session: Session, e: ChainEvent) -> None:
     row = _chain_job(session, e)
     if row is not None:
+        _replica_to(row, e, "committed")
         _advance(session, row, "committed")
 
 
 def _revealed(session: Session, e: ChainEvent) -> None:
     row = _chain_job(session, e)
     if row is not None:
+        replica = _replica_to(row, e, "revealed")
+        if replica is not None:
+            replica.result_hash = _hex(e.args["resultHash"])
         _advance(session, row, "revealed")
 
 
@@ -259,6 +313,9 @@ def _settled(session: Session, e: ChainEvent) -> None:
     if row is not None:
         result = _hex(e.args["resultHash"])
         row.result_hash = None if result == _ZERO_HASH else result
+        # Settling pays or slashes each replica with an event before this one; a replica
+        # with neither (a dispute's unbacked dissenter) had its collateral released.
+        _release(row, e, keep=("paid", "slashed"))
         _advance(session, row, "settled")
 
 
@@ -268,16 +325,35 @@ def _cancelled(session: Session, e: ChainEvent) -> None:
         return
     for provider in row.named_providers:
         if provider not in row.accepted:
-            _count(session, provider, "jobs_failed")
+            _count(session, ProviderRow, provider, "jobs_failed")
+    _release(row, e, keep=())
     _advance(session, row, "cancelled")
 
 
 def _paid(session: Session, e: ChainEvent) -> None:
-    _count(session, to_checksum_address(e.args["provider"]), "jobs_completed")
+    row = _chain_job(session, e)
+    if row is not None:
+        _replica_to(row, e, "paid")
+    _count(session, ProviderRow, to_checksum_address(e.args["provider"]), "jobs_completed")
 
 
 def _slashed(session: Session, e: ChainEvent) -> None:
-    _count(session, to_checksum_address(e.args["provider"]), "jobs_slashed")
+    row = _chain_job(session, e)
+    if row is not None:
+        _replica_to(row, e, "slashed")
+    _count(session, ProviderRow, to_checksum_address(e.args["provider"]), "jobs_slashed")
+
+
+# ----------------------------------------------------------------- storage events
+
+
+def _audit_answered(session: Session, e: ChainEvent) -> None:
+    _count(session, StorageNodeRow, to_checksum_address(e.args["node"]), "audits_passed")
+
+
+def _audit_missed(session: Session, e: ChainEvent) -> None:
+    """A deal is slashed only for a challenge its node left unanswered."""
+    _count(session, StorageNodeRow, to_checksum_address(e.args["node"]), "audits_failed")
 
 
 _HANDLERS: dict[tuple[str, str], Callable[[Session, ChainEvent], None]] = {
@@ -290,6 +366,8 @@ _HANDLERS: dict[tuple[str, str], Callable[[Session, ChainEvent], None]] = {
     (ESCROW, "JobCancelled"): _cancelled,
     (ESCROW, "ReplicaPaid"): _paid,
     (ESCROW, "ReplicaSlashed"): _slashed,
+    (STORAGE, "ChallengeAnswered"): _audit_answered,
+    (STORAGE, "DealSlashed"): _audit_missed,
 }
 
 
@@ -323,8 +401,31 @@ def _advance(session: Session, row: ChainJobRow, state: str) -> None:
         job.status = row.state
 
 
-def _count(session: Session, provider: str, counter: str) -> None:
-    row = session.get(ProviderRow, provider)
+def _replica_to(row: ChainJobRow, e: ChainEvent, state: str) -> ChainReplicaRow | None:
+    """Move the replica slot the event's provider holds to `state`."""
+    provider = to_checksum_address(e.args["provider"])
+    replica = next((r for r in row.slots if r.provider == provider), None)
+    if replica is None:
+        logger.warning(
+            "replica event for a provider that holds no slot",
+            extra={"event": e.name, "chain_job_id": row.chain_job_id, "provider": provider},
+        )
+        return None
+    replica.state, replica.updated_block = state, e.block_number
+    return replica
+
+
+def _release(row: ChainJobRow, e: ChainEvent, *, keep: tuple[str, ...]) -> None:
+    """Mark every replica slot not in a `keep` state released (collateral unlocked)."""
+    for replica in row.slots:
+        if replica.state not in keep:
+            replica.state, replica.updated_block = "released", e.block_number
+
+
+def _count(
+    session: Session, model: type[ProviderRow | StorageNodeRow], address: str, counter: str
+) -> None:
+    row = session.get(model, address)
     if row is not None:
         setattr(row, counter, (getattr(row, counter) or 0) + 1)
 

@@ -1,4 +1,4 @@
-"""Follows the escrow and registry contracts into the database, from a persisted cursor.
+"""Follows the escrows and the registry into the database, from a persisted cursor.
 
 Each step reads the logs of up to ``indexer_max_blocks`` blocks that have
 ``confirmations`` blocks on top of them, and applies them in (block, log index) order in
@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from requests.exceptions import RequestException
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from web3.contract import Contract
 from web3.exceptions import BlockNotFound, ProviderConnectionError
 from web3.types import LogReceipt
 
 from marketplace.chain.apply import (
     ESCROW,
     REGISTRY,
+    STORAGE,
     ChainEvent,
     EventMap,
     apply_events,
@@ -38,7 +40,6 @@ from marketplace.chain.apply import (
 from marketplace.chain.client import ChainClient, Stake
 from marketplace.settings import Settings
 from marketplace.store.models import IndexerCursor, ProviderRow
-from protocol.deployments import load_for
 from protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class Indexer:
                 {
                     "fromBlock": start,
                     "toBlock": end,
-                    "address": [self.chain.escrow.address, self.chain.registry.address],
+                    "address": [c.address for c in self._followed().values()],
                 }
             )
         )
@@ -258,31 +259,26 @@ class Indexer:
         return False
 
     def _reload_deployment(self) -> bool:
-        """Re-read the deployments file and rebind the contracts; True if it changed."""
+        """Reload the chain client's deployment (:meth:`ChainClient.reload`); True if it changed."""
         try:
-            deployment = load_for(self.chain.w3, path=self.settings.deployments)
+            changed = self.chain.reload()
         except ProtocolError as exc:
             if self.status != NO_CONTRACTS:  # once while waiting, not every poll
                 logger.warning("cannot reload the deployments file: %s", exc)
             return False
-        if deployment == self.chain.deployment:
-            return False
-        w3 = self.chain.w3
-        self.chain.deployment = deployment
-        self.chain.escrow = deployment.contract(w3, ESCROW)
-        self.chain.registry = deployment.contract(w3, REGISTRY)
-        self.chain.token = deployment.contract(w3, "ComputeToken")
-        self._events = self._event_map()
-        logger.warning(
-            "deployments reloaded: escrow at %s, deployed at block %d",
-            self.chain.escrow.address,
-            deployment.deployed_at_block,
-            extra={"escrow": self.chain.escrow.address, "chain_id": deployment.chain_id},
-        )
-        return True
+        if changed:
+            self._events = self._event_map()
+        return changed
 
     def _event_map(self) -> EventMap:
-        return event_map({ESCROW: self.chain.escrow, REGISTRY: self.chain.registry})
+        return event_map(self._followed())
+
+    def _followed(self) -> dict[str, Contract]:
+        """The contracts whose events are indexed, by name."""
+        contracts = {ESCROW: self.chain.escrow, REGISTRY: self.chain.registry}
+        if self.chain.storage is not None:
+            contracts[STORAGE] = self.chain.storage
+        return contracts
 
     def _set_unreachable(self, exc: BaseException) -> None:
         if self.status != UNREACHABLE:

@@ -101,11 +101,36 @@ class ChainJobRow(Base):
     state: Mapped[str] = mapped_column(String(24))
     result_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     updated_block: Mapped[int] = mapped_column(BigInteger)
+    slots: Mapped[list[ChainReplicaRow]] = relationship(
+        order_by="ChainReplicaRow.slot", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class ChainReplicaRow(Base):
+    """One replica slot of a chain job: who took it and how far it got, from the escrow's
+    events (accepted, committed, revealed, then paid, slashed or released)."""
+
+    __tablename__ = "chain_replicas"
+
+    chain_job_id: Mapped[int] = mapped_column(
+        ForeignKey("chain_jobs.chain_job_id"), primary_key=True
+    )
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(42), index=True)
+    state: Mapped[str] = mapped_column(String(24))
+    result_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    updated_block: Mapped[int] = mapped_column(BigInteger)
 
 
 class ChainEventRow(Base):
+    """One indexed log. A log is identified by its place on chain, (block, log index):
+    the unique index makes recording the same log twice a no-op, not a duplicate."""
+
     __tablename__ = "chain_events"
-    __table_args__ = (Index("ix_chain_events_job", "chain_job_id", "block_number"),)
+    __table_args__ = (
+        Index("ix_chain_events_job", "chain_job_id", "block_number"),
+        Index("uq_chain_events_position", "block_number", "log_index", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     block_number: Mapped[int] = mapped_column(BigInteger)

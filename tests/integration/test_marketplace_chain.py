@@ -106,5 +106,8 @@ def test_stake_gates_matching_and_the_chain_drives_job_state(chain, tmp_path):
         assert _until(lambda: client.get(f"/v1/jobs/{job['id']}").json()["status"] == "accepted")
         detail = client.get(f"/v1/jobs/{job['id']}").json()
         assert [e["name"] for e in detail["events"]] == ["JobFunded", "JobAccepted"]
+        (slot,) = detail["chain"]["slots"]
+        assert (slot["slot"], slot["provider"], slot["state"]) == (0, provider.address, "accepted")
+        assert slot["updated_block"] == detail["events"][1]["block_number"]
         health = client.get("/healthz").json()
         assert health["chain"]["status"] in {"following", "catching up"}

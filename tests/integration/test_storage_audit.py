@@ -7,7 +7,8 @@ answers its challenge and is paid every epoch; a node that lost it misses the
 deadline and is slashed, and the slash names the shard for the repairer. The chunk is
 drawn from the block after the challenge: anvil mines only on demand, so the auditor
 mines that block, and a node answers only once it exists. Token supply and the
-escrow's books are checked at the end of each test.
+escrow's books are checked at the end of each test. The last test follows the chain with
+the marketplace's indexer: answered and missed audits move the nodes' reputation.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -28,6 +31,12 @@ from agents.storage.escrow import DealStatus, DealTerms, StorageChain, shard_key
 from agents.storage.files.auditor import Auditor
 from agents.storage.node.responder import NodeResponder, chunk_proof
 from agents.wallet import Wallet
+from marketplace.chain.client import ChainClient
+from marketplace.chain.indexer import Indexer
+from marketplace.settings import Settings
+from marketplace.storage import nodes as storage_nodes
+from marketplace.store.db import make_engine, migrate, session_factory, transaction
+from marketplace.store.models import StorageNodeRow
 from protocol import merkle
 from protocol.deployments import Deployment, connect, load_for
 from tests.integration.chains import CHAINS, deploy_contracts, running_chain
@@ -57,6 +66,8 @@ class Net:
     renter: LocalAccount
     nodes: list[LocalAccount]
     supply: int
+    url: str
+    deployments: Path
 
     def client(self, account: LocalAccount, *, from_block: int | None = None) -> StorageChain:
         head = self.w3.eth.block_number if from_block is None else from_block
@@ -111,7 +122,7 @@ def net(tmp_path_factory) -> Iterator[Net]:
             wallet.transact(token.functions.approve(registry.address, 500 * TOKEN))
             wallet.transact(registry.functions.stake(500 * TOKEN))
         supply = int(token.functions.totalSupply().call())
-        yield Net(w3, deployment, deployer, renter, nodes, supply)
+        yield Net(w3, deployment, deployer, renter, nodes, supply, url, out)
 
 
 def shard(seed: int, size: int) -> bytes:
@@ -138,6 +149,29 @@ def until(predicate, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def storage_node_row(address: str, *, now: float) -> StorageNodeRow:
+    """A storage node as the marketplace registers it, new and online."""
+    return StorageNodeRow(
+        address=address,
+        endpoint="http://127.0.0.1:9200",
+        lat=59.3,
+        lon=18.1,
+        region="SE",
+        capacity_bytes=10**9,
+        free_bytes=10**9,
+        shards=1,
+        registered_at=now,
+        last_heartbeat_at=now,
+        heartbeats=1,
+        fetch_ok=0,
+        fetch_failed=0,
+        fetch_corrupt=0,
+        latency_ms=None,
+        audits_passed=0,
+        audits_failed=0,
+    )
 
 
 def test_shard_keys_round_trip_the_nodes_hex_ids():
@@ -304,4 +338,70 @@ def test_a_missed_challenge_pays_served_epochs_and_slashes_the_unserved_share(ne
         collateral - slashed,
         (EPOCHS - 1) * PRICE,
     )
+    net.check_books()
+
+
+def test_the_marketplace_indexer_turns_audits_into_storage_node_reputation(net, tmp_path):
+    """A node that answers its challenges ranks above one slashed for a miss in placement."""
+    good, bad = net.nodes
+    renter = net.client(net.renter)
+    good_store, bad_store = {}, {}
+    good_responder = NodeResponder(net.client(good), good_store.__getitem__)
+    bad_responder = NodeResponder(net.client(bad), bad_store.__getitem__, settle=False)
+    deal_good, key_good = open_deal(net, good, shard(21, 2048))
+    deal_bad, key_bad = open_deal(net, bad, shard(23, 2048))
+    good_store[key_good], bad_store[key_bad] = shard(21, 2048), shard(23, 2048)
+    assert good_responder.step().accepted == [deal_good]
+    assert bad_responder.step().accepted == [deal_bad]
+    del bad_store[key_bad]  # lost before its audit
+    for deal_id in (deal_good, deal_bad):
+        renter.challenge(deal_id)
+    assert renter.mine_if_dev_chain()
+    assert good_responder.step().answered == [deal_good]
+    assert bad_responder.step().unanswerable == [deal_bad]
+    net.travel(WINDOW + 1)
+    renter.slash_missed(deal_bad)
+
+    # What the chain says, over every test of the module: the oracle for the counters.
+    storage = net.deployment.contract(net.w3, "StorageEscrow")
+    answered = Counter(
+        e["args"]["node"] for e in storage.events.ChallengeAnswered().get_logs(from_block=0)
+    )
+    slashed = Counter(
+        e["args"]["node"] for e in storage.events.DealSlashed().get_logs(from_block=0)
+    )
+    assert answered[good.address] >= 1 and slashed[bad.address] >= 1
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'market.db'}",
+        rpc_url=net.url,
+        deployments=net.deployments,
+    )
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    now = time.time()
+    with transaction(sessions) as s:
+        for node in net.nodes:
+            s.add(storage_node_row(node.address, now=now))
+    chain = ChainClient(net.url, deployments=str(net.deployments))
+    indexer = Indexer(settings, sessions, chain)
+    indexer.run_once()
+    while indexer.status == "catching up":
+        indexer.run_once()
+    try:
+        with sessions() as s:
+            rows = {n.address: s.get(StorageNodeRow, n.address) for n in net.nodes}
+            for address, row in rows.items():
+                assert (row.audits_passed, row.audits_failed) == (
+                    answered[address],
+                    slashed[address],
+                )
+            reps = {
+                a: storage_nodes.reputation_of(r, now=now, settings=settings)[1]
+                for a, r in rows.items()
+            }
+    finally:
+        engine.dispose()
+    assert reps[good.address] > 0.5 > reps[bad.address]  # a new node starts at 0.5
     net.check_books()

@@ -8,6 +8,7 @@ chain-reset test restarts the chain and runs last.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import threading
@@ -396,6 +397,35 @@ def test_an_unreachable_chain_is_reported_once_and_followed_again(chain, session
     messages = [r.getMessage() for r in caplog.records]
     assert sum("chain unreachable" in m for m in messages) == 1
     assert any("chain reachable again" in m for m in messages)
+
+
+def test_reload_rebinds_every_contract_from_the_redeployed_file(devnet, tmp_path):
+    path = tmp_path / "deployments.json"
+    path.write_text(devnet.deployments.read_text())
+    client = ChainClient(devnet.url, deployments=str(path))
+    assert client.reload() is False  # nothing changed
+    assert client.storage is not None
+
+    data = json.loads(path.read_text())
+    entry = data[str(client.deployment.chain_id)]
+    moved = {
+        name: Web3.to_checksum_address("0x" + f"{i + 1:02x}" * 20)
+        for i, name in enumerate(("JobEscrow", "ProviderRegistry", "ComputeToken", "StorageEscrow"))
+    }
+    for name, address in moved.items():
+        entry["contracts"][name]["address"] = address
+    entry["deployed_at_block"] += 7
+    path.write_text(json.dumps(data))
+
+    assert client.reload() is True
+    assert client.deployment.deployed_at_block == entry["deployed_at_block"]
+    assert client.escrow.address == moved["JobEscrow"]
+    assert client.registry.address == moved["ProviderRegistry"]
+    assert client.token.address == moved["ComputeToken"]
+    assert client.storage is not None and client.storage.address == moved["StorageEscrow"]
+    # the typed reads move with it (rebinding attributes one by one used to miss them)
+    assert client.jobs.address == client.jobs.contract.address == moved["JobEscrow"]
+    assert client.jobs.deployment == client.deployment
 
 
 class CountingIndexer(Indexer):
