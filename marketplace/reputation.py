@@ -6,6 +6,10 @@ provider starts at 0.5, each completed job raises it, a failure lowers it, and a
 (proven no-show or wrong result) counts three times as much as a failure. The result is
 multiplied by ``0.5 + 0.5 * uptime`` so a provider that misses heartbeats ranks lower.
 Everything is in [0, 1]; higher is better.
+
+Storage nodes use the same score: shards served intact and answered audit challenges
+count as completed, unreachable shards as failed, corrupt shards and audits slashed on
+chain for a missed challenge as slashed (``marketplace.storage.nodes.reputation_of``).
 """
 
 from __future__ import annotations
