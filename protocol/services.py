@@ -1,0 +1,128 @@
+"""Services on the wire: long-running containers at stable names, paid by the second.
+
+A renter deploys a :class:`ServiceSpec` under a name it owns; the marketplace places it on
+a provider (:class:`ServicePlacement`); the renter opens a lease on chain (LeaseEscrow)
+whose spec hash is :func:`service_spec_hash` of the spec, and pushes the spec to the
+provider; the provider runs it and reports its state (:class:`ServiceReport`, signed);
+the ingress gateway routes ``NAME.apps.<domain>`` and ``/apps/NAME/`` to where it runs
+now (:class:`ServiceRoute`).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from eth_utils.crypto import keccak
+from pydantic import Field, StringConstraints, model_validator
+
+from protocol.schemas import (
+    MAX_INPUT_BYTES,
+    Demand,
+    ImageName,
+    InputFile,
+    Location,
+    RegionId,
+    Wire,
+    canonical_json,
+)
+
+# DNS label rules (lower case, digits, inner hyphens), 3 to 40 characters, so
+# NAME.apps.<domain> is always a valid host name.
+ServiceName = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=40, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"),
+]
+# Most a service may cost, per second, in token wei (1 token per second).
+MAX_RATE_WEI_PER_S = 10**18
+
+
+HealthPath = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024, pattern=r"^/[\x21-\x7e]*$")
+]
+
+
+class HealthCheck(Wire):
+    """How a provider tells that a service works: an HTTP GET of `path` answered with a
+    2xx or 3xx status (`kind` "http"), or a TCP connection accepted (`kind` "tcp") on the
+    service's port, every `interval_s`. `failures` failed checks in a row make a service
+    unhealthy (not counted during its first `start_period_s`); `restart_after` failed
+    checks in a row restart it (0: never restarted for failed checks)."""
+
+    kind: Literal["http", "tcp"] = "http"
+    path: HealthPath = "/"
+    interval_s: float = Field(default=5.0, ge=0.2, le=3600)
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    start_period_s: float = Field(default=60.0, ge=0, le=3600)
+    failures: int = Field(default=3, ge=1, le=100)
+    restart_after: int = Field(default=6, ge=0, le=1000)
+
+
+class ServiceSpec(Wire):
+    """What a renter asks to run. Its hash binds the lease on chain."""
+
+    name: ServiceName
+    image: ImageName
+    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=list, max_length=256
+    )
+    env: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_]\w*$")],
+        Annotated[str, StringConstraints(max_length=4096)],
+    ] = Field(default_factory=dict, max_length=64)
+    port: int = Field(ge=1, le=65535, description="the port the container listens on")
+    health: HealthCheck = Field(default_factory=HealthCheck)
+    resources: Demand
+    max_rate_wei_per_s: int = Field(
+        ge=1, le=MAX_RATE_WEI_PER_S, description="most the renter pays per second"
+    )
+    origin: Location
+    regions: list[RegionId] | None = Field(default=None, max_length=64)
+    network: bool = Field(default=False, description="the service may open outbound connections")
+    inputs: list[InputFile] = Field(default_factory=list, max_length=256)
+
+    @model_validator(mode="after")
+    def _inputs_fit(self) -> ServiceSpec:
+        paths = [f.path for f in self.inputs]
+        if len(set(paths)) != len(paths):
+            raise ValueError("input paths must be distinct")
+        total = sum(f.size for f in self.inputs)
+        if total > MAX_INPUT_BYTES:
+            raise ValueError(f"inputs total {total} bytes; the limit is {MAX_INPUT_BYTES}")
+        return self
+
+
+def service_spec_hash(spec: ServiceSpec) -> str:
+    """keccak256 of the spec's canonical JSON: the lease's spec hash on chain."""
+    return "0x" + keccak(canonical_json(spec.model_dump(mode="json"))).hex()
+
+
+class ServiceState(enum.StrEnum):
+    """A service's life as the provider sees it."""
+
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+
+
+class ServiceReport(Wire):
+    """What a provider reports about a service it runs (signed, purpose service.report)."""
+
+    name: ServiceName
+    lease_id: int = Field(ge=1)
+    host_port: int = Field(ge=1, le=65535, description="where the provider publishes it")
+    state: ServiceState
+    restarts: int = Field(default=0, ge=0)
+    uptime_s: float = Field(default=0, ge=0, description="since the last healthy start")
+    last_error: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
+class ServiceRoute(Wire):
+    """Where the ingress gateway sends a name's traffic now."""
+
+    name: ServiceName
+    target: str = Field(description="http://host:port of the provider's published port")
+    lease_id: int = Field(ge=1)
+    healthy: bool
