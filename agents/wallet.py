@@ -41,10 +41,14 @@ class Wallet:
                 sig = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
                 self._errors["0x" + keccak(text=sig)[:4].hex()] = sig
 
-    def transact(self, fn: ContractFunction, *, gas: int | None = None) -> TxReceipt:
-        """Estimate, sign, send and wait for `fn`; a revert raises RefusedError."""
+    def transact(
+        self, fn: ContractFunction, *, gas: int | None = None, value: int = 0
+    ) -> TxReceipt:
+        """Estimate, sign, send and wait for `fn` (paying `value` wei of ETH with it);
+        a revert raises RefusedError."""
+        base = cast(TxParams, {"from": self.address, "value": value})
         try:
-            estimate = gas or int(fn.estimate_gas({"from": self.address}) * 1.25) + 20_000
+            estimate = gas or int(fn.estimate_gas(base) * 1.25) + 20_000
         except (ContractCustomError, ContractLogicError) as exc:
             raise RefusedError(f"{fn.fn_name} would revert: {self.explain(exc)}") from None
         with self._lock:
@@ -52,6 +56,7 @@ class Wallet:
                 self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
             params = {
                 "from": self.address,
+                "value": value,
                 "nonce": self._nonce,
                 "gas": estimate,
                 "chainId": self.chain_id,

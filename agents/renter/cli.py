@@ -18,6 +18,9 @@ from agents import keys
 from agents.errors import UserError
 from agents.renter import disputes
 from agents.renter.client import Renter, input_files
+from agents.token.payback import payback
+from agents.token.tokens import Tokens
+from agents.token.view import balance_lines, payback_line
 from agents.units import fmt_tokens, parse_tokens
 from protocol.schemas import JobSpec, Wire
 
@@ -240,8 +243,18 @@ def confirm(job_id: JobId, home: Home = None) -> None:
 def cancel(job_id: JobId, home: Home = None) -> None:
     """Cancel a job nobody accepted (or whose accept window lapsed): full refund."""
     renter = _renter(home)
-    renter.cancel(job_id)
-    console.print(f"job {job_id} cancelled; refunded {fmt_tokens(renter.withdraw())}")
+    start = renter.escrow.w3.eth.block_number
+    with console.status("cancelling"):
+        renter.cancel(job_id)
+    _paid_back(renter, job_id, start, f"job {job_id} cancelled")
+
+
+def _paid_back(renter: Renter, job_id: int, start: int, what: str) -> None:
+    """Withdraw the refund and say what came back, from where, and the wallet's total rise."""
+    back = payback(renter.escrow, job_id, renter.address, from_block=start)
+    with console.status("withdrawing the refund from JobEscrow"):
+        withdrawn = renter.withdraw()
+    console.print(f"{what}: {payback_line(back, withdrawn)}", highlight=False)
 
 
 @app.command()
@@ -277,8 +290,10 @@ def dispute(
 def claim_no_show(job_id: JobId, home: Home = None) -> None:
     """After the deadline with no result: slash the providers, refund you."""
     renter = _renter(home)
-    renter.claim_no_show(job_id)
-    console.print(f"job {job_id}: providers slashed; withdrew {fmt_tokens(renter.withdraw())}")
+    start = renter.escrow.w3.eth.block_number
+    with console.status("claiming the no-show"):
+        renter.claim_no_show(job_id)
+    _paid_back(renter, job_id, start, f"job {job_id} settled as a no-show")
 
 
 @app.command("list")
@@ -300,9 +315,7 @@ def list_jobs(home: Home = None) -> None:
 
 @app.command()
 def balance(home: Home = None) -> None:
-    """Your token balance and escrow credit."""
+    """Your tokens, ETH and escrow credit (the same as `dcloud token balance`)."""
     renter = _renter(home)
-    console.print(
-        f"{renter.address}: {fmt_tokens(renter.escrow.balance_of(renter.address))} · "
-        f"escrow credit {fmt_tokens(renter.escrow.credit_of(renter.address))}"
-    )
+    for line in balance_lines(Tokens(renter.escrow, renter.wallet).balances()):
+        console.print(line, highlight=False)
