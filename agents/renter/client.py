@@ -157,7 +157,8 @@ class Renter:
         if have < deposit:
             raise UserError(
                 f"not enough tokens: this job needs {fmt_tokens(deposit)} and you hold "
-                f"{fmt_tokens(have)}; get tokens (the devnet faucet or the token sale)"
+                f"{fmt_tokens(have)}; get tokens with `dcloud token buy AMOUNT` "
+                "(or `dcloud token faucet` on a devnet)"
             )
         progress("funding")
         providers = [a["provider"] for a in assignments]
