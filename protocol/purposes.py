@@ -23,6 +23,12 @@ STORAGE_HEARTBEAT = "dcloud/storage.heartbeat"
 """A storage node reports its free space."""
 STORAGE_REPORT = "dcloud/storage.report"
 """A renter reports what storage nodes did (served, failed) for their reputation."""
+SERVICE_DEPLOY = "dcloud/service.deploy"
+"""A renter deploys a service spec under a name it owns, to be placed on a provider."""
+SERVICE_REPORT = "dcloud/service.report"
+"""A provider agent reports a service it runs (host port, health, restarts)."""
+SERVICE_STOP = "dcloud/service.stop"
+"""A renter marks its service as ending (the lease on chain carries the money)."""
 
 # -- checked by a provider agent (request headers or a signed envelope)
 PROVIDER_PUSH = "dcloud/provider.push"
@@ -42,6 +48,9 @@ ALL = (
     STORAGE_REGISTER,
     STORAGE_HEARTBEAT,
     STORAGE_REPORT,
+    SERVICE_DEPLOY,
+    SERVICE_REPORT,
+    SERVICE_STOP,
     PROVIDER_PUSH,
     PROVIDER_FETCH,
     STORAGE_SHARD,
