@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from agents.token.payback import Payback, Slash, payback
 from agents.token.tokens import (
-    DEV_CHAIN_IDS,
     Balances,
     Purchase,
     Sale,
@@ -21,7 +20,6 @@ from agents.token.tokens import (
 )
 
 __all__ = [
-    "DEV_CHAIN_IDS",
     "Balances",
     "Payback",
     "Purchase",

@@ -25,11 +25,11 @@ from agents.errors import RefusedError, UserError
 from agents.units import WEI, fmt_eth, fmt_tokens
 from agents.wallet import Wallet
 from protocol.escrow import Escrow
+from protocol.network import DEV_CHAIN_IDS
 
 logger = logging.getLogger(__name__)
 
 # Local development chains (anvil, Ganache): the only ones with a faucet.
-DEV_CHAIN_IDS = (1337, 31337)
 ZERO_ADDRESS = "0x" + "00" * 20
 _COOLING_DOWN = "0x" + keccak(text="FaucetCoolingDown(address,uint256)")[:4].hex()
 _EMPTY = "0x" + keccak(text="FaucetEmpty(uint256,uint256)")[:4].hex()

@@ -338,6 +338,8 @@ def test_balance_with_a_provider_key_shows_its_stake(chain, tmp_path):
             "init",
             "--home",
             str(home),
+            "--location",
+            "Oslo",
             "--rpc",
             chain.url,
             "--deployments",
