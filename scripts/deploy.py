@@ -9,6 +9,9 @@ Parameters come from the environment with local-friendly defaults, e.g.
 ``DCLOUD_CHALLENGE_WINDOW=60 brownie run deploy``; see ``DeployParams``.
 ``DCLOUD_STORAGE_AUDITORS`` (comma-separated addresses) get the storage escrow's
 AUDITOR_ROLE; on local chains the deployer gets it when that is not set.
+``DCLOUD_LEASE_PROBERS`` (comma-separated addresses) get the lease escrow's PROBER_ROLE
+(may attest that a leased service came up); on local chains the dev matcher's address
+(``protocol.assignments.DEV_MATCHER``, the marketplace's dev key) gets it when that is not set.
 ``DCLOUD_MATCHER`` is the address of the marketplace's matcher key, which signs the
 providers of replicated jobs and the verifiers of disputes; when unset, local chains use
 the well-known dev matcher (``protocol.assignments.DEV_MATCHER``) and others the deployer.
@@ -27,6 +30,7 @@ from brownie import (
     ComputeToken,
     DevFaucet,
     JobEscrow,
+    LeaseEscrow,
     ProviderRegistry,
     StorageEscrow,
     TokenSale,
@@ -61,6 +65,9 @@ class DeployParams:
     storage_accept_window: int = 3600
     storage_response_window: int = 600
     storage_collateral_bps: int = 10_000
+    lease_accept_window: int = 600
+    lease_serve_window: int = 600
+    lease_collateral_bps: int = 10_000  # of a lease's opening deposit
     dev_account_tokens: int = 1_000_000 * TOKEN
     faucet_tokens: int = 10_000_000 * TOKEN
     faucet_drip: int = 10_000 * TOKEN
@@ -115,12 +122,23 @@ def deploy_all(
         tx,
     )
     registry.grantRole(registry.SLASHER_ROLE(), storage, tx)
+    leases = LeaseEscrow.deploy(
+        token,
+        registry,
+        treasury,
+        params.fee_bps,
+        [params.lease_accept_window, params.lease_serve_window],
+        params.lease_collateral_bps,
+        tx,
+    )
+    registry.grantRole(registry.SLASHER_ROLE(), leases, tx)
     return {
         "ComputeToken": token,
         "TokenSale": sale,
         "ProviderRegistry": registry,
         "JobEscrow": escrow,
         "StorageEscrow": storage,
+        "LeaseEscrow": leases,
     }
 
 
@@ -136,6 +154,21 @@ def _auditors(deployer: Any) -> list[str]:
     raw = os.environ.get("DCLOUD_STORAGE_AUDITORS")
     if raw is None:
         return [deployer.address] if chain.id in LOCAL_CHAIN_IDS else []
+    return [a.strip() for a in raw.split(",") if a.strip()]
+
+
+def grant_probers(leases: Any, deployer: Any, probers: list[str]) -> None:
+    """Give PROBER_ROLE on the lease escrow to `probers` (may report a service serving)."""
+    role = leases.PROBER_ROLE()
+    for prober in probers:
+        leases.grantRole(role, prober, {"from": deployer})
+
+
+def _probers() -> list[str]:
+    """``$DCLOUD_LEASE_PROBERS`` (comma-separated); on local chains the dev matcher's key."""
+    raw = os.environ.get("DCLOUD_LEASE_PROBERS")
+    if raw is None:
+        return [DEV_MATCHER] if chain.id in LOCAL_CHAIN_IDS else []
     return [a.strip() for a in raw.split(",") if a.strip()]
 
 
@@ -193,6 +226,7 @@ def main() -> None:
     )
     contracts = deploy_all(deployer, params=params, matcher=matcher)
     grant_auditors(contracts["StorageEscrow"], deployer, _auditors(deployer))
+    grant_probers(contracts["LeaseEscrow"], deployer, _probers())
     if chain.id in LOCAL_CHAIN_IDS:
         contracts["DevFaucet"] = fund_dev_accounts(
             deployer, contracts["ComputeToken"], params=params

@@ -3,7 +3,8 @@
 One deployment per test module (``deploy_all`` with short windows), reverted to a
 snapshot around every test (brownie's ``fn_isolation``). Accounts:
 
-    accounts[0]      deployer: token holder, owner / admin of everything, storage auditor
+    accounts[0]      deployer: token holder, owner / admin of everything, storage auditor,
+                     lease prober
     accounts[1], [2] renters (funded, escrow approved)
     accounts[3..7]   providers (funded, 1 000 tokens staked each)
     accounts[8]      outsider: a third party with tokens and no role
@@ -55,6 +56,9 @@ PARAMS = DeployParams(
     storage_accept_window=100,
     storage_response_window=100,
     storage_collateral_bps=5_000,
+    lease_accept_window=100,
+    lease_serve_window=100,
+    lease_collateral_bps=5_000,
     faucet_tokens=100_000 * TOKEN,
     faucet_drip=10_000 * TOKEN,
     faucet_cooldown=60,
@@ -68,6 +72,16 @@ FUNDED, DISPUTED, SETTLED, CANCELLED = 1, 2, 3, 4
 NONE, ACCEPTED, COMMITTED, REVEALED, PAID, SLASHED, RELEASED = range(7)
 # StorageEscrowTypes.DealStatus
 DEAL_OFFERED, DEAL_ACTIVE, DEAL_COMPLETED, DEAL_CANCELLED, DEAL_SLASHED = range(1, 6)
+# LeaseEscrowTypes.LeaseStatus and EndReason
+LEASE_OFFERED, LEASE_RUNNING, LEASE_ENDED = range(1, 4)
+(
+    CANCELLED_BEFORE_ACCEPT,
+    NOT_ACCEPTED,
+    CLOSED_BY_RENTER,
+    CLOSED_BY_PROVIDER,
+    OUT_OF_FUNDS,
+    NEVER_SERVED,
+) = range(1, 7)
 
 
 # ------------------------------------------------------------------ revert helper
@@ -177,6 +191,19 @@ def sleep_past(timestamp: int, *, margin: int = 2) -> None:
     chain.mine()
 
 
+def land_at(timestamp: int) -> None:
+    """Make the next block (the next transaction's) carry exactly `timestamp`.
+
+    anvil takes it as ``evm_setNextBlockTimestamp``; Ganache 7 has no such call, but
+    mining a block at `timestamp` - 1 leaves its clock there, and it stamps the next
+    block one second later.
+    """
+    reply = web3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+    if "error" not in reply:
+        return
+    chain.mine(timestamp=timestamp - 1)
+
+
 # ----------------------------------------------------------------------- stateful
 
 
@@ -276,12 +303,15 @@ def deployment(
         token.transfer(account, RENTER_TOKENS, tx)
         token.approve(escrow, 2**256 - 1, {"from": account})
         token.approve(contracts["StorageEscrow"], 2**256 - 1, {"from": account})
+        token.approve(contracts["LeaseEscrow"], 2**256 - 1, {"from": account})
     for provider in providers:
         token.transfer(provider, PROVIDER_TOKENS, tx)
         token.approve(registry, 2**256 - 1, {"from": provider})
         registry.stake(STAKE, {"from": provider})
     storage = contracts["StorageEscrow"]
     storage.grantRole(storage.AUDITOR_ROLE(), deployer, tx)  # as deploy does on local chains
+    leases = contracts["LeaseEscrow"]
+    leases.grantRole(leases.PROBER_ROLE(), deployer, tx)  # deploy grants the dev matcher's key
     return contracts
 
 
@@ -582,3 +612,53 @@ def storage(deployment: dict[str, Any]) -> Any:
 @pytest.fixture(scope="module")
 def deals(storage: Any) -> Deals:
     return Deals(storage)
+
+
+# ------------------------------------------------------------------------- leases
+
+RATE = 10**15  # tokens (wei) per second in the lease tests
+LEASE_DEPOSIT = RATE * 1_000  # 1 000 seconds of service
+LEASE_COLLATERAL = LEASE_DEPOSIT * PARAMS.lease_collateral_bps // 10_000
+LEASE_SPEC = web3.keccak(text="lease spec")
+
+
+class Leases:
+    """Drives LeaseEscrow with the conftest's accounts and rate."""
+
+    def __init__(self, leases: Any, prober: Any) -> None:
+        self.leases = leases
+        self.prober = prober
+
+    def open(
+        self, renter: Any, provider: Any, *, rate: int = RATE, deposit: int = LEASE_DEPOSIT
+    ) -> int:
+        tx = self.leases.open(provider, rate, deposit, LEASE_SPEC, {"from": renter})
+        return int(tx.return_value)
+
+    def open_running(self, renter: Any, provider: Any, **terms: Any) -> int:
+        lease_id = self.open(renter, provider, **terms)
+        self.leases.accept(lease_id, {"from": provider})
+        return lease_id
+
+    def open_serving(self, renter: Any, provider: Any, **terms: Any) -> int:
+        lease_id = self.open_running(renter, provider, **terms)
+        self.leases.reportServing(lease_id, {"from": self.prober})
+        return lease_id
+
+    def lease(self, lease_id: int) -> dict[str, Any]:
+        return dict(self.leases.getLease(lease_id).dict())
+
+    @staticmethod
+    def sleep_to(timestamp: int) -> None:
+        """Make the next transaction's block land exactly at `timestamp`."""
+        land_at(timestamp)
+
+
+@pytest.fixture(scope="module")
+def leases(deployment: dict[str, Any]) -> Any:
+    return deployment["LeaseEscrow"]
+
+
+@pytest.fixture(scope="module")
+def lease_driver(leases: Any, deployer: Any) -> Leases:
+    return Leases(leases, deployer)
