@@ -1,4 +1,14 @@
-"""Errors the agents raise on purpose: each message says what to do about it."""
+"""Errors the agents raise on purpose: each message says what to do about it.
+
+Hierarchy::
+
+    AgentError
+    ├── UserError               bad input or set-up by the person running the command
+    ├── RefusedError            a peer (marketplace, provider, contract) refused
+    ├── VerificationError       a peer's data does not match what was committed
+    ├── NotFoundError           the thing asked for does not exist (here)
+    └── ChainUnavailableError   the chain did not answer, or a nonce race: retry later
+"""
 
 from __future__ import annotations
 
@@ -21,3 +31,8 @@ class VerificationError(AgentError):
 
 class NotFoundError(AgentError):
     """The thing asked for does not exist (here)."""
+
+
+class ChainUnavailableError(AgentError):
+    """The chain did not answer, or refused for a passing reason (a nonce race); retrying
+    later helps."""

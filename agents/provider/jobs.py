@@ -23,11 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from agents.errors import RefusedError, VerificationError
+from agents.errors import ChainUnavailableError, RefusedError, VerificationError
 from agents.provider.config import ProviderConfig
 from agents.provider.runtime import DockerRuntime, RunLimits, RunResult
 from agents.provider.store import JobRecord, JobStore
-from agents.wallet import Wallet
+from agents.wallet import TRANSIENT, Wallet
 from protocol import result_proof
 from protocol.errors import ChainError
 from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, commitment
@@ -93,13 +93,20 @@ class JobRunner:
         if known is not None:
             if known.renter != signer or known.spec != push.spec.model_dump(mode="json"):
                 raise RefusedError(f"job {job_id} is already taken with another spec")
+            if known.state == RECEIVED:
+                self.start(job_id)  # its accept failed for a passing reason: the driver retries
             return known  # a retried push: nothing to do twice
         try:
             job = self.escrow.job(job_id)
             funding = self.escrow.funding(job_id)
+            self._check(push, signer, job, funding.spec_hash, funding.providers)
         except ChainError as exc:
             raise RefusedError(f"{exc}; fund the job before sending it") from None
-        self._check(push, signer, job, funding.spec_hash, funding.providers)
+        except TRANSIENT as exc:
+            raise ChainUnavailableError(
+                f"this provider cannot reach its chain now ({exc.__class__.__name__}); "
+                "send the job again shortly"
+            ) from None
         inputs = self._inputs(push)
         rec = JobRecord(
             chain_job_id=job_id,
@@ -117,6 +124,15 @@ class JobRunner:
         except RefusedError as exc:
             self.store.update(job_id, state=FAILED, detail=f"accept failed: {exc}")
             raise
+        except (ChainUnavailableError, *TRANSIENT) as exc:
+            # a chain hiccup, not a refusal: the job stays received and the driver keeps
+            # trying to accept it while the accept window is open
+            self.store.update(job_id, detail=f"accept delayed: {exc}")
+            self.start(job_id)
+            raise ChainUnavailableError(
+                f"job {job_id} is received but not yet accepted on chain ({exc}); "
+                "this provider keeps trying: send it again shortly to follow it"
+            ) from None
         logger.info("job accepted", extra={"job": job_id, "renter": signer})
         self.start(job_id)
         stored = self.store.get(job_id)
@@ -267,15 +283,16 @@ class JobRunner:
             rec = self.store.get(job_id)
             if rec is None or rec.final:
                 return
-            job = self.escrow.job(job_id)
-            if not job.live:
-                self._closed(rec, job)
-                return
             try:
+                job = self.escrow.job(job_id)
+                if not job.live:
+                    self._closed(rec, job)
+                    return
                 progressed = steps[rec.state](rec, job)
-            except RefusedError as exc:
-                # A transaction the chain refused: the next pass re-reads the chain and
-                # either finds the step done, or the job closed, or retries.
+            except (RefusedError, ChainUnavailableError, *TRANSIENT) as exc:
+                # A transaction the chain refused, or a chain that did not answer: the next
+                # pass re-reads the chain and either finds the step done, or the job
+                # closed, or retries.
                 logger.warning("step refused", extra={"job": job_id, "error": str(exc)})
                 progressed = False
             if not progressed:

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from agents.errors import (
     AgentError,
+    ChainUnavailableError,
     NotFoundError,
     RefusedError,
     UserError,
@@ -19,11 +20,14 @@ from agents.errors import (
 )
 from agents.provider.jobs import JobRunner
 from agents.provider.store import JobRecord
+from agents.wallet import TRANSIENT
 from protocol import provider_api as api
 from protocol.ratelimit import OPENAPI_429, RateLimit
 from protocol.signing import SeenSignatures, SignatureError, verify_envelope, verify_headers
 
 logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 2  # a chain hiccup (RPC restart, nonce race) passes in seconds
 
 
 Signer = Annotated[str | None, Header(alias=api.SIGNER_HEADER)]
@@ -52,6 +56,8 @@ def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
     @app.exception_handler(AgentError)
     async def _agent_error(request: Request, exc: Exception) -> JSONResponse:
         status = 400
+        if isinstance(exc, ChainUnavailableError):
+            return _retry_later(str(exc), type(exc).__name__)
         if isinstance(exc, NotFoundError):
             status = 404
         elif isinstance(exc, VerificationError | SignatureError):
@@ -61,6 +67,16 @@ def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
         elif isinstance(exc, UserError):
             status = 422
         return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+
+    async def _chain_down(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("chain unavailable", extra={"error": str(exc)})
+        return _retry_later(
+            f"this provider cannot reach its chain now ({exc.__class__.__name__}); try again",
+            "ChainUnavailableError",
+        )
+
+    for kind in TRANSIENT:  # a chain hiccup anywhere is a 503, never a 500
+        app.add_exception_handler(kind, _chain_down)
 
     @app.exception_handler(SignatureError)
     async def _sig_error(request: Request, exc: Exception) -> JSONResponse:
@@ -144,6 +160,14 @@ def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
         return FileResponse(target, media_type="application/octet-stream")
 
     return app
+
+
+def _retry_later(detail: str, error: str) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail, "error": error},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def _public(rec: JobRecord) -> api.ProviderJob:

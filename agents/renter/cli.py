@@ -16,7 +16,7 @@ from rich.table import Table
 from agents import config as files
 from agents import keys
 from agents.errors import UserError
-from agents.renter import disputes
+from agents.renter import deadlines, disputes
 from agents.renter.client import Renter, input_files
 from agents.token.payback import payback
 from agents.token.tokens import Tokens
@@ -199,6 +199,9 @@ def status(job_id: JobId, home: Home = None) -> None:
         f"job {job_id}: {c.status.name.lower()} · {c.accepted}/{c.replicas} accepted · "
         f"{c.committed} committed · {c.revealed} revealed · price {fmt_tokens(c.price)} per replica"
     )
+    now = renter.escrow.now()
+    for label, moment in deadlines.deadlines(c, now=now):
+        console.print(f"  {label}: {moment}")
     table = Table("slot", "provider", "on chain", "at provider", "detail")
     for r in view.replicas:
         agent = r.agent or {}
@@ -206,6 +209,9 @@ def status(job_id: JobId, home: Home = None) -> None:
             str(r.slot), r.provider, r.state, agent.get("state", "?"), agent.get("detail", "")
         )
     console.print(table)
+    console.print("you can:")
+    for line in deadlines.actions(c, renter.escrow.windows(), now=now):
+        console.print(f"  · {line}")
 
 
 @app.command()

@@ -32,6 +32,7 @@ from web3.logs import DISCARD
 
 from agents.errors import NotFoundError, RefusedError, UserError, VerificationError
 from agents.market import MarketClient, Stamp, describe
+from agents.renter import deadlines
 from agents.renter.results import Result, download, save_result
 from agents.units import fmt_tokens
 from agents.wallet import Wallet
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 SUBMIT = purposes.JOB_SUBMIT
 DEADLINE_MARGIN_S = 120
+PUSH_ATTEMPTS = 4
 Progress = Callable[[str], None]
 
 
@@ -112,6 +114,7 @@ class Renter:
         self.address = account.address
         self.wallet = Wallet(w3, account)
         self.wallet.learn_errors(self.escrow.abis())
+        self.wallet.hint = deadlines.revert_hint(self.escrow)
         self.market = MarketClient(marketplace_url, account)
         self.http = httpx.Client(timeout=30.0)
         self.stamp = Stamp()
@@ -252,16 +255,21 @@ class Renter:
             list(pool.map(lambda a: self._push(a, push), assignments))
 
     def _push(self, assignment: dict[str, Any], push: dict[str, Any]) -> None:
-        body = sign_request(
-            self.account, purpose=api.PUSH, payload=push, timestamp_ms=self.stamp.next()
-        )
         url = assignment["endpoint"].rstrip("/") + "/v1/jobs"
-        try:
-            r = self.http.post(url, json=body)
-        except httpx.HTTPError as exc:
-            raise RefusedError(
-                f"provider {assignment['provider']} at {url} is unreachable ({exc})"
-            ) from None
+        for attempt in range(PUSH_ATTEMPTS):  # each try signed anew: a signature counts once
+            body = sign_request(
+                self.account, purpose=api.PUSH, payload=push, timestamp_ms=self.stamp.next()
+            )
+            try:
+                r = self.http.post(url, json=body)
+            except httpx.HTTPError as exc:
+                raise RefusedError(
+                    f"provider {assignment['provider']} at {url} is unreachable ({exc})"
+                ) from None
+            if r.status_code != 503 or attempt == PUSH_ATTEMPTS - 1:
+                break  # 503: the provider's chain hiccuped; it says when to come back
+            wait = r.headers.get("retry-after", "1")
+            time.sleep(min(int(wait), 10) if wait.isdigit() else 1)
         if r.status_code >= 400:
             raise RefusedError(f"provider {assignment['provider']} refused the job: {describe(r)}")
 
