@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -17,7 +18,7 @@ from agents.errors import RefusedError
 from agents.provider.services.engine import AGENT_LABEL, SERVICE_LABEL
 from agents.provider.services.health import Backoff
 from agents.provider.services.runtime import ServiceRuntime
-from agents.provider.services.store import HEALTHY, ServiceStore
+from agents.provider.services.store import FAILED, HEALTHY, ServiceStore
 from agents.provider.services.supervisor import Supervisor
 from protocol.schemas import ServiceSpec
 
@@ -352,3 +353,36 @@ def test_missing_image_is_refused_and_leaves_nothing(make_runtime, docker_engine
         rt.deploy("l1", spec(image="dcloud/absent:0"), {})
     assert rt.get("l1") is None
     assert containers(docker_engine, rt.agent_id, "l1") == []
+
+
+def test_folder_data_area_past_its_limit_stops_the_service_for_good(supervised, docker_engine):
+    rt, _ = supervised(tmpfs_max_mb=0)
+    rec = rt.deploy("l1", spec(resources={"cpu": 0.5, "memory_mb": 64, "disk_mb": 4}), {})
+    assert rec.area_kind == "folder"
+    # a plain folder does not stop the write; the supervisor notices
+    exec_in(docker_engine, rt, "l1", "sh", "-c", "dd if=/dev/zero of=/data/big bs=1M count=6")
+
+    wait_for(lambda: (r := rt.get("l1")) is not None and r.state == FAILED, "the service to fail")
+    after = rt.get("l1")
+    assert after is not None and after.last_error == "/data grew past its 4 MB; stopped"
+    assert after.restarts == 0
+    assert docker_engine.containers.get(rec.container_id).status == "exited"
+
+
+def test_reconcile_after_a_reboot_makes_an_empty_data_area(make_runtime, docker_engine):
+    rt = make_runtime()
+    rec = rt.deploy("l1", spec(command=["python3", "-m", "http.server", "8000"]), {})
+    exec_in(docker_engine, rt, "l1", "sh", "-c", "echo gone > /data/f")
+    docker_engine.containers.get(rec.container_id).remove(force=True)
+    subprocess.run(["umount", str(Path(rec.data_area) / "output")], check=True)  # as a reboot
+
+    report = rt.reconcile(["l1"])
+
+    assert report.recreated == ["l1"]
+    after = rt.get("l1")
+    assert after is not None and (after.area_kind, after.last_error) == ("tmpfs", "/data was lost")
+    assert exec_in(docker_engine, rt, "l1", "ls", "/data") == (0, b"")
+    code, out = exec_in(
+        docker_engine, rt, "l1", "sh", "-c", "dd if=/dev/zero of=/data/big bs=1M count=20"
+    )
+    assert code != 0 and b"No space left on device" in out
