@@ -20,6 +20,7 @@ from marketplace.energy import region_levels
 from marketplace.energy.sources import floor_hour
 from marketplace.errors import NotFoundError, UnavailableError
 from marketplace.service import Service
+from protocol.reverts import browser_catalogue
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ def config(request: Request, service: ServiceDep) -> JSONResponse:
             "storage": storage_available(request),
             "offline_after_s": service.settings.offline_after_s,
             "energy_weight_km": service.settings.energy_weight_km,
+            # the CLI's sentences for contract errors, so the page says the same
+            "reverts": browser_catalogue(),
         }
     )
 

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from marketplace.app import create_app
 from marketplace.settings import Settings
+from protocol.reverts import SENTENCES
 
 
 @pytest.fixture
@@ -48,3 +49,10 @@ def test_region_history_has_a_point_per_hour(client):
     times = [p["t"] for p in history[0]["points"]]
     assert times == sorted(times) and times[1] - times[0] == 3600
     assert all(0 <= p["level"] <= 9 for r in history for p in r["points"])
+
+
+def test_the_config_carries_the_cli_sentences_for_contract_errors(client):
+    reverts = client.get("/dashboard/api/config").json()["reverts"]
+    assert reverts["sentences"] == SENTENCES
+    assert reverts["kinds"]["deadline"] == "time"
+    assert reverts["names"]["jobstatus"][3] == "settled"

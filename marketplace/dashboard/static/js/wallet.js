@@ -159,26 +159,28 @@ export async function refreshBalance() {
 
 // -------------------------------------------------------------- transactions
 
-const FRIENDLY = {
-  FaucetCoolingDown: (a, now) =>
-    `the faucet gives each address tokens once per cooldown; try again ${relative(Number(a[1]), now)}`,
-  FaucetEmpty: () => "the faucet is empty",
-  ERC20InsufficientBalance: (a) =>
-    `not enough tokens: you hold ${tokens(a[1])}, this needs ${tokens(a[2])}`,
-  ERC20InsufficientAllowance: (a) =>
-    `the escrow may spend ${tokens(a[1])} of your tokens but needs ${tokens(a[2])}; approve again`,
-  EscrowDeadlineTooSoon: (a) =>
-    `the deadline must come after the acceptance window (${new Date(Number(a[1]) * 1000).toLocaleTimeString()})`,
-  EscrowNotCancellable: () =>
-    "the job cannot be cancelled now: a provider accepted it (or its window has not lapsed)",
-  EscrowNotNoShow: () => "this is not a no-show (yet): a result may still be revealed",
-  EscrowNotAllRevealed: (a) => `only ${a[1]} of ${a[2]} replicas revealed a result so far`,
-  EscrowNotDisputable: () => "only a revealed single-replica job can be disputed",
-  EscrowWindowClosed: (a, now) => `that window closed ${relative(Number(a[1]), now)}`,
-  EscrowNotRenter: () => "only the renter who funded the job may do this",
-  EscrowNotFinalizable: (a, now) => `the job can be finalized ${relative(Number(a[1]), now)}`,
-  EscrowNothingToWithdraw: () => "nothing is credited to you in the escrow",
-};
+/** A value as the revert catalogue's kind says (protocol/reverts: the CLI's sentences). */
+function shown(kind, value, names, now) {
+  const n = typeof value === "bigint" ? Number(value) : value;
+  if (kind === "time") return `${new Date(n * 1000).toLocaleTimeString()} local time (${relative(n, now)})`;
+  if (kind === "tokens") return tokens(value);
+  if (kind === "eth") return `${ethers.formatEther(value)} ETH`;
+  if (kind === "bps") return `${n / 100} %`;
+  if (kind === "seconds") return `${n} s`;
+  if (kind === "role") return names.role[value] ?? String(value);
+  if (names[kind]) return names[kind][n] ?? `state ${n}`;
+  return String(value);
+}
+
+function sentence(reverts, parsed, now) {
+  const template = reverts?.sentences?.[parsed.name];
+  if (!template) return `${parsed.name}(${parsed.args.map((a) => a.toString()).join(", ")})`;
+  const args = {};
+  parsed.fragment.inputs.forEach((input, i) => (args[input.name || `arg${i}`] = parsed.args[i]));
+  return template.replace(/\{(\w+)(?::(\w+))?\}/g, (whole, name, kind) =>
+    name in args ? shown(kind ?? reverts.kinds[name] ?? "plain", args[name], reverts.names, now) : whole,
+  );
+}
 
 function revertData(err) {
   const seen = [err?.data, err?.info?.error?.data, err?.error?.data, err?.info?.error?.data?.data];
@@ -199,10 +201,8 @@ export async function explain(err) {
         parsed = null;
       }
       if (parsed) {
-        const friendly = FRIENDLY[parsed.name];
         const now = await chainNow().catch(() => Math.floor(Date.now() / 1000));
-        const args = parsed.args.map((a) => a.toString()).join(", ");
-        return friendly ? `${friendly(parsed.args, now)} (${parsed.name})` : `${parsed.name}(${args})`;
+        return sentence(cfg.reverts, parsed, now);
       }
     }
   }
