@@ -8,7 +8,7 @@ pays per replica for the whole job (the escrow's ``price``).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from eth_utils.crypto import keccak
 from pydantic import (
@@ -162,58 +162,3 @@ class Signed(Wire, Generic[T]):
     timestamp_ms: int = Field(ge=0, le=2**53)
     signature: Signature
 
-
-ServiceName = Annotated[
-    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-]
-HealthPath = Annotated[
-    str, StringConstraints(min_length=1, max_length=1024, pattern=r"^/[\x21-\x7e]*$")
-]
-
-
-class HealthCheck(Wire):
-    """How a provider tells that a service works: an HTTP GET of `path` answered with a
-    2xx or 3xx status (`kind` "http"), or a TCP connection accepted (`kind` "tcp") on the
-    service's port, every `interval_s`. `failures` failed checks in a row make a service
-    unhealthy (not counted during its first `start_period_s`); `restart_after` failed
-    checks in a row restart it (0: never restarted for failed checks)."""
-
-    kind: Literal["http", "tcp"] = "http"
-    path: HealthPath = "/"
-    interval_s: float = Field(default=5.0, ge=0.2, le=3600)
-    timeout_s: float = Field(default=2.0, gt=0, le=60)
-    start_period_s: float = Field(default=60.0, ge=0, le=3600)
-    failures: int = Field(default=3, ge=1, le=100)
-    restart_after: int = Field(default=6, ge=0, le=1000)
-
-
-class ServiceSpec(Wire):
-    """A long-running container a renter leases: it listens on `port` inside its
-    container, and the provider publishes that port on a host port of its choosing,
-    stable for the lease. `resources.disk_mb` sizes its writable /data, which outlives
-    restarts of the container but not the lease; `inputs` are read-only under /input."""
-
-    name: ServiceName
-    image: ImageName
-    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=list, max_length=256
-    )
-    env: dict[
-        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_]\w*$")],
-        Annotated[str, StringConstraints(max_length=4096)],
-    ] = Field(default_factory=dict, max_length=64)
-    resources: Demand
-    port: int = Field(ge=1, le=65535, description="the port the service listens on")
-    health: HealthCheck = Field(default_factory=HealthCheck)
-    network: bool = Field(default=False, description="the service needs outbound network")
-    inputs: list[InputFile] = Field(default_factory=list, max_length=256)
-
-    @model_validator(mode="after")
-    def _inputs_fit(self) -> ServiceSpec:
-        paths = [f.path for f in self.inputs]
-        if len(set(paths)) != len(paths):
-            raise ValueError("input paths must be distinct")
-        total = sum(f.size for f in self.inputs)
-        if total > MAX_INPUT_BYTES:
-            raise ValueError(f"inputs total {total} bytes; the limit is {MAX_INPUT_BYTES}")
-        return self

@@ -6,7 +6,7 @@ import pytest
 
 from agents.provider.services.health import Backoff, Health
 from agents.provider.services.store import FAILED, HEALTHY, RESTARTING, STARTING, UNHEALTHY
-from protocol.schemas import HealthCheck
+from protocol.services import HealthCheck
 
 
 def machine(**check: object) -> Health:

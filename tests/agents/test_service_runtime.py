@@ -20,7 +20,7 @@ from agents.provider.services.health import Backoff
 from agents.provider.services.runtime import ServiceRuntime
 from agents.provider.services.store import FAILED, HEALTHY, ServiceStore
 from agents.provider.services.supervisor import Supervisor
-from protocol.schemas import ServiceSpec
+from protocol.services import ServiceSpec
 
 PYTHON = "dcloud/python:3.11"
 integration = pytest.mark.integration
@@ -49,6 +49,8 @@ def spec(**kw: object) -> ServiceSpec:
         "resources": {"cpu": 0.5, "memory_mb": 64, "disk_mb": 8},
         "port": 8000,
         "health": {"interval_s": 0.2, "start_period_s": 30, "timeout_s": 2},
+        "max_rate_wei_per_s": 10**12,
+        "origin": {"lat": 48.14, "lon": 11.58},
     }
     return ServiceSpec.model_validate({**base, **kw})
 

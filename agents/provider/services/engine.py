@@ -26,7 +26,7 @@ import requests.exceptions
 from agents.errors import AgentError
 from agents.provider.runtime import DEFAULT_DISK_MB
 from agents.provider.workarea import TMPFS
-from protocol.schemas import ServiceSpec
+from protocol.services import ServiceSpec
 
 # Distinct from the job runtime's dcloud.agent label on purpose: that runtime takes every
 # container with its agent label for a job of its own.

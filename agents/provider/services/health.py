@@ -31,7 +31,7 @@ from agents.provider.services.store import (
     STARTING,
     UNHEALTHY,
 )
-from protocol.schemas import HealthCheck
+from protocol.services import HealthCheck
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from agents.provider.services.netns import connect_in
 from agents.provider.services.reach import Reach
 from agents.provider.services.store import FAILED, STARTING, ServiceRecord, ServiceStore
 from agents.provider.workarea import FOLDER, TMPFS, WorkArea
-from protocol.schemas import ServiceSpec
+from protocol.services import ServiceSpec
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol.schemas import ServiceSpec
+from protocol.services import ServiceSpec
 
 # A service's state on the provider (see health.py for the transitions).
 STARTING = "starting"  # the container runs; no check has passed yet since it (re)started
