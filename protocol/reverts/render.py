@@ -19,6 +19,7 @@ NAMES: dict[str, Any] = {
     "jobstatus": ["none", "funded", "disputed", "settled", "cancelled"],
     "replicastate": ["none", "accepted", "committed", "revealed", "paid", "slashed", "released"],
     "dealstatus": ["none", "offered", "active", "completed", "cancelled", "slashed"],
+    "leasestatus": ["none", "offered", "running", "ended"],
     "role": {
         "0x" + "00" * 32: "admin",
         "0x" + keccak(text="SLASHER_ROLE").hex(): "slasher",
@@ -82,7 +83,7 @@ def show(kind: str, value: Any, *, now: float | None = None) -> str:
         return f"{value / 100:g} %"
     if kind == "seconds":
         return f"{value} s"
-    if kind in ("jobstatus", "replicastate", "dealstatus"):
+    if kind in ("jobstatus", "replicastate", "dealstatus", "leasestatus"):
         return _named(kind, value)
     return str(value)
 
