@@ -33,6 +33,7 @@ CONTRACT_NAMES = (
     "ProviderRegistry",
     "JobEscrow",
     "StorageEscrow",
+    "LeaseEscrow",
 )
 
 
