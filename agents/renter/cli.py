@@ -16,13 +16,16 @@ from rich.table import Table
 from agents import config as files
 from agents import keys
 from agents.errors import UserError
+from agents.network import open_deployment
+from agents.origin import parse_origin
 from agents.renter import deadlines, disputes
 from agents.renter.client import Renter, input_files
 from agents.token.payback import payback
 from agents.token.tokens import Tokens
 from agents.token.view import balance_lines, payback_line
 from agents.units import fmt_tokens, parse_tokens
-from protocol.schemas import JobSpec, Wire
+from protocol.deployments import connect
+from protocol.schemas import JobSpec, Location, Wire
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
@@ -38,6 +41,7 @@ class RenterConfig(Wire):
     marketplace_url: str
     rpc_url: str
     deployments: str | None = None
+    origin: Location | None = None  # where jobs come from unless --origin says otherwise
 
 
 def _password() -> str:
@@ -45,9 +49,14 @@ def _password() -> str:
     return pw if pw is not None else getpass.getpass("keystore password: ")
 
 
+def _config(home: Path | None) -> RenterConfig:
+    folder = files.home("renter", home)
+    return files.load(folder / CONFIG_FILE, RenterConfig, init_hint="dcloud job init")
+
+
 def _renter(home: Path | None) -> Renter:
     folder = files.home("renter", home)
-    cfg = files.load(folder / CONFIG_FILE, RenterConfig, init_hint="dcloud job init")
+    cfg = _config(home)
     account = keys.load(folder / "keystore.json", _password())
     return Renter(
         account=account,
@@ -62,27 +71,79 @@ def _renter(home: Path | None) -> Renter:
 def init(
     marketplace: Annotated[str, typer.Option(help="marketplace URL")] = "http://127.0.0.1:8700",
     rpc: Annotated[str, typer.Option(help="Ethereum JSON-RPC URL")] = "http://127.0.0.1:8545",
-    deployments: Annotated[str | None, typer.Option(help="deployments file")] = None,
+    origin: Annotated[
+        str | None,
+        typer.Option(help="where your jobs come from: lat,lon or a city, e.g. Munich"),
+    ] = None,
+    deployments: Annotated[
+        str | None,
+        typer.Option(help="pin a deployments file instead of the marketplace's addresses"),
+    ] = None,
     private_key: Annotated[
         str | None, typer.Option(help="import this key", envvar="DCLOUD_PRIVATE_KEY")
     ] = None,
     home: Home = None,
 ) -> None:
-    """Create the renter's key (encrypted keystore) and config."""
+    """Create the renter's key (encrypted keystore) and config, or change the config.
+
+    The marketplace says which chain and contracts it follows; they are checked against
+    the chain at --rpc before anything is saved. Run it again to change the URLs or the
+    origin (the key stays).
+    """
     folder = files.home("renter", home)
-    if (folder / CONFIG_FILE).exists():
-        raise UserError(f"{folder / CONFIG_FILE} exists; this renter is set up already")
+    where = parse_origin(origin) if origin else None
+    network = _check_network(marketplace, rpc, deployments, folder)
+    path = folder / CONFIG_FILE
+    if path.exists():
+        if private_key:
+            raise UserError(
+                f"{path} exists with its own key; --private-key only imports a key into a "
+                "new renter folder (choose another with --home)"
+            )
+        old = files.load(path, RenterConfig, init_hint="dcloud job init")
+        cfg = RenterConfig(
+            marketplace_url=marketplace,
+            rpc_url=rpc,
+            deployments=deployments,
+            origin=where or old.origin,
+        )
+        files.save(path, cfg)
+        console.print(f"renter config updated in {folder}")
+        console.print(network)
+        return
     account = keys.create(folder / "keystore.json", _password(), private_key=private_key)
-    files.save(
-        folder / CONFIG_FILE,
-        RenterConfig(marketplace_url=marketplace, rpc_url=rpc, deployments=deployments),
+    cfg = RenterConfig(
+        marketplace_url=marketplace, rpc_url=rpc, deployments=deployments, origin=where
     )
+    files.save(path, cfg)
     console.print(f"renter [bold]{account.address}[/] set up in {folder}")
+    console.print(network)
+    if where is None:
+        console.print(
+            "jobs need an origin: pass --origin to each submit, or set it once with "
+            "`dcloud job init --origin CITY-OR-LAT,LON`"
+        )
+
+
+def _check_network(marketplace: str, rpc: str, deployments: str | None, folder: Path) -> str:
+    """Check the marketplace's contracts (or the pinned file) against the chain; a summary."""
+    w3 = connect(rpc)
+    with console.status(f"asking {marketplace} which contracts it follows"):
+        d = open_deployment(
+            w3, marketplace_url=marketplace, deployments=deployments, cache_dir=folder
+        )
+    return f"chain {d.chain_id} · JobEscrow {d.contracts['JobEscrow'].address} · checked on {rpc}"
 
 
 def _spec(
-    spec_file: Path | None, fields: dict[str, Any], inputs: list[Path]
+    spec_file: Path | None,
+    fields: dict[str, Any],
+    inputs: list[Path],
+    *,
+    origin: Location | None = None,
 ) -> tuple[JobSpec, dict[str, bytes]]:
+    """The spec from the file, the options over it, and the renter's origin if neither
+    names one."""
     data: dict[str, Any] = {}
     if spec_file is not None:
         try:
@@ -90,6 +151,13 @@ def _spec(
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read spec {spec_file} ({exc})") from None
     data.update({k: v for k, v in fields.items() if v is not None})
+    if "origin" not in data:
+        if origin is None:
+            raise UserError(
+                "where do your jobs come from? pass --origin CITY or LAT,LON (e.g. Munich), "
+                "or set it once with `dcloud job init --origin CITY`"
+            )
+        data["origin"] = origin.model_dump()
     specs, contents = input_files(inputs)
     if specs:
         data["inputs"] = [s.model_dump() for s in specs]
@@ -116,7 +184,9 @@ def submit(
     replicas: Annotated[
         int | None, typer.Option(help="providers that run it (majority wins)")
     ] = None,
-    origin: Annotated[str | None, typer.Option(help="lat,lon of where you are")] = None,
+    origin: Annotated[
+        str | None, typer.Option(help="lat,lon or a city (default: the one set at init)")
+    ] = None,
     env: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
     input_: Annotated[
         list[Path] | None, typer.Option("--input", help="file sent to /input")
@@ -140,12 +210,8 @@ def submit(
     if any(v is not None for v in res.values()):
         fields["resources"] = {k: v for k, v in res.items() if v is not None}
     if origin:
-        lat, _, lon = origin.partition(",")
-        try:
-            fields["origin"] = {"lat": float(lat), "lon": float(lon)}
-        except ValueError:
-            raise UserError(f"--origin {origin!r} is not lat,lon like 52.52,13.40") from None
-    job_spec, contents = _spec(spec, fields, input_ or [])
+        fields["origin"] = parse_origin(origin).model_dump()
+    job_spec, contents = _spec(spec, fields, input_ or [], origin=_config(home).origin)
     renter = _renter(home)
     with console.status("submitting") as status:
         job_id = renter.submit(job_spec, contents, progress=lambda s: status.update(s))

@@ -32,6 +32,7 @@ from web3.logs import DISCARD
 
 from agents.errors import NotFoundError, RefusedError, UserError, VerificationError
 from agents.market import MarketClient, Stamp, describe
+from agents.network import open_deployment
 from agents.renter import deadlines
 from agents.renter.results import Result, download, save_result
 from agents.units import fmt_tokens
@@ -39,7 +40,7 @@ from agents.wallet import Wallet
 from protocol import provider_api as api
 from protocol import purposes
 from protocol.assignments import Assignment, unsigned
-from protocol.deployments import connect, load_for
+from protocol.deployments import connect
 from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, commitment, pack_resources
 from protocol.escrow import Replica as ChainReplica
 from protocol.permit import sign_permit
@@ -109,7 +110,10 @@ class Renter:
         deployments: str | None = None,
     ) -> None:
         w3 = connect(rpc_url)
-        self.escrow = Escrow(w3, load_for(w3, path=Path(deployments) if deployments else None))
+        deployment = open_deployment(
+            w3, marketplace_url=marketplace_url, deployments=deployments, cache_dir=home
+        )
+        self.escrow = Escrow(w3, deployment)
         self.account = account
         self.address = account.address
         self.wallet = Wallet(w3, account)

@@ -102,10 +102,13 @@ def test_cli_job_runs_in_a_container_is_verified_and_pays_the_provider(net, tmp_
         net.market_url,
         "--rpc",
         net.rpc_url,
-        "--deployments",
-        str(net.deployments),
+        "--origin",
+        "Frankfurt",
     ]
-    subprocess.run(init, env=env, check=True, capture_output=True, cwd=tmp_path)
+    # no deployments file: the marketplace says which contracts it follows
+    done = subprocess.run(init, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "chain 31337" in done.stdout
     (tmp_path / "words.txt").write_text("energy aware cloud\n")
     out = tmp_path / "result"
     submit = [
@@ -123,8 +126,6 @@ def test_cli_job_runs_in_a_container_is_verified_and_pays_the_provider(net, tmp_
         "30",
         "--max-price",
         "1",
-        "--origin",
-        "50,8",
         "--input",
         str(tmp_path / "words.txt"),
         "--out",
@@ -159,6 +160,12 @@ def test_cli_job_runs_in_a_container_is_verified_and_pays_the_provider(net, tmp_
         text=True,
     )
     assert status.returncode == 0 and "settled" in status.stdout
+
+
+def test_providers_keys_are_never_the_chains_unlocked_dev_accounts(net):
+    # a renter choosing "dev account #N" in the dashboard must never act as a provider
+    unlocked = set(net.escrow.w3.eth.accounts)
+    assert unlocked and not unlocked & {p.address for p in net.providers}
 
 
 def test_cli_refuses_a_malformed_spec_and_takes_no_funds(net, tmp_path):
