@@ -13,12 +13,14 @@ from fastapi import FastAPI
 from marketplace.api import errors
 from marketplace.api.limits import JsonDepthLimit
 from marketplace.api.routes import health, jobs, providers, regions
+from marketplace.api.routes import services as service_routes
 from marketplace.api.routes import storage as storage_routes
 from marketplace.chain.indexer import Indexer
 from marketplace.compute import expiry
 from marketplace.compute.scheduler import Scheduler
 from marketplace.dashboard import router as dashboard_router
 from marketplace.service import Service
+from marketplace.services import prober
 from marketplace.settings import Settings
 from protocol.ratelimit import OPENAPI_429, RateLimit
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         scheduler.start()
         app.state.scheduler = scheduler
         expiry.start_sweeper(service, stop)  # ends when `stop` is set below
+        prober.start_worker(service, stop)  # services: reservations expire, health probes
         try:
             yield
         finally:
@@ -77,5 +80,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     for router in (health.router, providers.router, jobs.router, regions.router):
         app.include_router(router)
     app.include_router(storage_routes.router)
+    app.include_router(service_routes.router)
     app.include_router(dashboard_router)
     return app

@@ -43,6 +43,9 @@ class Service:
             threading.Lock() if self.engine.dialect.name == "sqlite" else None
         )
         self._providers_version = 0
+        # Held while free capacity is chosen and reserved (the scheduler's batches, service
+        # placements), so two deciders never count the same free room twice.
+        self.placing = threading.Lock()
 
     def open(self) -> None:
         """Migrate the schema and connect the chain (when configured) with the matcher key."""

@@ -62,3 +62,20 @@ class Settings(BaseSettings, RateLimitSettings):
         description="a matched job not funded within this long expires and its providers' "
         "reserved capacity is released (default: the life of the matcher's signature)",
     )
+
+    service_reservation_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="a placed service holds its provider's capacity this long for the lease "
+        "to be accepted; then it expires and the capacity is released",
+    )
+    service_probe_interval_s: float = Field(
+        default=5.0, gt=0, le=3600, description="how often the prober checks each service"
+    )
+    service_forecast_hours: int = Field(
+        default=6,
+        ge=1,
+        le=48,
+        description="services are placed by their providers' mean energy level over this "
+        "many coming hours (as far as the price source knows them)",
+    )

@@ -7,7 +7,8 @@ The domain packages hand out rows and plain values; this module turns them into 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Literal, cast
+from urllib.parse import urlsplit
 
 from marketplace.api.schemas import (
     AssignmentPublic,
@@ -15,20 +16,29 @@ from marketplace.api.schemas import (
     ChainJobPublic,
     JobPublic,
     JobStatusName,
+    LeasePublic,
     ProviderPublic,
     ReplicaSlotPublic,
+    ServiceHealthPublic,
+    ServicePlacementPublic,
+    ServicePublic,
+    ServiceStatusName,
 )
 from marketplace.compute import providers
 from marketplace.compute.jobs import cost_wei
+from marketplace.services.catalog import LIVE as LIVE_SERVICE
 from marketplace.settings import Settings
 from marketplace.store.models import (
     AssignmentRow,
     ChainEventRow,
     ChainJobRow,
+    ChainLeaseRow,
     JobRow,
     ProviderRow,
+    ServiceRow,
 )
 from protocol.schemas import Capacity, JobSpec, Location
+from protocol.services import ServiceSpec
 
 
 def assignment_public(a: AssignmentRow, spec: JobSpec) -> AssignmentPublic:
@@ -123,4 +133,91 @@ def provider_public(
         jobs_slashed=row.jobs_slashed,
         uptime=round(up, 4),
         reputation=round(rep, 4),
+    )
+
+
+# ------------------------------------------------------------------------ services
+
+
+def lease_public(lease: ChainLeaseRow, *, now: int) -> LeasePublic:
+    """The lease with what accrued by `now` (chain time) and when its deposit runs out."""
+    rate, deposit, paid = int(lease.rate_wei_per_s), int(lease.deposit_wei), int(lease.paid_wei)
+    running = lease.state == "running" and rate > 0
+    runs_out = lease.accepted_at + deposit // rate if running else 0
+    accrued = max(0, rate * max(0, min(now, runs_out) - lease.accepted_at) - paid) if running else 0
+    return LeasePublic(
+        lease_id=lease.lease_id,
+        state=cast(Literal["offered", "running", "ended"], lease.state),
+        renter=lease.renter,
+        provider=lease.provider,
+        rate_wei_per_s=lease.rate_wei_per_s,
+        deposit_wei=lease.deposit_wei,
+        paid_wei=lease.paid_wei,
+        accrued_wei=str(accrued),
+        collateral_wei=lease.collateral_wei,
+        accept_by=lease.accept_by,
+        accepted_at=lease.accepted_at,
+        serving_at=lease.serving_at,
+        runs_out_at=runs_out,
+        end_reason=lease.end_reason,
+    )
+
+
+def service_public(row: ServiceRow, *, lease: ChainLeaseRow | None, now: int) -> ServicePublic:
+    """A deployment with its health, route and lease."""
+    host = urlsplit(row.endpoint).hostname if row.endpoint else None
+    route = (
+        f"http://{host}:{row.host_port}"
+        if host and row.host_port is not None and row.status in LIVE_SERVICE
+        else None
+    )
+    return ServicePublic(
+        id=row.id,
+        name=row.name,
+        renter=row.renter,
+        status=cast(ServiceStatusName, row.status),
+        reason=row.reason,
+        spec=ServiceSpec.model_validate(row.spec),
+        spec_hash=row.spec_hash,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        ended_at=row.ended_at,
+        provider=row.provider,
+        endpoint=row.endpoint,
+        route=route,
+        distance_km=round(row.distance_km, 3) if row.distance_km is not None else None,
+        energy_level=row.energy_level,
+        rate_wei_per_s=row.rate_wei_per_s,
+        reserved_until=row.reserved_until,
+        lease_id=row.lease_id,
+        health=ServiceHealthPublic(
+            state=row.state,
+            host_port=row.host_port,
+            restarts=row.restarts,
+            uptime_s=row.uptime_s,
+            last_error=row.last_error,
+            reported_at=row.reported_at,
+            probe_healthy=row.probe_healthy,
+            probed_at=row.probed_at,
+            probe_detail=row.probe_detail,
+            first_healthy_at=row.first_healthy_at,
+        ),
+        lease=lease_public(lease, now=now) if lease is not None else None,
+    )
+
+
+def placement_public(row: ServiceRow, *, energy_basis: str) -> ServicePlacementPublic:
+    """What a deploy answers: the placement (or why there is none) and its hold."""
+    return ServicePlacementPublic(
+        name=row.name,
+        status=cast(ServiceStatusName, row.status),
+        spec_hash=row.spec_hash,
+        provider=row.provider,
+        endpoint=row.endpoint or None,
+        distance_km=round(row.distance_km, 3) if row.distance_km is not None else None,
+        energy_level=row.energy_level,
+        energy_basis=energy_basis,
+        rate_wei_per_s=row.rate_wei_per_s,
+        reason=row.reason,
+        reserved_until=row.reserved_until,
     )

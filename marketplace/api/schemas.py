@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from protocol.schemas import Capacity, JobSpec, Location
+from protocol.services import ServiceName, ServiceSpec
 
 
 class ProviderPublic(BaseModel):
@@ -173,3 +174,104 @@ class Health(BaseModel):
     status: str
     database: str
     chain: dict[str, Any] | None
+
+
+# ------------------------------------------------------------------------ services
+
+ServiceStatusName = Literal[
+    "placed", "leased", "serving", "ending", "ended", "expired", "unmatched"
+]
+"""A deployment's status: placed (capacity reserved), leased (lease opened on chain),
+serving (reported serving on chain), ending (its owner stopped it; the lease decides when
+it ends), then ended or expired (no lease accepted in time); unmatched if no provider
+could take it."""
+
+
+class ServiceQuotePublic(BaseModel):
+    """Where a service would run and its rate per second, nothing reserved."""
+
+    spec_hash: str = Field(description="the lease's spec hash on chain")
+    provider: str | None
+    endpoint: str | None
+    distance_km: float | None
+    energy_level: int | None = Field(description="the level that ranked the provider")
+    energy_basis: str = Field(description="which energy levels ranked the providers")
+    rate_wei_per_s: int | None = Field(description="the provider's ask times the CPU, per second")
+    reason: str = Field(description="why no provider can take it (empty when one can)")
+
+
+class ServicePlacementPublic(ServiceQuotePublic):
+    """A recorded deployment: the chosen provider, its rate, and until when it is held."""
+
+    name: str
+    status: ServiceStatusName
+    reserved_until: float | None = Field(
+        description="the provider's capacity is held until then for the lease to be accepted"
+    )
+
+
+class ServiceHealthPublic(BaseModel):
+    """What the provider last reported and what the prober last saw."""
+
+    state: str | None = Field(description="the provider's report: starting, healthy, ...")
+    host_port: int | None
+    restarts: int
+    uptime_s: float
+    last_error: str
+    reported_at: float | None
+    probe_healthy: bool | None = Field(description="the prober's last look (None: not yet)")
+    probed_at: float | None
+    probe_detail: str
+    first_healthy_at: float | None
+
+
+class LeasePublic(BaseModel):
+    """A lease on LeaseEscrow as the indexer last saw it (amounts in token wei)."""
+
+    lease_id: int
+    state: Literal["offered", "running", "ended"]
+    renter: str
+    provider: str
+    rate_wei_per_s: str
+    deposit_wei: str
+    paid_wei: str = Field(description="credited to the provider so far, fees included")
+    accrued_wei: str = Field(description="earned and not yet settled, now")
+    collateral_wei: str
+    accept_by: int
+    accepted_at: int
+    serving_at: int
+    runs_out_at: int = Field(description="when the deposit runs out (0 unless running)")
+    end_reason: str
+
+
+class ServicePublic(BaseModel):
+    id: str
+    name: str
+    renter: str
+    status: ServiceStatusName
+    reason: str
+    spec: ServiceSpec
+    spec_hash: str
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+    provider: str | None
+    endpoint: str
+    route: str | None = Field(description="http://host:port the gateway sends traffic to")
+    distance_km: float | None
+    energy_level: int | None
+    rate_wei_per_s: int | None
+    reserved_until: float | None
+    lease_id: int | None
+    health: ServiceHealthPublic
+    lease: LeasePublic | None
+
+
+class ServiceList(Page):
+    items: list[ServicePublic]
+
+
+class ServiceStopRequest(BaseModel):
+    """The owner's request to stop its service (signed, purpose `dcloud/service.stop`)."""
+
+    name: ServiceName

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from marketplace import members
@@ -15,7 +16,7 @@ from marketplace.errors import InvalidInputError
 from marketplace.matching.records import Provider, Resources
 from marketplace.reputation import reputation
 from marketplace.settings import Settings
-from marketplace.store.models import ProviderRow
+from marketplace.store.models import ProviderRow, ServiceRow
 from protocol.schemas import Capacity, Heartbeat, JobSpec, ProviderRegistration
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def register(
     row.total_cpu, row.total_memory_mb = reg.total.cpu, reg.total.memory_mb
     row.total_gpu, row.total_disk_mb = reg.total.gpu, reg.total.disk_mb
     _set_free(row, reg.free)
+    _hold_service_reservations(session, row)
     row.price_wei = reg.price_wei
     row.images = sorted(set(reg.images))
     _refresh_stake(row, chain)
@@ -84,6 +86,7 @@ def heartbeat(
             "free capacity exceeds the registered total; register again with the new total"
         )
     _set_free(row, hb.free)
+    _hold_service_reservations(session, row)
     if hb.images is not None:
         row.images = sorted(set(hb.images))
     if hb.price_wei is not None:
@@ -183,14 +186,21 @@ def free_of(row: ProviderRow) -> Capacity:
 def reserve(session: Session, address: str, spec: JobSpec) -> None:
     """Take the job's demand off the provider's free capacity until its next heartbeat
     (which reports what is really free) or until :func:`release`."""
+    take(session, address, spec.resources)
+
+
+def take(session: Session, address: str, r: Capacity) -> None:
+    """Take `r` off the provider's free capacity (never below zero)."""
     row = session.get(ProviderRow, address)
-    if row is None:
-        return
-    r = spec.resources
-    row.free_cpu = max(0.0, row.free_cpu - r.cpu)
-    row.free_memory_mb = max(0, row.free_memory_mb - r.memory_mb)
-    row.free_gpu = max(0, row.free_gpu - r.gpu)
-    row.free_disk_mb = max(0, row.free_disk_mb - r.disk_mb)
+    if row is not None:
+        _subtract(row, r.cpu, r.memory_mb, r.gpu, r.disk_mb)
+
+
+def _subtract(row: ProviderRow, cpu: float, memory_mb: int, gpu: int, disk_mb: int) -> None:
+    row.free_cpu = max(0.0, row.free_cpu - cpu)
+    row.free_memory_mb = max(0, row.free_memory_mb - memory_mb)
+    row.free_gpu = max(0, row.free_gpu - gpu)
+    row.free_disk_mb = max(0, row.free_disk_mb - disk_mb)
 
 
 def release(session: Session, address: str, spec: JobSpec, *, reserved_at: float) -> None:
@@ -200,11 +210,37 @@ def release(session: Session, address: str, spec: JobSpec, *, reserved_at: float
     row = session.get(ProviderRow, address)
     if row is None or row.last_heartbeat_at > reserved_at:
         return
-    r = spec.resources
+    give_back(session, address, spec.resources)
+
+
+def give_back(session: Session, address: str, r: Capacity) -> None:
+    """Return `r` to the provider's free capacity, never above its total."""
+    row = session.get(ProviderRow, address)
+    if row is None:
+        return
     row.free_cpu = min(row.total_cpu, row.free_cpu + r.cpu)
     row.free_memory_mb = min(row.total_memory_mb, row.free_memory_mb + r.memory_mb)
     row.free_gpu = min(row.total_gpu, row.free_gpu + r.gpu)
     row.free_disk_mb = min(row.total_disk_mb, row.free_disk_mb + r.disk_mb)
+
+
+def _hold_service_reservations(session: Session, row: ProviderRow) -> None:
+    """Take off the capacity of services placed on the provider that it does not count yet.
+
+    A provider reports free capacity net of the services it runs; one placed on it and
+    not yet running there (its lease not accepted, or accepted and not reported) is still
+    held here, across heartbeats, until it runs, expires or ends.
+    """
+    with session.no_autoflush:  # a new row is not complete yet
+        held = session.execute(
+            select(
+                func.coalesce(func.sum(ServiceRow.cpu), 0.0),
+                func.coalesce(func.sum(ServiceRow.memory_mb), 0),
+                func.coalesce(func.sum(ServiceRow.gpu), 0),
+                func.coalesce(func.sum(ServiceRow.disk_mb), 0),
+            ).where(ServiceRow.provider == row.address, ServiceRow.reserved.is_(True))
+        ).one()
+    _subtract(row, *held)
 
 
 def _set_free(row: ProviderRow, free: Capacity) -> None:

@@ -189,6 +189,10 @@ class Scheduler:
         ]
 
     def _assign(self, batch: list[Pending]) -> dict[str, str]:
+        with self.service.placing:  # service placements take capacity under the same lock
+            return self._assign_locked(batch)
+
+    def _assign_locked(self, batch: list[Pending]) -> dict[str, str]:
         service = self.service
         expiry.expire_due(service)  # unfunded matches give their room back first
         matches = self.candidates([(p.job_id, p.spec) for p in batch])

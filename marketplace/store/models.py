@@ -175,3 +175,82 @@ class StorageNodeRow(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     audits_passed: Mapped[int] = mapped_column(BigInteger, default=0)
     audits_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ServiceNameRow(Base):
+    """A service name and the renter who first deployed under it: it stays theirs."""
+
+    __tablename__ = "service_names"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(42), index=True)
+    registered_at: Mapped[float] = mapped_column(Float)
+
+
+class ServiceRow(Base):
+    """One deployment of a named service: its placement, the capacity it holds on its
+    provider until the provider counts it itself, its lease, and what the provider
+    reported and the prober saw. A name has many rows over time, at most one live."""
+
+    __tablename__ = "services"
+    __table_args__ = (Index("ix_services_provider_reserved", "provider", "reserved"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), index=True)
+    renter: Mapped[str] = mapped_column(String(42), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_hash: Mapped[str] = mapped_column(String(66), index=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # placement
+    provider: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    endpoint: Mapped[str] = mapped_column(String(512), default="")
+    distance_km: Mapped[float | None] = mapped_column(Float, nullable=True)
+    energy_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rate_wei_per_s: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # the reservation: held on the provider's free capacity while `reserved`
+    reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+    reserved_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cpu: Mapped[float] = mapped_column(Float, default=0.0)
+    memory_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    gpu: Mapped[int] = mapped_column(Integer, default=0)
+    disk_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the lease on chain, once the indexer linked it
+    lease_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    # the provider's last report
+    host_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    uptime_s: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    reported_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the prober's last look
+    probe_healthy: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    probed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    probe_detail: Mapped[str] = mapped_column(Text, default="")
+    first_healthy_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    serving_reported_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ChainLeaseRow(Base):
+    """A lease as LeaseEscrow's events left it, kept current by the indexer."""
+
+    __tablename__ = "chain_leases"
+
+    lease_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    renter: Mapped[str] = mapped_column(String(42), index=True)
+    provider: Mapped[str] = mapped_column(String(42), index=True)
+    spec_hash: Mapped[str] = mapped_column(String(66), index=True)
+    rate_wei_per_s: Mapped[str] = mapped_column(String(80))
+    deposit_wei: Mapped[str] = mapped_column(String(80))
+    paid_wei: Mapped[str] = mapped_column(String(80), default="0")
+    collateral_wei: Mapped[str] = mapped_column(String(80), default="0")
+    accept_by: Mapped[int] = mapped_column(BigInteger)
+    accepted_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    serving_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    state: Mapped[str] = mapped_column(String(24))
+    end_reason: Mapped[str] = mapped_column(String(32), default="")
+    updated_block: Mapped[int] = mapped_column(BigInteger)

@@ -55,8 +55,25 @@ def test_only_the_http_edges_import_the_api():
     assert offenders == {}
 
 
+# The domain packages: the API sits on them, never the other way round.
+DOMAIN = ("compute/", "storage/", "chain/", "services/", "matching/", "packing/", "energy/")
+
+
+def test_the_domain_packages_never_import_the_api():
+    offenders = {
+        module: names
+        for module, names in importers_of("marketplace.api").items()
+        if module.startswith(DOMAIN)
+    }
+    assert offenders == {}
+
+
 def test_the_service_imports_no_background_worker():
-    workers = ("marketplace.chain.indexer", "marketplace.compute.scheduler")
+    workers = (
+        "marketplace.chain.indexer",
+        "marketplace.compute.scheduler",
+        "marketplace.services.prober",
+    )
     imported = imports_of(MARKETPLACE / "service.py")
     assert sorted(n for n in imported if n.startswith(workers)) == []
 

@@ -1,0 +1,213 @@
+"""Where a service runs: the energy-weighted match jobs use, over the coming hours.
+
+A service is a long-lived reservation, so the energy level that ranks providers is each
+region's mean level over the next ``DCLOUD_SERVICE_FORECAST_HOURS`` hours, as far as the
+price source knows them (the bundled series and ENTSO-E's day-ahead prices reach ahead;
+hours a source cannot price are left out, down to the current hour alone). The ranking
+itself is the jobs' :class:`~marketplace.matching.ProviderIndex` with the same weight and
+scorer, over the same provider records (free capacity net of every reservation).
+
+The provider's ask per CPU-second times the service's CPU, rounded up, is the rate per
+second; only providers whose rate stays within the spec's ``max_rate_wei_per_s`` are
+eligible. A service nobody can take gets the reason jobs get
+(:func:`~marketplace.compute.unmatched.explain_unmatched`), worded per second.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from marketplace.compute import providers
+from marketplace.compute.scheduler import prefer_regions
+from marketplace.compute.unmatched import explain_unmatched
+from marketplace.energy.levels import region_levels
+from marketplace.energy.sources import floor_hour
+from marketplace.errors import InvalidInputError, MarketplaceError
+from marketplace.matching import JobRequest, Provider, ProviderIndex, Resources, unit_budget_wei
+from marketplace.service import Service
+from marketplace.store.models import ProviderRow
+from protocol.schemas import JobSpec
+from protocol.services import ServiceSpec
+
+logger = logging.getLogger(__name__)
+
+INDEX_MAX_AGE_S = 5.0
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The provider chosen for a service and what it will cost per second."""
+
+    provider: str
+    endpoint: str
+    distance_km: float
+    energy_level: int
+    rate_wei_per_s: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A placement, or the reason there is none; `basis` says which energy levels ranked."""
+
+    placement: Placement | None
+    reason: str
+    basis: str
+
+
+def rate_of(price_per_cpu_s: int, cpu: float) -> int:
+    """The rate per second a provider asking `price_per_cpu_s` charges for `cpu` cores
+    (rounded up; at least 1 wei, as a lease needs a rate)."""
+    return max(1, math.ceil(price_per_cpu_s * cpu))
+
+
+def request_of(spec: ServiceSpec) -> JobRequest:
+    """The matching request: the service's demand, and the highest ask per CPU-second
+    whose rate stays within its ``max_rate_wei_per_s``."""
+    r = spec.resources
+    return JobRequest(
+        lat=spec.origin.lat,
+        lon=spec.origin.lon,
+        resources=Resources(cpu=r.cpu, memory_mb=r.memory_mb, gpu=r.gpu, disk_mb=r.disk_mb),
+        image=spec.image,
+        max_price_wei=unit_budget_wei(spec.max_rate_wei_per_s, cpu=r.cpu, duration_s=1),
+        id=spec.name,
+    )
+
+
+def forecast_levels(
+    service: Service, *, hours: int, at: datetime | None = None
+) -> tuple[dict[str, int], str]:
+    """Each region's mean energy level over the next `hours` hours (rounded), and a
+    sentence saying what the mean covers."""
+    now = floor_hour(at or datetime.now(UTC))
+    source = service.grid.source
+    known: list[dict[str, int]] = [service.grid.levels(now)]
+    for h in range(1, hours):
+        try:
+            known.append(region_levels(source, now + timedelta(hours=h)))
+        except MarketplaceError:  # the source does not know prices that far ahead
+            break
+    if len(known) == 1:
+        return known[0], "energy level now (the price source has no forecast)"
+    levels = {rid: round(sum(k[rid] for k in known) / len(known)) for rid in known[0]}
+    return levels, f"mean energy level over the next {len(known)} h"
+
+
+def check_regions(service: Service, spec: ServiceSpec) -> None:
+    if spec.regions:
+        unknown = sorted(set(spec.regions) - service.grid.region_ids())
+        if unknown:
+            known = ", ".join(sorted(service.grid.region_ids()))
+            raise InvalidInputError(f"unknown regions {unknown}; use some of: {known}")
+
+
+class Placer:
+    """Ranks providers for services; one per process (its index is cached)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._lock = threading.Lock()
+        self._index: ProviderIndex | None = None
+        self._key: tuple[int, datetime] | None = None
+        self._built_at = 0.0
+        self._basis = ""
+        self.records: dict[str, Provider] = {}
+        self.endpoints: dict[str, str] = {}
+        self.regions: dict[str, str] = {}
+        self.unstaked: frozenset[str] = frozenset()
+
+    def decide(self, spec: ServiceSpec) -> Decision:
+        """The best provider for `spec` among those with room now (reserves nothing)."""
+        check_regions(self.service, spec)
+        with self._lock:
+            index = self._fresh_index()
+            records, basis = self.records, self._basis
+            endpoints, regions, unstaked = self.endpoints, self.regions, self.unstaked
+        k = self.service.settings.candidates_per_job
+        matches = index.query(request_of(spec), k=k)
+        if spec.regions:
+            matches = prefer_regions(matches, set(spec.regions), regions)
+        if not matches:
+            return Decision(None, self._explain(spec, records, unstaked), basis)
+        m = matches[0]
+        placement = Placement(
+            provider=m.provider_id,
+            endpoint=endpoints.get(m.provider_id, ""),
+            distance_km=m.distance_km,
+            energy_level=m.energy_level,
+            rate_wei_per_s=rate_of(records[m.provider_id].price_wei, spec.resources.cpu),
+        )
+        return Decision(placement, "", basis)
+
+    @staticmethod
+    def fits_now(row: ProviderRow, spec: ServiceSpec) -> bool:
+        """Whether the provider's free capacity in the database still holds `spec`."""
+        r = spec.resources
+        return (
+            r.cpu <= row.free_cpu + _EPS
+            and r.memory_mb <= row.free_memory_mb
+            and r.gpu <= row.free_gpu
+            and r.disk_mb <= row.free_disk_mb
+        )
+
+    def _explain(
+        self, spec: ServiceSpec, records: dict[str, Provider], unstaked: frozenset[str]
+    ) -> str:
+        # The same stages as a job's: a one-second job whose budget is the rate.
+        job = JobSpec(
+            image=spec.image,
+            resources=spec.resources,
+            time_limit_s=1,
+            max_price_wei=spec.max_rate_wei_per_s,
+            origin=spec.origin,
+        )
+        reason = explain_unmatched(job, placed=0, providers=records, unstaked=unstaked)
+        if reason.startswith("the cheapest ask"):
+            reason = reason.replace(" for 1 s), above your max price", "), above your max rate")
+            reason += " per second"
+        return reason.replace("other jobs in this batch", "other work")
+
+    def _fresh_index(self) -> ProviderIndex:
+        service = self.service
+        hour = floor_hour(datetime.now(UTC))
+        key = (service.providers_version, hour)
+        fresh = time.monotonic() - self._built_at < INDEX_MAX_AGE_S
+        if self._index is not None and self._key == key and fresh:
+            return self._index
+        levels, self._basis = forecast_levels(
+            service, hours=service.settings.service_forecast_hours
+        )
+        now = time.time()
+        with service.sessions() as session:
+            rows = session.scalars(select(ProviderRow)).all()
+            records = [
+                providers.to_matching(
+                    r,
+                    now=now,
+                    settings=service.settings,
+                    levels=levels,
+                    require_stake=service.stake_verified,
+                )
+                for r in rows
+            ]
+            self.endpoints = {r.address: r.endpoint for r in rows}
+            self.regions = {r.address: r.region for r in rows}
+            self.unstaked = frozenset(
+                r.address
+                for r in rows
+                if service.stake_verified
+                and not r.stake_active
+                and providers.is_online(r, now=now, settings=service.settings)
+            )
+        self.records = {p.id: p for p in records}
+        self._index = ProviderIndex(records, weight_km=service.settings.energy_weight_km)
+        self._key, self._built_at = key, time.monotonic()
+        return self._index
