@@ -11,6 +11,15 @@ Every request is signed by the renter with ``protocol.signing``:
   signature in headers (:data:`SIGNER_HEADER` etc.) over the payload
   ``{"method": "GET", "path": <path>}`` with purpose :data:`FETCH`. Only the job's
   renter may read a job. ``GET /v1/health`` is public.
+- ``POST /v1/services`` takes a signed envelope (purpose :data:`SERVICE_PUSH`) whose
+  payload is a :class:`ServicePush`: the on-chain lease id, the service spec (its
+  :func:`protocol.services.service_spec_hash` must equal the lease's spec hash) and its
+  input files. The agent checks the lease (offered to this provider by the signer, the
+  rate covers its ask, the accept window is open), that it holds the image and has room,
+  accepts on chain and starts the service. ``GET /v1/services/{lease_id}`` and
+  ``/v1/services/{lease_id}/logs`` (``?follow=true`` streams) are signed reads like a
+  job's; only the lease's renter may read them. A service stops when its lease ends on
+  chain (the renter closes it, it runs out of funds, ...): the agent watches its leases.
 
 Errors are JSON ``{"detail": "...", "error": "<kind>"}`` with a 4xx status, as the
 marketplace's.
@@ -24,9 +33,11 @@ from pydantic import Field, StringConstraints
 
 from protocol import purposes
 from protocol.schemas import Address, Capacity, ImageName, JobSpec, Wire
+from protocol.services import ServiceSpec, ServiceState
 
 PUSH = purposes.PROVIDER_PUSH
 FETCH = purposes.PROVIDER_FETCH
+SERVICE_PUSH = purposes.PROVIDER_SERVICE_PUSH
 SIGNER_HEADER = "x-dcloud-signer"
 TIMESTAMP_HEADER = "x-dcloud-timestamp-ms"
 SIGNATURE_HEADER = "x-dcloud-signature"
@@ -83,3 +94,24 @@ class ProviderHealth(Wire):
     free: Capacity
     price_wei: int
     jobs_running: int
+
+
+class ServicePush(Wire):
+    lease_id: int = Field(ge=1, le=2**64)
+    spec: ServiceSpec
+    inputs: dict[str, Base64] = Field(default_factory=dict, max_length=256)
+
+
+class ProviderService(Wire):
+    """A service as its provider sees it."""
+
+    lease_id: int
+    name: str
+    renter: Address
+    state: ServiceState
+    host_port: int | None = Field(default=None, description="where the provider publishes it")
+    url: str | None = Field(default=None, description="the published port's URL")
+    restarts: int = 0
+    uptime_s: float = 0
+    last_error: str = ""
+    detail: str = Field(default="", description="what it waits for, or why it stopped")

@@ -35,6 +35,8 @@ PROVIDER_PUSH = "dcloud/provider.push"
 """A renter sends a funded job's spec and inputs to its provider."""
 PROVIDER_FETCH = "dcloud/provider.fetch"
 """A renter reads its job's state, logs or outputs at the provider."""
+PROVIDER_SERVICE_PUSH = "dcloud/provider.service-push"
+"""A renter sends a leased service's spec and inputs to its provider."""
 
 # -- checked by a storage node (request headers)
 STORAGE_SHARD = "dcloud/storage.shard"
@@ -53,5 +55,6 @@ ALL = (
     SERVICE_STOP,
     PROVIDER_PUSH,
     PROVIDER_FETCH,
+    PROVIDER_SERVICE_PUSH,
     STORAGE_SHARD,
 )
