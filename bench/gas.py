@@ -13,6 +13,10 @@ proof of 12 siblings) between a renter and a node that have dealt before.
 A single-replica job has no reveal (its result stays hidden unless disputed), so the
 ``reveal`` row is one replica's reveal in a 3-replica job, whose ``fund`` carries the
 matcher's signature of its providers (``fund-3-replicas-signed``).
+Lease rows (``lease-*``) are one service lease between a renter and a provider that
+have leased before: open, accept, the prober's serving report, a settle (the
+provider's claim), a top-up and the renter's close; ``lease-settleMany-per-lease`` is
+the provider's periodic claim over a batch of running leases.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ BATCH_TARGET = 35_000
 SHARD_BYTES = 4 * 1024 * 1024
 SPEC = b"\x11" * 32
 EPOCH = 100
+LEASE_RATE = 10**15  # wei per second
 
 
 class Bench:
@@ -55,19 +60,22 @@ class Bench:
         self.params = DeployParams(accept_window=100, reveal_window=100, challenge_window=200)
         owner = self.accounts[0]
         c = deploy_all(owner, params=self.params, treasury=self.accounts[9], matcher=DEV_MATCHER)
-        self.token, self.registry, self.escrow, self.storage = (
+        self.token, self.registry, self.escrow, self.storage, self.leases = (
             c["ComputeToken"],
             c["ProviderRegistry"],
             c["JobEscrow"],
             c["StorageEscrow"],
+            c["LeaseEscrow"],
         )
         self.storage.grantRole(self.storage.AUDITOR_ROLE(), owner, {"from": owner})
+        self.leases.grantRole(self.leases.PROBER_ROLE(), owner, {"from": owner})
         self.baseline = brownie.BaselineERC20.deploy(10**9 * TOKEN, {"from": owner})
         for account in self.accounts[1:9]:
             self.token.transfer(account, 10**6 * TOKEN, {"from": owner})
             self.token.approve(self.escrow, 2**256 - 1, {"from": account})
             self.token.approve(self.registry, 2**256 - 1, {"from": account})
             self.token.approve(self.storage, 2**256 - 1, {"from": account})
+            self.token.approve(self.leases, 2**256 - 1, {"from": account})
         self.salt_counter = 0
         self._shard: tuple[bytes, list[bytes]] | None = None
 
@@ -232,7 +240,14 @@ def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
     import brownie
 
     brownie.BaselineERC20 = project.BaselineERC20
-    names = ("ComputeToken", "TokenSale", "ProviderRegistry", "JobEscrow", "StorageEscrow")
+    names = (
+        "ComputeToken",
+        "TokenSale",
+        "ProviderRegistry",
+        "JobEscrow",
+        "StorageEscrow",
+        "LeaseEscrow",
+    )
     for name in (*names, "DevFaucet"):
         setattr(brownie, name, getattr(project, name))
     bench = Bench(brownie)
@@ -283,6 +298,7 @@ def measure(project: Any, *, quick: bool) -> list[dict[str, Any]]:
     rows.append({"step": "finalizeMany-per-job", "gas": many.gas_used // batch, "batch": batch})
 
     rows.extend(measure_storage(bench, quick=quick))
+    rows.extend(measure_leases(bench, quick=quick))
 
     for row in rows:
         row["ratio_to_transfer"] = round(row["gas"] / transfer, 2)
@@ -339,6 +355,53 @@ def measure_storage(bench: Bench, *, quick: bool) -> list[dict[str, Any]]:
             "step": "deal-slashMissed",
             "gas": bench.storage.slashMissed(ids[0], {"from": owner}).gas_used,
         }
+    )
+    return rows
+
+
+def run_lease(bench: Bench, renter: Any, provider: Any) -> dict[str, int]:
+    """One lease through its steps: open, accept, serving, settle, top-up, close."""
+    owner = bench.accounts[0]
+    leases = bench.leases
+    tx = leases.open(provider, LEASE_RATE, LEASE_RATE * 3600, SPEC, {"from": renter})
+    lease_id = tx.return_value
+    gas = {"lease-open": tx.gas_used}
+    gas["lease-accept"] = leases.accept(lease_id, {"from": provider}).gas_used
+    gas["lease-reportServing"] = leases.reportServing(lease_id, {"from": owner}).gas_used
+    bench.chain.sleep(60)
+    bench.chain.mine()
+    gas["lease-settle"] = leases.settle(lease_id, {"from": provider}).gas_used
+    gas["lease-topUp"] = leases.topUp(lease_id, LEASE_RATE * 600, {"from": renter}).gas_used
+    bench.chain.sleep(60)
+    bench.chain.mine()
+    gas["lease-close"] = leases.close(lease_id, {"from": renter}).gas_used
+    gas["lease-withdraw"] = leases.withdraw({"from": provider}).gas_used
+    return gas
+
+
+def measure_leases(bench: Bench, *, quick: bool) -> list[dict[str, Any]]:
+    """Gas of every LeaseEscrow step, the whole lease, and the batched claim."""
+    a = bench.accounts
+    owner, renter, provider = a[0], a[1], a[8]  # a provider with no storage deals locked
+    bench.registry.stake(1000 * TOKEN, {"from": provider})
+    run_lease(bench, renter, provider)  # warm the pair and the treasury's credit
+    steady = run_lease(bench, renter, provider)
+    rows: list[dict[str, Any]] = [{"step": step, "gas": gas} for step, gas in steady.items()]
+    rows.append({"step": "lease-lifecycle", "gas": sum(steady.values())})
+
+    batch = 10 if quick else 40
+    ids = []
+    for _ in range(batch):
+        tx = bench.leases.open(provider, LEASE_RATE, LEASE_RATE * 3600, SPEC, {"from": renter})
+        ids.append(tx.return_value)
+        bench.leases.accept(tx.return_value, {"from": provider})
+        bench.leases.reportServing(tx.return_value, {"from": owner})
+    bench.chain.sleep(60)
+    bench.chain.mine()
+    many = bench.leases.settleMany(ids, {"from": provider})
+    assert many.return_value == batch, "settleMany did not settle every lease"
+    rows.append(
+        {"step": "lease-settleMany-per-lease", "gas": many.gas_used // batch, "batch": batch}
     )
     return rows
 
