@@ -19,6 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split
 
 def _mount() -> None:
     from agents.devnet.cli import app as devnet
+    from agents.ingress.cli import app as gateway
     from agents.provider.cli import app as provider
     from agents.renter.cli import app as job
     from agents.storage.files.cli import file_app
@@ -30,6 +31,7 @@ def _mount() -> None:
     app.add_typer(node_app, name="node", help="Lend disk space: store erasure-coded shards.")
     app.add_typer(file_app, name="file", help="Store files: encrypted, erasure-coded, spread.")
     app.add_typer(devnet, name="devnet", help="A whole local network with a demo.")
+    app.add_typer(gateway, name="gateway", help="Route service names to where they run now.")
     app.add_typer(token, name="token", help="Your tokens: balance, buy, faucet, send, withdraw.")
 
 
