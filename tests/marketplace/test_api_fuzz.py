@@ -67,6 +67,9 @@ PURPOSES = {
     "/v1/providers": "dcloud/provider.register",
     "/v1/providers/heartbeat": "dcloud/provider.heartbeat",
     "/v1/jobs": "dcloud/job.submit",
+    "/v1/services": "dcloud/service.deploy",
+    "/v1/services/{name}/report": "dcloud/service.report",
+    "/v1/services/{name}/stop": "dcloud/service.stop",
 }
 
 
