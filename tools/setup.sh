@@ -127,4 +127,26 @@ docker_setup() {
 docker_setup
 # --- end of the Docker set-up ---
 
+# --- Ingress gateway: Debian's nginx, which agents/ingress starts by PID with its own config ---
+# The package enables a system nginx on port 80 where an init system runs; right after
+# installing it here, that service is stopped and disabled (a machine that had nginx
+# before keeps it as it was).
+gateway_setup() {
+  if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then return; fi
+  say "installing Debian's nginx (the services' ingress gateway)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now nginx.service >/dev/null 2>&1 || true
+  else
+    local pid
+    pid=$(cat /run/nginx.pid 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nginx ]; then
+      kill -QUIT "$pid" 2>/dev/null || true
+    fi
+    update-rc.d nginx disable >/dev/null 2>&1 || true
+  fi
+}
+gateway_setup
+# --- end of the ingress gateway set-up ---
+
 say "ready"

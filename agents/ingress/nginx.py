@@ -85,12 +85,19 @@ class Nginx:
     """One nginx master serving the gateway; see the module docstring."""
 
     def __init__(
-        self, folder: Path, *, port: int, host: str = "127.0.0.1", domain: str = "localhost"
+        self,
+        folder: Path,
+        *,
+        port: int,
+        host: str = "127.0.0.1",
+        domain: str = "localhost",
+        workers: int | str = "auto",
     ) -> None:
         self.folder = folder.resolve()
         self.host = host
         self.port = port
         self.domain = domain
+        self.workers = workers
         self.popen: subprocess.Popen[bytes] | None = None
         self.generation = 0
         self.conf = self.folder / "nginx.conf"
@@ -124,6 +131,7 @@ class Nginx:
             paths=self.paths,
             domain=self.domain,
             generation=generation,
+            workers=self.workers,
             user="nobody nogroup" if os.geteuid() == 0 else None,
         )
 
