@@ -32,7 +32,7 @@ from web3.exceptions import (
 )
 from web3.types import TxParams, TxReceipt
 
-from agents.errors import ChainUnavailableError, RefusedError
+from agents.errors import ChainUnavailableError, RefusedError, UserError
 from protocol.reverts import Catalogue, Revert, revert_data
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,8 @@ class Wallet:
             raise RefusedError(self.explain(exc)) from None
         except TRANSIENT as exc:
             raise ChainUnavailableError(f"{fn.fn_name}: {self._unreachable(exc)}") from None
+        except Web3RPCError as exc:
+            raise self._no_gas_money(fn, exc) from None
         try:
             tx_hash = self._send(fn, gas=estimate, value=value)
             receipt = self.w3.eth.wait_for_transaction_receipt(
@@ -143,7 +145,7 @@ class Wallet:
                         continue
                     else:
                         self._nonce = None
-                        raise
+                        raise self._no_gas_money(fn, exc) from None
                 except BaseException:
                     self._nonce = None  # re-read from the chain (its pool included) next time
                     raise
@@ -153,6 +155,15 @@ class Wallet:
         raise ChainUnavailableError(
             f"{fn.fn_name}: the chain refused {NONCE_ATTEMPTS} nonces in a row for "
             f"{self.address} (is the key sending from elsewhere?); try again"
+        )
+
+    def _no_gas_money(self, fn: ContractFunction, exc: Web3RPCError) -> Exception:
+        """A clear error for an account without ETH for gas; other RPC errors as they are."""
+        if "insufficient funds" not in _message(exc).lower():
+            return exc
+        return UserError(
+            f"{fn.fn_name}: {self.address} has no ETH to pay for the transaction's gas; on a "
+            "devnet `dcloud token faucet` gives some, elsewhere send ETH to this address"
         )
 
     def _unreachable(self, exc: BaseException) -> str:

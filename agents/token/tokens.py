@@ -20,12 +20,16 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
 from web3.logs import DISCARD
+from web3.types import Wei
 
 from agents.errors import RefusedError, UserError
 from agents.units import WEI, fmt_eth, fmt_tokens
 from agents.wallet import Wallet
 from protocol.escrow import Escrow
 from protocol.network import DEV_CHAIN_IDS
+
+# ETH a dev-chain faucet request tops a key up to, for gas (1 ETH: thousands of txs)
+GAS_MONEY_WEI = 10**18
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +254,7 @@ class Tokens:
                 used again) or empty.
         """
         faucet = self._faucet()
+        self._gas_money()
         try:
             faucet.functions.drip(self.address).call({"from": self.address})
         except ContractCustomError as exc:
@@ -257,6 +262,25 @@ class Tokens:
         receipt = self.wallet.transact(faucet.functions.drip(self.address))
         event = faucet.events.Dripped().process_receipt(receipt, errors=DISCARD)[0]
         return int(event["args"]["amount"])
+
+    def _gas_money(self) -> None:
+        """On a dev chain, give a key with no ETH some for gas from the node's first
+        unlocked dev account (the faucet's tokens are useless without it)."""
+        w3 = self.escrow.w3
+        address = Web3.to_checksum_address(self.address)
+        have = int(w3.eth.get_balance(address))
+        if have >= GAS_MONEY_WEI // 10:
+            return
+        unlocked = w3.eth.accounts
+        if not unlocked:
+            raise UserError(
+                f"{address} has no ETH for gas and this dev chain's node unlocks no account "
+                "to send some; send ETH to it from a funded account"
+            )
+        tx = w3.eth.send_transaction(
+            {"from": unlocked[0], "to": address, "value": Wei(GAS_MONEY_WEI - have)}
+        )
+        w3.eth.wait_for_transaction_receipt(tx)
 
     def _faucet_refusal(self, exc: ContractCustomError) -> Exception:
         data = exc.data if isinstance(exc.data, str) else ""
