@@ -164,6 +164,21 @@ def test_faucet_gives_the_drip_and_balance_shows_it(chain, tmp_path):
     assert re.search(r"JobEscrow\s+0 DCT credit", shown), shown
 
 
+def test_faucet_gives_a_key_with_no_eth_gas_money_too(chain, tmp_path):
+    me = renter(chain, tmp_path, eth=0)
+    ok(token(me, "faucet"))
+    assert chain.escrow.balance_of(me.address) == chain.escrow.deployment.parameters["faucet_drip"]
+    assert chain.w3.eth.get_balance(me.address) > 0
+
+
+def test_a_transaction_without_gas_money_is_one_clear_line(chain, tmp_path):
+    me = renter(chain, tmp_path, eth=0)
+    give_tokens(chain, me.address, TOKEN)
+    line = one_line_error(token(me, "transfer", dev_account(9).address, "0.5", "--yes"))
+    assert "has no ETH to pay for the transaction's gas" in line
+    assert chain.escrow.balance_of(me.address) == TOKEN
+
+
 def test_faucet_again_within_its_cooldown_says_when_it_can_be_used(chain, tmp_path):
     me = renter(chain, tmp_path)
     ok(token(me, "faucet"))
