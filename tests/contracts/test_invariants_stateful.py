@@ -5,7 +5,10 @@ junk, copier) and the matcher fund, accept, commit, reveal, confirm, finalize,
 dispute, claim no-shows, cancel, withdraw, stake, unstake, change the fee and travel
 in time, in random order and often at the wrong moment; storage deals are opened,
 accepted, challenged, answered (or not), slashed, settled and cancelled among them
-(``test_storage_escrow_stateful.py``), locking collateral in the same registry.
+(``test_storage_escrow_stateful.py``), locking collateral in the same registry, and
+so are leases of services paid by the second (``test_lease_stateful.py``): renters
+closing at odd times, providers that never serve or walk away, and a prober that lies
+by never reporting some services that came up.
 
 Attacks tried: a renter funds a replicated job, or disputes, with providers it
 picked itself (self-signed, unsigned, a matcher signature for another list, renter
@@ -34,10 +37,12 @@ success the model applies the same effects. After every step:
 - the token supply is unchanged, and the balances of every holder (accounts and
   contracts) add up to it;
 - the job escrow holds exactly the deposits of live jobs (bonds included) plus all
-  credits, the storage escrow the unpaid epochs of live deals plus its credits, and
-  the registry the providers' stake;
-- each provider's locked stake is the collateral of its live accepted job replicas
-  plus its active deals, and ``lockedBy`` splits it per escrow exactly so;
+  credits, the storage escrow the unpaid epochs of live deals plus its credits, the
+  lease escrow the unpaid deposits of live leases plus its credits, and the registry
+  the providers' stake;
+- each provider's locked stake is the collateral of its live accepted job replicas,
+  its active deals and its running leases, and ``lockedBy`` splits it per escrow
+  exactly so;
 - every balance, credit and stake equals the model's, so nobody's balance or credit
   moves except by the amounts the rules name;
 - no honest provider has missed a window.
@@ -102,6 +107,7 @@ from conftest import (
     result_hash,
     salt_for,
 )
+from test_lease_stateful import LEASE_PATHS, LeaseModel, LeaseRules
 from test_storage_escrow_stateful import STORAGE_PATHS, StorageModel, StorageRules
 
 ACCEPT, REVEAL, CHALLENGE = PARAMS.accept_window, PARAMS.reveal_window, PARAMS.challenge_window
@@ -162,9 +168,9 @@ class Job:
         return self.price * self.replicas  # a dispute's bond included
 
 
-class Model(StorageModel):
+class Model(StorageModel, LeaseModel):
     """The protocol's rules as JobEscrow's and ProviderRegistry's docs state them
-    (StorageEscrow's come from `StorageModel`).
+    (StorageEscrow's come from `StorageModel`, LeaseEscrow's from `LeaseModel`).
 
     Every operation first checks, in the contract's order (raising `Revert` without
     touching state), then applies.
@@ -178,6 +184,7 @@ class Model(StorageModel):
         treasury: str,
         owner: str,
         auditor: str,
+        prober: str,
     ):
         self.balances = balances
         self.credits: dict[str, int] = dict.fromkeys(balances, 0)
@@ -189,6 +196,7 @@ class Model(StorageModel):
         self.escrow_balance = 0
         self.registry_balance = sum(s[0] for s in stakes.values())
         self._init_storage(auditor)
+        self._init_leases(prober)
 
     # ------------------------------------------------------------------ registry
 
@@ -251,9 +259,12 @@ class Model(StorageModel):
                 self.escrow_balance += delta
             elif account == "storage":
                 self.storage_balance += delta
+            elif account == "leases":
+                self.lease_balance += delta
             else:
                 self.balances[account] += delta
         assert min(self.registry_balance, self.escrow_balance, self.storage_balance) >= 0
+        assert self.lease_balance >= 0
         assert min(self.balances.values()) >= 0
 
     def job_locked(self, provider: str) -> int:
@@ -556,7 +567,7 @@ class _HonestClock:
         return getattr(chain, name)
 
 
-class EscrowMachine(StorageRules):
+class EscrowMachine(StorageRules, LeaseRules):
     st_pick = strategy("uint16")
     st_provider = strategy("uint8", max_value=len(ROLES) - 1)
     st_account = strategy("uint8", max_value=len(ROLES) + 2)
@@ -580,6 +591,7 @@ class EscrowMachine(StorageRules):
         owner,
         others,
         storage,
+        leases,
     ):
         cls.token, cls.escrow, cls.registry, cls.reader = token, escrow, registry, reader
         cls.renters = [str(a) for a in renters]
@@ -595,6 +607,7 @@ class EscrowMachine(StorageRules):
         cls.matcher = Matcher(escrow, cls.roles)
         cls.stats = Counter()
         StorageRules._init_storage_rules(cls, *storage)
+        LeaseRules._init_lease_rules(cls, *leases)
 
     def setup(self):
         self._reacting = False
@@ -608,10 +621,12 @@ class EscrowMachine(StorageRules):
             treasury=self.treasury,
             owner=self.owner,
             auditor=self.auditor,
+            prober=self.prober,
         )
         self.model.escrow_balance = snap["escrowBalance"]
         self.model.storage_balance = snap["storage"]["balance"]
         self.model.registry_balance = snap["registryBalance"]
+        self.model.lease_balance = snap["leases"]["balance"]
 
     def teardown_final(cls):  # noqa: N805
         print(f"\nstateful run: {dict(sorted(cls.stats.items()))}")
@@ -633,6 +648,7 @@ class EscrowMachine(StorageRules):
             "sybil:dispute-refused",
             "copy:read-commitments",
             *STORAGE_PATHS,
+            *LEASE_PATHS,
         )
         for path in paths:
             assert cls.stats[path] > 0, f"no '{path}' in the whole stateful run"
@@ -662,31 +678,34 @@ class EscrowMachine(StorageRules):
             out.append(fn.decode_output(results[i]["result"]))
         return out
 
-    def _read(self) -> tuple[dict[str, Any], list[tuple[int, int]]]:
-        """Job escrow and registry state (the storage escrow's under "storage"), and
-        (lockedBy(job escrow, p), lockedBy(storage escrow, p)) per provider."""
+    def _read(self) -> tuple[dict[str, Any], list[tuple[int, ...]]]:
+        """Job escrow and registry state (the storage escrow's under "storage", the lease
+        escrow's under "leases"), and lockedBy(escrow, p) of the job, storage and lease
+        escrows per provider."""
         by = self.registry.lockedBy
+        escrows = (self.escrow, self.storage, self.leases)
+        lease_reads = self._lease_reads()
         reads = self._calls(
             [
                 (
                     self.reader.read,
                     (self.token, self.escrow, self.registry, self.storage, self.tracked),
                 ),
-                *(
-                    (by, (slasher, provider))
-                    for provider in self.providers
-                    for slasher in (self.escrow, self.storage)
-                ),
+                *((by, (slasher, provider)) for provider in self.providers for slasher in escrows),
+                *lease_reads,
             ]
         )
+        lease_part = reads[len(reads) - len(lease_reads) :]
+        reads = reads[: len(reads) - len(lease_reads)]
         jobs, storage = reads[0]
         snap = {
             key: [int(v) for v in value] if isinstance(value, list | tuple) else int(value)
             for key, value in jobs.dict().items()
         }
         snap["storage"] = self._storage_snapshot(storage)
+        snap["leases"] = self._lease_snapshot(lease_part)
         locks = [int(v) for v in reads[1:]]
-        return snap, list(zip(locks[::2], locks[1::2], strict=True))
+        return snap, list(zip(locks[::3], locks[1::3], locks[2::3], strict=True))
 
     def _replicas(self, job: Job) -> list[tuple[str, int, bytes]]:
         """Every slot of `job` as getReplica shows it: (provider, state, hash)."""
@@ -799,6 +818,8 @@ class EscrowMachine(StorageRules):
                         )
                         self.stats["honest:acted"] += 1
                         acted = True
+                if self._lease_react():
+                    acted = True
         finally:
             self._reacting = False
 
@@ -1444,6 +1465,7 @@ class EscrowMachine(StorageRules):
             + snap["escrowBalance"]
             + snap["registryBalance"]
             + snap["storage"]["balance"]
+            + snap["leases"]["balance"]
             + self.others_hold
         )
         assert held == PARAMS.supply, "tokens outside every known holder"
@@ -1465,12 +1487,18 @@ class EscrowMachine(StorageRules):
                 assert [snap["staked"][i], snap["locked"][i], snap["unbonding"][i]] == (
                     model.stakes[account][:3]
                 ), f"stake of {account}"
-        # locks: exactly the collateral of live replicas and active deals, per escrow
+        # locks: exactly the collateral of live replicas, active deals and running
+        # leases, per escrow
         for provider, by in zip(self.providers, locks, strict=True):
-            expected = (model.job_locked(provider), model.deal_locked(provider))
+            expected = (
+                model.job_locked(provider),
+                model.deal_locked(provider),
+                model.lease_locked(provider),
+            )
             assert by == expected, f"lockedBy of {provider}: {by} != {expected}"
             assert model.stakes[provider][1] == sum(expected)
         self._check_storage_invariant(snap["storage"])
+        self._check_lease_invariant(snap["leases"])
 
     def _check_liveness(self):
         """No time jump skipped a window an honest provider had to act in."""
@@ -1516,6 +1544,7 @@ def test_adversaries_never_break_conservation_nor_honest_pay(
     cast,
     treasury,
     storage,
+    leases,
     deployer,
     outsider,
     sale,
@@ -1533,6 +1562,7 @@ def test_adversaries_never_break_conservation_nor_honest_pay(
         deployer,
         [deployer, outsider, sale, faucet],
         (storage, deployer),
+        (leases, deployer),  # deployer: the prober, as conftest grants it
         settings={
             "max_examples": int(os.environ.get("DCLOUD_STATEFUL_EXAMPLES", 50)),
             "stateful_step_count": int(os.environ.get("DCLOUD_STATEFUL_STEPS", 40)),
