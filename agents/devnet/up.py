@@ -16,7 +16,6 @@ alive and does not start another one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -27,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from agents import keys
+from agents.devnet.demo import RENTER_KEY, run_demo
 from agents.devnet.localchain import (
     DEVNET_BLOCK_TIME_S,
     BlockTicker,
@@ -48,11 +47,9 @@ from agents.devnet.network import (
     operator_account,
 )
 from agents.devnet.procs import Proc, port_open, python, spawn, wait_http
-from agents.errors import AgentError, UserError
-from agents.units import fmt_tokens
+from agents.errors import UserError
 from protocol.deployments import connect, load_for
 from protocol.errors import ProtocolError
-from protocol.schemas import JobSpec
 
 STATE_FILE = "devnet.json"
 MARKET_PORT = 8700
@@ -81,7 +78,6 @@ NODES = [
     ("singapore", 1.35, 103.82),
     ("sao-paulo", -23.55, -46.63),
 ]
-RENTER_KEY = 20
 NODE_KEYS = range(11, 19)
 ACCOUNTS = 30
 
@@ -332,89 +328,7 @@ class Devnet:
 
     def demo(self) -> None:
         assert self.net is not None
-        renter = self.net.renter(RENTER_KEY)
-        jobs = [
-            (
-                "uppercase",
-                ["sh", "-c", "echo 'energy aware cloud' | tr a-z A-Z > /output/out.txt"],
-                1,
-                "dcloud/busybox:1",
-            ),
-            (
-                "pi",
-                [
-                    "python3",
-                    "-c",
-                    "import math; open('/output/pi.txt','w').write(str(round(math.pi, 10)))",
-                ],
-                1,
-                "dcloud/python:3.11",
-            ),
-            ("replicated", ["sh", "-c", "echo 42 > /output/answer.txt"], 3, "dcloud/busybox:1"),
-        ]
-        table = Table("job", "id", "ran in", "km", "energy", "cost", "result", title="demo jobs")
-        names = {p.address: p.spec.name.removeprefix("provider-") for p in self.net.providers}
-        with self._progress() as progress:
-            for name, command, replicas, image in jobs:
-                task = progress.add_task(f"demo job {name}", total=1)
-                spec = JobSpec.model_validate(
-                    {
-                        "image": image,
-                        "command": command,
-                        "resources": {"cpu": 0.5, "memory_mb": 64, "disk_mb": 8},
-                        "time_limit_s": 60,
-                        "max_price_wei": 10**18,
-                        "replicas": replicas,
-                        "origin": {"lat": 48.14, "lon": 11.58},
-                    }
-                )
-
-                def show(stage: str, task: TaskID = task, name: str = name) -> None:
-                    progress.update(task, description=f"demo job {name}: {stage}")
-
-                job_id = renter.submit(spec, progress=show)
-                renter.wait(job_id, timeout_s=180, progress=show)
-                res = renter.result(job_id, out_dir=self.home / "results" / str(job_id))
-                renter.confirm(job_id)
-                progress.update(task, completed=1, description=f"[green]✓[/] demo job {name}")
-                out = next(iter(res.files.values()), b"").decode(errors="replace").strip()
-                for a in renter.record(job_id)["assignments"]:
-                    table.add_row(
-                        name,
-                        str(job_id),
-                        names.get(a["provider"], a["provider"][:10]),
-                        f"{a['distance_km']:.0f}",
-                        f"level {a['energy_level']}",
-                        fmt_tokens(a["cost_wei"]),
-                        out[:24],
-                    )
-            task = progress.add_task("demo file (5 MB, k=4 of n=8 across 8 nodes)", total=1)
-            digest, where = self._store_demo_file()
-            progress.update(
-                task, completed=1, description="[green]✓[/] demo file stored and read back"
-            )
-        self.console.print(table)
-        self.console.print(
-            f"demo file: sha256 {digest[:16]}… verified after a round trip; shards on {where}"
-        )
-
-    def _store_demo_file(self) -> tuple[str, str]:
-        from agents.storage.files.client import StorageClient
-
-        assert self.net is not None
-        data = hashlib.sha256(b"dcloud demo").digest() * (5 * 2**20 // 32)
-        home = self.home / "renter-files"
-        with StorageClient(
-            home=home,
-            account=dev_account(RENTER_KEY, self.mnemonic),
-            marketplace=self.net.market_url,
-        ) as client:
-            name = f"demo-{int(time.time())}.bin"
-            client.put_bytes(data, name=name, k=4, n=8)
-            back = client.get_bytes(name)
-        if back != data:
-            raise AgentError("the demo file came back different")
-        return hashlib.sha256(back).hexdigest(), "8 nodes"
+        run_demo(self.net, home=self.home, console=self.console, progress=self._progress)
 
     # ------------------------------------------------------------------ down
 
