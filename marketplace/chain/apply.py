@@ -8,9 +8,10 @@ Applying is idempotent per log: a log is recorded once per (block, log index), a
 already recorded is skipped with its effects, so re-indexing a range changes nothing.
 
 What the events drive: a chain job's state and its replica slots (JobEscrow), the
-providers' job counters and stakes (JobEscrow, ProviderRegistry), and the storage nodes'
+providers' job counters and stakes (JobEscrow, ProviderRegistry), the storage nodes'
 audit counters (StorageEscrow: an answered challenge passes an audit, a slash for a
-missed one fails it), which feed each node's reputation in storage placement.
+missed one fails it), which feed each node's reputation in storage placement, and
+leases with the services they pay for (LeaseEscrow, :mod:`marketplace.services.leases`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from web3.types import LogReceipt
 
 from marketplace.chain.client import Stake
 from marketplace.compute import jobs
+from marketplace.services import leases
 from marketplace.store.models import (
     ChainEventRow,
     ChainJobRow,
@@ -44,6 +46,7 @@ from marketplace.store.models import (
 logger = logging.getLogger(__name__)
 
 ESCROW, REGISTRY, STORAGE = "JobEscrow", "ProviderRegistry", "StorageEscrow"
+LEASES = "LeaseEscrow"
 # Registry events after which a provider's stake or activity may differ.
 STAKE_EVENTS = frozenset(
     {"Staked", "UnstakeRequested", "UnstakeCancelled", "Unstaked", "ProviderSlashed"}
@@ -151,7 +154,7 @@ def json_safe(value: Any) -> Any:
 
 def reset_chain_state(session: Session) -> None:
     """Forget everything learned from the chain: events, chain jobs and their replicas,
-    links, providers' job counters, storage nodes' audit counters, cursor."""
+    links, providers' job counters, storage nodes' audit counters, leases, cursor."""
     session.execute(delete(ChainEventRow))
     session.execute(delete(ChainReplicaRow))
     session.execute(delete(ChainJobRow))
@@ -163,6 +166,7 @@ def reset_chain_state(session: Session) -> None:
     )
     session.execute(update(ProviderRow).values(jobs_completed=0, jobs_failed=0, jobs_slashed=0))
     session.execute(update(StorageNodeRow).values(audits_passed=0, audits_failed=0))
+    leases.reset(session)
 
 
 def apply_events(
@@ -183,6 +187,9 @@ def apply_events(
             )
             continue
         recorded += 1
+        if event.contract == LEASES:
+            leases.apply_lease_event(session, event.name, event.args, event.block_number)
+            continue
         handler = _HANDLERS.get((event.contract, event.name))
         if handler is not None:
             handler(session, event)

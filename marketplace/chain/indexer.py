@@ -27,6 +27,7 @@ from web3.types import LogReceipt
 
 from marketplace.chain.apply import (
     ESCROW,
+    LEASES,
     REGISTRY,
     STORAGE,
     ChainEvent,
@@ -278,6 +279,9 @@ class Indexer:
         contracts = {ESCROW: self.chain.escrow, REGISTRY: self.chain.registry}
         if self.chain.storage is not None:
             contracts[STORAGE] = self.chain.storage
+        deployment = self.chain.deployment
+        if LEASES in deployment.contracts:
+            contracts[LEASES] = deployment.contract(self.chain.w3, LEASES)
         return contracts
 
     def _set_unreachable(self, exc: BaseException) -> None:

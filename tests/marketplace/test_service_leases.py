@@ -1,0 +1,292 @@
+"""Services and their leases on a real anvil with the contracts deployed by brownie: the
+indexer links a LeaseOpened to its deployment by spec hash, follows accept, serving,
+top-ups, settles and the end with its reason, and frees the reservation; the prober
+reports a healthy leased service serving with the matcher key (once it has gas)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3.logs import DISCARD
+
+from marketplace.chain.indexer import Indexer
+from marketplace.service import Service
+from marketplace.services import deployments, reports
+from marketplace.services.placement import Placer
+from marketplace.services.prober import Prober
+from marketplace.services.serving import Outcome, ServingReporter
+from marketplace.settings import Settings
+from marketplace.store.models import ChainLeaseRow, ProviderRow, ServiceRow
+from protocol.leases import Leases
+from protocol.services import ServiceReport, ServiceSpec, ServiceState
+from tests.integration.chains import CHAINS, deploy_contracts, running_chain
+
+pytestmark = pytest.mark.integration
+
+TOKEN = 10**18
+STAKE = 500 * TOKEN
+RATE = 10**12  # wei per second: the provider asks 10**12 per CPU-second, 1 CPU
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def chain_url(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    deployments_file = tmp_path_factory.mktemp("leases") / "deployments.json"
+    with running_chain("anvil") as url:
+        deploy_contracts(CHAINS["anvil"]["network"], deployments_file)
+        yield url, deployments_file
+
+
+@pytest.fixture
+def service(chain_url, tmp_path) -> Iterator[Service]:
+    url, deployments_file = chain_url
+    svc = Service(
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'market.db'}",
+            rpc_url=url,
+            deployments=deployments_file,
+        )
+    )
+    svc.open()
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def send(service: Service, fn: Any, sender: str) -> Any:
+    assert service.chain is not None
+    w3 = service.chain.w3
+    receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+    assert receipt.status == 1
+    return receipt
+
+
+def sender_of(service: Service, address: str) -> Any:
+    return lambda fn: send(service, fn, address)
+
+
+def accounts(service: Service) -> list[str]:
+    assert service.chain is not None
+    return list(service.chain.w3.eth.accounts)
+
+
+def staked_provider(service: Service, address: str) -> None:
+    chain = service.chain
+    assert chain is not None
+    if chain.stake(address).active:
+        return
+    send(service, chain.token.functions.approve(chain.registry.address, STAKE), address)
+    send(service, chain.registry.functions.stake(STAKE), address)
+
+
+def add_provider(service: Service, address: str) -> None:
+    now = time.time()
+    with service.sessions() as s, s.begin():
+        s.add(
+            ProviderRow(
+                address=address,
+                endpoint="http://127.0.0.1:9100",
+                lat=48.1,
+                lon=11.6,
+                region="DE",
+                total_cpu=4,
+                total_memory_mb=16384,
+                total_gpu=0,
+                total_disk_mb=100_000,
+                free_cpu=4,
+                free_memory_mb=16384,
+                free_gpu=0,
+                free_disk_mb=100_000,
+                price_wei=RATE,
+                images=["busybox"],
+                registered_at=now,
+                last_heartbeat_at=now,
+                heartbeats=1,
+                staked_wei=str(STAKE),
+                stake_active=True,
+                jobs_completed=0,
+                jobs_failed=0,
+                jobs_slashed=0,
+            )
+        )
+    service.providers_changed()
+
+
+def place(service: Service, renter: str, name: str, *, cpu: float = 1) -> ServiceRow:
+    spec = ServiceSpec.model_validate(
+        {
+            "name": name,
+            "image": "busybox",
+            "port": 8080,
+            "resources": {"cpu": cpu, "memory_mb": 256},
+            "max_rate_wei_per_s": RATE * 4,
+            "origin": {"lat": 48.1, "lon": 11.6},
+        }
+    )
+    decision = Placer(service).decide(spec)
+    with service.sessions() as s, s.begin():
+        row = deployments.record(
+            s, renter=renter, spec=spec, decision=decision, reservation_s=600, now=time.time()
+        )
+    assert row.status == "placed", row.reason
+    return row
+
+
+def open_lease(service: Service, row: ServiceRow, renter: str, deposit: int) -> int:
+    chain = service.chain
+    assert chain is not None and row.provider is not None and row.rate_wei_per_s is not None
+    leases = Leases(chain.w3, chain.deployment)
+    send(service, chain.token.functions.approve(leases.address, deposit), renter)
+    receipt = leases.open(
+        sender_of(service, renter),
+        provider=row.provider,
+        rate_per_second=row.rate_wei_per_s,
+        deposit=deposit,
+        spec_hash=bytes.fromhex(row.spec_hash[2:]),
+    )
+    events = leases.contract.events.LeaseOpened().process_receipt(receipt, errors=DISCARD)
+    return int(events[0]["args"]["leaseId"])
+
+
+def catch_up(indexer: Indexer) -> None:
+    indexer.run_once()
+    while indexer.status == "catching up":
+        indexer.run_once()
+
+
+def get(service: Service, model: Any, key: Any) -> Any:
+    with service.sessions() as s:
+        return s.get(model, key)
+
+
+def free_cpu(service: Service, address: str) -> float:
+    return float(get(service, ProviderRow, address).free_cpu)
+
+
+def travel(service: Service, seconds: int) -> None:
+    assert service.chain is not None
+    service.chain.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    service.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------------- tests
+
+
+def test_a_lease_drives_its_service_from_placed_to_ended(service, http_port, caplog):
+    chain, matcher = service.chain, service.matcher
+    assert chain is not None and matcher is not None
+    indexer = Indexer(service.settings, service.sessions, chain)
+    everyone = accounts(service)
+    renter, provider = everyone[1], everyone[2]
+    staked_provider(service, provider)
+    add_provider(service, provider)
+    leases = Leases(chain.w3, chain.deployment)
+    assert leases.is_prober(matcher.address)
+
+    row = place(service, renter, "blog")
+    assert free_cpu(service, provider) == 3
+    lease_id = open_lease(service, row, renter, deposit=RATE * 3600)
+    catch_up(indexer)
+    linked = get(service, ServiceRow, row.id)
+    assert (linked.lease_id, linked.status) == (lease_id, "leased")
+    lease = get(service, ChainLeaseRow, lease_id)
+    assert (lease.state, lease.rate_wei_per_s, lease.deposit_wei) == (
+        "offered",
+        str(RATE),
+        str(RATE * 3600),
+    )
+
+    leases.accept(sender_of(service, provider), lease_id)
+    catch_up(indexer)
+    accepted = get(service, ServiceRow, row.id)
+    assert accepted.reserved_until is None and accepted.reserved  # held until it runs
+    assert get(service, ChainLeaseRow, lease_id).state == "running"
+
+    report = ServiceReport(
+        name="blog", lease_id=lease_id, host_port=http_port, state=ServiceState.STARTING
+    )
+    with service.sessions() as s, s.begin():
+        reports.apply_report(s, provider=provider, report=report, chain_verified=True, now=0)
+    assert free_cpu(service, provider) == 4  # the provider counts it from now on
+
+    # the matcher key has no ETH on a fresh anvil: said plainly, retried later
+    caplog.set_level(logging.ERROR, logger="marketplace.services.serving")
+    if chain.w3.eth.get_balance(matcher.account.address) == 0:  # not funded by the deploy
+        assert ServingReporter(service).report(lease_id) == Outcome.RETRY
+        assert "has no ETH to pay gas" in caplog.text
+        chain.w3.eth.wait_for_transaction_receipt(
+            chain.w3.eth.send_transaction(
+                {"from": everyone[0], "to": matcher.account.address, "value": TOKEN}
+            )
+        )
+
+    probes = Prober(service).run_once()
+    assert [p.healthy for p in probes] == [True]
+    catch_up(indexer)
+    serving = get(service, ServiceRow, row.id)
+    assert serving.status == "serving" and serving.serving_reported_at is not None
+    assert get(service, ChainLeaseRow, lease_id).serving_at > 0
+
+    send(service, chain.token.functions.approve(leases.address, RATE * 60), renter)
+    leases.top_up(sender_of(service, renter), lease_id, RATE * 60)
+    travel(service, 120)
+    leases.settle(sender_of(service, renter), lease_id)
+    catch_up(indexer)
+    lease = get(service, ChainLeaseRow, lease_id)
+    assert lease.deposit_wei == str(RATE * 3660) and int(lease.paid_wei) >= RATE * 120
+
+    leases.close(sender_of(service, renter), lease_id)
+    catch_up(indexer)
+    ended = get(service, ServiceRow, row.id)
+    assert ended.status == "ended" and ended.reason == f"lease {lease_id} ended: closed by renter"
+    lease = get(service, ChainLeaseRow, lease_id)
+    assert (lease.state, lease.end_reason) == ("ended", "closed by renter")
+
+
+def test_a_lease_never_accepted_ends_its_service_and_frees_the_reservation(service):
+    chain = service.chain
+    assert chain is not None
+    indexer = Indexer(service.settings, service.sessions, chain)
+    everyone = accounts(service)
+    renter, provider = everyone[3], everyone[4]
+    staked_provider(service, provider)
+    add_provider(service, provider)
+    row = place(service, renter, "wiki", cpu=2)
+    assert free_cpu(service, provider) == 2
+    lease_id = open_lease(service, row, renter, deposit=RATE * 2 * 600)
+    catch_up(indexer)
+    assert get(service, ServiceRow, row.id).status == "leased"
+
+    leases = Leases(chain.w3, chain.deployment)
+    travel(service, leases.parameters().accept_window + 1)
+    leases.cancel_unaccepted(sender_of(service, renter), lease_id)
+    catch_up(indexer)
+    ended = get(service, ServiceRow, row.id)
+    assert ended.status == "ended" and ended.reason.endswith("not accepted")
+    assert not ended.reserved and free_cpu(service, provider) == 4
