@@ -54,6 +54,7 @@ from protocol.errors import ProtocolError
 STATE_FILE = "devnet.json"
 MARKET_PORT = 8700
 GATEWAY_PORT = 8790
+SERVICE_GATEWAY_PORT = 8780  # services at http://NAME.apps.localhost:8780/
 CHAINS = {
     "anvil": {"port": 8545, "network": "dcloud-devnet", "mnemonic": None},
     # Ganache gets anvil's (valid BIP-39) mnemonic, so both chains have the same dev keys
@@ -166,8 +167,9 @@ class Devnet:
             )
             return
         self.home.mkdir(parents=True, exist_ok=True)
-        if port_open(MARKET_PORT):
-            raise UserError(f"port {MARKET_PORT} is busy: stop what listens there first")
+        for port in (MARKET_PORT, SERVICE_GATEWAY_PORT):
+            if port_open(port):
+                raise UserError(f"port {port} is busy: stop what listens there first")
         try:
             with self._progress() as progress:
                 self._step(
@@ -178,6 +180,11 @@ class Devnet:
                 self._step(progress, "marketplace and dashboard", self._marketplace)
                 self._step(progress, "6 provider agents (keys, stake, Docker)", self._providers)
                 self._step(progress, "8 storage nodes", self._nodes)
+                self._step(
+                    progress,
+                    f"service gateway (nginx, port {SERVICE_GATEWAY_PORT})",
+                    self._service_gateway,
+                )
             if self.opts.demo:
                 self.demo()
             self._gateway()
@@ -186,6 +193,7 @@ class Devnet:
             self.console.print(
                 f"\n[bold green]devnet up[/]: dashboard {market}/dashboard · API {market}/docs · "
                 f"chain {self.rpc_url} · file gateway http://127.0.0.1:{GATEWAY_PORT} · "
+                f"services http://NAME.apps.localhost:{SERVICE_GATEWAY_PORT}/ · "
                 f"logs in {self.logs}"
             )
             if self.opts.stay:
@@ -312,6 +320,15 @@ class Devnet:
         proc = spawn("file-gateway", argv, logs=self.logs, env={"DCLOUD_PASSWORD": PASSWORD})
         self.procs.append(proc)
         wait_http(proc, f"http://127.0.0.1:{GATEWAY_PORT}/v1/info")
+
+    def _service_gateway(self) -> None:
+        """The ingress gateway: NAME.apps.localhost and /apps/NAME/ to where it runs now."""
+        argv = python("-m", "agents", "gateway", "run", "--home", str(self.home / "gateway"))
+        argv += ["--marketplace", f"http://127.0.0.1:{MARKET_PORT}"]
+        argv += ["--port", str(SERVICE_GATEWAY_PORT), "--domain", "localhost"]
+        proc = spawn("service-gateway", argv, logs=self.logs)
+        self.procs.append(proc)
+        wait_http(proc, f"http://127.0.0.1:{SERVICE_GATEWAY_PORT}/.well-known/dcloud-gateway")
 
     def _record(self) -> None:
         state = {
