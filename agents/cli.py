@@ -22,12 +22,16 @@ def _mount() -> None:
     from agents.ingress.cli import app as gateway
     from agents.provider.cli import app as provider
     from agents.renter.cli import app as job
+    from agents.service.cli import app as service
     from agents.storage.files.cli import file_app
     from agents.storage.node.cli import node_app
     from agents.token.cli import app as token
 
     app.add_typer(provider, name="provider", help="Lend a machine: run renters' jobs in Docker.")
     app.add_typer(job, name="job", help="Rent compute: submit jobs and fetch their results.")
+    app.add_typer(
+        service, name="service", help="Host a service at a stable name, paid by the second."
+    )
     app.add_typer(node_app, name="node", help="Lend disk space: store erasure-coded shards.")
     app.add_typer(file_app, name="file", help="Store files: encrypted, erasure-coded, spread.")
     app.add_typer(devnet, name="devnet", help="A whole local network with a demo.")

@@ -42,6 +42,8 @@ class RenterConfig(Wire):
     rpc_url: str
     deployments: str | None = None
     origin: Location | None = None  # where jobs come from unless --origin says otherwise
+    gateway_url: str = "http://127.0.0.1:8780"  # the ingress gateway services answer at
+    apps_domain: str = "localhost"  # services answer at NAME.apps.<apps_domain>
 
 
 def _password() -> str:
@@ -82,6 +84,13 @@ def init(
     private_key: Annotated[
         str | None, typer.Option(help="import this key", envvar="DCLOUD_PRIVATE_KEY")
     ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(help="the ingress gateway your services answer at (http://HOST:PORT)"),
+    ] = None,
+    apps_domain: Annotated[
+        str | None, typer.Option(help="services answer at NAME.apps.DOMAIN")
+    ] = None,
     home: Home = None,
 ) -> None:
     """Create the renter's key (encrypted keystore) and config, or change the config.
@@ -106,6 +115,8 @@ def init(
             rpc_url=rpc,
             deployments=deployments,
             origin=where or old.origin,
+            gateway_url=gateway or old.gateway_url,
+            apps_domain=apps_domain or old.apps_domain,
         )
         files.save(path, cfg)
         console.print(f"renter config updated in {folder}")
@@ -115,6 +126,10 @@ def init(
     cfg = RenterConfig(
         marketplace_url=marketplace, rpc_url=rpc, deployments=deployments, origin=where
     )
+    if gateway:
+        cfg.gateway_url = gateway
+    if apps_domain:
+        cfg.apps_domain = apps_domain
     files.save(path, cfg)
     console.print(f"renter [bold]{account.address}[/] set up in {folder}")
     console.print(network)

@@ -1,0 +1,101 @@
+"""Talking to the provider that runs a service: the signed push of its spec and inputs,
+its view of the service, and its logs (a whole read, or a stream)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from agents.errors import NotFoundError, RefusedError
+from agents.market import describe
+from agents.renter.client import Renter
+from protocol import provider_api as api
+from protocol.services import ServiceSpec
+from protocol.signing import sign_request
+
+PUSH_ATTEMPTS = 4
+PUSH_TIMEOUT_S = 120.0  # the provider accepts on chain before it answers
+
+
+def push(
+    renter: Renter, record: dict[str, Any], spec: ServiceSpec, inputs: dict[str, bytes]
+) -> None:
+    """POST the signed :class:`~protocol.provider_api.ServicePush`; a 503 (the provider's
+    chain hiccuped) is retried after its Retry-After.
+
+    Raises:
+        RefusedError: the provider is unreachable or refused (its reason).
+    """
+    body = api.ServicePush(
+        lease_id=record["lease_id"],
+        spec=spec,
+        inputs={p: base64.b64encode(d).decode() for p, d in inputs.items()},
+    ).model_dump(mode="json")
+    url = record["endpoint"].rstrip("/") + "/v1/services"
+    for attempt in range(PUSH_ATTEMPTS):  # signed anew each try: a signature counts once
+        signed = sign_request(
+            renter.account, purpose=api.SERVICE_PUSH, payload=body, timestamp_ms=renter.stamp.next()
+        )
+        try:
+            r = renter.http.post(url, json=signed, timeout=PUSH_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise RefusedError(
+                f"provider {record['provider']} at {url} is unreachable ({exc.__class__.__name__})"
+            ) from None
+        if r.status_code != 503 or attempt == PUSH_ATTEMPTS - 1:
+            break
+        wait = r.headers.get("retry-after", "1")
+        time.sleep(min(int(wait), 10) if wait.isdigit() else 1)
+    if r.status_code >= 400:
+        raise RefusedError(f"provider {record['provider']} refused {spec.name}: {describe(r)}")
+
+
+def view(renter: Renter, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The provider's ``ProviderService``; None while it does not know the lease.
+
+    Raises:
+        RefusedError: unreachable, or it refused the read.
+    """
+    try:
+        r = renter.provider_get(record["endpoint"], f"/v1/services/{record['lease_id']}")
+    except NotFoundError:
+        return None
+    return dict(r.json())
+
+
+def logs(renter: Renter, record: dict[str, Any], *, follow: bool) -> Iterator[str]:
+    """The service's log text; `follow` streams it as it is written."""
+    path = f"/v1/services/{record['lease_id']}/logs"
+    if not follow:
+        yield renter.provider_get(record["endpoint"], path).text
+        return
+    ts = renter.stamp.next()
+    signed = sign_request(
+        renter.account,
+        purpose=api.FETCH,
+        payload={"method": "GET", "path": path},  # the path signed, not the query
+        timestamp_ms=ts,
+    )
+    headers = {
+        api.SIGNER_HEADER: renter.address,
+        api.TIMESTAMP_HEADER: str(ts),
+        api.SIGNATURE_HEADER: signed["signature"],
+    }
+    url = record["endpoint"].rstrip("/") + path
+    timeout = httpx.Timeout(10.0, read=None)
+    try:
+        with httpx.stream(
+            "GET", url, params={"follow": "true"}, headers=headers, timeout=timeout
+        ) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise RefusedError(f"provider at {record['endpoint']} refused: {describe(r)}")
+            yield from r.iter_text()
+    except httpx.HTTPError as exc:
+        raise RefusedError(
+            f"provider at {record['endpoint']} is unreachable ({exc.__class__.__name__})"
+        ) from None
