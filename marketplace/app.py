@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from marketplace.api import errors
 from marketplace.api.limits import JsonDepthLimit
-from marketplace.api.routes import health, jobs, providers, regions
+from marketplace.api.routes import health, jobs, network, providers, regions
 from marketplace.api.routes import services as service_routes
 from marketplace.api.routes import storage as storage_routes
 from marketplace.chain.indexer import Indexer
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.add_middleware(JsonDepthLimit)
     app.add_middleware(RateLimit, limiter=service.settings.rate_limiter())
     app.add_middleware(service.metrics.middleware)
-    for router in (health.router, providers.router, jobs.router, regions.router):
+    for router in (health.router, network.router, providers.router, jobs.router, regions.router):
         app.include_router(router)
     app.include_router(storage_routes.router)
     app.include_router(service_routes.router)
