@@ -94,6 +94,7 @@ class ProviderHealth(Wire):
     free: Capacity
     price_wei: int
     jobs_running: int
+    services_running: int = 0
 
 
 class ServicePush(Wire):

@@ -1,10 +1,12 @@
-"""The provider agent process: API server, heartbeats, chain watcher, payouts, jobs."""
+"""The provider agent process: API server, heartbeats, chain watchers, payouts, jobs and
+services."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 from eth_account.signers.local import LocalAccount
@@ -14,13 +16,20 @@ from agents.market import MarketClient
 from agents.network import open_deployment
 from agents.provider.config import ProviderConfig
 from agents.provider.jobs import JobRunner
+from agents.provider.lease_store import LeaseStore
+from agents.provider.lease_watch import LeaseWatcher
+from agents.provider.leases import ServiceLeases
 from agents.provider.runtime import DockerRuntime
 from agents.provider.server import create_app
+from agents.provider.services.runtime import ServiceRuntime
+from agents.provider.services.store import ServiceStore
+from agents.provider.services.supervisor import Supervisor
 from agents.provider.store import JobStore
 from agents.wallet import Wallet
 from protocol import purposes
 from protocol.deployments import connect
 from protocol.escrow import Escrow
+from protocol.leases import Leases
 from protocol.schemas import Heartbeat, ProviderRegistration
 
 logger = logging.getLogger(__name__)
@@ -56,6 +65,30 @@ class ProviderAgent:
             store=self.store,
         )
         self.market = MarketClient(cfg.marketplace_url, account)
+        # services: long-running containers, paid by the second through LeaseEscrow
+        self.leases = Leases(self.escrow.w3, self.escrow.deployment)
+        self.wallet.learn_errors([dict(i) for i in self.leases.contract.abi])
+        self.service_store = ServiceStore(home / "services.db")
+        self.services = ServiceRuntime(
+            store=self.service_store,
+            work_root=home / "services",
+            agent_id=account.address.lower(),
+            public_host=urlsplit(cfg.endpoint).hostname or "127.0.0.1",
+            publish_host=cfg.listen_host,
+            allow_network=cfg.allow_network,
+            client=self.runtime.client,
+        )
+        self.supervisor = Supervisor(self.services)
+        self.lease_store = LeaseStore(home / "leases.db")
+        self.leasing = ServiceLeases(
+            cfg=cfg,
+            wallet=self.wallet,
+            leases=self.leases,
+            runner=self.runner,
+            services=self.services,
+            store=self.lease_store,
+        )
+        self.lease_watcher = LeaseWatcher(self.leasing, self.market)
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: uvicorn.Server | None = None
@@ -64,7 +97,9 @@ class ProviderAgent:
 
     def start(self) -> None:
         self._learn_matcher()
-        app = create_app(self.runner)
+        self.leasing.resume()  # before the API serves: pushes meet a reconciled runtime
+        self.supervisor.start()
+        app = create_app(self.runner, self.leasing)
         config = uvicorn.Config(
             app,
             host=self.cfg.listen_host,
@@ -78,6 +113,7 @@ class ProviderAgent:
         self._spawn("heartbeat", self._heartbeats)
         self._spawn("watcher", self._watch)
         self._spawn("payout", self._payouts)
+        self._spawn("leases", self._watch_leases)
         logger.info(
             "provider agent started",
             extra={"address": self.wallet.address, "endpoint": self.cfg.endpoint},
@@ -94,8 +130,12 @@ class ProviderAgent:
             self._server.should_exit = True
         for t in self._threads:
             t.join(timeout=10)
+        self.supervisor.stop()
+        self.services.close()  # the ports stop being served; the services keep running
         self.market.close()
         self.store.close()
+        self.lease_store.close()
+        self.service_store.close()
         logger.info("provider agent stopped")
 
     def _spawn(self, name: str, target: object) -> None:
@@ -150,6 +190,8 @@ class ProviderAgent:
                         purpose=HEARTBEAT,
                         payload=beat.model_dump(mode="json"),
                     )
+                    # in this thread: one signer's requests reach the marketplace in order
+                    self.lease_watcher.report()
             except NotFoundError:
                 registered = False  # the marketplace forgot us (new database): register again
                 continue
@@ -180,13 +222,32 @@ class ProviderAgent:
                 logger.warning("chain watch failed; retrying", extra={"error": str(exc)})
             self.stopping.wait(max(self.cfg.poll_s, 1.0))
 
+    def _watch_leases(self) -> None:
+        """End the services of leases that ended on chain; finish delayed accepts."""
+        while not self.stopping.wait(max(self.cfg.poll_s, 1.0)):
+            try:
+                self.lease_watcher.check()
+            except Exception as exc:
+                logger.warning("lease watch failed; retrying", extra={"error": str(exc)})
+
     def _payouts(self) -> None:
+        """Claim what the leases accrued, then withdraw each escrow's credit; one thread,
+        so a credit is never withdrawn twice."""
         while not self.stopping.wait(self.cfg.payout_s):
             try:
-                if self.escrow.credit_of(self.wallet.address) > 0:
-                    receipt = self.wallet.transact(self.escrow.contract.functions.withdraw())
-                    logger.info(
-                        "earnings withdrawn", extra={"tx": receipt["transactionHash"].hex()}
-                    )
+                self.lease_watcher.settle()
             except Exception as exc:
-                logger.warning("payout failed; retrying", extra={"error": str(exc)})
+                logger.warning("lease settle failed; retrying", extra={"error": str(exc)})
+            for name, contract in (
+                ("JobEscrow", self.escrow.contract),
+                ("LeaseEscrow", self.leases.contract),
+            ):
+                try:
+                    if int(contract.functions.creditOf(self.wallet.address).call()) > 0:
+                        receipt = self.wallet.transact(contract.functions.withdraw())
+                        logger.info(
+                            "earnings withdrawn",
+                            extra={"escrow": name, "tx": receipt["transactionHash"].hex()},
+                        )
+                except Exception as exc:
+                    logger.warning("payout failed; retrying", extra={"error": str(exc)})

@@ -201,7 +201,9 @@ def withdraw(
 
 @app.command()
 def status(home: Home = None) -> None:
-    """Stake, collateral locked, earnings and recent jobs."""
+    """Stake, collateral locked, earnings, recent jobs and services."""
+    from agents.provider.lease_store import LeaseStore
+    from agents.provider.services.store import ServiceStore
     from agents.provider.store import JobStore
 
     folder, _cfg, escrow, wallet = _connect(home)
@@ -225,6 +227,20 @@ def status(home: Home = None) -> None:
             str(rec.chain_job_id), rec.state, rec.detail, str(rec.run.get("exit_code", ""))
         )
     console.print(table)
+    leases, services = LeaseStore(folder / "leases.db"), ServiceStore(folder / "services.db")
+    table = Table("service", "lease", "state", "port", "restarts", "uptime", "detail")
+    table.title = "services"
+    for lease in leases.all(limit=20):
+        srv = services.get(lease.key) if lease.live else None
+        state = srv.state if srv else lease.state
+        port = str(srv.host_port) if srv else ""
+        restarts = str(srv.restarts) if srv else ""
+        uptime = f"{srv.uptime():.0f} s" if srv else ""
+        detail = (srv.last_error if srv else "") or lease.detail
+        table.add_row(lease.name, str(lease.lease_id), state, port, restarts, uptime, detail)
+    console.print(table)
+    leases.close()
+    services.close()
 
 
 @app.command()

@@ -19,6 +19,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,13 +42,37 @@ from protocol.provider_api import (
     SETTLED,
     JobPush,
 )
-from protocol.schemas import Capacity, JobSpec, spec_hash
+from protocol.schemas import Capacity, InputFile, JobSpec, spec_hash
 
 logger = logging.getLogger(__name__)
 
 DEV_CHAINS = (1337, 31337)
 # A job is only started when it can finish this long before its commit deadline.
 COMMIT_MARGIN_S = 10
+
+
+def decode_inputs(declared: Sequence[InputFile], sent: Mapping[str, str]) -> dict[str, bytes]:
+    """The pushed input files, decoded and checked against the spec's sizes and hashes.
+
+    Raises:
+        VerificationError: a file is missing, extra, not base64, or not what was declared.
+    """
+    by_path = {f.path: f for f in declared}
+    if set(sent) != set(by_path):
+        raise VerificationError(
+            f"inputs sent {sorted(sent)} differ from the spec's {sorted(by_path)}"
+        )
+    out: dict[str, bytes] = {}
+    for path, b64 in sent.items():
+        try:
+            data = base64.b64decode(b64, validate=True)
+        except ValueError:
+            raise VerificationError(f"input {path} is not valid base64") from None
+        f = by_path[path]
+        if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
+            raise VerificationError(f"input {path} does not match its size and sha256")
+        out[path] = data
+    return out
 
 
 class JobRunner:
@@ -76,6 +101,10 @@ class JobRunner:
         self._fault = cfg.fault if wallet.chain_id in DEV_CHAINS else None
         # the marketplace's matcher key (from its /healthz); None until known
         self.expected_matcher: str | None = None
+        # what else holds this provider's capacity (its services); counted by free()
+        self.held: Callable[[], list[Capacity]] = list
+        # held while capacity is checked and the taker recorded (jobs and services)
+        self.capacity_lock = self._lock
 
     # ------------------------------------------------------------------ intake
 
@@ -194,28 +223,13 @@ class JobRunner:
             raise RefusedError("this provider has too little free stake for the collateral")
 
     def _inputs(self, push: JobPush) -> dict[str, bytes]:
-        declared = {f.path: f for f in push.spec.inputs}
-        if set(push.inputs) != set(declared):
-            raise VerificationError(
-                f"inputs sent {sorted(push.inputs)} differ from the spec's {sorted(declared)}"
-            )
-        out: dict[str, bytes] = {}
-        for path, b64 in push.inputs.items():
-            try:
-                data = base64.b64decode(b64, validate=True)
-            except ValueError:
-                raise VerificationError(f"input {path} is not valid base64") from None
-            f = declared[path]
-            if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
-                raise VerificationError(f"input {path} does not match its size and sha256")
-            out[path] = data
-        return out
+        return decode_inputs(push.spec.inputs, push.inputs)
 
     def ask_wei(self, spec: JobSpec) -> int:
         return -(-self.cfg.price_wei * round(spec.resources.cpu * 1000) * spec.time_limit_s // 1000)
 
     def free(self) -> Capacity:
-        """Capacity not promised to a running or accepted job."""
+        """Capacity not promised to a running or accepted job, nor to a service."""
         cpu, mem, gpu, disk = (
             self.cfg.caps.cpu,
             self.cfg.caps.memory_mb,
@@ -229,6 +243,8 @@ class JobRunner:
                 mem -= r["memory_mb"]
                 gpu -= r.get("gpu", 0)
                 disk -= r.get("disk_mb", 0)
+        for d in self.held():
+            cpu, mem, gpu, disk = cpu - d.cpu, mem - d.memory_mb, gpu - d.gpu, disk - d.disk_mb
         return Capacity(
             cpu=max(cpu, 0.0), memory_mb=max(mem, 0), gpu=max(gpu, 0), disk_mb=max(disk, 0)
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 
 from agents.errors import (
     AgentError,
@@ -19,6 +19,8 @@ from agents.errors import (
     VerificationError,
 )
 from agents.provider.jobs import JobRunner
+from agents.provider.lease_store import LeaseRecord
+from agents.provider.leases import ServiceLeases
 from agents.provider.store import JobRecord
 from agents.wallet import TRANSIENT
 from protocol import provider_api as api
@@ -35,7 +37,7 @@ Stamp = Annotated[str | None, Header(alias=api.TIMESTAMP_HEADER)]
 Sig = Annotated[str | None, Header(alias=api.SIGNATURE_HEADER)]
 
 
-def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
+def create_app(runner: JobRunner, leasing: ServiceLeases, *, version: str = "1") -> FastAPI:
     app = FastAPI(title="dcloud provider agent", version=version, responses=OPENAPI_429)
     app.add_middleware(RateLimit, limiter=runner.cfg.rate_limiter())  # inside CORS
     app.add_middleware(
@@ -101,6 +103,7 @@ def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
             jobs_running=sum(
                 1 for r in runner.store.all(unfinished=True) if r.state == api.RUNNING
             ),
+            services_running=leasing.running(),
         )
 
     @app.post("/v1/jobs", status_code=202, response_model=api.ProviderJob)
@@ -158,6 +161,55 @@ def create_app(runner: JobRunner, *, version: str = "1") -> FastAPI:
         except FileNotFoundError:
             raise NotFoundError(f"job {job_id} has no output file {path!r}") from None
         return FileResponse(target, media_type="application/octet-stream")
+
+    # ------------------------------------------------------------------ services
+
+    @app.post("/v1/services", status_code=202, response_model=api.ProviderService)
+    def push_service(body: dict[str, Any]) -> api.ProviderService:
+        signer = verify_envelope(body, purpose=api.SERVICE_PUSH, guard=seen)
+        message = api.ServicePush.model_validate(body["payload"])
+        return leasing.public(leasing.receive(message, signer))
+
+    def lease_reader(request: Request, lease_id: int) -> LeaseRecord:
+        who = verify_headers(
+            request.headers,
+            names=headers,
+            purpose=api.FETCH,
+            payload={"method": "GET", "path": request.url.path},
+            guard=seen,
+        )
+        rec = leasing.store.get(lease_id)
+        if rec is None:
+            raise NotFoundError(f"this provider has no service under lease {lease_id}")
+        if rec.renter != who:
+            raise VerificationError(f"only lease {lease_id}'s renter may read its service")
+        return rec
+
+    @app.get("/v1/services/{lease_id}", response_model=api.ProviderService)
+    def get_service(
+        lease_id: int, request: Request, s: Signer = None, t: Stamp = None, g: Sig = None
+    ) -> api.ProviderService:
+        return leasing.public(lease_reader(request, lease_id))
+
+    @app.get("/v1/services/{lease_id}/logs", response_class=PlainTextResponse)
+    def service_logs(
+        lease_id: int,
+        request: Request,
+        lines: Annotated[int, Query(ge=0, le=100_000)] = 200,
+        follow: bool = False,
+        since: Annotated[float | None, Query(ge=0)] = None,
+        s: Signer = None,
+        t: Stamp = None,
+        g: Sig = None,
+    ) -> Response:
+        rec = lease_reader(request, lease_id)
+        if not rec.live:
+            raise NotFoundError(f"lease {lease_id} ended ({rec.detail}); its logs are gone")
+        text = "text/plain; charset=utf-8"
+        if follow:
+            stream = leasing.services.logs_follow(rec.key, since=since)
+            return StreamingResponse(stream, media_type=text)
+        return PlainTextResponse(leasing.services.logs_tail(rec.key, lines=lines), media_type=text)
 
     return app
 
