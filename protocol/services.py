@@ -1,11 +1,11 @@
 """Services on the wire: long-running containers at stable names, paid by the second.
 
-A renter deploys a :class:`ServiceSpec` under a name it owns; the marketplace places it on
-a provider (:class:`ServicePlacement`); the renter opens a lease on chain (LeaseEscrow)
-whose spec hash is :func:`service_spec_hash` of the spec, and pushes the spec to the
-provider; the provider runs it and reports its state (:class:`ServiceReport`, signed);
-the ingress gateway routes ``NAME.apps.<domain>`` and ``/apps/NAME/`` to where it runs
-now (:class:`ServiceRoute`).
+A renter deploys a :class:`ServiceSpec` under a name it owns; the marketplace places it
+on a provider (provider, rate per second, a reservation until the lease is accepted); the
+renter opens a lease on chain (LeaseEscrow) whose spec hash is :func:`service_spec_hash`
+of the spec, and pushes the spec to the provider; the provider runs it and reports its
+state (:class:`ServiceReport`, signed); the ingress gateway routes ``NAME.apps.<domain>``
+and ``/apps/NAME/`` to where it runs now (:class:`ServiceRoute`).
 """
 
 from __future__ import annotations
