@@ -185,18 +185,23 @@ def withdraw(
     ] = False,
     home: Home = None,
 ) -> None:
-    """Withdraw earnings from the escrow (or unbonded stake with --stake)."""
+    """Withdraw earnings from the escrows, jobs' and services' (or unbonded stake with --stake)."""
+    from protocol.leases import Leases
+
     _, _, escrow, wallet = _connect(home)
     if stake_:
         wallet.transact(escrow.registry.functions.withdrawUnstaked())
         console.print("unbonded stake withdrawn")
         return
-    credit = escrow.credit_of(wallet.address)
-    if credit == 0:
-        console.print("no earnings waiting")
-        return
-    wallet.transact(escrow.contract.functions.withdraw())
-    console.print(f"withdrew {fmt_tokens(credit)}")
+    leases = Leases(escrow.w3, escrow.deployment)
+    wallet.learn_errors([dict(i) for i in leases.contract.abi])
+    total = 0
+    for contract in (escrow.contract, leases.contract):
+        credit = int(contract.functions.creditOf(wallet.address).call())
+        if credit:
+            wallet.transact(contract.functions.withdraw())
+            total += credit
+    console.print(f"withdrew {fmt_tokens(total)}" if total else "no earnings waiting")
 
 
 @app.command()
@@ -205,6 +210,7 @@ def status(home: Home = None) -> None:
     from agents.provider.lease_store import LeaseStore
     from agents.provider.services.store import ServiceStore
     from agents.provider.store import JobStore
+    from protocol.leases import Leases
 
     folder, _cfg, escrow, wallet = _connect(home)
     staked, locked, unbonding, ready = escrow.registry.functions.stakeOf(wallet.address).call()
@@ -216,8 +222,10 @@ def status(home: Home = None) -> None:
         f"stake {fmt_tokens(staked)} · locked {fmt_tokens(locked)} · "
         f"unbonding {fmt_tokens(unbonding)}" + (f" (ready at {ready})" if unbonding else "")
     )
+    lease_credit = Leases(escrow.w3, escrow.deployment).credit_of(wallet.address)
     console.print(
-        f"earnings waiting {fmt_tokens(escrow.credit_of(wallet.address))} · "
+        f"earnings waiting {fmt_tokens(escrow.credit_of(wallet.address))} (jobs) · "
+        f"{fmt_tokens(lease_credit)} (services) · "
         f"wallet {fmt_tokens(escrow.balance_of(wallet.address))}"
     )
     store = JobStore(folder / "agent.db")

@@ -57,7 +57,7 @@ class LeaseWatcher:
             leasing.end(rec, f"the lease ended: {end_reason(lease.reason)}")
             return
         if lease.status == LeaseStatus.OFFERED:
-            if rec.state != RECEIVED:
+            if rec.state != RECEIVED or leasing.taking(rec.lease_id):
                 return
             if leasing.runner.escrow.now() > lease.accept_by:
                 leasing.end(rec, "the accept window closed before the accept went through")

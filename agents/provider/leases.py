@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import threading
 from urllib.parse import urlsplit
 
 from agents.errors import AgentError, ChainUnavailableError, RefusedError, VerificationError
@@ -75,6 +76,9 @@ class ServiceLeases:
         self.store = store
         self.me = wallet.address
         self.public_host = urlsplit(cfg.endpoint).hostname or "127.0.0.1"
+        # leases a push is taking now (deploy, then accept): nobody else accepts them
+        self._taking: set[int] = set()
+        self._taking_lock = threading.Lock()
         runner.held = self.held  # jobs see the capacity services hold, and back
 
     # ------------------------------------------------------------------ intake
@@ -96,7 +100,7 @@ class ServiceLeases:
         if known is not None:
             if known.renter != signer or known.spec != push.spec:
                 raise RefusedError(f"lease {lease_id} is already taken with another spec")
-            if known.state == RECEIVED:
+            if known.state == RECEIVED and not self.taking(lease_id):
                 self.accept(known)  # its accept failed for a passing reason: try again
             return self._stored(lease_id)
         try:
@@ -119,8 +123,19 @@ class ServiceLeases:
             self._check_capacity(push.spec)
             if not self.store.add(rec):
                 raise RefusedError(f"lease {lease_id} is already being taken")
+            with self._taking_lock:
+                self._taking.add(lease_id)
         try:
-            self.services.deploy(rec.key, push.spec, inputs)
+            self._take(rec, lease, inputs)
+        finally:
+            with self._taking_lock:
+                self._taking.discard(lease_id)
+        logger.info("service lease taken", extra={"lease": lease_id, "renter": signer})
+        return self._stored(lease_id)
+
+    def _take(self, rec: LeaseRecord, lease: Lease, inputs: dict[str, bytes]) -> None:
+        try:
+            self.services.deploy(rec.key, rec.spec, inputs)
         except AgentError as exc:
             self._drop(rec)
             raise RefusedError(f"the service could not start here: {exc}") from None
@@ -128,11 +143,14 @@ class ServiceLeases:
             self._drop(rec)
             raise
         if lease.status == LeaseStatus.RUNNING:  # accepted before a crash lost the record
-            self.store.update(lease_id, state=LIVE)
+            self.store.update(rec.lease_id, state=LIVE)
         else:
             self.accept(rec)
-        logger.info("service lease taken", extra={"lease": lease_id, "renter": signer})
-        return self._stored(lease_id)
+
+    def taking(self, lease_id: int) -> bool:
+        """Whether a push is taking the lease now (its accept is that push's to send)."""
+        with self._taking_lock:
+            return lease_id in self._taking
 
     def _check(self, push: ServicePush, signer: str, lease: Lease) -> None:
         spec, lease_id = push.spec, push.lease_id
@@ -276,7 +294,7 @@ class ServiceLeases:
                 self.store.update(rec.lease_id, state=ENDED, detail="not accepted in time")
             else:
                 live[rec.key] = rec
-        report = self.services.reconcile(live)
+        report = self.services.reconcile(list(live))
         for key in report.unknown:
             rec = live[key]
             try:
@@ -323,7 +341,7 @@ class ServiceLeases:
             lease_id=rec.lease_id,
             name=rec.name,
             renter=rec.renter,
-            state=_WIRE_STATE.get(srv.state, ServiceState.STARTING),
+            state=wire_state(srv.state),
             host_port=srv.host_port,
             url=f"http://{self.public_host}:{srv.host_port}",
             restarts=srv.restarts,

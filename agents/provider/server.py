@@ -37,7 +37,10 @@ Stamp = Annotated[str | None, Header(alias=api.TIMESTAMP_HEADER)]
 Sig = Annotated[str | None, Header(alias=api.SIGNATURE_HEADER)]
 
 
-def create_app(runner: JobRunner, leasing: ServiceLeases, *, version: str = "1") -> FastAPI:
+def create_app(
+    runner: JobRunner, leasing: ServiceLeases | None = None, *, version: str = "1"
+) -> FastAPI:
+    """The agent's API over its jobs and, given `leasing`, its services."""
     app = FastAPI(title="dcloud provider agent", version=version, responses=OPENAPI_429)
     app.add_middleware(RateLimit, limiter=runner.cfg.rate_limiter())  # inside CORS
     app.add_middleware(
@@ -103,7 +106,7 @@ def create_app(runner: JobRunner, leasing: ServiceLeases, *, version: str = "1")
             jobs_running=sum(
                 1 for r in runner.store.all(unfinished=True) if r.state == api.RUNNING
             ),
-            services_running=leasing.running(),
+            services_running=leasing.running() if leasing is not None else 0,
         )
 
     @app.post("/v1/jobs", status_code=202, response_model=api.ProviderJob)
@@ -162,7 +165,13 @@ def create_app(runner: JobRunner, leasing: ServiceLeases, *, version: str = "1")
             raise NotFoundError(f"job {job_id} has no output file {path!r}") from None
         return FileResponse(target, media_type="application/octet-stream")
 
-    # ------------------------------------------------------------------ services
+    if leasing is not None:
+        _service_routes(app, leasing, seen)
+    return app
+
+
+def _service_routes(app: FastAPI, leasing: ServiceLeases, seen: SeenSignatures) -> None:
+    headers = (api.SIGNER_HEADER, api.TIMESTAMP_HEADER, api.SIGNATURE_HEADER)
 
     @app.post("/v1/services", status_code=202, response_model=api.ProviderService)
     def push_service(body: dict[str, Any]) -> api.ProviderService:
@@ -210,8 +219,6 @@ def create_app(runner: JobRunner, leasing: ServiceLeases, *, version: str = "1")
             stream = leasing.services.logs_follow(rec.key, since=since)
             return StreamingResponse(stream, media_type=text)
         return PlainTextResponse(leasing.services.logs_tail(rec.key, lines=lines), media_type=text)
-
-    return app
 
 
 def _retry_later(detail: str, error: str) -> JSONResponse:

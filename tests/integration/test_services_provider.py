@@ -11,7 +11,10 @@ closes its lease; the run-out test travels in time, so it comes last.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 
 import docker
@@ -19,7 +22,13 @@ import httpx
 import pytest
 from web3.logs import DISCARD
 
-from agents.devnet.network import Network, ProviderSpec, dev_account, operator_account
+from agents.devnet.network import (
+    PASSWORD,
+    Network,
+    ProviderSpec,
+    dev_account,
+    operator_account,
+)
 from agents.provider.services import engine as eng
 from agents.provider.services.runtime import ServiceRuntime
 from agents.provider.services.store import ServiceStore
@@ -158,9 +167,11 @@ def containers(provider, lease_id: int) -> list:
     return [c for c in found if c.labels[eng.SERVICE_LABEL].endswith(f"-lease-{lease_id}")]
 
 
-def serves(port: int) -> bool:
+def serves(port: int, path: str = "/") -> bool:
+    """Whether the service answers at `port` (any HTTP answer; 200 for "/")."""
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        code = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code
+        return code == 200 or (path != "/" and code < 500)
     except httpx.HTTPError:
         return False
 
@@ -288,6 +299,37 @@ def test_a_bad_push_is_refused_clearly_and_not_accepted(net, leases, provider, c
     assert signed_get(provider, f"/v1/services/{lease_id}").status_code == 404
 
 
+def test_the_renter_follows_the_logs(net, provider, service):
+    lease_id, _spec, answer, _ = service
+    ts = time.time_ns() // 1_000_000
+    path = f"/v1/services/{lease_id}/logs"
+    payload = {"method": "GET", "path": path}
+    body = sign_request(dev_account(RENTER), purpose=api.FETCH, payload=payload, timestamp_ms=ts)
+    headers = {
+        api.SIGNER_HEADER: dev_account(RENTER).address,
+        api.TIMESTAMP_HEADER: str(ts),
+        api.SIGNATURE_HEADER: body["signature"],
+    }
+    url = f"{provider.endpoint}{path}"
+    params = {"follow": "true", "since": str(time.time() - 5)}  # lines sent from then on
+    with httpx.stream("GET", url, headers=headers, params=params, timeout=30) as r:
+        assert r.status_code == 200
+        assert serves(answer.host_port, "/followed")
+        for line in r.iter_lines():
+            if "GET /followed" in line:
+                break
+
+
+def test_provider_status_lists_the_service(net, provider, service):
+    lease_id, _spec, answer, _ = service
+    env = dict(os.environ, DCLOUD_PASSWORD=PASSWORD, COLUMNS="200")
+    argv = [sys.executable, "-m", "agents", "provider", "status", "--home", str(provider.home)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = next(line for line in done.stdout.splitlines() if "hello-web" in line)
+    assert str(lease_id) in row and str(answer.host_port) in row
+
+
 def test_a_restarted_agent_keeps_the_container_and_port(net, leases, provider, service):
     lease_id, _spec, answer, _ = service
     (before,) = containers(provider, lease_id)
@@ -323,6 +365,20 @@ def test_closing_the_lease_stops_the_service_and_pays_exactly(net, leases, provi
     assert earned(net, leases, provider.address) - before == lease.paid - fee
     health = httpx.get(f"{provider.endpoint}/v1/health", timeout=10).json()
     assert health["services_running"] == 0 and health["free"]["cpu"] == pytest.approx(2.0)
+
+
+def test_a_lease_that_ended_while_the_agent_was_down_is_stopped_at_start(net, leases, provider):
+    spec = spec_of("ended-offline")
+    lease_id = open_lease(net, leases, spec, provider=provider.address)
+    r = push(provider, lease_id, spec)
+    assert r.status_code == 202, r.text
+    net.stop_provider(provider)
+    assert len(containers(provider, lease_id)) == 1  # services outlive their agent
+    leases.close(wallet_of(net, RENTER).transact, lease_id)
+    net.start_provider(provider)  # answers once started: the reconcile came first
+    assert containers(provider, lease_id) == []
+    body = signed_get(provider, f"/v1/services/{lease_id}").json()
+    assert body["state"] == "stopped" and "closed by renter" in body["detail"]
 
 
 def test_a_deposit_that_runs_out_ends_the_lease_and_stops_the_service(net, leases, provider):
