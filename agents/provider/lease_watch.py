@@ -70,7 +70,9 @@ class LeaseWatcher:
             leasing.store.update(rec.lease_id, state=LIVE, detail="")
         srv = leasing.services.get(rec.key)
         if srv is None:
-            logger.warning("a live lease's service is gone; deploying it again")
+            logger.warning(
+                "a live lease's service is gone; deploying it again", extra={"lease": rec.lease_id}
+            )
             leasing.redeploy(rec)
         elif srv.state == service_states.FAILED and lease.serving_at:
             logger.warning(
