@@ -27,6 +27,8 @@ from agents.devnet.procs import Proc, free_port, python, spawn, wait_http
 from agents.errors import AgentError
 from agents.provider.config import CONFIG_FILE, ProviderConfig
 from agents.provider.runtime import DockerRuntime
+from agents.provider.services.runtime import ServiceRuntime
+from agents.provider.services.store import ServiceStore
 from agents.renter.client import Renter
 from agents.wallet import Wallet
 from protocol.deployments import connect, load_for
@@ -248,6 +250,22 @@ class Network:
             self.stop_provider(p)
             try:
                 DockerRuntime(work_root=p.home / "work", agent_id=p.address.lower()).release_all()
+                release_services(p)
             except AgentError as exc:  # no engine: nothing of this provider's can run
                 logger.warning("could not release %s's containers: %s", p.spec.name, exc)
         self.stop_marketplace()
+
+
+def release_services(p: Provider) -> None:
+    """Remove a stopped provider's service containers, networks and data areas: services
+    outlive their agent (a restart reconciles them), but not the network that ran them."""
+    store = ServiceStore(p.home / "services.db")
+    try:
+        ServiceRuntime(
+            store=store,
+            work_root=p.home / "services",
+            agent_id=p.address.lower(),
+            public_host="127.0.0.1",
+        ).reconcile([])
+    finally:
+        store.close()

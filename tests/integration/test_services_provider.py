@@ -30,8 +30,6 @@ from agents.devnet.network import (
     operator_account,
 )
 from agents.provider.services import engine as eng
-from agents.provider.services.runtime import ServiceRuntime
-from agents.provider.services.store import ServiceStore
 from agents.wallet import Wallet
 from protocol import provider_api as api
 from protocol import purposes
@@ -71,16 +69,7 @@ def net(docker_engine, job_images, tmp_path_factory):
                 network.fund(dev_account(who).address, tokens=100 * TOKEN)
             yield network
         finally:
-            network.close()
-            for p in network.providers:  # services outlive their agent: remove them
-                store = ServiceStore(p.home / "services.db")
-                ServiceRuntime(
-                    store=store,
-                    work_root=p.home / "services",
-                    agent_id=p.address.lower(),
-                    public_host="127.0.0.1",
-                ).reconcile([])
-                store.close()
+            network.close()  # removes the providers' services too
 
 
 @pytest.fixture(scope="module")
