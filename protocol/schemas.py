@@ -161,4 +161,3 @@ class Signed(Wire, Generic[T]):
     signer: Address
     timestamp_ms: int = Field(ge=0, le=2**53)
     signature: Signature
-
