@@ -69,6 +69,14 @@ class Settings(BaseSettings, RateLimitSettings):
         description="a placed service holds its provider's capacity this long for the lease "
         "to be accepted; then it expires and the capacity is released",
     )
+    service_gateway_url: str = Field(
+        default="http://127.0.0.1:8780",
+        description="where the ingress gateway listens (the dashboard links services there)",
+    )
+    service_apps_domain: str = Field(
+        default="localhost",
+        description="the gateway serves service NAME at NAME.apps.<this domain>",
+    )
     service_probe_interval_s: float = Field(
         default=5.0, gt=0, le=3600, description="how often the prober checks each service"
     )

@@ -20,6 +20,8 @@ from marketplace.energy import region_levels
 from marketplace.energy.sources import floor_hour
 from marketplace.errors import NotFoundError, UnavailableError
 from marketplace.service import Service
+from marketplace.services import catalog, names
+from protocol.leases import MIN_PREPAID_SECONDS
 from protocol.reverts import browser_catalogue
 
 logger = logging.getLogger(__name__)
@@ -32,12 +34,13 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 router.include_router(rpc.router)
 
 # Contracts whose address and ABI the browser needs.
-BROWSER_CONTRACTS = ("ComputeToken", "JobEscrow", "DevFaucet")
+BROWSER_CONTRACTS = ("ComputeToken", "JobEscrow", "LeaseEscrow", "DevFaucet")
 STORAGE_PREFIX = "/v1/storage"
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/json"}
 PAGES = {
     "jobs": "Your jobs",
     "submit": "Submit a job",
+    "services": "Services",
     "providers": "Providers map",
     "storage": "Storage files",
 }
@@ -77,6 +80,11 @@ def submit_page(request: Request) -> HTMLResponse:
     return _page(request, "submit")
 
 
+@router.get("/services", response_class=HTMLResponse)
+def services_page(request: Request) -> HTMLResponse:
+    return _page(request, "services")
+
+
 @router.get("/providers", response_class=HTMLResponse)
 def providers_page(request: Request) -> HTMLResponse:
     return _page(request, "providers")
@@ -103,7 +111,9 @@ def static(path: str) -> FileResponse:
 
 @router.get("/api/config")
 def config(request: Request, service: ServiceDep) -> JSONResponse:
-    """What the browser needs to talk to the chain: chain id, contracts, escrow windows."""
+    """What the browser needs to talk to the chain (chain id, contracts, escrow windows)
+    and to reach services (the ingress gateway's URL and domain, a lease's least prepaid
+    seconds)."""
     chain: dict[str, Any] | None = None
     if service.chain is not None:
         deployment = service.chain.deployment
@@ -125,9 +135,27 @@ def config(request: Request, service: ServiceDep) -> JSONResponse:
             "storage": storage_available(request),
             "offline_after_s": service.settings.offline_after_s,
             "energy_weight_km": service.settings.energy_weight_km,
+            "services": {
+                "min_prepaid_s": MIN_PREPAID_SECONDS,
+                "gateway_url": service.settings.service_gateway_url,
+                "apps_domain": service.settings.service_apps_domain,
+            },
             # the CLI's sentences for contract errors, so the page says the same
             "reverts": browser_catalogue(),
         }
+    )
+
+
+@router.get("/api/names/{name}")
+def name_owner(name: str, service: ServiceDep) -> JSONResponse:
+    """Who owns service name `name` (null: nobody yet) and its live deployment if any, so
+    the deploy form can refuse a taken name before anything is signed."""
+    with service.sessions() as session:
+        owner = names.owner_of(session, name)
+        row = catalog.live(session, name) if owner is not None else None
+        live = {"status": row.status, "lease_id": row.lease_id} if row is not None else None
+    return JSONResponse(
+        {"name": name, "owner": owner, "reserved": name in names.RESERVED, "live": live}
     )
 
 

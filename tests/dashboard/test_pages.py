@@ -11,7 +11,7 @@ from tests.marketplace.api.conftest import account, signed
 
 pytestmark = pytest.mark.integration
 
-PAGES = ["/jobs", "/submit", "/providers", "/storage"]
+PAGES = ["/jobs", "/submit", "/services", "/providers", "/storage"]
 # Chromium logs a refused connection when the storage page probes for the renter's
 # local gateway and none runs; the page then explains how to start one.
 NO_GATEWAY = r"net::ERR_CONNECTION_REFUSED \(http://127\.0\.0\.1:8790/"
