@@ -26,7 +26,7 @@ from agents.service.client import Services
 from agents.service.gateway import Gateway
 from agents.service.inputs import collect_inputs
 from agents.service.rates import fmt_duration, fmt_moment, fmt_rate, parse_rate
-from agents.service.views import NAME_RULE, ServiceView
+from agents.service.views import NAME_RULE, ServiceView, place_of
 from agents.units import fmt_tokens, parse_tokens
 from protocol.services import ServiceSpec
 
@@ -208,18 +208,19 @@ def status(name: Name, home: Home = None) -> None:
     The lease: deposit, rate, spent so far, what is left and when it runs out; the
     provider's view: state, restarts, uptime.
     """
-    v = _services(home).status(name)
-    for line in status_lines(v):
+    services = _services(home)
+    v = services.status(name)
+    for line in status_lines(v, place=place_of(services.market, v.lease.provider)):
         console.print(line, highlight=False, soft_wrap=True)
 
 
-def status_lines(v: ServiceView) -> list[str]:
+def status_lines(v: ServiceView, *, place: str = "") -> list[str]:
     lease, rec = v.lease, v.record
     lines = [f"[bold]{v.name}[/] · lease {v.lease_id} · {v.state}"]
     lines.append(f"  URL        {v.url} (or {v.path_url})")
     level = rec.get("energy_level")
     lines.append(
-        f"  provider   {lease.provider} at {rec['endpoint']}"
+        f"  provider   {lease.provider}{f' ({place})' if place else ''} at {rec['endpoint']}"
         + (f" · energy level {level}" if level is not None else "")
     )
     lines.append(
@@ -296,11 +297,16 @@ def stop(name: Name, home: Home = None) -> None:
     with console.status(f"stopping {name}: closing its lease"):
         s = services.stop(name)
     if s.was_live:
+        back = f"the rest of the deposit, {fmt_tokens(s.refund)}, came back to your wallet"
+        if s.withdrawn != s.refund:
+            back = (
+                f"{fmt_tokens(s.refund)} of the deposit came back ({fmt_tokens(s.withdrawn)} "
+                "withdrawn to your wallet with earlier credit)"
+            )
         console.print(
-            f"{name} stopped (lease {s.lease_id} closed): it cost {fmt_tokens(s.lease.paid)} in "
-            f"all, paid to the provider (now {fmt_tokens(s.provider_now)} after a "
-            f"{fmt_tokens(s.fee_now)} fee); {fmt_tokens(s.refund)} of the deposit came back "
-            f"and {fmt_tokens(s.withdrawn)} went to your wallet",
+            f"{name} stopped (lease {s.lease_id} closed): the provider was paid "
+            f"{fmt_tokens(s.lease.paid)} in all (fees included; "
+            f"{fmt_tokens(s.provider_now + s.fee_now)} of it now); {back}",
             highlight=False,
             soft_wrap=True,
         )
