@@ -1,5 +1,6 @@
-"""The devnet's demo: three jobs from Munich (one replicated) and a file stored and read back,
-then a table of who ran what where, for how much and at which energy level."""
+"""The devnet's demo: three jobs from Munich (one replicated), a file stored and read back and
+a small web site hosted as a service at a stable name; then a table of who ran what where,
+for how much and at which energy level, and the site's URL."""
 
 from __future__ import annotations
 
@@ -12,16 +13,29 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from agents.devnet.network import Network, dev_account
+from agents.devnet.network import TOKEN, Network, dev_account
 from agents.errors import AgentError
+from agents.service import Gateway, Services, fmt_rate
 from agents.units import fmt_tokens
 from protocol.schemas import JobSpec
+from protocol.services import ServiceSpec
 
 RENTER_KEY = 20
+SERVICE_NAME = "hello"
+SITE = (
+    b"<!doctype html><html lang=en><meta charset=utf-8><title>dcloud demo service</title>"
+    b"<h1>Hello from dcloud</h1><p>This page is served by a container on a provider "
+    b"the marketplace chose for its cheap, low-demand power, paid by the second.</p></html>"
+)
 
 
 def run_demo(
-    net: Network, *, home: Path, console: Console, progress: Callable[[], Progress]
+    net: Network,
+    *,
+    home: Path,
+    console: Console,
+    progress: Callable[[], Progress],
+    gateway_url: str,
 ) -> None:
     renter = net.renter(RENTER_KEY)
     jobs = [
@@ -82,10 +96,18 @@ def run_demo(
         task = bar.add_task("demo file (5 MB, k=4 of n=8 across 8 nodes)", total=1)
         digest, where = store_demo_file(net, home)
         bar.update(task, completed=1, description="[green]✓[/] demo file stored and read back")
+        task = bar.add_task(f"demo service {SERVICE_NAME}", total=1)
+
+        def shown(stage: str) -> None:
+            bar.update(task, description=f"demo service {SERVICE_NAME}: {stage}")
+
+        up = deploy_demo_service(net, gateway_url, progress=shown)
+        bar.update(task, completed=1, description=f"[green]✓[/] demo service {SERVICE_NAME}")
     console.print(table)
     console.print(
         f"demo file: sha256 {digest[:16]}… verified after a round trip; shards on {where}"
     )
+    console.print(up)
 
 
 def store_demo_file(net: Network, home: Path) -> tuple[str, str]:
@@ -103,3 +125,38 @@ def store_demo_file(net: Network, home: Path) -> tuple[str, str]:
     if back != data:
         raise AgentError("the demo file came back different")
     return hashlib.sha256(back).hexdigest(), "8 nodes"
+
+
+def deploy_demo_service(net: Network, gateway_url: str, *, progress: Callable[[str], None]) -> str:
+    """Host a one-page site as service "hello" (or find the one a previous run left up)."""
+    services = Services(net.renter(RENTER_KEY), gateway=Gateway(url=gateway_url))
+    spec = ServiceSpec.model_validate(
+        {
+            "name": SERVICE_NAME,
+            "image": "dcloud/python:3.11",
+            "command": ["python3", "-m", "http.server", "8000", "--directory", "/input"],
+            "port": 8000,
+            "resources": {"cpu": 0.25, "memory_mb": 64, "disk_mb": 8},
+            "max_rate_wei_per_s": 10**13,
+            "origin": {"lat": 48.14, "lon": 11.58},
+            "inputs": [
+                {
+                    "path": "index.html",
+                    "size": len(SITE),
+                    "sha256": hashlib.sha256(SITE).hexdigest(),
+                }
+            ],
+        }
+    )
+    try:
+        view = services.status(SERVICE_NAME, ask_provider=False)
+        if view.lease.live:
+            return f"demo service: {view.url} (still up from the last run; lease {view.lease_id})"
+    except AgentError:
+        pass  # never deployed by this renter
+    site = {"index.html": SITE}
+    done = services.deploy(spec, site, deposit=TOKEN, progress=progress)
+    return (
+        f"demo service: {done.url} (also {done.path_url}) · provider {done.place or done.provider}"
+        f", level {done.energy_level}, {fmt_rate(done.rate_wei_per_s)}"
+    )

@@ -345,7 +345,13 @@ class Devnet:
 
     def demo(self) -> None:
         assert self.net is not None
-        run_demo(self.net, home=self.home, console=self.console, progress=self._progress)
+        run_demo(
+            self.net,
+            home=self.home,
+            console=self.console,
+            progress=self._progress,
+            gateway_url=f"http://127.0.0.1:{SERVICE_GATEWAY_PORT}",
+        )
 
     # ------------------------------------------------------------------ down
 
