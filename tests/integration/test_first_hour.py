@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 MARKET = "http://127.0.0.1:8700"
 CHAIN = "http://127.0.0.1:8545"
+GATEWAY = "http://127.0.0.1:8780"
 PASSWORD = "first-hour-password"
 
 
@@ -47,7 +48,7 @@ def readme_commands(block: str) -> list[str]:
         if current.endswith("\\"):
             current = current[:-1] + " "
             continue
-        command = re.sub(r"\s+#\s.*$", "", current).strip()
+        command = re.sub(r"(^|\s+)#\s.*$", "", current).strip()
         if command:
             commands.append(command)
         current = ""
@@ -60,6 +61,9 @@ def test_the_readme_blocks_parse_into_commands():
     assert any(c.startswith("dcloud job submit ") and "--input data.txt" in c for c in renter)
     provider = readme_commands("provider")
     assert "dcloud provider run" in provider
+    service = readme_commands("service")
+    assert service[1].startswith("dcloud service deploy --name blog")
+    assert not any(c.startswith("#") for c in service)
 
 
 class User:
@@ -182,6 +186,23 @@ def test_a_renter_and_a_provider_follow_the_readme(devnet, user):
     assert (result / "outputs" / "n").read_text().strip() == "3"
     listing = next(o for c, o in outputs.items() if c == "dcloud job list")
     assert "settled" in listing
+
+    for command in readme_commands("service"):
+        outputs[command] = user.run(command)
+        if command.startswith("dcloud service deploy"):
+            said = " ".join(outputs[command].split())
+            assert "blog is up: http://blog.apps.localhost:8780/" in said
+            # the site, through the gateway by name (Host) and by path
+            by_name = httpx.get(f"{GATEWAY}/", headers={"host": "blog.apps.localhost:8780"})
+            assert by_name.status_code == 200 and "<h1>hello</h1>" in by_name.text
+            assert "<h1>hello</h1>" in httpx.get(f"{GATEWAY}/apps/blog/").text
+    assert "blog stopped" in outputs["dcloud service stop blog"]
+    # once stopped, the name routes nowhere
+    wait_for(
+        lambda: httpx.get(f"{GATEWAY}/apps/blog/", timeout=5).status_code in (404, 503),
+        timeout=30,
+        what="the stopped service's route to go",
+    )
 
     for command in readme_commands("provider"):
         if command == "dcloud provider run":
