@@ -100,7 +100,7 @@ def test_estimate_shows_provider_distance_energy_rate_and_how_long_the_deposit_l
 
     expect(page.locator("#quote-provider")).to_contain_text(provider.address[:6])
     expect(page.locator("#quote-distance")).to_contain_text(re.compile(r"^\d+ km from your origin"))
-    expect(page.locator("#quote-energy")).to_contain_text(re.compile(r"^\d of 9"))
+    expect(page.locator("#quote-energy")).to_contain_text(re.compile(r"^\d on a scale of 0"))
     expect(page.locator("#quote-rate")).to_contain_text("0.0018 DCT/h")
     expect(page.locator("#quote-lasts")).to_contain_text("0.0045 DCT lasts 2 h 30 min")
     assert tab.accessibility_problems() == []
@@ -247,10 +247,11 @@ def test_the_list_shows_a_running_lease_and_tops_it_up_and_stops_it(
     expect(row.locator("[data-cell='runs-out']")).to_have_text(re.compile(r"^in (3 h 59 min|4 h)$"))
     # the marketplace's prober found it answering and reported it serving on chain
     expect(row).not_to_contain_text("cannot reach")
+    expect(row).to_have_attribute("data-serving", "true", timeout=30_000)
+    assert leases.lease(lease_id).serving_at > 0
     _time_travel(network, 40 * 60)
     expect(row.locator("[data-cell='runs-out']")).to_have_text(re.compile(r"^in 3 h (19|20) min$"))
     expect(row.locator("[data-cell='spent']")).not_to_have_text("0 DCT")
-    assert leases.lease(lease_id).serving_at > 0
     assert tab.accessibility_problems() == []
     tab.screenshot("services-list")
 

@@ -204,6 +204,7 @@ async function estimate() {
     return;
   }
   const { quote, amount } = checked;
+  const cfg = await config();
   const rate = BigInt(quote.rate_wei_per_s);
   const providers = await api("/v1/providers?online=true&limit=1000").catch(() => ({ items: [] }));
   const p = providers.items.find((x) => x.address === quote.provider);
@@ -214,7 +215,8 @@ async function estimate() {
         shortAddress(quote.provider), place ? ` (${place})` : ""),
       el("dt", {}, "Distance"), el("dd", { id: "quote-distance" }, `${Math.round(quote.distance_km)} km from your origin`),
       el("dt", {}, "Energy level"), el("dd", { id: "quote-energy" },
-        `${quote.energy_level} of 9 (${quote.energy_basis}); greener and cheaper power ranks higher`),
+        `${quote.energy_level} on a scale of 0 (cheapest, least loaded power) to 9 (${quote.energy_basis}); ` +
+          `it counts as ${Math.round(quote.energy_level * cfg.energy_weight_km)} km in the ranking`),
       el("dt", {}, "Rate"), el("dd", { id: "quote-rate" }, el("strong", {}, perHour(rate)),
         ` (${tokens(rate * 86400n)} a day)`),
       el("dt", {}, "Deposit"), el("dd", { id: "quote-lasts" }, el("strong", {}, tokens(amount)),
@@ -259,6 +261,7 @@ async function deploy(onChange) {
   const button = $("#deploy");
   button.disabled = true;
   $("#progress").hidden = false;
+  $("#progress").scrollIntoView({ block: "nearest" });
   $("#steps").replaceChildren(...STEPS.map(([id, label]) => el("li", { id: `step-${id}` }, label)));
   $("#deploy-url").replaceChildren();
   let current = "check";

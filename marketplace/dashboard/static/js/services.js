@@ -51,7 +51,7 @@ async function refresh() {
       if (before && before.dataset.actions === r.dataset.actions) {
         before.replaceChildren(...[...r.children].slice(0, -1), before.lastElementChild);
         before.setAttribute("aria-selected", r.getAttribute("aria-selected"));
-        for (const key of ["health", "status"]) before.dataset[key] = r.dataset[key];
+        for (const key of ["health", "status", "serving"]) before.dataset[key] = r.dataset[key];
         return before;
       }
       return r;
@@ -116,6 +116,7 @@ function row(item, lease) {
       "data-service": item.name,
       "data-health": health,
       "data-status": lease?.status ?? item.status,
+      "data-serving": lease?.servingAt ? "true" : "false",
       "data-actions": `${actions.map((b) => b.dataset.action).join(",")}${busy.has(item.name) ? ":busy" : ""}`,
       "aria-selected": logsFor?.name === item.name ? "true" : "false",
     },
@@ -138,7 +139,7 @@ async function openLogs(name) {
   if (!entry) return;
   closeLogs();
   const { item } = entry;
-  logsFor = { name, leaseId: item.lease_id, endpoint: item.endpoint, abort: null };
+  logsFor = { name, leaseId: item.lease_id, endpoint: item.endpoint, abort: null, since: null };
   $("#logs-panel").hidden = false;
   $("#logs-heading").textContent = `Logs of ${name}`;
   $("#logs-source").textContent = `from the provider at ${item.endpoint}, lease ${item.lease_id}`;
@@ -152,6 +153,10 @@ async function readTail() {
   const target = logsFor;
   if (!target) return;
   $("#logs-state").textContent = "Reading the last 200 lines…";
+  // following picks up from here: lines written while the tail is read are not lost
+  // (the provider counts `since` by its clock; on one machine, or with synced clocks, a
+  // line written in the same instant may show twice, none goes missing)
+  target.since = Date.now() / 1000;
   try {
     const text = await serviceLogs(wallet.signer, target.endpoint, target.leaseId, { lines: 200 });
     if (logsFor !== target) return;
@@ -179,7 +184,9 @@ async function follow() {
   try {
     await followLogs(wallet.signer, target.endpoint, target.leaseId, {
       signal: abort.signal,
+      since: target.since,
       onText: (text) => {
+        target.since = Date.now() / 1000;
         if (pre.textContent === "(no output yet)\n") pre.textContent = "";
         pre.append(text);
         scrollLogs();
