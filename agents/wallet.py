@@ -37,6 +37,7 @@ from protocol.reverts import Catalogue, Revert, revert_data
 
 logger = logging.getLogger(__name__)
 
+OUT_OF_GAS_ATTEMPTS = 3
 RECEIPT_TIMEOUT_S = 120
 # local chains mine at once; a short poll keeps a job's six transactions from idling
 RECEIPT_POLL_S = 0.01
@@ -88,6 +89,26 @@ class Wallet:
             ChainUnavailableError: the chain did not answer, or the nonce could not be
                 agreed on in a few tries; retrying later helps.
         """
+        for attempt in range(OUT_OF_GAS_ATTEMPTS):
+            receipt, limit = self._transact_once(fn, gas=gas, value=value)
+            if receipt["status"] == 1:
+                return receipt
+            if gas is None and receipt["gasUsed"] * 64 >= limit * 63:
+                # out of gas (a call may keep 1/64 of what is left): the path changed
+                # between the estimate and the block (a later timestamp accrues pay, another
+                # party's transaction moved the state); estimate again
+                logger.info(
+                    "out of gas after a changed estimate; sending again",
+                    extra={"fn": fn.fn_name, "attempt": attempt + 1},
+                )
+                continue
+            break
+        raise RefusedError(self._why_reverted(fn, value, receipt))
+
+    def _transact_once(
+        self, fn: ContractFunction, *, gas: int | None, value: int
+    ) -> tuple[TxReceipt, int]:
+        """Estimate, send and wait once: the receipt (mined, maybe reverted) and gas limit."""
         try:
             call = cast(TxParams, {"from": self.address, "value": value})
             estimate = gas or int(fn.estimate_gas(call) * 1.25) + 20_000
@@ -106,9 +127,20 @@ class Wallet:
             )
         except TRANSIENT as exc:
             raise ChainUnavailableError(f"{fn.fn_name}: {self._unreachable(exc)}") from None
-        if receipt["status"] != 1:
-            raise RefusedError(f"{fn.fn_name} reverted in transaction {tx_hash.hex()}")
-        return receipt
+        return receipt, estimate
+
+    def _why_reverted(self, fn: ContractFunction, value: int, receipt: TxReceipt) -> str:
+        """The sentence of a mined revert, found by replaying the call on the state after
+        its block (the usual cause: another transaction got there first)."""
+        where = f"{fn.fn_name} reverted in transaction {receipt['transactionHash'].hex()}"
+        try:
+            call = cast(TxParams, {"from": self.address, "value": value})
+            fn.call(call, block_identifier=receipt["blockNumber"])
+        except (ContractCustomError, ContractLogicError) as exc:
+            return f"{where}: {self.explain(exc)}"
+        except Exception:  # the replay is a courtesy; the revert stands
+            pass
+        return where
 
     def _send(self, fn: ContractFunction, *, gas: int, value: int) -> HexBytes:
         """Sign and send under the lock; on a nonce error re-read the nonce and try again."""

@@ -1,4 +1,5 @@
-"""Services: requests through the ingress gateway against the same upstream directly.
+"""Services: deploy to the first 200 through a name (:mod:`bench.servicedeploy`), and
+requests through the ingress gateway against the same upstream directly.
 
     .venv/bin/python -m bench.services            # 20,000 requests per side
     .venv/bin/python -m bench.services --quick    # 2,000 requests per side (CI)
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.ingress import Nginx
+from bench import servicedeploy
 from bench.apiload import CONNECTIONS, Route, Server, ensure_wrk, run_wrk, start_server
 from bench.apiload.servers import _free_port
 from bench.report import print_table, write_results
@@ -108,8 +110,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Ingress gateway vs direct to the upstream")
     parser.add_argument("--quick", action="store_true", help="2,000 requests per side (CI)")
     parser.add_argument("--requests", type=int, help="requests per side (default 20,000)")
+    parser.add_argument("--deploys", type=int, help="services deployed (default 10; quick 3)")
     args = parser.parse_args()
     requests = args.requests or (2000 if args.quick else 20000)
+    deploys = args.deploys or (3 if args.quick else 10)
     print(
         f"services bench: {requests} requests per side, {CONNECTIONS} connections, "
         f"best of {ROUNDS}",
@@ -117,8 +121,7 @@ def main() -> int:
     )
     started = time.monotonic()
     rows = measure(requests)
-    title = "Services: the ingress gateway (nginx) vs direct to the same upstream"
-    print_table(rows, title=title)
+    title = "Services: deploy to first 200 by name; the ingress gateway (nginx) vs direct"
     gateway = rows[1]
     ok = gateway["ratio_to_direct"] >= 0.5 and gateway["added_p50_ms"] < 2.0
     print(
@@ -126,7 +129,21 @@ def main() -> int:
         f"+{gateway['added_p50_ms']:.2f} ms p50 (targets >= 50%, < 2 ms): "
         f"{'met' if ok else 'MISSED'}; {time.monotonic() - started:.0f} s"
     )
+    print(f"deploying {deploys} services on anvil, each to its first 200 through its name ...")
+    deploy_rows = servicedeploy.measure(deploys)
+    rows = deploy_rows + rows
+    print_table(rows, title=title)
+    p50 = deploy_rows[0]["p50_s"]
+    print(
+        f"deploy to first 200: p50 {p50:.2f} s (target <= 5 s: {'met' if p50 <= 5 else 'MISSED'})"
+        f"; the same container started with the Docker SDK: p50 {deploy_rows[1]['p50_s']:.2f} s"
+    )
     notes = (
+        f"`deploy_to_first_ok`: {deploys} services deployed one after another through the "
+        "SDK on anvil with a marketplace, a provider agent and the gateway as real processes "
+        "(place, lease with a permit, push, accept, container up, first 200 through the "
+        "gateway by Host name); `docker_direct`: the same image and command started with the "
+        "Docker SDK, port published, to its first 200 (target: deploy p50 <= 5 s). "
         f"{requests} requests per side from wrk (a second process) over {CONNECTIONS} "
         "keep-alive connections, one per thread, after a discarded warm-up; the better of "
         f"{ROUNDS} alternating runs per side. Upstream: a bare FastAPI hello route under "
