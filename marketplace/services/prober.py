@@ -29,6 +29,7 @@ from marketplace.service import Service
 from marketplace.services import catalog, expiry
 from marketplace.services.serving import Outcome, ServingReporter
 from marketplace.store.models import ChainLeaseRow, ServiceRow
+from protocol.leases import Leases
 from protocol.services import HealthCheck, ServiceSpec
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,25 @@ class Prober:
                     mark_reported(self.service, p.target.service_id, now=time.time())
         return probes
 
+    def claim_never_served(self) -> list[int]:
+        """Claim every lease accepted whose serve window passed with no serving report, so
+        the renter's deposit comes back without the renter having to act."""
+        chain = self.service.chain
+        if chain is None or not self.reporter.available():
+            return []
+        window = Leases(chain.w3, chain.deployment).parameters().serve_window
+        now = chain.now()
+        with self.service.sessions() as session:
+            due = session.scalars(
+                select(ChainLeaseRow.lease_id).where(
+                    ChainLeaseRow.state == "running",
+                    ChainLeaseRow.serving_at == 0,
+                    ChainLeaseRow.accepted_at > 0,
+                    ChainLeaseRow.accepted_at + window < now,
+                )
+            ).all()
+        return [i for i in due if self.reporter.claim_never_served(i) == Outcome.REPORTED]
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -166,6 +186,7 @@ def work_forever(service: Service, stop: threading.Event) -> None:
             try:
                 expiry.expire_due(service)
                 prober.run_once()
+                prober.claim_never_served()
             except Exception:  # a failed round must not end the worker
                 if stop.is_set():
                     return

@@ -97,6 +97,32 @@ class ServingReporter:
         logger.info("lease %d reported serving", lease_id, extra={"lease_id": lease_id})
         return Outcome.REPORTED
 
+    def claim_never_served(self, lease_id: int) -> Outcome:
+        """End lease `lease_id` as never served (anyone may, once its serve window passed
+        with no serving report): its provider is slashed to the renter, the deposit
+        refunded. Never raises for chain trouble."""
+        if not self.available():
+            return Outcome.RETRY
+        chain = self.service.chain
+        assert chain is not None
+        leases = Leases(chain.w3, chain.deployment)
+        try:
+            leases.claim_never_served(self._send, lease_id)
+        except ContractLogicError as exc:
+            name = error_name(leases.contract.abi, exc) or str(exc)
+            logger.info("lease %d not claimed as never served: %s", lease_id, name)
+            return Outcome.REFUSED
+        except Exception as exc:
+            logger.warning("cannot claim lease %d as never served (%s)", lease_id, exc)
+            return Outcome.RETRY
+        logger.warning(
+            "lease %d ended as never served: its provider accepted and the service never "
+            "came up within the serve window; the provider is slashed to the renter",
+            lease_id,
+            extra={"lease_id": lease_id},
+        )
+        return Outcome.REPORTED
+
     def _send(self, fn: ContractFunction) -> Any:
         chain, matcher = self.service.chain, self.service.matcher
         assert chain is not None and matcher is not None
@@ -112,7 +138,7 @@ class ServingReporter:
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
         if int(receipt["status"]) != 1:
-            raise ContractLogicError("reportServing reverted")
+            raise ContractLogicError(f"{fn.fn_name} reverted")
         return receipt
 
     def _reverted(self, lease_id: int, message: str) -> Outcome:

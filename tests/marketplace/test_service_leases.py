@@ -290,3 +290,35 @@ def test_a_lease_never_accepted_ends_its_service_and_frees_the_reservation(servi
     ended = get(service, ServiceRow, row.id)
     assert ended.status == "ended" and ended.reason.endswith("not accepted")
     assert not ended.reserved and free_cpu(service, provider) == 4
+
+
+def test_an_accepted_service_that_never_comes_up_is_claimed_for_the_renter(service):
+    chain = service.chain
+    assert chain is not None
+    indexer = Indexer(service.settings, service.sessions, chain)
+    everyone = accounts(service)
+    renter, provider = everyone[5], everyone[6]
+    staked_provider(service, provider)
+    add_provider(service, provider)
+    row = place(service, renter, "ghost")
+    deposit = RATE * 600
+    lease_id = open_lease(service, row, renter, deposit=deposit)
+    leases = Leases(chain.w3, chain.deployment)
+    leases.accept(sender_of(service, provider), lease_id)
+    catch_up(indexer)
+    prober = Prober(service)
+    assert prober.claim_never_served() == []  # still inside its serve window
+
+    travel(service, leases.parameters().serve_window + 1)
+    catch_up(indexer)
+    before = int(chain.token.functions.balanceOf(renter).call())
+    credit = leases.credit_of(renter)
+    assert prober.claim_never_served() == [lease_id]
+    lease = leases.lease(lease_id)
+    assert lease.reason.name == "NEVER_SERVED" and lease.paid == 0
+    # the whole deposit comes back to the renter's credit; the collateral is paid on top
+    assert leases.credit_of(renter) - credit == deposit
+    assert int(chain.token.functions.balanceOf(renter).call()) > before
+    catch_up(indexer)
+    assert get(service, ChainLeaseRow, lease_id).end_reason == "never served"
+    prober.close()
