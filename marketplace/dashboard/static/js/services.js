@@ -336,8 +336,8 @@ async function confirmStop(name) {
     if (credit > 0n) await send(escrow, "withdraw", []);
     const after = await readLease(lease.id);
     result(el("p", { id: "stop-result" },
-      `Stopped ${name}: lease ${lease.id} ${after.reason}. In all the provider was paid ${tokens(after.paid)}` +
-        (paid > 0n ? ` (${tokens(paid)} of it now, fee ${tokens(fee)})` : "") +
+      `Stopped ${name}: lease ${lease.id} ${after.reason}. In all ${tokens(after.paid)} went to the provider, protocol fee included` +
+        (paid > 0n ? ` (${tokens(paid)} of it now, of which the fee ${tokens(fee)})` : "") +
         `; ${tokens(refund)} of the deposit was refunded and ${tokens(credit)} withdrawn to your wallet.`));
     announce(`Stopped ${name}`, "ok");
     if (logsFor?.name === name) closeLogs();
