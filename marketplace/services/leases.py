@@ -21,9 +21,10 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from web3 import Web3
 
 from marketplace.services import catalog
-from marketplace.store.models import ChainLeaseRow, ServiceRow
+from marketplace.store.models import ChainLeaseRow, ProviderRow, ServiceRow
 from protocol.leases import EndReason
 
 logger = logging.getLogger(__name__)
@@ -166,6 +167,15 @@ def _ended(session: Session, a: Args, block: int) -> None:
         catalog.release(session, row)
 
 
+def _slashed(session: Session, a: Args, block: int) -> None:
+    """A provider slashed on a lease (never served, or walked away before serving) loses
+    reputation as for a slashed job: the scorer ranks it lower for jobs and services."""
+    _lease(session, a, block)
+    provider = session.get(ProviderRow, Web3.to_checksum_address(a["provider"]))
+    if provider is not None:
+        provider.jobs_slashed = (provider.jobs_slashed or 0) + 1
+
+
 def _lease(session: Session, a: Args, block: int) -> ChainLeaseRow | None:
     lease = session.get(ChainLeaseRow, int(a["leaseId"]))
     if lease is None:
@@ -191,5 +201,6 @@ _HANDLERS: dict[str, Callable[[Session, Args, int], None]] = {
     "LeaseServing": _serving,
     "LeaseToppedUp": _topped_up,
     "LeaseSettled": _settled,
+    "LeaseSlashed": _slashed,
     "LeaseEnded": _ended,
 }

@@ -321,4 +321,5 @@ def test_an_accepted_service_that_never_comes_up_is_claimed_for_the_renter(servi
     assert int(chain.token.functions.balanceOf(renter).call()) > before
     catch_up(indexer)
     assert get(service, ChainLeaseRow, lease_id).end_reason == "never served"
+    assert get(service, ProviderRow, provider).jobs_slashed == 1  # its reputation drops
     prober.close()
