@@ -1,4 +1,4 @@
-"""The dcloud command: one entry point for providers, renters, storage nodes and devnet.
+"""dcloud: rent compute, services and storage; lend machines and disk; run a local devnet.
 
 Every error an agent raises on purpose (:class:`~agents.errors.AgentError`) is printed as
 one plain line that says what to do, with exit status 1; only a bug shows a traceback.
