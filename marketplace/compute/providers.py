@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -257,3 +258,35 @@ def _refresh_stake(row: ProviderRow, chain: ChainClient | None) -> None:
         logger.warning("cannot read stake of %s (%s); keeping the last value", row.address, exc)
         return
     row.staked_wei, row.stake_active = str(stake.staked_wei), stake.active
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every provider as matching sees it now, with what placing a match needs."""
+
+    records: list[Provider]
+    endpoints: dict[str, str]
+    regions: dict[str, str]
+    unstaked: frozenset[str]  # online, but without an active stake (when stake is checked)
+
+
+def snapshot(
+    session: Session, *, settings: Settings, levels: dict[str, int], stake_verified: bool
+) -> Snapshot:
+    """Read every provider once into a :class:`Snapshot` (the job scheduler's and service
+    placement's index are built from it)."""
+    now = time.time()
+    rows = session.scalars(select(ProviderRow)).all()
+    return Snapshot(
+        records=[
+            to_matching(r, now=now, settings=settings, levels=levels, require_stake=stake_verified)
+            for r in rows
+        ],
+        endpoints={r.address: r.endpoint for r in rows},
+        regions={r.address: r.region for r in rows},
+        unstaked=frozenset(
+            r.address
+            for r in rows
+            if stake_verified and not r.stake_active and is_online(r, now=now, settings=settings)
+        ),
+    )

@@ -15,15 +15,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from marketplace.compute import expiry, jobs, providers
 from marketplace.compute.assign import Choice, Item, choose
 from marketplace.compute.unmatched import explain_unmatched
 from marketplace.matching import ProviderIndex
 from marketplace.matching.records import Match, Provider
 from marketplace.service import Service
-from marketplace.store.models import AssignmentRow, JobRow, ProviderRow
+from marketplace.store.models import AssignmentRow, JobRow
 from protocol.schemas import JobSpec
 
 logger = logging.getLogger(__name__)
@@ -117,29 +115,15 @@ class Scheduler:
         if self._index is not None and self._index_version == service.providers_version and fresh:
             return self._index
         version = service.providers_version
-        now = time.time()
-        levels = service.grid.levels()
         with service.sessions() as session:
-            rows = session.scalars(select(ProviderRow)).all()
-            records = [
-                providers.to_matching(
-                    r,
-                    now=now,
-                    settings=service.settings,
-                    levels=levels,
-                    require_stake=service.stake_verified,
-                )
-                for r in rows
-            ]
-            self._endpoints = {r.address: r.endpoint for r in rows}
-            self.regions = {r.address: r.region for r in rows}
-            self.unstaked = frozenset(
-                r.address
-                for r in rows
-                if service.stake_verified
-                and not r.stake_active
-                and providers.is_online(r, now=now, settings=service.settings)
+            snap = providers.snapshot(
+                session,
+                settings=service.settings,
+                levels=service.grid.levels(),
+                stake_verified=service.stake_verified,
             )
+        self._endpoints, self.regions, self.unstaked = snap.endpoints, snap.regions, snap.unstaked
+        records = snap.records
         self.records = {p.id: p for p in records}
         new = ProviderIndex(records, weight_km=service.settings.energy_weight_km)
         old, self._index = self._index, new

@@ -22,8 +22,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from marketplace.compute import providers
 from marketplace.compute.scheduler import prefer_regions
 from marketplace.compute.unmatched import explain_unmatched
@@ -185,28 +183,15 @@ class Placer:
         levels, self._basis = forecast_levels(
             service, hours=service.settings.service_forecast_hours
         )
-        now = time.time()
         with service.sessions() as session:
-            rows = session.scalars(select(ProviderRow)).all()
-            records = [
-                providers.to_matching(
-                    r,
-                    now=now,
-                    settings=service.settings,
-                    levels=levels,
-                    require_stake=service.stake_verified,
-                )
-                for r in rows
-            ]
-            self.endpoints = {r.address: r.endpoint for r in rows}
-            self.regions = {r.address: r.region for r in rows}
-            self.unstaked = frozenset(
-                r.address
-                for r in rows
-                if service.stake_verified
-                and not r.stake_active
-                and providers.is_online(r, now=now, settings=service.settings)
+            snap = providers.snapshot(
+                session,
+                settings=service.settings,
+                levels=levels,
+                stake_verified=service.stake_verified,
             )
+        self.endpoints, self.regions, self.unstaked = snap.endpoints, snap.regions, snap.unstaked
+        records = snap.records
         self.records = {p.id: p for p in records}
         self._index = ProviderIndex(records, weight_km=service.settings.energy_weight_km)
         self._key, self._built_at = key, time.monotonic()
