@@ -12,13 +12,12 @@ before the lease was accepted (a later push checks it afresh).
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.provider.local_db import LocalDB
 from protocol.services import ServiceSpec
 
 # A lease's state on the provider.
@@ -68,19 +67,11 @@ class LeaseRecord:
         return self.state != ENDED
 
 
-class LeaseStore:
+class LeaseStore(LocalDB):
     """Thread-safe; one file per agent (``<home>/leases.db``)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA)
 
     def add(self, rec: LeaseRecord) -> bool:
         """Insert `rec`; False when the lease is already recorded."""

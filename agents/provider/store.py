@@ -9,13 +9,12 @@ sends a transaction twice when the chain already shows it done.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.provider.local_db import LocalDB
 from protocol.provider_api import FAILED, SETTLED
 
 _SCHEMA = """
@@ -53,17 +52,9 @@ class JobRecord:
         return self.state in (SETTLED, FAILED)
 
 
-class JobStore:
+class JobStore(LocalDB):
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA)
 
     def add(self, rec: JobRecord) -> bool:
         """Insert `rec`; False when the job is already known (nothing changes)."""

@@ -10,14 +10,13 @@ gone.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.provider.local_db import LocalDB
 from protocol.services import ServiceSpec
 
 # A service's state on the provider (see health.py for the transitions).
@@ -81,19 +80,11 @@ class ServiceRecord:
         return max(0.0, (now or time.time()) - self.healthy_since)
 
 
-class ServiceStore:
+class ServiceStore(LocalDB):
     """Thread-safe; one file per agent (``<home>/services.db``)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA)
 
     def add(self, rec: ServiceRecord) -> bool:
         """Insert `rec`; False when the lease or its host port is already recorded."""
