@@ -52,8 +52,10 @@ __all__ = [
     "Placement",
     "PlacementRequest",
     "ReportResult",
+    "SegmentRef",
     "ShardInfo",
     "ShardProof",
+    "ShardRef",
     "StorageHeartbeat",
     "StorageNodeList",
     "StorageNodePublic",
@@ -209,3 +211,23 @@ class ShardProof(_Answer):
     chunk: str = Field(description="base64 of the chunk's bytes")
     proof: list[str] = Field(description="0x-hex siblings from leaf to root")
     root: str = Field(description="0x-hex Merkle root of the shard's chunks")
+
+
+# ------------------------------------------------------------------ where an object's shards are
+
+
+class ShardRef(Wire):
+    index: int = Field(ge=0, lt=32)
+    id: ShardId
+    node: Address
+    endpoint: str
+    size: int = Field(ge=0)
+    sha256: Sha256Hex
+
+
+class SegmentRef(Wire):
+    index: int = Field(ge=0)
+    plain_size: int = Field(ge=0)
+    cipher_size: int = Field(ge=16)
+    sha256: Sha256Hex = Field(description="of the ciphertext (what decoding must give)")
+    shards: list[ShardRef]

@@ -39,11 +39,11 @@ from eth_account.signers.local import LocalAccount
 from agents.errors import AgentError, RefusedError, UserError, VerificationError
 from agents.storage.files import codec
 from agents.storage.files.fetch import NodeStats, decode_segment, fetch_shard, fetch_shards
-from agents.storage.files.manifest import Manifest, RenterStore, SegmentRef, ShardRef
+from agents.storage.files.manifest import Manifest, RenterStore
 from agents.storage.files.transport import NodeClient, NodeError, ShardMissing
 from agents.storage.files.upload import Progress, Target, Uploader
 from agents.storage.market import DEFAULT_MARKETPLACE, StorageMarket
-from protocol.storage import StorageNodePublic
+from protocol.storage import SegmentRef, ShardRef, StorageNodePublic
 
 logger = logging.getLogger(__name__)
 

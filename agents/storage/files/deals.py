@@ -28,8 +28,9 @@ from agents.storage.escrow import DealTerms, StorageChain, shard_key
 from agents.storage.files import codec
 from agents.storage.files.client import StorageClient
 from agents.storage.files.fetch import NodeStats, fetch_shard
-from agents.storage.files.manifest import DealRef, Manifest, ShardRef
+from agents.storage.files.manifest import DealRef, Manifest
 from agents.storage.files.upload import Progress
+from protocol.storage import ShardRef
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 
 from agents.errors import AgentError, VerificationError
 from agents.storage.files.codec import Coder, sha256_hex
-from agents.storage.files.manifest import SegmentRef, ShardRef
 from agents.storage.files.transport import NodeClient, NodeError
-from protocol.storage import NodeReport
+from protocol.storage import NodeReport, SegmentRef, ShardRef
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from agents.errors import UserError, VerificationError
 from protocol.schemas import Address
-from protocol.storage import Sha256Hex, ShardId
+from protocol.storage import SegmentRef, Sha256Hex, ShardId
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +46,6 @@ ObjectName = Annotated[
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ShardRef(_Record):
-    index: int = Field(ge=0, lt=32)
-    id: ShardId
-    node: Address
-    endpoint: str
-    size: int = Field(ge=0)
-    sha256: Sha256Hex
 
 
 class RetiredShard(_Record):
@@ -72,14 +63,6 @@ class DealRef(_Record):
     chain_id: int
     shard: ShardId
     node: Address
-
-
-class SegmentRef(_Record):
-    index: int = Field(ge=0)
-    plain_size: int = Field(ge=0)
-    cipher_size: int = Field(ge=16)
-    sha256: Sha256Hex = Field(description="of the ciphertext (what decoding must give)")
-    shards: list[ShardRef]
 
 
 class Manifest(_Record):

@@ -27,8 +27,9 @@ from agents.errors import AgentError, UserError, VerificationError
 from agents.storage.files import codec
 from agents.storage.files.client import StorageClient
 from agents.storage.files.fetch import NodeStats, fetch_shard, fetch_shards
-from agents.storage.files.manifest import Manifest, RetiredShard, SegmentRef, ShardRef
+from agents.storage.files.manifest import Manifest, RetiredShard
 from agents.storage.files.transport import NodeError, ShardMissing
+from protocol.storage import SegmentRef, ShardRef
 
 logger = logging.getLogger(__name__)
 

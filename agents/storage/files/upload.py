@@ -18,10 +18,9 @@ from typing import BinaryIO
 
 from agents.errors import RefusedError, UserError
 from agents.storage.files import codec
-from agents.storage.files.manifest import SegmentRef, ShardRef
 from agents.storage.files.transport import NodeClient, NodeError
 from agents.storage.market import StorageMarket
-from protocol.storage import PlacementRequest
+from protocol.storage import PlacementRequest, SegmentRef, ShardRef
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from agents.errors import UserError, VerificationError
-from agents.storage.files.manifest import Manifest, RenterStore, SegmentRef, ShardRef
+from agents.storage.files.manifest import Manifest, RenterStore
+from protocol.storage import SegmentRef, ShardRef
 from tests.agents.storage.network import account
 
 
