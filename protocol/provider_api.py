@@ -31,16 +31,18 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from protocol import purposes
+from protocol import purposes, signing
+from protocol.images import ImageSource
+from protocol.keywrap import PublicKeyHex
 from protocol.schemas import Address, Capacity, ImageName, JobSpec, Wire
 from protocol.services import ServiceSpec, ServiceState
 
 PUSH = purposes.PROVIDER_PUSH
 FETCH = purposes.PROVIDER_FETCH
 SERVICE_PUSH = purposes.PROVIDER_SERVICE_PUSH
-SIGNER_HEADER = "x-dcloud-signer"
-TIMESTAMP_HEADER = "x-dcloud-timestamp-ms"
-SIGNATURE_HEADER = "x-dcloud-signature"
+SIGNER_HEADER = signing.SIGNER_HEADER
+TIMESTAMP_HEADER = signing.TIMESTAMP_HEADER
+SIGNATURE_HEADER = signing.SIGNATURE_HEADER
 
 Base64 = Annotated[str, StringConstraints(max_length=96 * 2**20, pattern=r"^[A-Za-z0-9+/=]*$")]
 
@@ -59,6 +61,9 @@ class JobPush(Wire):
     chain_job_id: int = Field(ge=1, le=2**64)
     spec: JobSpec
     inputs: dict[str, Base64] = Field(default_factory=dict, max_length=256)
+    image: ImageSource | None = Field(
+        default=None, description="where to fetch the spec's pinned image, when it is the renter's"
+    )
 
 
 class OutputFile(Wire):
@@ -95,12 +100,20 @@ class ProviderHealth(Wire):
     price_wei: int
     jobs_running: int
     services_running: int = 0
+    public_key: PublicKeyHex | None = Field(
+        default=None,
+        description="the agent's public key (its address is the key's hash): renters wrap "
+        "the keys of their images' layers to it",
+    )
 
 
 class ServicePush(Wire):
     lease_id: int = Field(ge=1, le=2**64)
     spec: ServiceSpec
     inputs: dict[str, Base64] = Field(default_factory=dict, max_length=256)
+    image: ImageSource | None = Field(
+        default=None, description="where to fetch the spec's pinned image, when it is the renter's"
+    )
 
 
 class ProviderService(Wire):

@@ -40,7 +40,9 @@ PROVIDER_SERVICE_PUSH = "dcloud/provider.service-push"
 
 # -- checked by a storage node (request headers)
 STORAGE_SHARD = "dcloud/storage.shard"
-"""A renter stores, reads or deletes a shard."""
+"""A renter stores, reads or deletes a shard (or a provider reads one it was granted)."""
+STORAGE_GRANT = "dcloud/storage.grant"
+"""A renter lets one provider read some of its shards on one node until a deadline."""
 
 ALL = (
     JOB_SUBMIT,
@@ -57,4 +59,5 @@ ALL = (
     PROVIDER_FETCH,
     PROVIDER_SERVICE_PUSH,
     STORAGE_SHARD,
+    STORAGE_GRANT,
 )

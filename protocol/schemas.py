@@ -113,8 +113,18 @@ class InputFile(Wire):
 MAX_INPUT_BYTES = 64 * 2**20
 
 
+IMAGE_BYTES_FIELD = Field(
+    default=None,
+    ge=0,
+    le=2**40,
+    description="size of a renter's pushed image (named by digest); providers that must "
+    "fetch it are charged the pull in matching",
+)
+
+
 class JobSpec(Wire):
     image: ImageName
+    image_bytes: int | None = IMAGE_BYTES_FIELD
     command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
         default_factory=list, max_length=256
     )
@@ -146,9 +156,18 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def hashed_body(spec: BaseModel) -> dict[str, Any]:
+    """What a spec's hash covers: its JSON, without ``image_bytes`` when it is unset (so
+    specs of offered images hash as they did before renters could push images)."""
+    body = spec.model_dump(mode="json")
+    if body.get("image_bytes", 0) is None:
+        del body["image_bytes"]
+    return body
+
+
 def spec_hash(spec: JobSpec) -> str:
     """keccak256 of the spec's canonical JSON: what the renter funds the escrow with."""
-    return "0x" + keccak(canonical_json(spec.model_dump(mode="json"))).hex()
+    return "0x" + keccak(canonical_json(hashed_body(spec))).hex()
 
 
 T = TypeVar("T", bound=BaseModel)

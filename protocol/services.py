@@ -17,6 +17,7 @@ from eth_utils.crypto import keccak
 from pydantic import Field, StringConstraints, model_validator
 
 from protocol.schemas import (
+    IMAGE_BYTES_FIELD,
     MAX_INPUT_BYTES,
     Demand,
     ImageName,
@@ -25,6 +26,7 @@ from protocol.schemas import (
     RegionId,
     Wire,
     canonical_json,
+    hashed_body,
 )
 
 # DNS label rules (lower case, digits, inner hyphens), 3 to 40 characters, so
@@ -63,6 +65,7 @@ class ServiceSpec(Wire):
 
     name: ServiceName
     image: ImageName
+    image_bytes: int | None = IMAGE_BYTES_FIELD
     command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
         default_factory=list, max_length=256
     )
@@ -94,7 +97,7 @@ class ServiceSpec(Wire):
 
 def service_spec_hash(spec: ServiceSpec) -> str:
     """keccak256 of the spec's canonical JSON: the lease's spec hash on chain."""
-    return "0x" + keccak(canonical_json(spec.model_dump(mode="json"))).hex()
+    return "0x" + keccak(canonical_json(hashed_body(spec))).hex()
 
 
 class ServiceState(enum.StrEnum):

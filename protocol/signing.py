@@ -40,6 +40,11 @@ from protocol.errors import ProtocolError
 
 DEFAULT_MAX_SKEW_MS = 120_000
 
+# The headers that carry a signature over a request (agents' reads, shard requests).
+SIGNER_HEADER = "x-dcloud-signer"
+TIMESTAMP_HEADER = "x-dcloud-timestamp-ms"
+SIGNATURE_HEADER = "x-dcloud-signature"
+
 # Told the signer of each request the verifier admits while handling the current request;
 # a service's per-signer rate limit (protocol.ratelimit) listens here.
 signer_listener: ContextVar[Callable[[str], None] | None] = ContextVar(

@@ -28,8 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from protocol import purposes
-from protocol.provider_api import SIGNATURE_HEADER, SIGNER_HEADER, TIMESTAMP_HEADER
+from protocol import purposes, signing
 from protocol.schemas import Address, Location, RegionId, Url, Wire
 
 REGISTER = purposes.STORAGE_REGISTER
@@ -65,6 +64,9 @@ __all__ = [
 ]
 
 CONTENT_SHA256_HEADER = "x-dcloud-content-sha256"
+SIGNER_HEADER = signing.SIGNER_HEADER
+TIMESTAMP_HEADER = signing.TIMESTAMP_HEADER
+SIGNATURE_HEADER = signing.SIGNATURE_HEADER
 
 MAX_SHARD_BYTES = 64 * 2**20
 """The largest shard a node accepts (a segment of 64 MiB with k = 1)."""
