@@ -26,6 +26,7 @@ from eth_account.signers.local import LocalAccount
 from agents.errors import AgentError
 from agents.storage.files.codec import sha256_hex
 from agents.storage.wire import shard_headers
+from protocol.images import SignedGrant
 from protocol.storage import CONTENT_SHA256_HEADER, ShardInfo
 
 CONNECT_TIMEOUT_S = 3.0
@@ -121,6 +122,19 @@ class NodeClient:
         answer: dict[str, Any] = json.loads(body)
         return answer
 
+    def post_grant(self, endpoint: str, signed: SignedGrant) -> None:
+        """Post a read grant whose grantee is this client's account (``POST /v1/grants``).
+
+        Raises:
+            NodeRefused: the node refused it (401: not signed by the shards' owner, for
+                another node or grantee, or expired; 503: the node's grant book is full).
+            NodeDown: the node cannot be reached.
+        """
+        path = "/v1/grants"
+        headers = shard_headers(self.account, "POST", path)
+        headers["content-type"] = "application/json"
+        self._call("POST", endpoint, path, headers, signed.model_dump_json().encode())
+
     def _connection(self, endpoint: str) -> http.client.HTTPConnection:
         pool: dict[str, http.client.HTTPConnection] | None = getattr(self._local, "pool", None)
         if pool is None:
@@ -152,7 +166,7 @@ class NodeClient:
                 "send fewer requests at once",
                 status,
             )
-        if status == 404:
+        if status == 404 and path.startswith("/v1/shards/"):
             raise ShardMissing(f"{endpoint} has no shard {path.split('/')[3].split('?')[0]}")
         if status >= 400:
             raise NodeRefused(f"{endpoint} refused {method}: {_reason(status, data)}", status)

@@ -3,6 +3,10 @@
 Every shard request is signed by the renter (see :mod:`agents.storage.wire`); the signer
 that stored a shard owns it. The node serves the bytes as they are on disk: checking them
 is the renter's job (every shard's sha256 is in its manifest) and the auditors'.
+
+An owner may let another account read some of its shards (a provider pulling the
+renter's image): the grantee posts the owner's signed grant to ``POST /v1/grants`` and
+may then ``GET`` exactly those shards until the grant expires (:mod:`.grants`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,18 @@ from typing import Annotated
 from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
-from agents.storage.node.store import InvalidShardRequestError, ShardError, ShardStore
+from agents.storage.node.grants import GrantBook
+from agents.storage.node.store import (
+    InvalidShardRequestError,
+    NotOwnerError,
+    ShardError,
+    ShardStore,
+)
 from agents.storage.wire import ReplayGuard
 from protocol import merkle
+from protocol.images import SignedGrant, verify_grant
 from protocol.ratelimit import OPENAPI_429, Limiter, RateLimit, RateLimitSettings
 from protocol.signing import SignatureError
 from protocol.storage import (
@@ -29,6 +41,8 @@ from protocol.storage import (
 )
 
 logger = logging.getLogger(__name__)
+
+MAX_GRANT_BODY_BYTES = 8 * 2**20  # a grant of 65536 shard ids is about 4.5 MB of JSON
 
 ShardIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32,64}$", description="the shard's id")]
 
@@ -44,9 +58,11 @@ def create_node_app(
     endpoint: str,
     guard: ReplayGuard | None = None,
     limiter: Limiter | None = None,
+    grants: GrantBook | None = None,
 ) -> FastAPI:
     """The node's FastAPI app over `store`; `limiter` defaults to the default rate limits."""
     guard = guard or ReplayGuard()
+    book = grants or GrantBook()
     app = FastAPI(title="dcloud storage node", version="0.1.0", responses=OPENAPI_429)
     app.add_middleware(RateLimit, limiter=limiter or RateLimitSettings().rate_limiter())
 
@@ -111,10 +127,41 @@ def create_node_app(
             store.release(shard_id, size)
         return Response(status_code=201 if created else 200)
 
+    @app.post("/v1/grants", status_code=201)
+    async def post_grant(request: Request) -> Response:
+        """Hold a read grant, posted by its grantee (the body is a SignedGrant)."""
+        try:
+            size = int(request.headers.get("content-length", ""))
+        except ValueError:
+            return _refuse(411, "send the grant with a Content-Length", "LengthRequired")
+        if size > MAX_GRANT_BODY_BYTES:
+            return _refuse(
+                413, f"a grant may have at most {MAX_GRANT_BODY_BYTES} bytes", "GrantTooLarge"
+            )
+        grantee = signer(request)
+        body = await request.body()
+        try:
+            signed = SignedGrant.model_validate_json(body)
+        except ValidationError as exc:
+            return _refuse(422, f"the body is not a signed grant: {_first(exc)}", "BadGrant")
+        try:
+            grant = verify_grant(signed, node=address, grantee=grantee)
+        except SignatureError as exc:
+            raise _AuthError(str(exc)) from None
+        book.add(grant)
+        return Response(status_code=201)
+
     @app.get("/v1/shards/{shard_id}")
     def get_shard(shard_id: ShardIdPath, request: Request) -> Response:
-        """The shard's bytes, for its owner."""
-        record, data = store.get(shard_id, owner=signer(request))
+        """The shard's bytes, for its owner or an account it granted them to."""
+        reader = signer(request)
+        record = store.record(shard_id)
+        if record.owner != reader and not book.allows(shard_id, owner=record.owner, reader=reader):
+            raise NotOwnerError(
+                f"shard {shard_id} belongs to another account; only its owner, or an account "
+                "holding its owner's read grant for it here, may read it"
+            )
+        data = store.read(shard_id)
         return Response(
             data,
             media_type="application/octet-stream",
@@ -174,6 +221,12 @@ def create_node_app(
         return Response(status_code=204)
 
     return app
+
+
+def _first(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where}: {err.get('msg')}" if where else str(err.get("msg"))
 
 
 def _refuse(status: int, detail: str, error: str) -> JSONResponse:
