@@ -26,9 +26,8 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +37,12 @@ from eth_account.signers.local import LocalAccount
 
 from agents.errors import AgentError, RefusedError, UserError, VerificationError
 from agents.storage.files import codec
-from agents.storage.files.fetch import NodeStats, decode_segment, fetch_shard, fetch_shards
+from agents.storage.files.fetch import NodeStats, read_segments
 from agents.storage.files.manifest import Manifest, RenterStore
 from agents.storage.files.transport import NodeClient, NodeError, ShardMissing
 from agents.storage.files.upload import Progress, Target, Uploader
 from agents.storage.market import DEFAULT_MARKETPLACE, StorageMarket
-from protocol.storage import SegmentRef, ShardRef, StorageNodePublic
+from protocol.storage import ShardRef, StorageNodePublic
 
 logger = logging.getLogger(__name__)
 
@@ -292,41 +291,21 @@ class StorageClient:
         """The object's plaintext segments in order, `window` segments fetched, decoded and
         decrypted ahead on worker threads."""
         endpoints = self.endpoints()
-        coder = codec.Coder(manifest.k, manifest.n)
         total = 0
         with self._pools() as (shard_pool, seg_pool):
-
-            def fetch(shard: ShardRef) -> bytes | None:
-                endpoint = endpoints.get(shard.node, shard.endpoint)
-                return fetch_shard(self.nodes, shard, endpoint, stats)
-
-            def segment(seg: SegmentRef) -> bytes:
-                shards = fetch_shards(
-                    seg,
-                    k=manifest.k,
-                    pool=shard_pool,
-                    fetch=fetch,
-                    rank=lambda s: stats.rank(s.node),
-                    hedge=self.hedge,
-                    hedge_after_s=stats.hedge_after_s(),
-                )
-                cipher = decode_segment(seg, shards, coder)
-                return codec.decrypt_segment(
-                    key, object_id=manifest.object_id, index=seg.index, cipher=cipher
-                )
-
-            ahead: deque[tuple[SegmentRef, Future[bytes]]] = deque()
-            todo = iter(manifest.segments)
-            for seg in todo:
-                ahead.append((seg, seg_pool.submit(segment, seg)))
-                if len(ahead) >= self.window:
-                    break
-            while ahead:
-                seg, future = ahead.popleft()
-                plain = future.result()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    ahead.append((nxt, seg_pool.submit(segment, nxt)))
+            for plain in read_segments(
+                self.nodes,
+                manifest.segments,
+                object_id=manifest.object_id,
+                key=key,
+                coder=codec.Coder(manifest.k, manifest.n),
+                stats=stats,
+                shard_pool=shard_pool,
+                seg_pool=seg_pool,
+                window=self.window,
+                hedge=self.hedge,
+                endpoint_of=lambda shard: endpoints.get(shard.node, shard.endpoint),
+            ):
                 total += len(plain)
                 yield plain
         # Each segment's GCM tag proved its bytes, its place and its size, and the manifest

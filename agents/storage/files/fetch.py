@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 
 from agents.errors import AgentError, VerificationError
-from agents.storage.files.codec import Coder, sha256_hex
+from agents.storage.files.codec import Coder, decrypt_segment, sha256_hex
 from agents.storage.files.transport import NodeClient, NodeError
 from protocol.storage import NodeReport, SegmentRef, ShardRef
 
@@ -204,3 +205,62 @@ def decode_segment(segment: SegmentRef, shards: Mapping[int, bytes], coder: Code
             f"{segment.cipher_size} recorded; the manifest's shard list does not fit it"
         )
     return cipher
+
+
+def read_segments(
+    nodes: NodeClient,
+    segments: Sequence[SegmentRef],
+    *,
+    object_id: str,
+    key: bytes,
+    coder: Coder,
+    stats: NodeStats,
+    shard_pool: Executor,
+    seg_pool: Executor,
+    window: int,
+    hedge: int = 1,
+    endpoint_of: Callable[[ShardRef], str] = lambda shard: shard.endpoint,
+) -> Iterator[bytes]:
+    """An object's plaintext segments in order, `window` segments fetched (first k intact
+    shards from the best-ranked nodes), decoded and decrypted ahead on `seg_pool`.
+
+    Each segment's GCM tag proves its bytes, its place and its size; the caller checks
+    that the segments add up to the object's size.
+
+    Raises:
+        NotEnoughShardsError: a segment could not be rebuilt from its nodes.
+        VerificationError: a segment does not decode to its size or does not decrypt.
+    """
+
+    def fetch(shard: ShardRef) -> bytes | None:
+        return fetch_shard(nodes, shard, endpoint_of(shard), stats)
+
+    def segment(seg: SegmentRef) -> bytes:
+        shards = fetch_shards(
+            seg,
+            k=coder.k,
+            pool=shard_pool,
+            fetch=fetch,
+            rank=lambda s: stats.rank(s.node),
+            hedge=hedge,
+            hedge_after_s=stats.hedge_after_s(),
+        )
+        cipher = decode_segment(seg, shards, coder)
+        return decrypt_segment(key, object_id=object_id, index=seg.index, cipher=cipher)
+
+    ahead: deque[Future[bytes]] = deque()
+    todo = iter(segments)
+    try:
+        for seg in todo:
+            ahead.append(seg_pool.submit(segment, seg))
+            if len(ahead) >= window:
+                break
+        while ahead:
+            plain = ahead.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                ahead.append(seg_pool.submit(segment, nxt))
+            yield plain
+    finally:
+        for future in ahead:
+            future.cancel()
