@@ -55,6 +55,22 @@ class Settings(BaseSettings, RateLimitSettings):
         description="a batch closes early once no job arrived for this long (0: full window)",
     )
     candidates_per_job: int = Field(default=8, ge=1, le=100)
+    image_pull_mb_per_s: float = Field(
+        default=50.0,
+        gt=0,
+        le=100_000,
+        description="how fast a provider pulls a renter's image from the storage network, "
+        "in MB (10**6 bytes) per second: a provider without the image is charged "
+        "image_bytes / this many seconds of pull in matching",
+    )
+    image_pull_km_per_s: float = Field(
+        default=74.0,
+        ge=0,
+        le=100_000,
+        description="what one second of image pull weighs in the matching score, in km "
+        "(the default makes the largest image's pull at 50 MB/s weigh about the Earth's "
+        "diameter; see marketplace/compute/images.py); 0 = holding the image does not matter",
+    )
     submit_timeout_s: float = Field(default=10.0, gt=0)
     match_expires_s: float = Field(
         default=float(VALID_S),

@@ -14,6 +14,7 @@ from marketplace.api.schemas import (
     AssignmentPublic,
     ChainEventPublic,
     ChainJobPublic,
+    ImagePullPublic,
     JobPublic,
     JobStatusName,
     LeasePublic,
@@ -25,6 +26,7 @@ from marketplace.api.schemas import (
     ServiceStatusName,
 )
 from marketplace.compute import providers
+from marketplace.compute.images import ImagePull
 from marketplace.compute.jobs import cost_wei
 from marketplace.services.catalog import LIVE as LIVE_SERVICE
 from marketplace.settings import Settings
@@ -206,9 +208,25 @@ def service_public(row: ServiceRow, *, lease: ChainLeaseRow | None, now: int) ->
     )
 
 
-def placement_public(row: ServiceRow, *, energy_basis: str) -> ServicePlacementPublic:
-    """What a deploy answers: the placement (or why there is none) and its hold."""
+def image_pull_public(pull: ImagePull | None, pullers: list[str]) -> ImagePullPublic | None:
+    """The pull the chosen `pullers` must do first (None: nobody must pull)."""
+    if pull is None or not pullers:
+        return None
+    return ImagePullPublic(
+        bytes=pull.bytes,
+        seconds=round(pull.seconds, 3),
+        providers=pullers,
+        size_assumed=pull.size_assumed,
+    )
+
+
+def placement_public(
+    row: ServiceRow, *, energy_basis: str, pull: ImagePull | None = None
+) -> ServicePlacementPublic:
+    """What a deploy answers: the placement (or why there is none), its hold, and the
+    image `pull` the chosen provider must do first."""
     return ServicePlacementPublic(
+        image_pull=image_pull_public(pull, [row.provider] if row.provider else []),
         name=row.name,
         status=cast(ServiceStatusName, row.status),
         spec_hash=row.spec_hash,

@@ -139,11 +139,33 @@ class JobPublic(BaseModel):
     events: list[ChainEventPublic] = []
 
 
+class ImagePullPublic(BaseModel):
+    """What the chosen providers that lack a renter's image must pull before they start."""
+
+    bytes: int = Field(description="the image's size: the spec's image_bytes, else assumed")
+    seconds: float = Field(
+        description="estimated pull time at the marketplace's pull rate "
+        "(DCLOUD_IMAGE_PULL_MB_PER_S); matching charged it in these providers' scores"
+    )
+    providers: list[str] = Field(description="the chosen providers that must pull it")
+    size_assumed: bool = Field(
+        description="true when the spec gave no image_bytes and a default size was assumed"
+    )
+
+
+IMAGE_PULL_FIELD = Field(
+    default=None,
+    description="null when every chosen provider already holds the image (or it is one "
+    "providers offer); else the pull of a renter's image that some must do first",
+)
+
+
 class QuotePublic(BaseModel):
     spec_hash: str
     candidates: list[AssignmentPublic]
     price_wei: int | None
     reason: str
+    image_pull: ImagePullPublic | None = IMAGE_PULL_FIELD
 
 
 class RegionPublic(BaseModel):
@@ -198,6 +220,7 @@ class ServiceQuotePublic(BaseModel):
     energy_basis: str = Field(description="which energy levels ranked the providers")
     rate_wei_per_s: int | None = Field(description="the provider's ask times the CPU, per second")
     reason: str = Field(description="why no provider can take it (empty when one can)")
+    image_pull: ImagePullPublic | None = IMAGE_PULL_FIELD
 
 
 class ServicePlacementPublic(ServiceQuotePublic):

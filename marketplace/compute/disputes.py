@@ -3,9 +3,10 @@
 A dispute has two more providers run a single-replica job again, and their results
 outvote the original's when both agree. Whoever picks them picks the outcome, so neither
 the renter nor the original may: the marketplace draws them uniformly at random among
-every provider in the network that can run the job (online, holding the image, with
-room, asking no more than the job pays), wherever it is, excluding the original provider
-and the renter, and signs the draw for the escrow (:mod:`marketplace.chain.matcher`).
+every provider in the network that can run the job (online, holding the image or able
+to pull it, with room, asking no more than the job pays), wherever it is, excluding the
+original provider and the renter, and signs the draw for the escrow
+(:mod:`marketplace.chain.matcher`).
 Drawing from the whole network, not the best scores near the job's origin, keeps a
 renter from steering the choice by where it says it is or what it pays.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 
+from marketplace.compute.images import pinned_digest
 from marketplace.errors import ConflictError
 from marketplace.geo import haversine_km
 from marketplace.matching.records import Match, Provider
@@ -24,9 +26,11 @@ DISPUTE_VERIFIERS = 2
 
 
 def eligible(providers: Mapping[str, Provider], spec: JobSpec) -> list[Match]:
-    """Every online provider with the image and room for `spec`, anywhere (distance and
-    energy level filled in for the record, not for choosing)."""
+    """Every online provider with the image (or, for a renter's image, any) and room for
+    `spec`, anywhere (distance and energy level filled in for the record, not for
+    choosing)."""
     need = spec.resources
+    pullable = pinned_digest(spec.image) is not None  # a renter's image: anyone can pull it
     out = []
     for p in providers.values():
         free = p.free
@@ -36,7 +40,7 @@ def eligible(providers: Mapping[str, Provider], spec: JobSpec) -> list[Match]:
             and free.gpu >= need.gpu
             and free.disk_mb >= need.disk_mb
         )
-        if not (p.online and fits and spec.image in p.images):
+        if not (p.online and fits and (pullable or spec.image in p.images)):
             continue
         km = haversine_km(spec.origin.lat, spec.origin.lon, p.lat, p.lon)
         out.append(Match(p.id, km, p.energy_level, km, km))

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from marketplace.compute.images import ImagePull
 from marketplace.energy.grid import Grid
 from marketplace.errors import InvalidInputError, NotFoundError
 from marketplace.matching.records import JobRequest, Resources, unit_budget_wei
@@ -39,16 +40,20 @@ def create(session: Session, *, renter: str, spec: JobSpec, grid: Grid) -> JobRo
     return row
 
 
-def request_of(job_id: str, spec: JobSpec) -> JobRequest:
-    """The matching request for a spec: its per-CPU-second budget and demand."""
+def request_of(job_id: str, spec: JobSpec, pull: ImagePull | None = None) -> JobRequest:
+    """The matching request for a spec: its per-CPU-second budget and demand, and its
+    image: required (an offered image) or, with the `pull` of a renter's image,
+    preferred (providers without it are charged the pull)."""
     r = spec.resources
     return JobRequest(
         lat=spec.origin.lat,
         lon=spec.origin.lon,
         resources=Resources(cpu=r.cpu, memory_mb=r.memory_mb, gpu=r.gpu, disk_mb=r.disk_mb),
-        image=spec.image,
+        image=spec.image if pull is None else None,
         max_price_wei=unit_budget_wei(spec.max_price_wei, cpu=r.cpu, duration_s=spec.time_limit_s),
         id=job_id,
+        prefer_image=None if pull is None else pull.digest,
+        pull_km=0.0 if pull is None else pull.km,
     )
 
 

@@ -15,8 +15,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from marketplace.compute import expiry, jobs, providers
+from marketplace.compute import expiry, images, jobs, providers
 from marketplace.compute.assign import Choice, Item, choose
+from marketplace.compute.images import ImagePull
 from marketplace.compute.unmatched import explain_unmatched
 from marketplace.matching import ProviderIndex
 from marketplace.matching.records import Match, Provider
@@ -132,11 +133,16 @@ class Scheduler:
         self._index_version, self._index_built_at = version, time.monotonic()
         return new
 
+    def pull_of(self, spec: JobSpec) -> ImagePull | None:
+        """What a provider without the job's image must pull (None: an offered image)."""
+        return images.pull_of(spec.image, spec.image_bytes, self.service.settings)
+
     def candidates(self, specs: list[tuple[str, JobSpec]]) -> list[list[Match]]:
-        """Each job's ranked candidates; providers in its preferred regions come first."""
+        """Each job's ranked candidates; providers in its preferred regions come first.
+        A renter's image is a preference: providers without it are charged its pull."""
         index = self.index()
         k = self.service.settings.candidates_per_job
-        requests = [jobs.request_of(job_id, spec) for job_id, spec in specs]
+        requests = [jobs.request_of(job_id, spec, self.pull_of(spec)) for job_id, spec in specs]
         found = index.query_batch(
             requests, k=max(k, max((s.replicas for _, s in specs), default=1) * 2)
         )

@@ -2,11 +2,13 @@
 
 The providers are filtered stage by stage, in the order a renter can act on them: the
 image, online and staked, free CPU, memory, disk and GPUs, the price, then the number of
-replicas. The reason names the first stage that leaves too few providers, with the best
-value seen there ("no provider holding dcloud/python:3.11 has more than 2 CPU free (you
-asked 8)"). When every stage leaves enough, the job lost to other jobs of its batch
-that took the room. Quote and submit both explain with :func:`explain_unmatched`, so
-they give the same reason for the same providers.
+replicas. A renter's own image (pinned by digest) is never the binding constraint: any
+provider can pull it, so that stage keeps every provider. The reason names the first
+stage that leaves too few providers, with the best value seen there ("no provider
+holding dcloud/python:3.11 has more than 2 CPU free (you asked 8)"). When every stage
+leaves enough, the job lost to other jobs of its batch that took the room. Quote and
+submit both explain with :func:`explain_unmatched`, so they give the same reason for the
+same providers.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 
+from marketplace.compute.images import is_renter_image, pinned_digest
 from marketplace.compute.jobs import cost_wei, request_of
 from marketplace.matching.records import Provider
+from protocol.images import ImageRefError, is_pinned, split_pinned
 from protocol.schemas import JobSpec
 
 logger = logging.getLogger(__name__)
@@ -43,16 +47,26 @@ def explain_unmatched(
     image = spec.image
     if not providers:
         return "no provider is registered with this marketplace yet; try again later"
-    holders = [p for p in providers.values() if image in p.images]
-    if not holders:
-        return f"no provider offers image {image} (offered: {_offered(providers.values())})"
+    pinned = pinned_digest(image) is not None
+    if is_pinned(image) and not pinned:
+        try:
+            split_pinned(image)
+        except ImageRefError as exc:  # a malformed reference: nobody can pull it
+            return str(exc)
+    if pinned:  # any provider can pull a renter's image
+        holders, holding = list(providers.values()), ""
+    else:
+        holders = [p for p in providers.values() if image in p.images]
+        if not holders:
+            return f"no provider offers image {image} (offered: {_offered(providers.values())})"
+        holding = f" holding {image}"
     live = [p for p in holders if p.online]
     if not live:
         stakeless = sum(p.id in unstaked for p in holders)
         offline = len(holders) - stakeless
         parts = [f"{offline} offline"] if offline else []
         parts += [f"{stakeless} without an active stake"] if stakeless else []
-        return f"no provider holding {image} is online and staked ({', '.join(parts)})"
+        return f"no provider{holding} is online and staked ({', '.join(parts)})"
     r = spec.resources
     fit = live
     have: list[str] = []
@@ -70,7 +84,7 @@ def explain_unmatched(
             best = max(free(p) for p in fit)
             with_ = f" with {' and '.join(have)} free" if have else ""
             return (
-                f"no online provider holding {image}{with_} has more than {_num(best)} {unit} "
+                f"no online provider{holding}{with_} has more than {_num(best)} {unit} "
                 f"free (you asked {_num(need)} {unit.split()[0]})"
             )
         fit = kept
@@ -111,7 +125,7 @@ def _num(x: float) -> str:
 
 
 def _offered(providers: Collection[Provider]) -> str:
-    images = sorted({i for p in providers for i in p.images})
+    images = sorted({i for p in providers for i in p.images if not is_renter_image(i)})
     if not images:
         return "none"
     shown = ", ".join(images[:SHOWN_IMAGES])

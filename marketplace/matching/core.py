@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -48,6 +48,8 @@ __all__ = [
     "distances",
     "evaluate",
     "job_point",
+    "merge_top_k",
+    "prefers",
     "scan",
     "scored",
     "select_top_k",
@@ -78,7 +80,15 @@ def job_point(lat: float, lon: float) -> tuple[float, float, float]:
 
 @dataclass(frozen=True)
 class JobThresholds:
-    """A job's thresholds as plain values (the same in every search path)."""
+    """A job's thresholds as plain values (the same in every search path).
+
+    A job that prefers an image it can fetch (``JobRequest.prefer_image``) is searched as
+    two disjoint halves whose answers merge into the job's: the providers holding the
+    image (``image``: a filter) and those that must pull it (``exclude`` the holders,
+    ``penalty`` added to each cost). A half searched second only needs candidates
+    costing at most ``cap``, the first half's k-th cost, and stops once the tree's
+    distances pass it.
+    """
 
     point: tuple[float, float, float]
     cpu: float
@@ -87,6 +97,9 @@ class JobThresholds:
     disk_mb: int
     max_price: int
     image: str | None
+    exclude: str | None = None
+    penalty: float = 0.0
+    cap: float = math.inf
 
     @classmethod
     def of(cls, job: JobRequest) -> JobThresholds:
@@ -96,6 +109,23 @@ class JobThresholds:
         price = MAX_PRICE_WEI if cap is None else min(cap, MAX_PRICE_WEI)
         point = job_point(job.lat, job.lon)
         return cls(point, r.cpu, r.memory_mb, r.gpu, r.disk_mb, price, job.image)
+
+    def holding(self, image: str) -> JobThresholds:
+        """The half of a preferring job among the providers holding ``image``."""
+        return replace(self, image=image, exclude=None, penalty=0.0)
+
+    def pulling(self, image: str, pull_km: float) -> JobThresholds:
+        """The half among the providers that must pull ``image``, charged ``pull_km``."""
+        return replace(self, image=None, exclude=image, penalty=pull_km)
+
+    def capped(self, cap: float) -> JobThresholds:
+        """The same half, needing only candidates that cost at most ``cap``."""
+        return replace(self, cap=cap)
+
+
+def prefers(job: JobRequest) -> bool:
+    """Whether ``job`` charges providers without its image a pull (a positive one)."""
+    return job.prefer_image is not None and job.pull_km > 0
 
 
 _D = EARTH_DIAMETER_KM
@@ -297,6 +327,10 @@ def scan(
     ok, chord, s, cost = evaluate(cols, idx, q, th, weight_km=weight_km, scorer=scorer)
     if job.image is not None:
         ok &= cols.holds(job.image, idx)
+    if job.exclude is not None:
+        ok &= ~cols.holds(job.exclude, idx)
+    if job.penalty > 0:
+        cost = cost + job.penalty
     e = idx[ok]
     return select_top_k(cols.names, cols.rows[e], cols.i[e, _LEVEL], chord[ok], s[ok], cost[ok], k)
 
@@ -312,10 +346,21 @@ def brute_force_match(
 ) -> list[Match]:
     """The reference answer: filter and score every provider with numpy, no tree.
 
-    ``image_masks`` optionally caches one boolean row mask per image across calls.
+    A job preferring an image (``prefer_image``) charges ``pull_km`` to every provider
+    not holding it. ``image_masks`` optionally caches one boolean row mask per image
+    across calls.
     """
     check_k(k)
     j = JobThresholds.of(job)
+
+    def mask_of(image: str) -> NDArray[np.bool_]:
+        mask = None if image_masks is None else image_masks.get(image)
+        if mask is None:
+            mask = table.image_mask(image)
+            if image_masks is not None:
+                image_masks[image] = mask
+        return mask
+
     ok = (
         table.online
         & (table.cpu >= j.cpu)
@@ -325,18 +370,23 @@ def brute_force_match(
         & (table.price_wei <= j.max_price)
     )
     if j.image is not None:
-        mask = None if image_masks is None else image_masks.get(j.image)
-        if mask is None:
-            mask = table.image_mask(j.image)
-            if image_masks is not None:
-                image_masks[j.image] = mask
-        ok &= mask
+        ok &= mask_of(j.image)
     rows = np.flatnonzero(ok)
     xyz = table.xyz[rows]
     q = np.asarray(j.point)
     chord, s = distances(xyz[:, 0], xyz[:, 1], xyz[:, 2], table.level[rows], q, weight_km)
     cost = scored(scorer, s, table.reputation[rows])
+    if prefers(job):
+        assert job.prefer_image is not None
+        cost = np.where(mask_of(job.prefer_image)[rows], cost, cost + job.pull_km)
     return select_top_k(table.ids, rows, table.level[rows], chord, s, cost, k)
+
+
+def merge_top_k(a: list[Match], b: list[Match], k: int) -> list[Match]:
+    """The best ``k`` of two answers over disjoint providers, by ``(score, provider id)``."""
+    if not a or not b:
+        return (a or b)[:k]
+    return sorted(a + b, key=lambda m: (m.score, m.provider_id))[:k]
 
 
 def _spread_lut() -> NDArray[np.uint64]:

@@ -13,8 +13,10 @@ weight must be to out-weigh distance).
 
 A query returns the ``k`` best *eligible* providers (online, enough free CPU, memory, GPU
 and disk, holding the image, asking at most the job's price), ranked by
-``(score, provider_id)`` where ``score = scorer(augmented_km, reputation)``. The scorer
-contract (``score >= augmented_km``) makes the search exact:
+``(score, provider_id)`` where ``score = scorer(augmented_km, reputation)``, plus
+``pull_km`` for a provider that lacks an image the job prefers (a renter's image it can
+fetch: a preference, not a filter). The scorer contract (``score >= augmented_km``)
+makes the search exact:
 
 - Providers that can never take a job (offline, no free CPU or memory) are left out of
   the tree; GPU jobs search a second tree of the providers with a free GPU.
@@ -26,6 +28,13 @@ contract (``score >= augmented_km``) makes the search exact:
 - Otherwise ``k'`` grows (fourfold, or by the observed eligible rate when fewer than
   ``k`` were eligible) and the tree is asked again, until complete or exhausted; past
   ``n / 16`` a linear scan of the class is cheaper and is used instead.
+- A job preferring an image is two searches over disjoint providers: those holding it
+  (a filter, as for a required image) and those that must pull it (the holders left
+  out, ``pull_km`` added to every cost, so the bound is the ``k'``-th distance plus
+  ``pull_km``). The half likelier to hold the answer runs first; the other only needs
+  providers costing at most the first half's ``k``-th cost ``C`` and stops once the
+  tree's distances pass ``C``. The best ``k`` of both, by ``(score, provider_id)``, is
+  the answer.
   (``BallTree.query_radius`` is not used: it allocates two arrays the size of the whole
   tree per call.)
 
@@ -61,6 +70,8 @@ from marketplace.matching.core import (
     brute_force_match,
     check_k,
     evaluate,
+    merge_top_k,
+    prefers,
     scan,
     select_top_k,
 )
@@ -167,30 +178,63 @@ class IndexSnapshot:
         specs = [JobThresholds.of(j) for j in jobs]
         out: list[list[Match]] = [[] for _ in specs]
         for cls_, wants_gpu in ((self._general, False), (self._gpu, True)):
-            live = [
-                i for i, j in enumerate(specs) if (j.gpu > 0) == wants_gpu and cls_.could_serve(j)
-            ]
+            live = [i for i, j in enumerate(specs) if (j.gpu > 0) == wants_gpu]
             if live:
-                self._search(cls_, specs, live, k, out)
+                self._search_class(cls_, jobs, specs, live, k, out)
         return out
 
-    def _search(
+    def _search_class(
         self,
         c: CapacityClass,
+        jobs: Sequence[JobRequest],
         specs: list[JobThresholds],
         live: list[int],
         k: int,
         out: list[list[Match]],
     ) -> None:
+        """Answer the jobs ``live`` from one class; a job preferring an image is searched
+        as its two halves (holders; those that must pull), the likelier to hold the best
+        first, the other capped by the first's k-th cost, and the answers merged."""
+        first: list[tuple[int, JobThresholds]] = []
+        second: list[tuple[int, JobThresholds]] = []
+        for i in live:
+            j, job = specs[i], jobs[i]
+            if not prefers(job):
+                if c.could_serve(j):
+                    first.append((i, j))
+                continue
+            image = job.prefer_image
+            assert image is not None
+            pulling, holding = j.pulling(image, job.pull_km), j.holding(image)
+            if not c.could_serve(holding):  # nobody here holds it (or nobody fits)
+                if c.could_serve(pulling):
+                    first.append((i, pulling))
+            elif c.image_share.get(image, 0.0) > 0.5:  # most hold it: holders first
+                first += [(i, holding)]
+                second += [(i, pulling)]
+            else:
+                first += [(i, pulling)]
+                second += [(i, holding)]
+        for (i, _), found in zip(first, self._search(c, [t for _, t in first], k), strict=True):
+            out[i] = found
+        capped = [t.capped(out[i][-1].score if len(out[i]) == k else math.inf) for i, t in second]
+        for (i, _), found in zip(second, self._search(c, capped, k), strict=True):
+            out[i] = merge_top_k(out[i], found, k)
+
+    def _search(self, c: CapacityClass, specs: list[JobThresholds], k: int) -> list[list[Match]]:
+        """The answer of each of ``specs`` (searches, or halves of one) in class ``c``."""
+        out: list[list[Match]] = [[] for _ in specs]
+        if not specs:
+            return out
         cols = c.cols
         n = len(cols)
         scan_at = max(_SCAN_FLOOR, n // _SCAN_DIVISOR)
         opts: dict[str, Any] = {"weight_km": self.weight_km, "scorer": self.scorer}
-        # Jobs waiting for a tree query, by how many neighbours they need.
+        # Searches waiting for a tree query, by how many neighbours they need.
         base = max(_MIN_PULL, _PULL_PER_K * k)
         groups: dict[int, list[int]] = {}
-        for i in live:
-            groups.setdefault(min(n, scan_at, c.first_pull(specs[i], base, k)), []).append(i)
+        for i, spec in enumerate(specs):
+            groups.setdefault(min(n, scan_at, c.first_pull(spec, base, k)), []).append(i)
         while groups:
             pull = min(groups)
             pending = groups.pop(pull)
@@ -213,17 +257,27 @@ class IndexSnapshot:
                     np.array([j.max_price for j in jobs], dtype=np.int64)[:, None],
                 )
             ok, chord, s, cost = evaluate(cols, pos, q, th, **opts)
-            for image, rows in _by_image(jobs).items():
+            for image, rows in _by_image(jobs, "image").items():
                 ok[rows] &= cols.holds(image, pos[rows])
+            for image, rows in _by_image(jobs, "exclude").items():
+                ok[rows] &= ~cols.holds(image, pos[rows])
+            # Every candidate not seen yet costs at least `bound` (penalty included).
+            bound = dist[:, -1]
+            if any(j.penalty > 0 for j in jobs):
+                penalty = np.array([j.penalty for j in jobs], dtype=np.float64)
+                cost = cost + penalty[:, None]
+                bound = bound + penalty
             n_ok = ok.sum(axis=1)
-            if pull >= k:
-                kth = np.partition(np.where(ok, cost, np.inf), k - 1, axis=1)[:, k - 1]
+            if pull >= k:  # inf when fewer than k are eligible
+                limit = np.partition(np.where(ok, cost, np.inf), k - 1, axis=1)[:, k - 1]
             else:
-                kth = np.full(len(jobs), np.inf)
+                limit = np.full(len(jobs), np.inf)
+            if any(j.cap < math.inf for j in jobs):  # a capped half needs only cost <= cap
+                limit = np.minimum(limit, np.array([j.cap for j in jobs], dtype=np.float64))
             if pull >= n:  # the whole class was returned
                 done = np.ones(len(jobs), dtype=np.bool_)
             else:
-                done = (n_ok >= k) & (dist[:, -1] > kth * (1.0 + REL_TOL))
+                done = bound > limit * (1.0 + REL_TOL)
             for t in np.flatnonzero(done).tolist():
                 sel = ok[t]
                 p = pos[t][sel]
@@ -238,13 +292,16 @@ class IndexSnapshot:
                     out[pending[t]] = scan(cols, every, specs[pending[t]], k=k, **opts)
                 else:
                     groups.setdefault(want, []).append(pending[t])
+        return out
 
 
-def _by_image(jobs: list[JobThresholds]) -> dict[str, list[int]]:
+def _by_image(jobs: list[JobThresholds], field: str) -> dict[str, list[int]]:
+    """Rows of ``jobs`` by their ``image`` (holders only) or ``exclude`` (non-holders)."""
     groups: dict[str, list[int]] = {}
     for i, j in enumerate(jobs):
-        if j.image is not None:
-            groups.setdefault(j.image, []).append(i)
+        image = j.image if field == "image" else j.exclude
+        if image is not None:
+            groups.setdefault(image, []).append(i)
     return groups
 
 

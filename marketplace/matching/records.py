@@ -161,6 +161,10 @@ class JobRequest:
         image: Container image the provider must already hold, or None for any provider.
         max_price_wei: Highest acceptable price (token wei per CPU-core-second), or None.
         id: Optional label, carried for the caller's convenience.
+        prefer_image: An image any provider can fetch (a renter's image, by digest):
+            holding it is a preference, not a filter. Providers that do not hold it are
+            charged ``pull_km`` on top of their score (they must pull it first).
+        pull_km: What pulling ``prefer_image`` costs, in the score's units (augmented km).
     """
 
     lat: float
@@ -169,6 +173,8 @@ class JobRequest:
     image: str | None = None
     max_price_wei: int | None = None
     id: str = ""
+    prefer_image: str | None = None
+    pull_km: float = 0.0
 
     def __post_init__(self) -> None:
         validate_location(self.lat, self.lon)
@@ -178,6 +184,13 @@ class JobRequest:
             )
         if self.max_price_wei is not None and self.max_price_wei < 0:
             raise InvalidResourcesError(f"max_price_wei={self.max_price_wei}; use an int >= 0")
+        if not (math.isfinite(self.pull_km) and self.pull_km >= 0):
+            raise InvalidResourcesError(f"pull_km={self.pull_km!r}; use a finite number >= 0")
+        if self.prefer_image is not None and self.image is not None:
+            raise InvalidResourcesError(
+                "a job either requires an image (image) or prefers one it can fetch "
+                "(prefer_image), not both"
+            )
 
 
 def unit_budget_wei(total_wei: int, *, cpu: float, duration_s: int) -> int:

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from marketplace.compute import providers
+from marketplace.compute import images, providers
+from marketplace.compute.images import ImagePull
 from marketplace.compute.scheduler import prefer_regions
 from marketplace.compute.unmatched import explain_unmatched
 from marketplace.energy.levels import region_levels
@@ -49,6 +50,7 @@ class Placement:
     distance_km: float
     energy_level: int
     rate_wei_per_s: int
+    pull: ImagePull | None = None  # what it must pull first (None: it holds the image)
 
 
 @dataclass(frozen=True)
@@ -66,17 +68,20 @@ def rate_of(price_per_cpu_s: int, cpu: float) -> int:
     return max(1, math.ceil(price_per_cpu_s * cpu))
 
 
-def request_of(spec: ServiceSpec) -> JobRequest:
-    """The matching request: the service's demand, and the highest ask per CPU-second
-    whose rate stays within its ``max_rate_wei_per_s``."""
+def request_of(spec: ServiceSpec, pull: ImagePull | None = None) -> JobRequest:
+    """The matching request: the service's demand, the highest ask per CPU-second whose
+    rate stays within its ``max_rate_wei_per_s``, and its image: required (an offered
+    one) or, with the `pull` of a renter's image, preferred (the others pay the pull)."""
     r = spec.resources
     return JobRequest(
         lat=spec.origin.lat,
         lon=spec.origin.lon,
         resources=Resources(cpu=r.cpu, memory_mb=r.memory_mb, gpu=r.gpu, disk_mb=r.disk_mb),
-        image=spec.image,
+        image=spec.image if pull is None else None,
         max_price_wei=unit_budget_wei(spec.max_rate_wei_per_s, cpu=r.cpu, duration_s=1),
         id=spec.name,
+        prefer_image=None if pull is None else pull.digest,
+        pull_km=0.0 if pull is None else pull.km,
     )
 
 
@@ -129,8 +134,9 @@ class Placer:
             index = self._fresh_index()
             records, basis = self.records, self._basis
             endpoints, regions, unstaked = self.endpoints, self.regions, self.unstaked
-        k = self.service.settings.candidates_per_job
-        matches = index.query(request_of(spec), k=k)
+        settings = self.service.settings
+        pull = images.pull_of(spec.image, spec.image_bytes, settings)
+        matches = index.query(request_of(spec, pull), k=settings.candidates_per_job)
         if spec.regions:
             matches = prefer_regions(matches, set(spec.regions), regions)
         if not matches:
@@ -142,6 +148,7 @@ class Placer:
             distance_km=m.distance_km,
             energy_level=m.energy_level,
             rate_wei_per_s=rate_of(records[m.provider_id].price_wei, spec.resources.cpu),
+            pull=pull if images.pullers(pull, records, [m.provider_id]) else None,
         )
         return Decision(placement, "", basis)
 

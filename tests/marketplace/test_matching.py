@@ -40,7 +40,8 @@ WEIGHTS = (0.0, 500.0, DEFAULT_ENERGY_WEIGHT_KM, LEXICOGRAPHIC_ENERGY_WEIGHT_KM)
 
 
 def oracle(providers, job, *, k, weight_km, scorer):
-    """Score every provider in plain Python, sort by (cost, id)."""
+    """Score every provider in plain Python, sort by (cost, id); a provider lacking the
+    image a job prefers is charged the job's pull_km."""
     q = job_point(job.lat, job.lon)
     xyz = to_xyz_km([p.lat for p in providers], [p.lon for p in providers]).tolist()
     r = job.resources
@@ -62,6 +63,8 @@ def oracle(providers, job, *, k, weight_km, scorer):
         e = weight_km * p.energy_level
         s = math.sqrt(chord2 + e * e)
         cost = float(scorer(np.array([s]), np.array([p.reputation]))[0])
+        if job.prefer_image is not None and job.prefer_image not in p.images:
+            cost += job.pull_km  # it must pull the image first
         gc = EARTH_DIAMETER_KM * math.asin(min(1.0, math.sqrt(chord2) / EARTH_DIAMETER_KM))
         rows.append(Match(p.id, gc, p.energy_level, s, cost))
     rows.sort(key=lambda m: (m.score, m.provider_id))

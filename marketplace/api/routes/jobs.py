@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 
 from marketplace.api.deps import RawBodyDep, SchedulerDep, ServiceDep
-from marketplace.api.public import assignment_public, job_public
+from marketplace.api.public import assignment_public, image_pull_public, job_public
 from marketplace.api.schemas import (
     DisputeRequest,
     JobList,
@@ -19,7 +19,7 @@ from marketplace.api.schemas import (
     VerifiersPublic,
 )
 from marketplace.auth import authenticate
-from marketplace.compute import disputes, expiry, jobs
+from marketplace.compute import disputes, expiry, images, jobs
 from marketplace.compute.assign import Choice, Item, choose
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
 from marketplace.service import Service
@@ -35,17 +35,25 @@ DISPUTE = purposes.JOB_DISPUTE
 
 @router.post("/quote", response_model=QuotePublic)
 def quote(spec: JobSpec, scheduler: SchedulerDep) -> QuotePublic:
-    """Who would run this job and what it would cost, without recording anything."""
+    """Who would run this job and what it would cost, without recording anything.
+
+    For a renter's own image (pinned by digest) `image_pull` says which chosen providers
+    must pull it first, how large it is and about how long that takes (null when all
+    hold it); matching charged that pull in their scores, so a provider holding the
+    image wins unless another is enough nearer or on cheaper power."""
     matches = scheduler.candidates([("quote", spec)])[0]
     item = Item("quote", spec, matches)
     chosen = choose([item], scheduler.records)["quote"]
     candidates = [assignment_public(r, spec) for r in scheduler.assignment_rows(chosen)]
     enough = len(chosen) == spec.replicas
+    pull = scheduler.pull_of(spec)
+    pulling = images.pullers(pull, scheduler.records, [c.provider for c in candidates])
     return QuotePublic(
         spec_hash=spec_hash(spec),
         candidates=candidates,
         price_wei=max((c.cost_wei for c in candidates), default=None) if enough else None,
         reason="" if enough else scheduler.explain(spec, len(chosen)),
+        image_pull=image_pull_public(pull, pulling) if enough else None,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from marketplace.api.deps import RawBodyDep, ServiceDep
-from marketplace.api.public import placement_public, service_public
+from marketplace.api.public import image_pull_public, placement_public, service_public
 from marketplace.api.schemas import (
     ServiceList,
     ServicePlacementPublic,
@@ -80,7 +80,8 @@ def _chain_now(service: Service) -> int:
 
 @router.post("/quote", response_model=ServiceQuotePublic)
 def quote(spec: ServiceSpec, service: ServiceDep, request: Request) -> ServiceQuotePublic:
-    """Where this service would run and its rate per second, without recording anything."""
+    """Where this service would run and its rate per second, without recording anything;
+    `image_pull` says whether the provider must pull the renter's image first."""
     decision = _placer(request, service).decide(spec)
     p = decision.placement
     return ServiceQuotePublic(
@@ -92,6 +93,7 @@ def quote(spec: ServiceSpec, service: ServiceDep, request: Request) -> ServiceQu
         energy_basis=decision.basis,
         rate_wei_per_s=p.rate_wei_per_s if p else None,
         reason=decision.reason,
+        image_pull=image_pull_public(p.pull, [p.provider]) if p else None,
     )
 
 
@@ -129,7 +131,8 @@ def deploy(
                 reservation_s=service.settings.service_reservation_s,
                 now=time.time(),
             )
-            public = placement_public(row, energy_basis=decision.basis)
+            pull = decision.placement.pull if decision.placement else None
+            public = placement_public(row, energy_basis=decision.basis, pull=pull)
         service.providers_changed()
     return public
 
