@@ -9,10 +9,11 @@ import pytest
 from eth_account import Account
 
 from marketplace.chain.matcher import MatcherSigner
-from marketplace.compute.disputes import draw_verifiers
+from marketplace.compute.disputes import draw_verifiers, eligible
 from marketplace.errors import ConfigurationError, ConflictError
-from marketplace.matching.records import Match
+from marketplace.matching.records import Match, Provider, Resources
 from protocol.assignments import assignment_signer
+from protocol.schemas import JobSpec
 
 ESCROW = "0x" + "ab" * 20
 PROVIDERS = [Account.create().address for _ in range(6)]
@@ -113,3 +114,26 @@ def test_every_provider_that_can_run_the_job_is_eligible_wherever_it_is():
     found = {m.provider_id: m for m in eligible(providers, spec)}
     assert set(found) == {"near", "antipode"}
     assert found["antipode"].distance_km > 19_000 and found["near"].distance_km < 1
+
+
+def test_any_provider_with_room_may_verify_a_job_in_a_renters_image():
+    def spec(image):
+        return JobSpec.model_validate(
+            {
+                "image": image,
+                "resources": {"cpu": 1, "memory_mb": 512},
+                "time_limit_s": 60,
+                "max_price_wei": 10**15,
+                "origin": {"lat": 48.1, "lon": 11.6},
+            }
+        )
+
+    room = Resources(cpu=2, memory_mb=1024)
+    providers = {
+        "holds": Provider("holds", 50, 8, room, images=frozenset({f"sha256:{'ab' * 32}"})),
+        "pulls": Provider("pulls", 52, 13, room, images=frozenset({"busybox"})),
+        "small": Provider("small", 52, 13, Resources(cpu=0.5, memory_mb=1024)),
+    }
+    pinned = eligible(providers, spec(f"app:1@sha256:{'ab' * 32}"))
+    assert sorted(m.provider_id for m in pinned) == ["holds", "pulls"]
+    assert [m.provider_id for m in eligible(providers, spec("busybox"))] == ["pulls"]

@@ -200,3 +200,37 @@ def test_job_that_lost_its_room_to_the_batch_says_so():
     assert _why(big, only, placed=0) == (
         "every provider that fits is full with other jobs in this batch; try again"
     )
+
+
+# ------------------------------------------------------- a renter's own image
+
+PINNED = f"myapp:1@sha256:{'ab' * 32}"
+
+
+def test_a_pinned_image_is_never_the_binding_constraint():
+    # Nobody holds it, yet the reason is about what they lack, as for any image.
+    why = _why(_spec(image=PINNED, cpu=8), _provider("a", cpu=2), _provider("b", cpu=1))
+    assert why == "no online provider has more than 2 CPU free (you asked 8 CPU)"
+    fits = _why(_spec(image=PINNED, replicas=3), _provider("a"), _provider("b"))
+    assert fits == "only 2 providers can run it and it asks 3 replicas"
+
+
+def test_a_pinned_image_with_every_provider_offline_counts_them_all():
+    why = _why(
+        _spec(image=PINNED),
+        _provider("a", online=False),
+        _provider("b", online=False, images=(BUSYBOX,)),
+        unstaked=("b",),
+    )
+    assert why == "no provider is online and staked (1 offline, 1 without an active stake)"
+
+
+def test_a_malformed_pinned_reference_says_how_to_name_an_image():
+    why = _why(_spec(image="myapp@sha256:00"), _provider("a"))
+    assert "is not a pinned image" in why and "dcloud image push" in why
+
+
+def test_renter_images_held_are_not_listed_as_offered():
+    cached = _provider("a", images=(BUSYBOX, f"sha256:{'cd' * 32}"))
+    why = _why(_spec(image="dcloud/foo:1"), cached)
+    assert why == f"no provider offers image dcloud/foo:1 (offered: {BUSYBOX})"
