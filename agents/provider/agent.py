@@ -15,6 +15,7 @@ from agents.errors import AgentError, NotFoundError
 from agents.market import MarketClient
 from agents.network import open_deployment
 from agents.provider.config import ProviderConfig
+from agents.provider.images.pull import ImagePuller
 from agents.provider.jobs import JobRunner
 from agents.provider.lease_store import LeaseStore
 from agents.provider.lease_watch import LeaseWatcher
@@ -65,6 +66,15 @@ class ProviderAgent:
             store=self.store,
         )
         self.market = MarketClient(cfg.marketplace_url, account)
+        self.images = ImagePuller(
+            client=self.runtime.client,
+            account=account,
+            home=home,
+            max_image_bytes=cfg.max_image_mb * 2**20,
+            quota_bytes=cfg.image_cache_mb * 2**20,
+            needed=self._images_needed,
+        )
+        self.runner.images = self.images
         # services: long-running containers, paid by the second through LeaseEscrow
         self.leases = Leases(self.escrow.w3, self.escrow.deployment)
         self.wallet.learn_errors([dict(i) for i in self.leases.contract.abi])
@@ -136,6 +146,7 @@ class ProviderAgent:
         self.store.close()
         self.lease_store.close()
         self.service_store.close()
+        self.images.close()
         logger.info("provider agent stopped")
 
     def _spawn(self, name: str, target: object) -> None:
@@ -156,7 +167,16 @@ class ProviderAgent:
     # ------------------------------------------------------------------ loops
 
     def offered_images(self) -> list[str]:
-        return [i for i in self.cfg.images if self.runtime.has_image(i)]
+        """The images offered and held, then the digests of renters' images pulled here
+        (most recently used first): the marketplace prefers a provider that holds a job's
+        pinned image."""
+        offered = [i for i in self.cfg.images if self.runtime.has_image(i)]
+        return offered + self.images.held()[: 256 - len(offered)]
+
+    def _images_needed(self) -> list[str]:
+        """The images of unfinished jobs and live services (kept in the image cache)."""
+        jobs = [str(r.spec.get("image", "")) for r in self.store.all(unfinished=True)]
+        return jobs + [r.spec.image for r in self.lease_store.all(live=True)]
 
     def register(self) -> None:
         free = self.runner.free()

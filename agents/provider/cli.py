@@ -74,6 +74,12 @@ def init(
         str, typer.Option(help="comma-separated images offered")
     ] = "dcloud/busybox:1,dcloud/python:3.11",
     allow_network: Annotated[bool, typer.Option(help="let jobs that ask use the network")] = False,
+    image_cache_mb: Annotated[
+        int, typer.Option(help="disk for renters' own images this agent pulls, MB")
+    ] = 10240,
+    max_image_mb: Annotated[
+        int, typer.Option(help="the largest renter's image it pulls, MB (0: none)")
+    ] = 2048,
     deployments: Annotated[
         str | None,
         typer.Option(help="pin a deployments file instead of the marketplace's addresses"),
@@ -108,6 +114,8 @@ def init(
                 "price_wei": price_wei,
                 "images": [i.strip() for i in images.split(",") if i.strip()],
                 "allow_network": allow_network,
+                "image_cache_mb": image_cache_mb,
+                "max_image_mb": max_image_mb,
             }
         )
     except ValueError as exc:

@@ -30,6 +30,12 @@ class ProviderConfig(Wire, RateLimitSettings):
     poll_s: float = Field(default=0.2, gt=0, le=60)
     payout_s: float = Field(default=5.0, gt=0, le=86400)
     max_parallel: int = Field(default=4, ge=1, le=256)
+    image_cache_mb: int = Field(
+        default=10240, ge=0, le=2**30, description="disk for renters' pulled images, MB"
+    )
+    max_image_mb: int = Field(
+        default=2048, ge=0, le=8192, description="the largest renter's image pulled, MB"
+    )
     fault: str | None = Field(
         default=None,
         description="test only, honoured on dev chains: 'wrong-result' commits a tampered result",

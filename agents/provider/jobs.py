@@ -26,6 +26,9 @@ from typing import Any
 
 from agents.errors import ChainUnavailableError, RefusedError, VerificationError
 from agents.provider.config import ProviderConfig
+from agents.provider.images.offer import check_image, ensure_image
+from agents.provider.images.pull import ImagePuller
+from agents.provider.images.source import engine_image
 from agents.provider.runtime import DockerRuntime, RunLimits, RunResult
 from agents.provider.store import JobRecord, JobStore
 from agents.wallet import TRANSIENT, Wallet
@@ -105,6 +108,7 @@ class JobRunner:
         self.held: Callable[[], list[Capacity]] = list
         # held while capacity is checked and the taker recorded (jobs and services)
         self.capacity_lock = self._lock
+        self.images: ImagePuller | None = None  # renters' own images; None: offered only
 
     # ------------------------------------------------------------------ intake
 
@@ -115,7 +119,9 @@ class JobRunner:
             VerificationError: the signer is not the job's renter, or the spec or inputs
                 are not what was funded.
             RefusedError: this provider cannot or will not take the job (the reason says
-                which: not named, image, price, capacity, deadline, network).
+                which: not named, image, price, capacity, deadline, network); a renter's
+                image that could not be pulled (VerificationError when it is not the
+                pinned one).
         """
         job_id = push.chain_job_id
         known = self.store.get(job_id)
@@ -137,6 +143,7 @@ class JobRunner:
                 "send the job again shortly"
             ) from None
         inputs = self._inputs(push)
+        ensure_image(self.images, push.spec.image, push.image)  # the last check: a pull
         rec = JobRecord(
             chain_job_id=job_id,
             renter=signer,
@@ -199,11 +206,13 @@ class JobRunner:
                     f"the escrow lets {matcher} choose co-replicas, not the marketplace's "
                     f"matcher {self.expected_matcher}: refusing to share a vote"
                 )
-        if not self.runtime.has_image(spec.image) or spec.image not in self.cfg.images:
-            offered = ", ".join(self.cfg.images) or "none"
-            raise RefusedError(
-                f"this provider does not offer image {spec.image!r}; it offers: {offered}"
-            )
+        check_image(
+            spec.image,
+            push.image,
+            offered=self.cfg.images,
+            has_image=self.runtime.has_image,
+            puller=self.images,
+        )
         ask = self.ask_wei(spec)
         if job.price < ask:
             raise RefusedError(
@@ -354,7 +363,7 @@ class JobRunner:
                 with self._slots:
                     result = self.runtime.run(
                         self._key(job_id),
-                        image=spec.image,
+                        image=engine_image(spec.image),
                         command=list(spec.command),
                         env=dict(spec.env),
                         inputs=self._load_inputs(job_id),

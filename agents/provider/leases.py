@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from agents.errors import AgentError, ChainUnavailableError, RefusedError, VerificationError
 from agents.provider.config import ProviderConfig
+from agents.provider.images.offer import check_image, ensure_image
 from agents.provider.jobs import JobRunner, decode_inputs
 from agents.provider.lease_store import ENDED, LIVE, RECEIVED, LeaseRecord, LeaseStore
 from agents.provider.services import engine as eng
@@ -112,6 +113,7 @@ class ServiceLeases:
                 "send the service again shortly"
             ) from None
         inputs = decode_inputs(push.spec.inputs, push.inputs)
+        ensure_image(self.runner.images, push.spec.image, push.image)  # the last check: a pull
         rec = LeaseRecord(
             lease_id=lease_id,
             key=self.key(lease_id),
@@ -177,11 +179,13 @@ class ServiceLeases:
             )
         if spec.network and not self.cfg.allow_network:
             raise RefusedError("this provider does not give services network access")
-        if not self.runner.runtime.has_image(spec.image) or spec.image not in self.cfg.images:
-            offered = ", ".join(self.cfg.images) or "none"
-            raise RefusedError(
-                f"this provider does not offer image {spec.image!r}; it offers: {offered}"
-            )
+        check_image(
+            spec.image,
+            push.image,
+            offered=self.cfg.images,
+            has_image=self.runner.runtime.has_image,
+            puller=self.runner.images,
+        )
         if accepted_here:
             return  # the terms below were checked when it was accepted
         ask = self.ask_wei_per_s(spec)

@@ -24,6 +24,7 @@ from agents.provider.leases import ServiceLeases
 from agents.provider.store import JobRecord
 from agents.wallet import TRANSIENT
 from protocol import provider_api as api
+from protocol.keywrap import public_key_of
 from protocol.ratelimit import OPENAPI_429, RateLimit
 from protocol.signing import SeenSignatures, SignatureError, verify_envelope, verify_headers
 
@@ -107,6 +108,7 @@ def create_app(
                 1 for r in runner.store.all(unfinished=True) if r.state == api.RUNNING
             ),
             services_running=leasing.running() if leasing is not None else 0,
+            public_key=public_key_of(bytes(runner.wallet.account.key)),
         )
 
     @app.post("/v1/jobs", status_code=202, response_model=api.ProviderJob)

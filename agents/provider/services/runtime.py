@@ -31,6 +31,7 @@ import docker
 import docker.errors
 
 from agents.errors import AgentError, NotFoundError, RefusedError
+from agents.provider.images.source import engine_image
 from agents.provider.services import engine as eng
 from agents.provider.services.area import remake_data
 from agents.provider.services.forward import PortForwarder
@@ -121,7 +122,7 @@ class ServiceRuntime:
             if known is not None:
                 self._ensure(known, self._containers().get(lease, []))
                 return self._record(lease)
-            if not self._has_image(spec.image):
+            if not self._has_image(engine_image(spec.image)):
                 raise RefusedError(f"this provider does not have the image {spec.image!r}")
             name = eng.name_of(self.agent_id, lease)
             area = WorkArea(self.work_root / name)
@@ -426,7 +427,8 @@ class ServiceRuntime:
             env=env,
         )
         with eng.engine("create a service's container"):
-            container = self.client.containers.create(spec.image, list(spec.command), **config)
+            image = engine_image(spec.image)  # a renter's image by its id, never a name
+            container = self.client.containers.create(image, list(spec.command), **config)
         self.store.update(rec.lease, container_id=container.id, state=STARTING)
         return container
 
