@@ -31,6 +31,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from agents.errors import AgentError, RefusedError
+from agents.provider.images.harden import volume_tmpfs
 from agents.provider.workarea import FOLDER, TMPFS, WorkArea
 
 logger = logging.getLogger(__name__)
@@ -200,9 +201,9 @@ class DockerRuntime:
         )
         try:
             with _engine("create the job's container"):
-                container = self.client.containers.create(
-                    image, command, **self._config(job_key, area, kind, limits, env)
-                )
+                config = self._config(job_key, area, kind, limits, env)
+                config["tmpfs"] = {**volume_tmpfs(self.client, image), **config["tmpfs"]}
+                container = self.client.containers.create(image, command, **config)
         except BaseException:
             area.remove()
             raise

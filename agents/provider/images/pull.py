@@ -100,6 +100,7 @@ class ImagePuller:
         self.last: PullReport | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._pulling = 0  # bytes of pulls under way
 
     def close(self) -> None:
         self.nodes.close()
@@ -145,7 +146,9 @@ class ImagePuller:
         held = set(image.diff_ids[:skip])
         todo = [layer for layer in source.layers if layer.diff_id not in held]
         size = sum(layer.size for layer in todo)
-        evicted = self.cache.make_room(size, keep=image.digest)
+        with self._lock:  # pulls of other images at the same time count as used
+            evicted = self.cache.make_room(size + self._pulling, keep=image.digest)
+            self._pulling += size
         folder = self.staging / f"{image.digest.removeprefix('sha256:')[:16]}-{random_id()[:8]}"
         folder.mkdir(parents=True)
         stats = NodeStats()
@@ -169,9 +172,11 @@ class ImagePuller:
                 diff_ids=image.diff_ids,
                 layers=files,
             )
+            self.store.record(image.digest, image.ref, size)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        self.store.record(image.digest, image.ref, size)
+            with self._lock:
+                self._pulling -= size
         end = time.perf_counter()
         self.last = PullReport(
             digest=image.digest,

@@ -31,6 +31,7 @@ import docker
 import docker.errors
 
 from agents.errors import AgentError, NotFoundError, RefusedError
+from agents.provider.images.harden import volume_tmpfs
 from agents.provider.images.source import engine_image
 from agents.provider.services import engine as eng
 from agents.provider.services.area import remake_data
@@ -428,6 +429,7 @@ class ServiceRuntime:
         )
         with eng.engine("create a service's container"):
             image = engine_image(spec.image)  # a renter's image by its id, never a name
+            config["tmpfs"] = {**volume_tmpfs(self.client, image), **config["tmpfs"]}
             container = self.client.containers.create(image, list(spec.command), **config)
         self.store.update(rec.lease, container_id=container.id, state=STARTING)
         return container

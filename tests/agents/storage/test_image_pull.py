@@ -365,13 +365,14 @@ echo "uid $(id -u) gid $(id -g)"
 grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status
 echo "suid $(/s/busybox id -u)"
 touch /root-was-writable 2>/dev/null && echo "root writable" || echo "root read-only"
+grep ' /data-vol ' /proc/mounts | cut -d' ' -f1,3
 """
 
 
 def test_a_pulled_image_that_says_user_root_still_runs_hardened(tmp_path, engine, storage, made):
     tag = f"itest-pull/root-{os.urandom(3).hex()}:1"
     dockerfile = (
-        "FROM dcloud/busybox:1\nUSER root\nCOPY probe.sh /probe.sh\n"
+        "FROM dcloud/busybox:1\nUSER root\nVOLUME /data-vol\nCOPY probe.sh /probe.sh\n"
         'RUN mkdir /s && cp /bin/busybox /s/busybox && chmod 4755 /s/busybox\nCMD ["/probe.sh"]\n'
     )
     context = io.BytesIO()
@@ -411,3 +412,4 @@ def test_a_pulled_image_that_says_user_root_still_runs_hardened(tmp_path, engine
     for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert f"{cap}:\t0000000000000000" in out, out
     assert "root read-only" in out
+    assert "tmpfs tmpfs" in out  # its VOLUME is a small tmpfs, not a volume on the host
