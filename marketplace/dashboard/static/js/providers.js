@@ -2,6 +2,7 @@
 // SVG), coloured by energy level, and each region's electricity price over the last day.
 import { $, el, svg, api, shortAddress, every } from "/dashboard/static/js/ui.js";
 import "/dashboard/static/js/wallet.js";
+import { imagesSummary } from "/dashboard/static/js/images.js";
 
 const W = 1000;
 const H = 500;
@@ -140,7 +141,7 @@ function drawTable(providers) {
         el("td", {}, `${p.location.lat.toFixed(2)}, ${p.location.lon.toFixed(2)}`),
         el("td", { class: "num" }, String(p.price_wei)),
         el("td", {}, `${p.free.cpu} CPU, ${p.free.memory_mb} MB`),
-        el("td", {}, p.images.join(", ")),
+        el("td", {}, imagesSummary(p.images)),
         el("td", {}, p.online ? "yes" : "no"),
         el("td", { class: "num" }, `${(p.reputation * 100).toFixed(0)} %`),
         el("td", { class: "num" }, `${p.jobs_completed} / ${p.jobs_failed} / ${p.jobs_slashed}`),

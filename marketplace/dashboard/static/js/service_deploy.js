@@ -10,6 +10,7 @@ import { signEnvelope } from "/dashboard/static/js/protocol.js";
 import { wallet, config, contract, send, refreshBalance } from "/dashboard/static/js/wallet.js";
 import { DEPLOY, MAX_RATE_WEI_PER_S, NAME, NAME_RULE, STOP, gatewayUrls, pushService, serviceSpecHash, normalizeServiceSpec } from "/dashboard/static/js/service_spec.js";
 import { duration, eventsOf, perHour, permitFor } from "/dashboard/static/js/lease.js";
+import { imagePullText, offeredImages } from "/dashboard/static/js/images.js";
 
 const MAX_DEPOSIT_WEI = 2n ** 96n - 1n;
 const DEFAULT_PREPAID_S = 3600n; // an empty deposit: an hour at the placed rate
@@ -209,6 +210,7 @@ async function estimate() {
   const providers = await api("/v1/providers?online=true&limit=1000").catch(() => ({ items: [] }));
   const p = providers.items.find((x) => x.address === quote.provider);
   const place = p?.region ?? "";
+  const pullText = imagePullText(checked.spec.image, quote.image_pull, 1);
   body.replaceChildren(
     el("dl", { class: "facts", id: "quote-facts" },
       el("dt", {}, "Provider"), el("dd", { id: "quote-provider", title: quote.provider },
@@ -221,6 +223,7 @@ async function estimate() {
         ` (${tokens(rate * 86400n)} a day)`),
       el("dt", {}, "Deposit"), el("dd", { id: "quote-lasts" }, el("strong", {}, tokens(amount)),
         ` lasts ${duration(Number(amount / rate))}; you can top it up while it runs, and what is left comes back when you stop it`),
+      ...(pullText ? [el("dt", {}, "Image"), el("dd", { id: "quote-image" }, pullText)] : []),
     ),
   );
 }
@@ -396,7 +399,7 @@ async function fillChoices() {
   for (const r of regions) {
     city.append(el("option", { value: `${r.location.lat},${r.location.lon}` }, r.name));
   }
-  const images = [...new Set(providers.items.flatMap((p) => p.images))].sort();
+  const images = [...new Set(providers.items.flatMap((p) => offeredImages(p.images)))].sort();
   const select = $("#image");
   const chosen = select.value;
   select.replaceChildren(

@@ -7,6 +7,7 @@ import { SUBMIT, normalizeSpec, packResources, signEnvelope, specHash } from "/d
 import { wallet, ready, config, contract, send, chainNow, refreshBalance } from "/dashboard/static/js/wallet.js";
 import { assignmentTable } from "/dashboard/static/js/assignments.js";
 import { pushJob } from "/dashboard/static/js/provider.js";
+import { imagePullText, offeredImages } from "/dashboard/static/js/images.js";
 
 const MAX_JOB_PRICE_WEI = 2n ** 96n - 1n;
 const MAX_INPUT_BYTES = 64 * 2 ** 20;
@@ -170,6 +171,7 @@ async function estimate() {
   }
   const price = BigInt(quote.price_wei);
   const total = price * BigInt(spec.replicas);
+  const pullText = imagePullText(spec.image, quote.image_pull, quote.candidates.length);
   body.replaceChildren(
     el(
       "p",
@@ -181,6 +183,7 @@ async function estimate() {
       ` deposited in the escrow (your max: ${tokens(spec.max_price_wei)} per replica). `,
       "Providers are paid only for a result; a provider that vanishes is slashed and you are refunded.",
     ),
+    ...(pullText ? [el("p", { id: "quote-image" }, pullText)] : []),
     assignmentTable(quote.candidates, cfg.energy_weight_km, "Providers that would run the job"),
   );
 }
@@ -343,7 +346,7 @@ async function fillChoices() {
   for (const r of regions) {
     city.append(el("option", { value: `${r.location.lat},${r.location.lon}` }, r.name));
   }
-  const images = new Set(providers.items.flatMap((p) => p.images));
+  const images = new Set(providers.items.flatMap((p) => offeredImages(p.images)));
   $("#image-list").replaceChildren(...[...images].sort().map((i) => el("option", { value: i })));
 }
 
