@@ -8,6 +8,7 @@
   oracle.
 - :mod:`~marketplace.matching.table`: the columnar provider store.
 - :mod:`~marketplace.matching.tree_build`: tree builders (inline or in a worker process).
+- :mod:`~marketplace.matching.spatial`: the memory order of a class (level, Morton curve).
 """
 
 from __future__ import annotations
