@@ -37,6 +37,11 @@ any lower level beats any distance: it still does at equal distance). In between
 
 A spec without ``image_bytes`` is assumed to be :data:`DEFAULT_IMAGE_BYTES` (1 GiB, about
 ``python:3.11``): an unknown size is treated as a large image, never as a free pull.
+
+The pull rate is an estimate for the whole network, not a measurement per provider: 50
+MB/s is the cold-pull target (half of a local ``docker load``); ``bench/images.py``
+measures a cold pull of a 100 MB image (fetch from the storage nodes, checks, ``docker
+load``) at a few tens of MB/s on a small shared machine. Set it to what providers see.
 """
 
 from __future__ import annotations
