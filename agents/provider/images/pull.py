@@ -87,6 +87,7 @@ class ImagePuller:
         quota_bytes: int,
         needed: Callable[[], Iterable[str]] = tuple,
         concurrency: int = 32,
+        window: int = 8,
     ) -> None:
         self.client = client
         self.account = account
@@ -96,6 +97,7 @@ class ImagePuller:
         self.cache.needed = lambda: {engine_image(r) for r in needed() if is_pinned(r)}
         self.staging = home / "image-cache"
         self.concurrency = concurrency
+        self.window = window
         self.nodes = NodeClient(account)
         self.last: PullReport | None = None
         self._locks: dict[str, threading.Lock] = {}
@@ -153,7 +155,7 @@ class ImagePuller:
         folder.mkdir(parents=True)
         stats = NodeStats()
         try:
-            with pools(shards=self.concurrency) as pool:
+            with pools(shards=self.concurrency, window=self.window) as pool:
                 post_grants(self.nodes, source.grants, todo, pool)
                 files = fetch_layers(
                     todo,

@@ -11,7 +11,8 @@ something a job has no business shipping:
 - a device node, a fifo, or any other kind than a file, folder or link;
 - a member larger than the limit.
 
-The tarball is read as a stream (members one after another), never unpacked here.
+The tarball is read member after member (headers only: the data is skipped), never
+unpacked here, and no more than one member is held in memory.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def check_layer(path: Path, *, diff_id: str, max_member_bytes: int) -> int:
     """
     count = 0
     try:
-        with tarfile.open(path, mode="r|") as tar:
-            for member in tar:
+        with tarfile.open(path, mode="r:") as tar:
+            while (member := tar.next()) is not None:
                 _check_member(member, diff_id, max_member_bytes)
+                tar.members.clear()  # headers are not kept: a layer may have many members
                 count += 1
     except tarfile.TarError as exc:
         raise LayerRefusedError(

@@ -75,6 +75,9 @@ def push_source(
     *,
     provider: LocalAccount = PROVIDER,
     diff_ids: list[str] | None = None,
+    k: int = 4,
+    n: int = 6,
+    segment_bytes: int = 256 * 1024,
 ) -> ImageSource:
     """Store each layer as an object and build the source a push would carry."""
     renter = storage.account
@@ -84,7 +87,7 @@ def push_source(
     by_node: dict[str, list[str]] = {}
     for diff_id, layer in zip(diff_ids, layers, strict=True):
         name = f"layer-{diff_id[7:19]}-{os.urandom(4).hex()}"
-        m = storage.put_bytes(layer, name=name, k=4, n=6, segment_bytes=256 * 1024)
+        m = storage.put_bytes(layer, name=name, k=k, n=n, segment_bytes=segment_bytes)
         key = storage.store.load_key(m.object_id)
         sources.append(
             LayerSource(
