@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -402,6 +402,20 @@ class CapacityClass:
     max_disk_mb: int
     min_price: int
     image_share: Mapping[str, float]
+    _holders: dict[str, NDArray[np.int64]] = field(default_factory=dict, repr=False)
+
+    def holders(self, image: str) -> NDArray[np.int64]:
+        """Positions (ascending) of the providers holding ``image``, computed once."""
+        got = self._holders.get(image)
+        if got is None:
+            b = self.cols.image_index.get(image)
+            if b is None:
+                got = np.zeros(0, dtype=np.int64)
+            else:
+                held = (self.cols.bits[b // 64] >> np.uint64(b % 64)) & np.uint64(1)
+                got = np.flatnonzero(held).astype(np.int64)
+            self._holders[image] = got  # racing threads store equal arrays
+        return got
 
     @classmethod
     def build(

@@ -28,6 +28,8 @@ makes the search exact:
 - Otherwise ``k'`` grows (fourfold, or by the observed eligible rate when fewer than
   ``k`` were eligible) and the tree is asked again, until complete or exhausted; past
   ``n / 16`` a linear scan of the class is cheaper and is used instead.
+- An image held by at most 1024 providers of a class (a renter's image in a few caches,
+  a rare offered one) is answered by scoring exactly those holders, without the tree.
 - A job preferring an image is two searches over disjoint providers: those holding it
   (a filter, as for a required image) and those that must pull it (the holders left
   out, ``pull_km`` added to every cost, so the bound is the ``k'``-th distance plus
@@ -116,6 +118,7 @@ _PULL_PER_K = 16
 _GROWTH = 4
 _SCAN_DIVISOR = 16
 _SCAN_FLOOR = 2048
+_FEW_HOLDERS = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,6 +237,11 @@ class IndexSnapshot:
         base = max(_MIN_PULL, _PULL_PER_K * k)
         groups: dict[int, list[int]] = {}
         for i, spec in enumerate(specs):
+            if spec.image is not None:
+                held = c.holders(spec.image)
+                if held.shape[0] <= _FEW_HOLDERS:  # a rare image: score its holders alone
+                    out[i] = scan(cols, held, spec, k=k, **opts)
+                    continue
             groups.setdefault(min(n, scan_at, c.first_pull(spec, base, k)), []).append(i)
         while groups:
             pull = min(groups)

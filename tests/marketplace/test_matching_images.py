@@ -134,6 +134,9 @@ def test_deep_searches_with_preferences_equal_brute_force(pull_km, rep_km):
         )
         for _ in range(40)
     ]
+    # Required images too: the tree's filtered path (an image held by at most 1024 of a
+    # class is scored over its holders alone, without the tree).
+    jobs += [dataclasses.replace(j, image=j.prefer_image, prefer_image=None) for j in jobs[:20]]
     masks: dict = {}
     for k in (1, 10):
         batch = index.query_batch(jobs, k=k)
