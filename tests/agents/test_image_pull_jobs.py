@@ -1,0 +1,186 @@
+"""A job in a renter's own image, on a real chain, a real provider agent and real storage
+nodes: the provider that has never seen the image pulls it with the push and runs it
+hardened; without the image's source a push is refused before anything is accepted, and
+once pulled the image is held (and announced in heartbeats) for the next job.
+
+The renter's side (funding, the push) is driven by hand here: the marketplace's
+matching of pinned images and the renter's ``dcloud image push`` are other modules'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+
+import docker
+import httpx
+import pytest
+
+from agents.devnet.network import Network as Devnet
+from agents.devnet.network import ProviderSpec
+from agents.errors import RefusedError
+from agents.storage.files.client import StorageClient
+from protocol import provider_api as api
+from protocol.assignments import unsigned
+from protocol.images import ImageSource, pin
+from protocol.keywrap import address_of
+from protocol.schemas import JobSpec
+from tests.agents.storage.network import Network as StorageNetwork
+from tests.agents.storage.network import account
+from tests.agents.storage.test_image_pull import push_source, saved_layers
+from tests.integration.chains import CHAINS, deploy_contracts, running_chain
+from tests.renter_images import build_image
+
+pytestmark = pytest.mark.integration
+
+CHAIN_LOCK = "/tmp/dcloud-chain.lock"
+TOKEN = 10**18
+RENTER = 8
+PROBE = b"""#!/bin/sh
+echo "uid $(id -u)"
+grep '^CapEff:' /proc/self/status
+cat /greeting.txt
+"""
+
+
+@pytest.fixture(scope="module")
+def chain_lock() -> Iterator[None]:
+    with open(CHAIN_LOCK, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # one chain-starting test module at a time
+        yield
+
+
+@pytest.fixture(scope="module")
+def net(chain_lock, docker_engine, job_images, tmp_path_factory) -> Iterator[Devnet]:
+    root = tmp_path_factory.mktemp("images-net")
+    with running_chain("anvil-e2e") as url:
+        deploy_contracts(CHAINS["anvil-e2e"]["network"], root / "deployments.json")
+        network = Devnet(root=root, rpc_url=url, deployments=root / "deployments.json")
+        try:
+            network.start_marketplace()
+            network.add_provider(ProviderSpec("p-images", 1, 50.11, 8.68))
+            yield network
+        finally:
+            network.close()
+
+
+@pytest.fixture(scope="module")
+def storage_nodes(tmp_path_factory) -> Iterator[StorageNetwork]:
+    nodes = StorageNetwork(tmp_path_factory.mktemp("images-storage"), nodes=6)
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+@pytest.fixture(scope="module")
+def pushed(
+    docker_engine: docker.DockerClient, storage_nodes: StorageNetwork, net: Devnet, tmp_path_factory
+) -> Iterator[tuple[str, ImageSource]]:
+    """A renter's image, stored on the nodes for the provider, then gone from the engine."""
+    provider = net.providers[0]
+    health = httpx.get(f"{provider.endpoint}/v1/health", timeout=5).json()
+    public = health["public_key"]
+    assert address_of(public) == provider.address  # the key is the agent's own
+    nonce = os.urandom(4).hex()
+    tag = f"itest-jobs/app-{nonce}:1"
+    digest = build_image(
+        docker_engine,
+        tag,
+        {"probe.sh": PROBE, "greeting.txt": f"hello from {nonce}\n".encode()},
+        cmd=["/probe.sh"],
+        user="root",
+    )
+    config, layers = saved_layers(docker_engine, tag)
+    home = tmp_path_factory.mktemp("images-renter")
+    renter_key = account("images-jobs-renter")
+    with StorageClient(home=home, account=renter_key, marketplace=storage_nodes.market.url) as s:
+        ref = pin("itest-jobs/app:1", digest)
+        grantee = _Grantee(provider.address)
+        source = push_source(s, ref, config, layers, provider=grantee, public=public)  # type: ignore[arg-type]
+    docker_engine.images.remove(tag, force=True)
+    yield digest, source
+    with contextlib.suppress(docker.errors.NotFound):
+        docker_engine.images.remove(digest, force=True)
+
+
+class _Grantee:
+    """The provider as push_source needs it when its public key is given: an address."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+
+def job_spec(ref: str, size: int) -> JobSpec:
+    return JobSpec.model_validate(
+        {
+            "image": ref,
+            "image_bytes": size,
+            "command": ["/probe.sh"],
+            "resources": {"cpu": 0.5, "memory_mb": 64, "disk_mb": 16},
+            "time_limit_s": 30,
+            "max_price_wei": TOKEN,
+            "replicas": 1,
+            "origin": {"lat": 50.0, "lon": 8.0},
+        }
+    )
+
+
+def fund_and_push(net: Devnet, spec: JobSpec, source: ImageSource | None) -> int:
+    """Fund the job naming the provider, record it as the SDK does, push it with `source`."""
+    renter = net.renter(RENTER)
+    provider = net.providers[0]
+    price = TOKEN // 100
+    job_id = renter._fund(spec, price, unsigned([provider.address]))
+    assignment = {
+        "slot": 0,
+        "provider": provider.address,
+        "endpoint": provider.endpoint,
+        "cost_wei": str(price),
+    }
+    renter.save(
+        job_id,
+        {
+            "job_id": job_id,
+            "marketplace_id": None,
+            "spec": spec.model_dump(mode="json"),
+            "price_wei": price,
+            "assignments": [assignment],
+            "submitted_at": time.time(),
+        },
+    )
+    push = api.JobPush(chain_job_id=job_id, spec=spec, image=source)
+    renter._push(assignment, push.model_dump(mode="json"))
+    return job_id
+
+
+def test_a_job_in_a_renters_image_is_pulled_run_hardened_and_then_held(net, pushed):
+    digest, source = pushed
+    spec = job_spec(source.ref, source.size)
+    renter = net.renter(RENTER)
+    with pytest.raises(RefusedError, match="push the image with the job"):
+        fund_and_push(net, spec, None)  # not held, no source: refused before any accept
+
+    job_id = fund_and_push(net, spec, source)
+    renter.wait(job_id, timeout_s=120)
+    result = renter.result(job_id)
+    logs = result.logs.decode()
+    assert result.exit_code == 0, logs
+    assert "uid 65534" in logs and "CapEff:\t0000000000000000" in logs
+    assert "hello from" in logs
+
+    again = fund_and_push(net, spec, None)  # held now: no source needed
+    renter.wait(again, timeout_s=120)
+    assert renter.result(again).exit_code == 0
+
+    provider = net.providers[0]
+    end = time.monotonic() + 30
+    while time.monotonic() < end:  # the next heartbeat announces the digest
+        listed = httpx.get(f"{net.market_url}/v1/providers/{provider.address}").json()
+        if digest in listed.get("images", []):
+            break
+        time.sleep(0.5)
+    assert digest in listed.get("images", []), listed
