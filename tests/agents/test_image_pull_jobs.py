@@ -18,16 +18,22 @@ from collections.abc import Iterator
 import docker
 import httpx
 import pytest
+from web3.logs import DISCARD
 
 from agents.devnet.network import Network as Devnet
-from agents.devnet.network import ProviderSpec
+from agents.devnet.network import ProviderSpec, dev_account
 from agents.errors import RefusedError
+from agents.provider.services import engine as eng
 from agents.storage.files.client import StorageClient
+from agents.wallet import Wallet
 from protocol import provider_api as api
 from protocol.assignments import unsigned
 from protocol.images import ImageSource, pin
 from protocol.keywrap import address_of
+from protocol.leases import Leases, LeaseStatus
 from protocol.schemas import JobSpec
+from protocol.services import ServiceSpec, service_spec_hash
+from protocol.signing import sign_request
 from tests.agents.storage.network import Network as StorageNetwork
 from tests.agents.storage.network import account
 from tests.agents.storage.test_image_pull import push_source, saved_layers
@@ -37,6 +43,7 @@ from tests.renter_images import build_image
 pytestmark = pytest.mark.integration
 
 CHAIN_LOCK = "/tmp/dcloud-chain.lock"
+PULLED: list[str] = []
 TOKEN = 10**18
 RENTER = 8
 PROBE = b"""#!/bin/sh
@@ -64,7 +71,10 @@ def net(chain_lock, docker_engine, job_images, tmp_path_factory) -> Iterator[Dev
             network.add_provider(ProviderSpec("p-images", 1, 50.11, 8.68))
             yield network
         finally:
-            network.close()
+            network.close()  # removes its services' containers too
+            for image in PULLED:
+                with contextlib.suppress(docker.errors.NotFound):
+                    docker_engine.images.remove(image, force=True)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +89,7 @@ def storage_nodes(tmp_path_factory) -> Iterator[StorageNetwork]:
 @pytest.fixture(scope="module")
 def pushed(
     docker_engine: docker.DockerClient, storage_nodes: StorageNetwork, net: Devnet, tmp_path_factory
-) -> Iterator[tuple[str, ImageSource]]:
+) -> tuple[str, ImageSource]:
     """A renter's image, stored on the nodes for the provider, then gone from the engine."""
     provider = net.providers[0]
     health = httpx.get(f"{provider.endpoint}/v1/health", timeout=5).json()
@@ -102,9 +112,8 @@ def pushed(
         grantee = _Grantee(provider.address)
         source = push_source(s, ref, config, layers, provider=grantee, public=public)  # type: ignore[arg-type]
     docker_engine.images.remove(tag, force=True)
-    yield digest, source
-    with contextlib.suppress(docker.errors.NotFound):
-        docker_engine.images.remove(digest, force=True)
+    PULLED.append(digest)  # removed once the network's containers are gone
+    return digest, source
 
 
 class _Grantee:
@@ -184,3 +193,51 @@ def test_a_job_in_a_renters_image_is_pulled_run_hardened_and_then_held(net, push
             break
         time.sleep(0.5)
     assert digest in listed.get("images", []), listed
+
+
+def test_a_service_in_a_renters_image_runs_from_its_id_as_65534(net, pushed, docker_engine):
+    digest, source = pushed
+    provider = net.providers[0]
+    renter = dev_account(RENTER)
+    net.fund(renter.address, tokens=100 * TOKEN)
+    spec = ServiceSpec.model_validate(
+        {
+            "name": f"img-{os.urandom(3).hex()}",
+            "image": source.ref,
+            "image_bytes": source.size,
+            "command": ["httpd", "-f", "-p", "8000", "-h", "/"],
+            "port": 8000,
+            "resources": {"cpu": 0.5, "memory_mb": 64, "disk_mb": 16},
+            "max_rate_wei_per_s": 10**15,
+            "origin": {"lat": 50.0, "lon": 8.0},
+        }
+    )
+    leases = Leases(net.escrow.w3, net.escrow.deployment)
+    wallet = Wallet(net.escrow.w3, renter)
+    wallet.learn_errors(net.escrow.abis())
+    rate, deposit = 10**12, 10**12 * 3600
+    wallet.transact(net.escrow.token.functions.approve(leases.address, deposit))
+    receipt = leases.open(
+        wallet.transact,
+        provider=provider.address,
+        rate_per_second=rate,
+        deposit=deposit,
+        spec_hash=bytes.fromhex(service_spec_hash(spec)[2:]),
+    )
+    (event,) = leases.contract.events.LeaseOpened().process_receipt(receipt, errors=DISCARD)
+    lease_id = int(event["args"]["leaseId"])
+    payload = api.ServicePush(lease_id=lease_id, spec=spec, image=source).model_dump(mode="json")
+    body = sign_request(renter, purpose=api.SERVICE_PUSH, payload=payload)
+    answer = httpx.post(f"{provider.endpoint}/v1/services", json=body, timeout=120)
+    assert answer.status_code == 202, answer.text
+    assert leases.lease(lease_id).status == LeaseStatus.RUNNING
+    found = docker_engine.containers.list(
+        all=True, filters={"label": f"{eng.AGENT_LABEL}={provider.address.lower()}"}
+    )
+    (container,) = [c for c in found if c.labels[eng.SERVICE_LABEL].endswith(f"-lease-{lease_id}")]
+    assert container.attrs["Image"] == digest  # made from the image id, not a name
+    assert container.attrs["Config"]["Image"] == digest
+    host = container.attrs["HostConfig"]
+    assert container.attrs["Config"]["User"] == "65534:65534"
+    assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] is True
+    assert "no-new-privileges" in host["SecurityOpt"]
