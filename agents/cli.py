@@ -19,6 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split
 
 def _mount() -> None:
     from agents.devnet.cli import app as devnet
+    from agents.image.cli import app as image
     from agents.ingress.cli import app as gateway
     from agents.provider.cli import app as provider
     from agents.renter.cli import app as job
@@ -32,6 +33,7 @@ def _mount() -> None:
     app.add_typer(
         service, name="service", help="Host a service at a stable name, paid by the second."
     )
+    app.add_typer(image, name="image", help="Your own container images: push, list, remove.")
     app.add_typer(node_app, name="node", help="Lend disk space: store erasure-coded shards.")
     app.add_typer(file_app, name="file", help="Store files: encrypted, erasure-coded, spread.")
     app.add_typer(devnet, name="devnet", help="A whole local network with a demo.")
