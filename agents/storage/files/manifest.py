@@ -113,7 +113,7 @@ class RenterStore:
     def save(self, manifest: Manifest) -> None:
         """Write the manifest atomically, with its MAC."""
         manifest.mac = self.mac(manifest)
-        _atomic_write(
+        atomic_write(
             self.objects / f"{manifest.object_id}.json",
             manifest.model_dump_json(indent=1).encode(),
         )
@@ -197,7 +197,7 @@ class RenterStore:
         nonce = os.urandom(12)
         wrapped = AESGCM(self._wrap_key).encrypt(nonce, key, object_id.encode())
         body = {"version": 1, "object_id": object_id, "nonce": nonce.hex(), "key": wrapped.hex()}
-        _atomic_write(self.keyring / f"{object_id}.key", json.dumps(body).encode(), mode=0o600)
+        atomic_write(self.keyring / f"{object_id}.key", json.dumps(body).encode(), mode=0o600)
 
     def load_key(self, object_id: str) -> bytes:
         """The object's key.
@@ -242,7 +242,8 @@ def _first_error(exc: Exception) -> str:
     return str(exc)
 
 
-def _atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write `data` to `path` so a crash leaves the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
