@@ -22,6 +22,12 @@ def info(
     return member
 
 
+def dev(name: str, major: int, minor: int, kind: bytes = tarfile.CHRTYPE) -> tarfile.TarInfo:
+    member = info(name, kind)
+    member.devmajor, member.devminor = major, minor
+    return member
+
+
 def write(tmp_path: Path, *members: tarfile.TarInfo) -> Path:
     path = tmp_path / "layer.tar"
     with tarfile.open(path, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -43,8 +49,10 @@ def test_an_ordinary_layer_passes(tmp_path):
         info("usr/lib/x", tarfile.SYMTYPE, "../bin/tool"),
         info("a/b/c", tarfile.SYMTYPE, "../../usr"),
         info("etc/.wh.passwd", size=0),  # a whiteout is an ordinary empty file
+        dev("./dev/null", 1, 3),  # the devices every container has (a Debian root ships them)
+        dev("dev/urandom", 1, 9),
     )
-    assert check_layer(path, diff_id=DIFF_ID, max_member_bytes=100) == 9
+    assert check_layer(path, diff_id=DIFF_ID, max_member_bytes=100) == 11
 
 
 @pytest.mark.parametrize(
@@ -71,6 +79,8 @@ def test_an_ordinary_layer_passes(tmp_path):
         ),
         ([info("dev/sda", tarfile.BLKTYPE)], "a member dev/sda that is a device node"),
         ([info("dev/mem", tarfile.CHRTYPE)], "a member dev/mem that is a device node"),
+        ([dev("dev/null", 1, 1)], "a member dev/null that is a device node"),  # /dev/mem's
+        ([dev("opt/null", 1, 3)], "a member opt/null that is a device node"),  # elsewhere
         ([info("pipe", tarfile.FIFOTYPE)], "a member pipe that is a fifo"),
         ([info("big", size=101)], "a member big of 101 bytes, over the 100 bytes"),
     ],

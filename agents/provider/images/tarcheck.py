@@ -8,7 +8,11 @@ something a job has no business shipping:
 - a symbolic link whose *relative* target climbs out from where the link sits
   (``a -> ../../..``). An absolute target is fine: it resolves inside the container's
   own root when the container follows it;
-- a device node, a fifo, or any other kind than a file, folder or link;
+- a device node, a fifo, or any other kind than a file, folder or link. The one
+  exception is the handful of harmless character devices every container gets anyway
+  (``dev/null``, ``zero``, ``full``, ``random``, ``urandom``, ``tty``, ``console``,
+  ``ptmx`` with their usual numbers), which a Debian root file system ships: the
+  container's ``/dev`` is the runtime's own mount, so they are never even seen;
 - a member larger than the limit.
 
 The tarball is read member after member (headers only: the data is skipped), never
@@ -32,6 +36,18 @@ _KINDS = {
 }
 
 
+_STANDARD_DEVICES = {
+    "dev/null": (1, 3),
+    "dev/zero": (1, 5),
+    "dev/full": (1, 7),
+    "dev/random": (1, 8),
+    "dev/urandom": (1, 9),
+    "dev/tty": (5, 0),
+    "dev/console": (5, 1),
+    "dev/ptmx": (5, 2),
+}
+
+
 class LayerRefusedError(RefusedError):
     """A layer whose tarball could escape its root or holds forbidden members."""
 
@@ -48,7 +64,7 @@ def check_layer(path: Path, *, diff_id: str, max_member_bytes: int) -> int:
         with tarfile.open(path, mode="r:") as tar:
             while (member := tar.next()) is not None:
                 _check_member(member, diff_id, max_member_bytes)
-                tar.members.clear()  # headers are not kept: a layer may have many members
+                tar.members.clear()  # type: ignore[attr-defined]  # headers are not kept
                 count += 1
     except tarfile.TarError as exc:
         raise LayerRefusedError(
@@ -68,6 +84,8 @@ def _check_member(member: tarfile.TarInfo, diff_id: str, max_bytes: int) -> None
     if name.startswith("/") or _escapes(name):
         raise refuse("outside its root")
     kind = _KINDS.get(member.type)
+    if kind is None and _standard_device(member):
+        return
     if kind is None:
         what = "device node" if member.ischr() or member.isblk() else "fifo"
         what = what if member.ischr() or member.isblk() or member.isfifo() else "special file"
@@ -84,6 +102,13 @@ def _check_member(member: tarfile.TarInfo, diff_id: str, max_bytes: int) -> None
             posixpath.join(posixpath.dirname(name.rstrip("/")), target)
         ):
             raise refuse(f"that is a symlink to {target}, outside its root")
+
+
+def _standard_device(member: tarfile.TarInfo) -> bool:
+    """One of the character devices every container has, where every root has it."""
+    name = posixpath.normpath(member.name)
+    want = _STANDARD_DEVICES.get(name)
+    return member.ischr() and want == (member.devmajor, member.devminor)
 
 
 def _escapes(path: str) -> bool:
