@@ -25,6 +25,8 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from agents.errors import RefusedError, VerificationError
+from agents.image.images import Images
+from agents.image.source import image_source
 from agents.provider.images.load import TAG_REPO, local_tag
 from agents.provider.images.pull import ImagePuller
 from agents.provider.images.source import engine_image
@@ -417,3 +419,25 @@ def test_a_pulled_image_that_says_user_root_still_runs_hardened(tmp_path, engine
         assert f"{cap}:\t0000000000000000" in out, out
     assert "root read-only" in out
     assert "tmpfs tmpfs" in out  # its VOLUME is a small tmpfs, not a volume on the host
+
+
+def test_an_image_pushed_with_the_renters_image_sdk_is_pulled(tmp_path, engine, network, made):
+    tag, digest = renter_image(engine, made, "sdk", size=300_000)
+    with Images(
+        home=tmp_path / "renter",
+        account=RENTER,
+        marketplace=network.market.url,
+        docker_client=engine,
+        k=4,
+        n=6,
+    ) as images:
+        pushed = images.push(tag)
+        public = public_key_of(bytes(PROVIDER.key))
+        source = image_source(images.store, pushed.record, PROVIDER.address, public)
+    forget(engine, tag)
+    puller = new_puller(tmp_path / "provider", engine)
+    try:
+        assert puller.ensure(source.ref, source) == digest
+        assert engine.images.get(digest).id == digest
+    finally:
+        puller.close()
