@@ -39,6 +39,7 @@ from marketplace.matching.table import ProviderTable
 from marketplace.matching.tree_build import TreeBuilder
 
 __all__ = [
+    "FEW_HOLDERS",
     "REL_TOL",
     "CapacityClass",
     "Columns",
@@ -60,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 REL_TOL = 1e-9
 """Relative slack between the tree's distances and ours (they may differ in the last bits)."""
+
+FEW_HOLDERS = 1024
+"""An image held by at most this many providers of a class is searched among them alone."""
 
 
 def check_k(k: int) -> None:
@@ -402,19 +406,20 @@ class CapacityClass:
     max_disk_mb: int
     min_price: int
     image_share: Mapping[str, float]
-    _holders: dict[str, NDArray[np.int64]] = field(default_factory=dict, repr=False)
+    _few: dict[str, NDArray[np.int64] | None] = field(default_factory=dict, repr=False)
 
-    def holders(self, image: str) -> NDArray[np.int64]:
-        """Positions (ascending) of the providers holding ``image``, computed once."""
-        got = self._holders.get(image)
-        if got is None:
-            b = self.cols.image_index.get(image)
-            if b is None:
-                got = np.zeros(0, dtype=np.int64)
-            else:
-                held = (self.cols.bits[b // 64] >> np.uint64(b % 64)) & np.uint64(1)
-                got = np.flatnonzero(held).astype(np.int64)
-            self._holders[image] = got  # racing threads store equal arrays
+    def few_holders(self, image: str) -> NDArray[np.int64] | None:
+        """Positions (ascending) of the providers holding ``image`` when at most
+        :data:`FEW_HOLDERS` do, else None; computed once per image."""
+        if image in self._few:
+            return self._few[image]
+        b = self.cols.image_index.get(image)
+        got: NDArray[np.int64] | None = np.zeros(0, dtype=np.int64)
+        if b is not None:
+            held = (self.cols.bits[b // 64] >> np.uint64(b % 64)) & np.uint64(1)
+            many = int(np.count_nonzero(held)) > FEW_HOLDERS
+            got = None if many else np.flatnonzero(held).astype(np.int64)
+        self._few[image] = got  # racing threads store equal values
         return got
 
     @classmethod

@@ -118,7 +118,6 @@ _PULL_PER_K = 16
 _GROWTH = 4
 _SCAN_DIVISOR = 16
 _SCAN_FLOOR = 2048
-_FEW_HOLDERS = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -237,11 +236,10 @@ class IndexSnapshot:
         base = max(_MIN_PULL, _PULL_PER_K * k)
         groups: dict[int, list[int]] = {}
         for i, spec in enumerate(specs):
-            if spec.image is not None:
-                held = c.holders(spec.image)
-                if held.shape[0] <= _FEW_HOLDERS:  # a rare image: score its holders alone
-                    out[i] = scan(cols, held, spec, k=k, **opts)
-                    continue
+            held = None if spec.image is None else c.few_holders(spec.image)
+            if held is not None:  # a rare image: score its few holders alone
+                out[i] = scan(cols, held, spec, k=k, **opts)
+                continue
             groups.setdefault(min(n, scan_at, c.first_pull(spec, base, k)), []).append(i)
         while groups:
             pull = min(groups)
