@@ -19,7 +19,8 @@ from agents.errors import UserError
 from agents.network import open_deployment
 from agents.origin import parse_origin
 from agents.renter import deadlines, disputes
-from agents.renter.client import Renter, input_files
+from agents.renter.client import Renter
+from agents.renter.inputs import input_files
 from agents.token.payback import payback
 from agents.token.tokens import Tokens
 from agents.token.view import balance_lines, payback_line
@@ -190,7 +191,12 @@ def submit(
     command: Annotated[
         list[str] | None, typer.Argument(help="command run in the container")
     ] = None,
-    image: Annotated[str | None, typer.Option(help="container image")] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="container image: one providers offer, or one you pushed (dcloud image push)"
+        ),
+    ] = None,
     cpu: Annotated[float | None, typer.Option(help="CPU cores")] = None,
     memory_mb: Annotated[int | None, typer.Option(help="memory, MB")] = None,
     disk_mb: Annotated[int | None, typer.Option(help="output space, MB")] = None,

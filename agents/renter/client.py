@@ -14,14 +14,12 @@ marketplace's matcher draws run the job again.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +29,10 @@ from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
 from agents.errors import NotFoundError, RefusedError, UserError, VerificationError
+from agents.image.records import ImageStore
 from agents.market import MarketClient, Stamp, describe
 from agents.network import open_deployment
-from agents.renter import deadlines
+from agents.renter import deadlines, push
 from agents.renter.results import Result, download, save_result
 from agents.units import fmt_tokens
 from agents.wallet import Wallet
@@ -43,15 +42,15 @@ from protocol.assignments import Assignment, unsigned
 from protocol.deployments import connect
 from protocol.escrow import ChainJob, Escrow, JobStatus, ReplicaState, commitment, pack_resources
 from protocol.escrow import Replica as ChainReplica
+from protocol.images import is_pinned
 from protocol.permit import sign_permit
-from protocol.schemas import InputFile, JobSpec, spec_hash
+from protocol.schemas import JobSpec, spec_hash
 from protocol.signing import sign_request
 
 logger = logging.getLogger(__name__)
 
 SUBMIT = purposes.JOB_SUBMIT
 DEADLINE_MARGIN_S = 120
-PUSH_ATTEMPTS = 4
 Progress = Callable[[str], None]
 
 
@@ -84,21 +83,6 @@ class JobView:
         return not self.chain.live
 
 
-def input_files(paths: list[Path]) -> tuple[list[InputFile], dict[str, bytes]]:
-    """Spec entries and contents for local files (sent under /input by their names)."""
-    specs, data = [], {}
-    for p in paths:
-        try:
-            content = p.read_bytes()
-        except OSError as exc:
-            raise UserError(f"cannot read input {p} ({exc.strerror})") from None
-        specs.append(
-            InputFile(path=p.name, size=len(content), sha256=hashlib.sha256(content).hexdigest())
-        )
-        data[p.name] = content
-    return specs, data
-
-
 class Renter:
     def __init__(
         self,
@@ -122,6 +106,8 @@ class Renter:
         self.market = MarketClient(marketplace_url, account)
         self.http = httpx.Client(timeout=30.0)
         self.stamp = Stamp()
+        self.home = home
+        self.images = ImageStore(home, account)  # the images it pushed (`dcloud image`)
         self.jobs_dir = home / "jobs" / str(self.escrow.deployment.chain_id)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
 
@@ -139,13 +125,19 @@ class Renter:
     ) -> int:
         """Match, fund and hand the job to its providers; returns the on-chain job id.
 
+        An image the renter pushed (``dcloud image push``) is named pinned to its digest,
+        and each provider is given what it needs to pull it (and nothing else).
+
         Raises:
-            RefusedError: no provider can run it (the marketplace's reason), or a
-                provider refused the spec (then the job is cancelled and refunded).
-            UserError: not enough tokens, or inputs that do not match the spec.
+            RefusedError: no provider can run it (the marketplace's reason), a provider
+                cannot pull the renter's image (nothing is paid then), or a provider
+                refused the spec (then the job is cancelled and refunded).
+            UserError: not enough tokens, inputs that do not match the spec, or a pinned
+                image the renter did not push.
         """
         inputs = inputs or {}
         self.check_inputs(spec, inputs)
+        spec = push.pin_image(self.images, spec)
         progress("matching")
         job = self.market.post_signed(
             "/v1/jobs", purpose=SUBMIT, payload=spec.model_dump(mode="json")
@@ -167,6 +159,11 @@ class Renter:
                 f"{fmt_tokens(have)}; get tokens with `dcloud token buy AMOUNT` "
                 "(or `dcloud token faucet` on a devnet)"
             )
+        if is_pinned(spec.image):
+            progress("asking the providers for their keys (to share the image)")
+        sources = push.image_sources(
+            self, spec.image, [(a["provider"], a["endpoint"]) for a in assignments]
+        )
         progress("funding")
         providers = [a["provider"] for a in assignments]
         if spec.replicas > 1:
@@ -193,7 +190,9 @@ class Renter:
         self._keep_inputs(job_id, inputs)
         progress("sending the spec to the providers")
         try:
-            self.push_all(job_id, spec, inputs, assignments)
+            push.push_job(
+                self, job_id, spec, inputs, assignments, sources=sources, progress=progress
+            )
         except RefusedError as exc:
             self._cancel_after_refusal(job_id)
             raise RefusedError(f"{exc}; job {job_id} was cancelled and refunded") from None
@@ -250,32 +249,23 @@ class Renter:
         inputs: dict[str, bytes],
         assignments: list[dict[str, Any]],
     ) -> None:
-        push = api.JobPush(
-            chain_job_id=job_id,
-            spec=spec,
-            inputs={p: base64.b64encode(d).decode() for p, d in inputs.items()},
-        ).model_dump(mode="json")
-        with ThreadPoolExecutor(max_workers=len(assignments)) as pool:
-            list(pool.map(lambda a: self._push(a, push), assignments))
+        """Push the funded job to `assignments` (with its image's source, when pinned)."""
+        sources = push.image_sources(
+            self, spec.image, [(a["provider"], a["endpoint"]) for a in assignments]
+        )
+        push.push_job(self, job_id, spec, inputs, assignments, sources=sources)
 
-    def _push(self, assignment: dict[str, Any], push: dict[str, Any]) -> None:
-        url = assignment["endpoint"].rstrip("/") + "/v1/jobs"
-        for attempt in range(PUSH_ATTEMPTS):  # each try signed anew: a signature counts once
-            body = sign_request(
-                self.account, purpose=api.PUSH, payload=push, timestamp_ms=self.stamp.next()
-            )
-            try:
-                r = self.http.post(url, json=body)
-            except httpx.HTTPError as exc:
-                raise RefusedError(
-                    f"provider {assignment['provider']} at {url} is unreachable ({exc})"
-                ) from None
-            if r.status_code != 503 or attempt == PUSH_ATTEMPTS - 1:
-                break  # 503: the provider's chain hiccuped; it says when to come back
-            wait = r.headers.get("retry-after", "1")
-            time.sleep(min(int(wait), 10) if wait.isdigit() else 1)
-        if r.status_code >= 400:
-            raise RefusedError(f"provider {assignment['provider']} refused the job: {describe(r)}")
+    def _push(self, assignment: dict[str, Any], body: dict[str, Any]) -> None:
+        """Send one signed :class:`~protocol.provider_api.JobPush` body as it is."""
+        push.send(
+            self,
+            assignment["endpoint"].rstrip("/") + "/v1/jobs",
+            purpose=api.PUSH,
+            body=body,
+            who=f"provider {assignment['provider']}",
+            what="the job",
+            timeout_s=push.PULL_TIMEOUT_S if body.get("image") else push.PUSH_TIMEOUT_S,
+        )
 
     def _cancel_after_refusal(self, job_id: int) -> None:
         try:

@@ -91,7 +91,12 @@ def deploy(
         list[str] | None, typer.Argument(help="command run in the container (after --)")
     ] = None,
     name: Annotated[str, typer.Option(help="the name: NAME.apps.DOMAIN and /apps/NAME/")] = "",
-    image: Annotated[str, typer.Option(help="container image")] = "",
+    image: Annotated[
+        str,
+        typer.Option(
+            help="container image: one providers offer, or one you pushed (dcloud image push)"
+        ),
+    ] = "",
     port: Annotated[int, typer.Option(help="the port the container listens on")] = 0,
     cpu: Annotated[float, typer.Option(help="CPU cores")] = 0.5,
     memory_mb: Annotated[int, typer.Option(help="memory, MB")] = 256,

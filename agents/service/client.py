@@ -32,6 +32,7 @@ from typing import Any
 
 from agents.errors import NotFoundError, RefusedError, UserError, VerificationError
 from agents.renter.client import Renter
+from agents.renter.push import image_sources, pin_image
 from agents.service import peer
 from agents.service.gateway import Gateway
 from agents.service.lease import RenterLeases
@@ -90,16 +91,23 @@ class Services:
         each step: "placing", "opening the lease", "sending to the provider", "waiting
         for it to come up" (then the provider's states), "checking the URL".
 
+        An image the renter pushed (``dcloud image push``) is named pinned to its digest,
+        and the provider is given what it needs to pull it (and nothing else); the push
+        then waits while it pulls.
+
         Raises:
             UserError: the name is another renter's or runs already, the deposit is under
-                the lease's minimum, not enough tokens, inputs unlike the spec's.
+                the lease's minimum, not enough tokens, inputs unlike the spec's, a pinned
+                image the renter did not push.
             RefusedError: no provider within the max rate (the marketplace's reason), the
+                provider cannot pull the renter's image (before anything is paid), the
                 provider refused (the lease is closed and the deposit comes back), or the
                 service did not come up in time (it keeps its lease: stop it to get the
                 rest back).
         """
         inputs = inputs or {}
         _check_inputs(spec, inputs)
+        spec = pin_image(self.renter.images, spec)  # the renter's own image, by digest
         self._check_name(spec.name)
         progress("placing")
         quoted = self.quote(spec)
@@ -115,6 +123,9 @@ class Services:
         rate = int(placed["rate_wei_per_s"])
         try:
             amount = self._check_placement(spec, placed, deposit)
+            sources = image_sources(
+                self.renter, spec.image, [(placed["provider"], placed["endpoint"])]
+            )
             progress("opening the lease")
             lease_id = self.chain.open(
                 provider=placed["provider"],
@@ -139,8 +150,11 @@ class Services:
         }
         self.records.save(record)
         progress("sending to the provider")
+        source = sources.get(placed["provider"])
+        if source is not None:
+            progress(f"the provider is fetching the image ({source.size / 1e6:.1f} MB)")
         try:
-            peer.push(self.renter, record, spec, inputs)
+            peer.push(self.renter, record, spec, inputs, image=source)
         except RefusedError as exc:
             raise RefusedError(f"{exc}; lease {lease_id} {self._undo(record)}") from None
         progress("waiting for it to come up")

@@ -4,7 +4,6 @@ its view of the service, and its logs (a whole read, or a stream)."""
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,19 +12,27 @@ import httpx
 from agents.errors import NotFoundError, RefusedError
 from agents.market import describe
 from agents.renter.client import Renter
+from agents.renter.push import PULL_TIMEOUT_S, send
 from protocol import provider_api as api
+from protocol.images import ImageSource
 from protocol.services import ServiceSpec
 from protocol.signing import sign_request
 
-PUSH_ATTEMPTS = 4
 PUSH_TIMEOUT_S = 120.0  # the provider accepts on chain before it answers
 
 
 def push(
-    renter: Renter, record: dict[str, Any], spec: ServiceSpec, inputs: dict[str, bytes]
+    renter: Renter,
+    record: dict[str, Any],
+    spec: ServiceSpec,
+    inputs: dict[str, bytes],
+    *,
+    image: ImageSource | None = None,
 ) -> None:
-    """POST the signed :class:`~protocol.provider_api.ServicePush`; a 503 (the provider's
-    chain hiccuped) is retried after its Retry-After.
+    """POST the signed :class:`~protocol.provider_api.ServicePush` (with the source of the
+    renter's own image, when the spec names one); a 503 (the provider's chain hiccuped) is
+    retried after its Retry-After. With an image the provider pulls it before it accepts,
+    so the push waits up to :data:`agents.renter.push.PULL_TIMEOUT_S`.
 
     Raises:
         RefusedError: the provider is unreachable or refused (its reason).
@@ -34,24 +41,17 @@ def push(
         lease_id=record["lease_id"],
         spec=spec,
         inputs={p: base64.b64encode(d).decode() for p, d in inputs.items()},
+        image=image,
     ).model_dump(mode="json")
-    url = record["endpoint"].rstrip("/") + "/v1/services"
-    for attempt in range(PUSH_ATTEMPTS):  # signed anew each try: a signature counts once
-        signed = sign_request(
-            renter.account, purpose=api.SERVICE_PUSH, payload=body, timestamp_ms=renter.stamp.next()
-        )
-        try:
-            r = renter.http.post(url, json=signed, timeout=PUSH_TIMEOUT_S)
-        except httpx.HTTPError as exc:
-            raise RefusedError(
-                f"provider {record['provider']} at {url} is unreachable ({exc.__class__.__name__})"
-            ) from None
-        if r.status_code != 503 or attempt == PUSH_ATTEMPTS - 1:
-            break
-        wait = r.headers.get("retry-after", "1")
-        time.sleep(min(int(wait), 10) if wait.isdigit() else 1)
-    if r.status_code >= 400:
-        raise RefusedError(f"provider {record['provider']} refused {spec.name}: {describe(r)}")
+    send(
+        renter,
+        record["endpoint"].rstrip("/") + "/v1/services",
+        purpose=api.SERVICE_PUSH,
+        body=body,
+        who=f"provider {record['provider']}",
+        what=spec.name,
+        timeout_s=PULL_TIMEOUT_S if image is not None else PUSH_TIMEOUT_S,
+    )
 
 
 def view(renter: Renter, record: dict[str, Any]) -> dict[str, Any] | None:
