@@ -176,7 +176,7 @@ class Columns:
         i[:, _DISK] = table.disk_mb[order]
         i[:, _PRICE] = table.price_wei[order]
         i[:, _LEVEL] = table.level[order]
-        bits = np.ascontiguousarray(table.image_bits[:, order])
+        bits = np.take(table.image_bits, order, axis=1)  # much faster than [:, order]
         return cls(rows=order, names=table.ids, f=f, i=i, bits=bits, image_index=table.image_index)
 
     def subset(self, positions: NDArray[np.int64]) -> Columns:
@@ -186,7 +186,7 @@ class Columns:
             names=self.names,
             f=self.f[positions],
             i=self.i[positions],
-            bits=np.ascontiguousarray(self.bits[:, positions]),
+            bits=np.take(self.bits, positions, axis=1),
             image_index=self.image_index,
         )
 
@@ -452,10 +452,10 @@ class CapacityClass:
         # Share of providers holding each image, from an evenly spread sample: only a hint
         # for how many neighbours to ask for first.
         sample = np.unique(np.linspace(0, n - 1, min(n, 4096)).astype(np.int64))
-        share = {}
-        for image, b in cols.image_index.items():
-            held = (cols.bits[b // 64][sample] >> np.uint64(b % 64)) & np.uint64(1)
-            share[image] = float(np.count_nonzero(held)) / sample.shape[0]
+        # Every image's bit of every sampled provider at once (bit b = column b).
+        words = np.ascontiguousarray(np.take(cols.bits, sample, axis=1).T).astype("<u8")
+        held = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little").sum(axis=0)
+        share = {image: float(held[b]) / sample.shape[0] for image, b in cols.image_index.items()}
         points = np.empty((n, 4), dtype=np.float64)
         points[:, :3] = cols.f[:, :3]
         points[:, 3] = weight_km * cols.i[:, _LEVEL]
