@@ -159,18 +159,23 @@ class Images:
         name = normalize(ref)
         local = self._local(name, max_bytes)
         with self.store.locked():
-            size = int(local.attrs.get("Size") or 0)
-            progress.stage("exporting", size)
-            with export(
-                local, spool_in=self.store.root, progress=progress.advance, max_bytes=max_bytes
-            ) as image:
-                stored, shared, layers = self._store_layers(image, progress)
+            known = self._known(str(local.id))
+            stored: list[LayerRecord] = []
+            if known is not None:  # pushed before under any name, every layer still whole
+                shared, layers, config = _distinct(known.layers), known.layers, known.config
+            else:
+                progress.stage("exporting", int(local.attrs.get("Size") or 0))
+                with export(
+                    local, spool_in=self.store.root, progress=progress.advance, max_bytes=max_bytes
+                ) as image:
+                    stored, shared, layers = self._store_layers(image, progress)
+                config = image.config.decode()
             previous = self.store.get(name)
             self._relink(stored)
             record = ImageRecord(
                 name=name,
-                digest=image.digest,
-                config=image.config.decode(),
+                digest=str(local.id),
+                config=config,
                 layers=layers,
                 pushed_at=time.time(),
             )
@@ -184,6 +189,15 @@ class Images:
             replaced=previous.digest if previous and previous.digest != record.digest else None,
             seconds=time.perf_counter() - start,
         )
+
+    def _known(self, digest: str) -> ImageRecord | None:
+        """A record of this image (by any name) whose layers are all still intact: a push
+        of it again needs no export."""
+        for record in self.store.all():
+            if record.digest == digest:
+                whole = all(self._intact(x.diff_id) is not None for x in _distinct(record.layers))
+                return record if whole else None
+        return None
 
     def _local(self, name: str, max_bytes: int) -> Any:
         try:
@@ -325,3 +339,7 @@ class Images:
                 continue
             gone.append(entry.name.removeprefix("image-layer/"))
         return gone
+
+
+def _distinct(layers: list[LayerRecord]) -> list[LayerRecord]:
+    return list({x.diff_id: x for x in layers}.values())

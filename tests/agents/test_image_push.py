@@ -90,9 +90,19 @@ def test_push_stores_each_layer_once_and_a_second_image_only_its_new_layer(
         layer_name(d) for d in {*base, *(x.diff_id for x in first.stored), second.stored[0].diff_id}
     )
 
-    again = images.push("itest/push-a:1")  # nothing new: every layer shared
+    quiet = Recorder()
+    again = images.push("itest/push-a:1", progress=quiet)  # nothing new: every layer shared
     assert not again.stored and again.replaced is None
-    assert [r.name for r in images.ls()] == ["itest/push-a:1", "itest/push-b:1"]
+    assert quiet.stages == {}  # known and whole: not even exported
+    docker_engine.images.get(digest).tag("itest/push-a", "alias")
+    alias = images.push("itest/push-a:alias")
+    assert alias.record.digest == digest and alias.record.layers == first.record.layers
+    assert not alias.stored
+    assert [r.name for r in images.ls()] == [
+        "itest/push-a:1",
+        "itest/push-a:alias",
+        "itest/push-b:1",
+    ]
 
 
 def test_rm_keeps_layers_another_image_uses_and_deletes_the_rest(
