@@ -104,7 +104,7 @@ class _Stream(io.RawIOBase):
         return n
 
 
-def _read_all(
+def read_export(
     chunks: Iterable[bytes], spool: Path, progress: Progress | None, max_bytes: int
 ) -> tuple[dict[str, Blob], dict[str, str]]:
     """Every regular file of the tar (hashed; kept or spooled) and every link's target."""
@@ -222,7 +222,7 @@ def export(
     spool_in.mkdir(parents=True, exist_ok=True)
     spool = Path(tempfile.mkdtemp(prefix=".export-", dir=spool_in))
     try:
-        blobs, links = _read_all(image.save(chunk_size=CHUNK), spool, progress, max_bytes)
+        blobs, links = read_export(image.save(chunk_size=CHUNK), spool, progress, max_bytes)
         yield check(blobs, links, str(image.id), max_bytes)
     finally:
         shutil.rmtree(spool, ignore_errors=True)
