@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -152,7 +153,8 @@ class Images:
             UserError: no Docker engine, no such image in it, more than
                 :data:`~protocol.images.MAX_LAYERS` layers or `max_bytes` of them.
             VerificationError: the engine's export does not match the image's digests.
-            RefusedError: the storage network could not take a layer (nothing recorded).
+            RefusedError: the storage network could not take a layer (nothing is recorded,
+                and the layers it had stored are deleted again).
         """
         start = time.perf_counter()
         progress = progress or PushProgress()
@@ -165,10 +167,18 @@ class Images:
                 shared, layers, config = _distinct(known.layers), known.layers, known.config
             else:
                 progress.stage("exporting", int(local.attrs.get("Size") or 0))
-                with export(
-                    local, spool_in=self.store.root, progress=progress.advance, max_bytes=max_bytes
-                ) as image:
-                    stored, shared, layers = self._store_layers(image, progress)
+                try:
+                    with export(
+                        local,
+                        spool_in=self.store.root,
+                        progress=progress.advance,
+                        max_bytes=max_bytes,
+                    ) as image:
+                        stored, shared, layers = self._store_layers(image, progress)
+                except BaseException:
+                    with contextlib.suppress(AgentError):
+                        self._collect()  # the layers this push stored before it failed
+                    raise
                 config = image.config.decode()
             previous = self.store.get(name)
             self._relink(stored)

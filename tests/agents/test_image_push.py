@@ -10,7 +10,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from agents.errors import UserError
+from agents.errors import RefusedError, UserError
 from agents.image.images import Images, PushProgress
 from agents.image.records import layer_name
 from tests.agents.storage.network import Network, account
@@ -162,6 +162,11 @@ def test_refusals_say_what_to_do(
     with pytest.raises(UserError, match="dcloud carries images of at most 1 MB"):
         images.push("itest/big:1", max_bytes=10**6)
     assert images.ls() == [] and images.storage.ls() == []
+    images.n = NODES + 3  # more shards per segment than there are nodes
+    with pytest.raises(RefusedError) as refused:
+        images.push("itest/big:1")
+    assert images.ls() == [] and images.storage.ls() == []  # nothing left behind
+    assert "node" in str(refused.value), refused.value
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     with (
