@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -214,7 +215,8 @@ def withdraw(
 
 @app.command()
 def status(home: Home = None) -> None:
-    """Stake, collateral locked, earnings, recent jobs and services."""
+    """Stake, collateral locked, earnings, recent jobs, services and pulled images."""
+    from agents.provider.images.cache import ImageStore
     from agents.provider.lease_store import LeaseStore
     from agents.provider.services.store import ServiceStore
     from agents.provider.store import JobStore
@@ -257,6 +259,14 @@ def status(home: Home = None) -> None:
     console.print(table)
     leases.close()
     services.close()
+    pulled = ImageStore(folder / "images.db")
+    table = Table("image", "digest", "MB", "last used", title="renters' images pulled")
+    for image in pulled.all()[:20]:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(image.last_used))
+        size = f"{image.bytes / 2**20:.1f}"
+        table.add_row(image.ref.split("@")[0], image.digest[:19], size, used)
+    console.print(table)
+    pulled.close()
 
 
 @app.command()

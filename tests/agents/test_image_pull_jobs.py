@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -20,8 +23,8 @@ import httpx
 import pytest
 from web3.logs import DISCARD
 
+from agents.devnet.network import PASSWORD, ProviderSpec, dev_account
 from agents.devnet.network import Network as Devnet
-from agents.devnet.network import ProviderSpec, dev_account
 from agents.errors import RefusedError
 from agents.provider.services import engine as eng
 from agents.storage.files.client import StorageClient
@@ -57,6 +60,13 @@ cat /greeting.txt
 def chain_lock() -> Iterator[None]:
     with open(CHAIN_LOCK, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)  # one chain-starting test module at a time
+        port = CHAINS["anvil-e2e"]["port"]
+        end = time.monotonic() + 600
+        while time.monotonic() < end:  # a session that takes no lock may still hold the port
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            time.sleep(1)
         yield
 
 
@@ -241,3 +251,18 @@ def test_a_service_in_a_renters_image_runs_from_its_id_as_65534(net, pushed, doc
     assert container.attrs["Config"]["User"] == "65534:65534"
     assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] is True
     assert "no-new-privileges" in host["SecurityOpt"]
+
+
+def test_provider_status_lists_the_pulled_images(net, pushed):
+    digest, _ = pushed
+    provider = net.providers[0]
+    done = subprocess.run(
+        [sys.executable, "-m", "agents", "provider", "status", "--home", str(provider.home)],
+        env={**os.environ, "DCLOUD_PASSWORD": PASSWORD, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "renters' images pulled" in done.stdout
+    assert "itest-jobs/app:1" in done.stdout and digest[:19] in done.stdout

@@ -24,7 +24,7 @@ import docker
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from agents.errors import RefusedError, VerificationError
+from agents.errors import AgentError, RefusedError, VerificationError
 from agents.image.images import Images
 from agents.image.source import image_source
 from agents.provider.images.load import TAG_REPO, local_tag
@@ -439,5 +439,17 @@ def test_an_image_pushed_with_the_renters_image_sdk_is_pulled(tmp_path, engine, 
     try:
         assert puller.ensure(source.ref, source) == digest
         assert engine.images.get(digest).id == digest
+    finally:
+        puller.close()
+
+
+def test_the_cache_never_removes_an_image_it_did_not_pull(tmp_path, engine):
+    puller = new_puller(tmp_path / "provider", engine, quota_bytes=1)
+    operator = str(engine.images.get("dcloud/busybox:1").id)
+    try:
+        with pytest.raises(AgentError, match="was not pulled by this agent"):
+            puller.cache.evict(operator)
+        assert puller.cache.make_room(0) == []  # nothing of the operator's is counted
+        assert puller.held() == [] and not absent(engine, operator)
     finally:
         puller.close()
