@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Annotated, Any
 
@@ -57,6 +58,12 @@ def create_app(
     )
     # a renter's pushes and reads come in parallel, out of order: each signature once
     seen = SeenSignatures()
+
+    @functools.cache
+    def public_key() -> str:
+        """Renters wrap their image layers' keys to it (it hashes to this agent's address)."""
+        return public_key_of(bytes(runner.wallet.account.key))
+
     headers = (api.SIGNER_HEADER, api.TIMESTAMP_HEADER, api.SIGNATURE_HEADER)
 
     @app.exception_handler(AgentError)
@@ -108,7 +115,7 @@ def create_app(
                 1 for r in runner.store.all(unfinished=True) if r.state == api.RUNNING
             ),
             services_running=leasing.running() if leasing is not None else 0,
-            public_key=public_key_of(bytes(runner.wallet.account.key)),
+            public_key=public_key(),
         )
 
     @app.post("/v1/jobs", status_code=202, response_model=api.ProviderJob)
