@@ -1,6 +1,7 @@
-"""The devnet's demo: three jobs from Munich (one replicated), a file stored and read back and
-a small web site hosted as a service at a stable name; then a table of who ran what where,
-for how much and at which energy level, and the site's URL."""
+"""The devnet's demo: three jobs from Munich (one replicated) and one in an image the renter
+built and pushed itself, a file stored and read back and a small web site hosted as a
+service at a stable name; then a table of who ran what where, in which image, for how much
+and at which energy level, and the site's URL."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from agents.devnet.demo_image import DEMO_IMAGE, push_demo_image
 from agents.devnet.network import TOKEN, Network, dev_account
 from agents.errors import AgentError
 from agents.service import Gateway, Services, fmt_rate
@@ -56,10 +58,20 @@ def run_demo(
             "dcloud/python:3.11",
         ),
         ("replicated", ["sh", "-c", "echo 42 > /output/answer.txt"], 3, "dcloud/busybox:1"),
+        ("own image", ["/hello.sh"], 1, DEMO_IMAGE),
     ]
-    table = Table("job", "id", "ran in", "km", "energy", "cost", "result", title="demo jobs")
+    table = Table(
+        "job", "id", "image", "ran in", "km", "energy", "cost", "result", title="demo jobs"
+    )
     names = {p.address: p.spec.name.removeprefix("provider-") for p in net.providers}
     with progress() as bar:
+        task = bar.add_task(f"demo image {DEMO_IMAGE}: build and push", total=1)
+        _, digest = push_demo_image(net, RENTER_KEY)
+        bar.update(
+            task,
+            completed=1,
+            description=f"[green]✓[/] demo image {DEMO_IMAGE} {digest[:19]}… pushed to the nodes",
+        )
         for name, command, replicas, image in jobs:
             task = bar.add_task(f"demo job {name}", total=1)
             spec = JobSpec.model_validate(
@@ -87,6 +99,7 @@ def run_demo(
                 table.add_row(
                     name,
                     str(job_id),
+                    image if image != DEMO_IMAGE else f"{image} (yours, pulled)",
                     names.get(a["provider"], a["provider"][:10]),
                     f"{a['distance_km']:.0f}",
                     f"level {a['energy_level']}",
