@@ -26,8 +26,13 @@ MAX_REPLICAS = 5
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+# An image providers offer (``dcloud/busybox:1``), or a renter's pinned to its digest
+# (``myapp:1@sha256:<64 hex>``, see ``protocol.images``).
 ImageName = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][\w.:/@-]*$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][\w.:/-]*(@sha256:[0-9a-f]{64})?$"
+    ),
 ]
 RegionId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.-]+$")]
 Url = Annotated[

@@ -6,6 +6,7 @@ that writes the deployments file the rest of dcloud reads.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -112,6 +113,15 @@ class BlockTicker:
                     self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
             except Exception as exc:  # the chain stopping first is normal at teardown
                 logger.debug("block ticker: %s", exc)
+
+
+def contracts_fingerprint() -> str:
+    """sha256 over the contracts' sources (path and bytes): a devnet deployed from other
+    sources holds contracts this code may not speak to."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "contracts").rglob("*.sol")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def deploy(network: str, out: Path, *, logs: Path, **params: str) -> None:

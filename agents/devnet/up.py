@@ -33,6 +33,7 @@ from agents.devnet.demo import RENTER_KEY, run_demo
 from agents.devnet.localchain import (
     DEVNET_BLOCK_TIME_S,
     BlockTicker,
+    contracts_fingerprint,
     deploy,
     docker_engine,
     start_chain,
@@ -52,6 +53,7 @@ from protocol.deployments import connect, load_for
 from protocol.errors import ProtocolError
 
 STATE_FILE = "devnet.json"
+CONTRACTS_FINGERPRINT = "contracts.sha256"  # of the sources the devnet was deployed from
 MARKET_PORT = 8700
 GATEWAY_PORT = 8790
 SERVICE_GATEWAY_PORT = 8780  # services at http://NAME.apps.localhost:8780/
@@ -166,6 +168,7 @@ class Devnet:
                 f"{state.get('market_url')}); stop it with `dcloud devnet down`"
             )
             return
+        self._set_aside_stale_state()
         self.home.mkdir(parents=True, exist_ok=True)
         for port in (MARKET_PORT, SERVICE_GATEWAY_PORT):
             if port_open(port):
@@ -207,6 +210,21 @@ class Devnet:
                         pass
         finally:
             self.teardown()
+
+    def _set_aside_stale_state(self) -> None:
+        """A devnet made from other contract sources (an older checkout) is moved aside, not
+        resumed: its chain holds contracts this code may not speak to."""
+        made = self.home / CONTRACTS_FINGERPRINT
+        if not self.deployments.exists():
+            return
+        if made.exists() and made.read_text().strip() == contracts_fingerprint():
+            return
+        aside = self.home.with_name(f"{self.home.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.home.rename(aside)
+        self.console.print(
+            f"the devnet state in {self.home} was made from other contract sources; it is "
+            f"kept in {aside} and a fresh devnet starts"
+        )
 
     def _progress(self) -> Progress:
         return Progress(
@@ -250,6 +268,7 @@ class Devnet:
             logs=self.logs,
             DCLOUD_CHALLENGE_WINDOW="60",
         )
+        (self.home / CONTRACTS_FINGERPRINT).write_text(contracts_fingerprint() + "\n")
 
     def _marketplace(self) -> None:
         self.net = Network(
