@@ -3,7 +3,7 @@
 the image's size, the provider (which has never seen the image: it is gone from the
 engine they share) is given the image's source with the push, pulls it from the storage
 nodes and runs the job; a pinned reference the renter never pushed is refused before
-anything is paid."""
+anything is paid. A service deployed by tag goes the same way."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from agents.devnet.network import Network as Devnet
 from agents.devnet.network import ProviderSpec
 from agents.errors import UserError
 from agents.image.images import Images
+from agents.service.client import Services
 from protocol.schemas import JobSpec
+from protocol.services import ServiceSpec
 from tests.agents.storage.network import Network as StorageNetwork
 from tests.integration.chains import CHAINS, deploy_contracts, running_chain
 from tests.renter_images import build_image
@@ -109,3 +111,45 @@ def test_a_job_in_an_image_the_renter_pushed(net, storage_nodes, docker_engine) 
     result = renter.result(job_id)
     assert result.exit_code == 0
     assert f"pushed {nonce}" in result.logs.decode()
+
+
+def test_a_service_in_an_image_the_renter_pushed(net, storage_nodes, docker_engine) -> None:
+    renter = net.renter(RENTER)
+    net.fund(renter.address, tokens=10 * TOKEN)
+    nonce = os.urandom(4).hex()
+    tag = f"itest-push/site-{nonce}:1"
+    digest = build_image(docker_engine, tag, {"index.html": f"site {nonce}\n".encode()})
+    with Images(
+        home=renter.home,
+        account=renter.account,
+        marketplace=storage_nodes.market.url,
+        docker_client=docker_engine,
+        k=2,
+        n=4,
+    ) as images:
+        pushed = images.push(tag)
+    docker_engine.images.remove(tag, force=True)
+    PULLED.append(digest)
+
+    services = Services(renter)
+    service = ServiceSpec.model_validate(
+        {
+            "name": f"pushed-{nonce}",
+            "image": tag,
+            "command": ["httpd", "-f", "-p", "8000", "-h", "/"],
+            "port": 8000,
+            "resources": {"cpu": 0.5, "memory_mb": 64, "disk_mb": 16},
+            "max_rate_wei_per_s": 10**15,
+            "origin": {"lat": 50.0, "lon": 8.0},
+        }
+    )
+    steps: list[str] = []
+    up = services.deploy(service, progress=steps.append, timeout_s=120)
+    assert any("fetching the image" in s for s in steps), steps
+    record = services.record(service.name)
+    assert record["spec"]["image"] == f"{tag}@{digest}"
+    assert record["spec"]["image_bytes"] == pushed.record.size
+    agent = services.status(service.name).agent or {}
+    assert agent.get("state") == "healthy", agent
+    assert up.lease_id == record["lease_id"]
+    services.stop(service.name)
