@@ -61,6 +61,8 @@ def test_the_readme_blocks_parse_into_commands():
     assert any(c.startswith("dcloud job submit ") and "--input data.txt" in c for c in renter)
     provider = readme_commands("provider")
     assert "dcloud provider run" in provider
+    image = readme_commands("image")
+    assert image[3] == "dcloud image push myapp:1"
     service = readme_commands("service")
     assert service[1].startswith("dcloud service deploy --name blog")
     assert not any(c.startswith("#") for c in service)
@@ -186,6 +188,18 @@ def test_a_renter_and_a_provider_follow_the_readme(devnet, user):
     assert (result / "outputs" / "n").read_text().strip() == "3"
     listing = next(o for c, o in outputs.items() if c == "dcloud job list")
     assert "settled" in listing
+
+    # the renter's own image: built in its Docker, pushed to the nodes, pulled by a provider
+    for command in readme_commands("image"):
+        outputs[command] = user.run(command)
+    pushed = next(o for c, o in outputs.items() if c.startswith("dcloud image push"))
+    push = " ".join(pushed.split())
+    assert re.search(r"myapp:1 sha256:[0-9a-f]{12}", push), push
+    ran = next(o for c, o in outputs.items() if c.startswith("dcloud job submit --image myapp"))
+    assert "verified" in ran
+    (own,) = set(user.cwd.glob("dcloud-job-*")) - {result}
+    assert (own / "outputs" / "hello.txt").read_text().strip() == "hello from my own image"
+    assert "myapp:1" in outputs["dcloud image ls"]
 
     for command in readme_commands("service"):
         outputs[command] = user.run(command)
