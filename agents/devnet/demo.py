@@ -99,7 +99,7 @@ def run_demo(
                 table.add_row(
                     name,
                     str(job_id),
-                    image if image != DEMO_IMAGE else f"{image} (yours, pulled)",
+                    image.removeprefix("dcloud/") if image != DEMO_IMAGE else f"yours: {image}",
                     names.get(a["provider"], a["provider"][:10]),
                     f"{a['distance_km']:.0f}",
                     f"level {a['energy_level']}",
