@@ -125,7 +125,7 @@ class ImageCache:
     def held(self, limit: int = 100) -> list[str]:
         """Digests of pulled images the engine holds, most recently used first."""
         with _engine("list images"):
-            ids = {str(i.id) for i in self.client.images.list(all=True)}
+            ids = {str(i) for i in self.client.api.images(all=True, quiet=True)}
         return [c.digest for c in self.store.all() if c.digest in ids][:limit]
 
     def in_use(self) -> set[str]:

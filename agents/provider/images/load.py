@@ -53,14 +53,28 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
+_CHAINS: dict[str, list[str]] = {}  # image id -> its chain ids (an id never changes them)
+_CHAINS_MAX = 4096
+
+
 def held_chains(client: Any) -> set[str]:
-    """Chain ids of every layer stack the engine's images hold."""
+    """Chain ids of every layer stack the engine's images hold (one list, and an inspect
+    of each image not seen before)."""
     held: set[str] = set()
     with engine("list images"):
-        for summary in client.images.list(all=True):
-            with contextlib.suppress(docker.errors.NotFound):
-                attrs = client.api.inspect_image(summary.id)
-                held.update(chain_ids(list(attrs.get("RootFS", {}).get("Layers") or [])))
+        ids = [str(i) for i in client.api.images(all=True, quiet=True)]
+        for image_id in ids:
+            chains = _CHAINS.get(image_id)
+            if chains is None:
+                try:
+                    attrs = client.api.inspect_image(image_id)
+                except docker.errors.NotFound:
+                    continue  # removed meanwhile
+                chains = chain_ids(list(attrs.get("RootFS", {}).get("Layers") or []))
+                if len(_CHAINS) >= _CHAINS_MAX:
+                    _CHAINS.clear()
+                _CHAINS[image_id] = chains
+            held.update(chains)
     return held
 
 
