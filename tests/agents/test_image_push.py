@@ -21,13 +21,18 @@ pytestmark = pytest.mark.integration
 NODES = 5
 
 
+_SHARED: list[Network] = []
+
+
 @pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    net = Network(tmp_path_factory.mktemp("image-network"), nodes=NODES)
-    try:
-        yield net
-    finally:
-        net.stop()
+def network(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Network:
+    """Five storage nodes and their marketplace, started once for every image-push module
+    of the session (each imports this fixture) and stopped at its end."""
+    if not _SHARED:
+        net = Network(tmp_path_factory.mktemp("image-network"), nodes=NODES)
+        request.config.add_cleanup(net.stop)
+        _SHARED.append(net)
+    return _SHARED[0]
 
 
 @pytest.fixture
