@@ -144,9 +144,8 @@ class ImagePuller:
 
     def _pull(self, image: CheckedImage, start: float) -> str:
         source = image.source
-        skip = held_prefix(self.client, image.diff_ids)
-        held = set(image.diff_ids[:skip])
-        todo = [layer for layer in source.layers if layer.diff_id not in held]
+        skip = held_prefix(self.client, image.diff_ids)  # by position: a layer may repeat
+        todo = list({layer.diff_id: layer for layer in source.layers[skip:]}.values())
         size = sum(layer.size for layer in todo)
         with self._lock:  # pulls of other images at the same time count as used
             evicted = self.cache.make_room(size + self._pulling, keep=image.digest)

@@ -453,3 +453,23 @@ def test_the_cache_never_removes_an_image_it_did_not_pull(tmp_path, engine):
         assert puller.held() == [] and not absent(engine, operator)
     finally:
         puller.close()
+
+
+def test_a_held_layer_that_repeats_above_a_new_one_is_fetched_for_that_place(
+    tmp_path, engine, storage, made
+):
+    extra = layer_tar([member("hello.txt")], {"hello.txt": os.urandom(16).hex().encode()})
+    _, base = saved_layers(engine, "dcloud/busybox:1")
+    layers = [*base, extra, *base]  # the base's chain is held; base above extra is not
+    config = crafted_config(["sha256:" + hashlib.sha256(x).hexdigest() for x in layers])
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    made.append(digest)
+    source = push_source(storage, pin("itest-pull/repeat:1", digest), config, layers)
+    puller = new_puller(tmp_path / "provider", engine)
+    try:
+        assert puller.ensure(source.ref, source) == digest
+        assert puller.last is not None
+        layers_fetched = (puller.last.layers, puller.last.fetched_layers)
+        assert layers_fetched == (2 * len(base) + 1, len(base) + 1)  # the base once, above
+    finally:
+        puller.close()
