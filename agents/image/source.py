@@ -23,6 +23,7 @@ from agents.errors import RefusedError, UserError
 from agents.image.records import ImageRecord, ImageStore
 from protocol import keywrap
 from protocol.images import ImageSource, LayerSource, ReadGrant, grant_context, sign_grant
+from protocol.storage import SegmentRef
 
 GRANT_TTL_S = 3600
 HEALTH_TIMEOUT_S = 10.0
@@ -36,8 +37,12 @@ def image_source(
     public_key: str,
     *,
     ttl_s: int = GRANT_TTL_S,
+    endpoints: dict[str, str] | None = None,
 ) -> ImageSource:
     """Everything `provider_address` needs to fetch, check and load `record`'s image.
+
+    `endpoints` (node address -> its endpoint now, from the marketplace) replaces the
+    endpoints the layers' manifests recorded at upload, for nodes that moved since.
 
     Raises:
         RefusedError: `public_key` does not hash to `provider_address`.
@@ -73,7 +78,7 @@ def image_source(
                 segment_bytes=m.segment_bytes,
                 backend=m.backend,
                 cipher=m.cipher,
-                segments=m.segments,
+                segments=_moved(m.segments, endpoints or {}),
                 key=keywrap.wrap(
                     key, public_key, context=grant_context(m.object_id, provider_address)
                 ),
@@ -126,3 +131,18 @@ def provider_key(http: httpx.Client, provider: str, endpoint: str) -> str:
             "public key); use an image it holds, or try again when it is updated"
         )
     return key
+
+
+def _moved(segments: list[SegmentRef], endpoints: dict[str, str]) -> list[SegmentRef]:
+    """`segments` with each shard's endpoint as the marketplace knows it now."""
+    return [
+        seg.model_copy(
+            update={
+                "shards": [
+                    s.model_copy(update={"endpoint": endpoints.get(s.node, s.endpoint)})
+                    for s in seg.shards
+                ]
+            }
+        )
+        for seg in segments
+    ]

@@ -12,6 +12,7 @@ it accepts.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,15 +21,17 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from agents.errors import RefusedError
+from agents.errors import AgentError, RefusedError
 from agents.image.records import ImageStore
 from agents.image.source import image_source, provider_key
-from agents.market import Stamp, describe
+from agents.market import MarketClient, Stamp, describe
 from protocol import provider_api as api
 from protocol.images import ImageSource, is_pinned
 from protocol.schemas import JobSpec
 from protocol.services import ServiceSpec
 from protocol.signing import sign_request
+
+logger = logging.getLogger(__name__)
 
 PUSH_ATTEMPTS = 4
 PUSH_TIMEOUT_S = 30.0
@@ -45,6 +48,7 @@ class Renter(Protocol):
     stamp: Stamp
     http: httpx.Client
     images: ImageStore
+    market: MarketClient
 
 
 def pin_image(images: ImageStore, spec: S) -> S:
@@ -76,15 +80,26 @@ def image_sources(
     if not is_pinned(image):
         return {}
     record = renter.images.find(image)
+    endpoints = node_endpoints(renter.market)
 
     def one(item: tuple[str, str]) -> ImageSource:
         provider, endpoint = item
         key = provider_key(renter.http, provider, endpoint)
-        return image_source(renter.images, record, provider, key)
+        return image_source(renter.images, record, provider, key, endpoints=endpoints)
 
     with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
         sources = list(pool.map(one, providers))
     return {p: s for (p, _), s in zip(providers, sources, strict=True)}
+
+
+def node_endpoints(market: MarketClient) -> dict[str, str]:
+    """Every storage node's endpoint now (empty when the marketplace does not say)."""
+    try:
+        page = market.get("/v1/storage/nodes", limit=1000)
+        return {str(n["address"]): str(n["endpoint"]) for n in page["items"]}
+    except (AgentError, KeyError, TypeError) as exc:
+        logger.warning("using the layers' recorded node endpoints: %s", exc)
+        return {}
 
 
 def push_job(

@@ -140,3 +140,19 @@ def test_a_source_survives_the_wire(pushed: Images) -> None:
     )
     again = type(source).model_validate_json(source.model_dump_json())
     assert again == source and len(source.grants) >= 1
+
+
+def test_shards_point_at_where_their_nodes_are_now(pushed: Images) -> None:
+    provider = Account.create()
+    record = pushed.store.find("itest/src-a:1")
+    public = keywrap.public_key_of(_secret(provider))
+    before = image_source(pushed.store, record, provider.address, public)
+    moved_node = before.layers[0].segments[0].shards[0].node
+    after = image_source(
+        pushed.store, record, provider.address, public, endpoints={moved_node: "http://moved:1"}
+    )
+    for old, new in zip(before.layers, after.layers, strict=True):
+        for seg_old, seg_new in zip(old.segments, new.segments, strict=True):
+            for s_old, s_new in zip(seg_old.shards, seg_new.shards, strict=True):
+                want = "http://moved:1" if s_old.node == moved_node else s_old.endpoint
+                assert s_new.endpoint == want and s_new.id == s_old.id
