@@ -5,8 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
-import {LeaseEscrowTypes} from "./LeaseEscrowTypes.sol";
-import {EscrowCredits} from "./EscrowCredits.sol";
+import {LeaseLedger} from "./LeaseLedger.sol";
 
 /**
  * @title LeaseEscrow
@@ -55,25 +54,53 @@ import {EscrowCredits} from "./EscrowCredits.sol";
  * Before a serving report, earned seconds are credited only by a renter's `close`: a
  * provider dismissed during start-up is paid for the seconds it held the resources.
  *
+ * Watchers, down time and failover (trust model):
+ * - Who watches: accounts the admin appoints (WATCHER_ROLE; the marketplace's prober is
+ *   one) and can remove at any time. They probe each service through its public name
+ *   at a fixed interval and sign EIP-712 reports off chain ({LeaseWatchers}); anyone
+ *   posts the "down" ones in batches ({reportDown}).
+ * - How many must agree: a down interval counts only when `quorum` distinct current
+ *   watchers signed that same lease and interval (default 2, never less). A single
+ *   lying watcher therefore cannot stop a lease's pay or get a provider slashed; a
+ *   signature of another lease, interval, escrow or chain, an "up" signature, a
+ *   duplicate or a removed watcher's never counts. A lying quorum could cut honest pay
+ *   and slash a provider: that is the trust placed in the admin's choice of watchers,
+ *   who hold no bond here (the admin removes a watcher contradicted by the others).
+ * - Accrual stops while down: seconds of counted intervals are not paid (they stay
+ *   the renter's deposit) and move the run-out later by as much. Each lease counts a
+ *   second at most once: an interval's part before the end of the last counted one
+ *   (`downTo`) or before the serving report is dropped, and one starting after the
+ *   deposit ran out is skipped. Reports never claw back credited money: down seconds
+ *   settled before their report landed are netted off the provider's next pay (at
+ *   most the posting lag, since the marketplace posts every interval).
+ * - Grace: a stretch of contiguous counted intervals (each starting at or before the
+ *   end of the last) longer than `grace` (default 120 s) marks the lease failed at
+ *   the stretch's start (`failedAt`). Its provider is paid up to then and no more
+ *   (settling is refused), and the lease ends only as DownPastGrace: by anyone's
+ *   {claimDownPastGrace} or either side's `close`, or by {failover}. Either way the
+ *   provider loses `slashBps` (default 50%) of the lease's collateral to the renter
+ *   (less the registry's treasury share) and gets the rest back. A provider that
+ *   claims to be up gains nothing once a quorum says down: it is not paid for those
+ *   seconds, and past the grace it is slashed whatever it says.
+ * - Failover: the renter agrees in advance to a replacement at no more than a rate
+ *   cap, for a spec hash ({setFailover}, or {openWithPermitAndFailover}; 0 = refund
+ *   instead). A FAILOVER_ROLE account (the marketplace) may then call {failover}: the
+ *   old lease ends (FailedOver, paid to the failure, slashed as above) and the rest
+ *   of its deposit, to the wei, opens a new offered lease for the same renter, spec
+ *   hash and fee on another provider at `newRate <= cap`, with the same terms; the
+ *   new provider must accept within the accept window, else the renter gets the
+ *   deposit back as for any offer ({LeaseFailedOver} links old and new ids). The
+ *   role chooses only among offers the renter already agreed to pay for.
+ *
  * Conservation: the escrow's token balance always equals `deposit - paid` of every
  * offered and running lease plus the credits waiting for `withdraw`; slashed
  * collateral moves inside the registry's accounting. No path mints, burns or
  * strands tokens.
  */
-contract LeaseEscrow is LeaseEscrowTypes, EscrowCredits {
+contract LeaseEscrow is LeaseLedger {
     using SafeERC20 for IERC20;
 
     bytes32 public constant PROBER_ROLE = keccak256("PROBER_ROLE");
-    /// @notice The least a lease may be opened with: this many seconds of its rate.
-    uint32 public constant MIN_PREPAID_SECONDS = 60;
-
-    IProviderRegistry private immutable _registry;
-    uint32 private immutable _acceptWindow;
-    uint32 private immutable _serveWindow;
-    uint16 private immutable _collateralBps;
-
-    uint64 private _leaseCount;
-    mapping(uint256 leaseId => Lease) private _leases;
 
     /// @param registry Provider stake registry; this escrow needs its SLASHER_ROLE.
     /// @param feeBps Protocol fee in basis points of each payment (<= MAX_FEE_BPS).
@@ -86,12 +113,7 @@ contract LeaseEscrow is LeaseEscrowTypes, EscrowCredits {
         uint16 feeBps,
         uint32[2] memory windows,
         uint16 collateralBps
-    ) EscrowCredits(token, treasury, feeBps) {
-        _registry = registry;
-        _acceptWindow = windows[0];
-        _serveWindow = windows[1];
-        _collateralBps = collateralBps;
-    }
+    ) LeaseLedger(token, registry, treasury, feeBps, windows, collateralBps) {}
 
     // ------------------------------------------------------------------ renters
 
@@ -135,6 +157,50 @@ contract LeaseEscrow is LeaseEscrowTypes, EscrowCredits {
     }
 
     /**
+     * @notice {openWithPermit} that also records the failover the renter agrees to
+     * (see {setFailover}).
+     *
+     * Emits {LeaseOpened} and {LeaseFailoverSet}.
+     */
+    function openWithPermitAndFailover(
+        address provider,
+        uint96 ratePerSecond,
+        uint96 deposit,
+        bytes32 specHash,
+        uint96 maxFailoverRate,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant returns (uint256 leaseId) {
+        try IERC20Permit(address(_token)).permit(msg.sender, address(this), deposit, permitDeadline, v, r, s) {}
+            catch {}
+        leaseId = _open(provider, ratePerSecond, deposit, specHash);
+        _setFailover(leaseId, maxFailoverRate, specHash);
+    }
+
+    /**
+     * @notice Records the failover the renter agrees to, with no signature needed when
+     * it happens: once the lease is down past the grace period, a FAILOVER_ROLE
+     * account may move the rest of the deposit to a new lease for `specHash` on
+     * another provider at no more than `maxRatePerSecond` ({failover}). 0 turns it
+     * off (the rest is refunded instead). A lease made by a failover inherits it.
+     *
+     * Requirements: caller is the renter; the lease is offered or running.
+     *
+     * Emits {LeaseFailoverSet}.
+     */
+    function setFailover(uint256 leaseId, uint96 maxRatePerSecond, bytes32 specHash) external {
+        Lease storage lease = _leases[leaseId];
+        LeaseStatus status = lease.status;
+        if (status != LeaseStatus.Offered && status != LeaseStatus.Running) {
+            revert LeaseNotRunning(leaseId, uint8(status));
+        }
+        if (msg.sender != lease.renter) revert LeaseNotRenter(leaseId, msg.sender);
+        _setFailover(leaseId, maxRatePerSecond, specHash);
+    }
+
+    /**
      * @notice Adds `amount` to the deposit of an offered or running lease; a running
      * lease then runs out later. Only the renter: refunds go to the renter, so anyone
      * else's top-up would be a gift to it (a sponsor can give the renter the tokens).
@@ -167,7 +233,8 @@ contract LeaseEscrow is LeaseEscrowTypes, EscrowCredits {
      * (CancelledBeforeAccept); a running lease pays the provider to this second, refunds
      * the rest and releases the collateral (ClosedByRenter). The provider (running
      * lease): the same after a serving report; before one, its collateral is slashed
-     * to the renter, nothing paid and all refunded (ClosedByProvider).
+     * to the renter, nothing paid and all refunded (ClosedByProvider). A lease down
+     * past the grace period ends as {claimDownPastGrace} ends it, whichever side closes.
      *
      * Requirements: an offered lease (caller is the renter) or a running one (caller is
      * the renter or the provider).
@@ -179,17 +246,23 @@ contract LeaseEscrow is LeaseEscrowTypes, EscrowCredits {
         LeaseStatus status = lease.status;
         if (status == LeaseStatus.Offered) {
             if (msg.sender != lease.renter) revert LeaseNotRenter(leaseId, msg.sender);
-            _end(leaseId, lease, EndReason.CancelledBeforeAccept, false);
+            _end(leaseId, lease, EndReason.CancelledBeforeAccept, 0, true);
             return;
         }
         if (status != LeaseStatus.Running) revert LeaseNotRunning(leaseId, uint8(status));
-        if (msg.sender == lease.renter) {
+        if (lease.failedAt != 0) {
+            // down past the grace period: either side's close is that ending (the
+            // provider cannot walk away from its slash, nor be paid past the failure)
+            if (msg.sender != lease.renter && msg.sender != lease.provider) revert LeaseNotParty(leaseId, msg.sender);
             _pay(leaseId, lease);
-            _end(leaseId, lease, EndReason.ClosedByRenter, false);
+            _end(leaseId, lease, EndReason.DownPastGrace, _slashBps, true);
+        } else if (msg.sender == lease.renter) {
+            _pay(leaseId, lease);
+            _end(leaseId, lease, EndReason.ClosedByRenter, 0, true);
         } else if (msg.sender == lease.provider) {
             bool served = lease.servingAt != 0;
             if (served) _pay(leaseId, lease);
-            _end(leaseId, lease, EndReason.ClosedByProvider, !served);
+            _end(leaseId, lease, EndReason.ClosedByProvider, served ? 0 : 10_000, true);
         } else {
             revert LeaseNotParty(leaseId, msg.sender);
         }
@@ -254,6 +327,7 @@ contract LeaseEscrow is LeaseEscrowTypes, EscrowCredits {
     function settle(uint256 leaseId) external nonReentrant {
         Lease storage lease = _running(leaseId);
         if (lease.servingAt == 0) revert LeaseNotServing(leaseId);
+        if (lease.failedAt != 0) revert LeaseFailed(leaseId, lease.failedAt);
         if (!_settle(leaseId, lease)) revert LeaseNothingDue(leaseId);
     }
 
@@ -268,7 +342,7 @@ contract LeaseEscrow is LeaseEscrowTypes, EscrowCredits {
         for (uint256 i; i < leaseIds.length; ++i) {
             uint256 leaseId = leaseIds[i];
             Lease storage lease = _leases[leaseId];
-            if (lease.status != LeaseStatus.Running || lease.servingAt == 0) continue;
+            if (lease.status != LeaseStatus.Running || lease.servingAt == 0 || lease.failedAt != 0) continue;
             if (_settle(leaseId, lease)) ++settled;
         }
     }
@@ -284,7 +358,7 @@ contract LeaseEscrow is LeaseEscrowTypes, EscrowCredits {
         Lease storage lease = _leases[leaseId];
         if (lease.status != LeaseStatus.Offered) revert LeaseNotOffered(leaseId, uint8(lease.status));
         if (block.timestamp <= lease.acceptBy) revert LeaseWindowOpen(leaseId, lease.acceptBy);
-        _end(leaseId, lease, EndReason.NotAccepted, false);
+        _end(leaseId, lease, EndReason.NotAccepted, 0, true);
     }
 
     /**
@@ -301,147 +375,109 @@ contract LeaseEscrow is LeaseEscrowTypes, EscrowCredits {
         if (lease.servingAt != 0) revert LeaseAlreadyServing(leaseId, lease.servingAt);
         uint256 serveBy = uint256(lease.acceptedAt) + _serveWindow;
         if (block.timestamp <= serveBy) revert LeaseWindowOpen(leaseId, serveBy);
-        _end(leaseId, lease, EndReason.NeverServed, true);
+        _end(leaseId, lease, EndReason.NeverServed, 10_000, true);
     }
 
-    // -------------------------------------------------------------------- views
+    // ----------------------------------------------------------------- watchers
 
-    /// @notice A lease's terms and progress.
-    function getLease(uint256 leaseId) external view returns (Lease memory) {
-        return _leases[leaseId];
+    /**
+     * @notice Posts watchers' signed down intervals, many leases' in one transaction.
+     * A report counts when `quorum` distinct watchers signed it ({LeaseWatchers}); its
+     * seconds from `max(from, servingAt, downTo)` to `to` are not paid and push the
+     * lease's run-out later. A report that starts at or before the end of the lease's
+     * last counted one continues that down stretch; a stretch longer than the grace
+     * period marks the lease failed ({LeaseDownPastGrace}).
+     *
+     * Skipped (no revert, not counted): leases not running, not yet serving or already
+     * failed; intervals already counted, or starting after the deposit ran out.
+     *
+     * Requirements: every interval has `from < to <= now`; every report not skipped
+     * has its quorum.
+     * @return counted How many reports counted.
+     *
+     * Emits {LeaseDown} per counted report, {LeaseDownPastGrace} when one fails a lease.
+     */
+    function reportDown(DownReport[] calldata reports) external nonReentrant returns (uint256 counted) {
+        uint256 quorum = _quorum;
+        uint256 grace = _grace;
+        for (uint256 i; i < reports.length; ++i) {
+            DownReport calldata report = reports[i];
+            uint256 leaseId = report.leaseId;
+            uint256 from = report.from;
+            uint256 to = report.to;
+            if (from >= to || to > block.timestamp) revert LeaseBadInterval(leaseId, from, to);
+            Lease storage lease = _leases[leaseId];
+            if (lease.status != LeaseStatus.Running || lease.servingAt == 0 || lease.failedAt != 0) continue;
+            uint256 downTo = lease.downTo;
+            uint256 start = from;
+            if (start < lease.servingAt) start = lease.servingAt;
+            if (start < downTo) start = downTo;
+            if (start >= to || start >= _runOut(lease)) continue;
+            _checkQuorum(leaseId, report.from, report.to, report.signatures, quorum);
+            uint256 since = lease.downSince != 0 && from <= downTo ? lease.downSince : start;
+            uint256 down = lease.downSeconds + (to - start);
+            lease.downSeconds = uint32(down);
+            lease.downSince = uint32(since);
+            lease.downTo = uint32(to);
+            emit LeaseDown(leaseId, start, to, down);
+            if (to - since > grace) {
+                lease.failedAt = uint32(since);
+                emit LeaseDownPastGrace(leaseId, lease.provider, since);
+            }
+            ++counted;
+        }
     }
 
-    /// @notice Number of leases opened so far; lease ids run from 1 to this.
-    function leaseCount() external view returns (uint256) {
-        return _leaseCount;
+    /**
+     * @notice Ends a lease that was down past the grace period: the provider is paid
+     * up to the failure, `slashBps` of its collateral is slashed to the renter and the
+     * rest released, the rest of the deposit refunded (DownPastGrace).
+     *
+     * Requirements: the lease is running and failed.
+     *
+     * Emits {LeaseEnded}, {LeaseSlashed} (and {LeaseSettled} when pay is due).
+     */
+    function claimDownPastGrace(uint256 leaseId) external nonReentrant {
+        Lease storage lease = _running(leaseId);
+        if (lease.failedAt == 0) revert LeaseNotDownPastGrace(leaseId);
+        _pay(leaseId, lease);
+        _end(leaseId, lease, EndReason.DownPastGrace, _slashBps, true);
     }
 
-    /// @notice What the provider has earned and not been credited, before the fee (0
-    /// unless running). {settle} credits it once serving was reported; a close by the
-    /// renter credits it at any time.
-    function accruedOf(uint256 leaseId) external view returns (uint256) {
-        Lease storage lease = _leases[leaseId];
-        if (lease.status != LeaseStatus.Running) return 0;
-        return _earned(lease) - lease.paid;
-    }
-
-    /// @notice When a running lease's deposit runs out (0 unless running).
-    function runsOutAt(uint256 leaseId) external view returns (uint256) {
-        Lease storage lease = _leases[leaseId];
-        if (lease.status != LeaseStatus.Running) return 0;
-        return _runOut(lease);
-    }
-
-    /// @notice The escrow's parameters.
-    /// (token, registry, treasury, feeBps, acceptWindow, serveWindow, collateralBps)
-    function parameters()
+    /**
+     * @notice Moves a lease that was down past the grace period to `newProvider`, as
+     * the renter agreed ({setFailover}): the old lease ends (FailedOver: paid up to
+     * the failure, slashed as {claimDownPastGrace}), and the rest of its deposit opens
+     * a new offered lease for the same spec hash, renter and fee at `newRate`, which
+     * `newProvider` must accept within the accept window (else it is refunded as any
+     * unaccepted offer). The new lease inherits the failover terms.
+     *
+     * Requirements: caller has FAILOVER_ROLE; the lease is running and failed; the
+     * renter set a failover cap and `newRate` is not above it; the rest covers
+     * MIN_PREPAID_SECONDS of `newRate`; `newProvider` is active, not the old provider
+     * and not the renter.
+     * @return newLeaseId The new lease.
+     *
+     * Emits {LeaseOpened} (the new lease), {LeaseFailedOver}, {LeaseEnded} and
+     * {LeaseSlashed} (the old one).
+     */
+    function failover(uint256 leaseId, address newProvider, uint96 newRate)
         external
-        view
-        returns (IERC20, IProviderRegistry, address, uint256, uint256, uint256, uint256)
+        nonReentrant
+        onlyRole(FAILOVER_ROLE)
+        returns (uint256 newLeaseId)
     {
-        return (_token, _registry, _currentTreasury(), _currentFeeBps(), _acceptWindow, _serveWindow, _collateralBps);
-    }
-
-    // ----------------------------------------------------------------- internal
-
-    function _open(address provider, uint96 ratePerSecond, uint96 deposit, bytes32 specHash)
-        private
-        returns (uint256 leaseId)
-    {
-        if (ratePerSecond == 0) revert LeaseZeroRate();
-        if (deposit == 0) revert LeaseZeroDeposit();
-        uint256 minimum = uint256(ratePerSecond) * MIN_PREPAID_SECONDS;
-        if (deposit < minimum) revert LeaseDepositTooSmall(deposit, minimum);
-        if (provider == address(0) || provider == msg.sender) revert LeaseBadProvider(provider);
-        if (!_registry.isActive(provider)) revert LeaseProviderInactive(provider);
-        uint256 collateral = (uint256(deposit) * _collateralBps) / 10_000;
-        if (collateral > type(uint96).max) revert LeaseAmountTooHigh(deposit);
-        leaseId = ++_leaseCount;
-        uint32 acceptBy = uint32(block.timestamp) + _acceptWindow;
-        // renter, deposit, provider, paid, rate, collateral, acceptBy, acceptedAt, servingAt, fee, ...
-        _leases[leaseId] = Lease(
-            msg.sender, deposit, provider, 0, ratePerSecond, uint96(collateral), acceptBy, 0, 0, _currentFeeBps(),
-            LeaseStatus.Offered, EndReason.None
-        );
-        emit LeaseOpened(leaseId, msg.sender, provider, specHash, ratePerSecond, deposit, acceptBy);
-        _token.safeTransferFrom(msg.sender, address(this), deposit);
-    }
-
-    function _topUp(uint256 leaseId, uint96 amount) private {
-        Lease storage lease = _leases[leaseId];
-        LeaseStatus status = lease.status;
-        if (status != LeaseStatus.Offered && status != LeaseStatus.Running) {
-            revert LeaseNotRunning(leaseId, uint8(status));
-        }
-        if (msg.sender != lease.renter) revert LeaseNotRenter(leaseId, msg.sender);
-        if (amount == 0) revert LeaseZeroDeposit();
-        if (status == LeaseStatus.Running) {
-            uint256 runOut = _runOut(lease);
-            if (block.timestamp >= runOut) revert LeaseRanOut(leaseId, runOut);
-        }
-        uint256 deposit = uint256(lease.deposit) + amount;
-        if (deposit > type(uint96).max) revert LeaseAmountTooHigh(deposit);
-        lease.deposit = uint96(deposit);
-        emit LeaseToppedUp(leaseId, amount, deposit);
-        _token.safeTransferFrom(msg.sender, address(this), amount);
-    }
-
-    /// @dev Pays what is due; ends the lease if its deposit ran out. False if nothing
-    /// was due (and the lease runs on).
-    function _settle(uint256 leaseId, Lease storage lease) private returns (bool) {
-        bool ranOut = block.timestamp >= _runOut(lease);
-        uint256 due = _pay(leaseId, lease);
-        if (ranOut) _end(leaseId, lease, EndReason.OutOfFunds, false);
-        return due != 0 || ranOut;
-    }
-
-    /// @dev Credits the provider everything earned and not yet paid, less the lease's
-    /// fee; returns the gross amount.
-    function _pay(uint256 leaseId, Lease storage lease) private returns (uint256 due) {
-        due = _earned(lease) - lease.paid;
-        if (due == 0) return 0;
-        lease.paid += uint96(due);
-        uint256 fee = (due * lease.feeBps) / 10_000;
-        address provider = lease.provider;
-        _credit(provider, due - fee);
-        _creditFee(fee);
-        emit LeaseSettled(leaseId, provider, due - fee, fee);
-    }
-
-    /// @dev Ends the lease: refunds what was not paid, then releases (or, `slash`,
-    /// cuts) the collateral of an accepted lease.
-    function _end(uint256 leaseId, Lease storage lease, EndReason reason, bool slash) private {
-        bool locked = lease.status == LeaseStatus.Running;
-        lease.status = LeaseStatus.Ended;
-        lease.reason = reason;
-        address renter = lease.renter;
-        uint256 refund = lease.deposit - lease.paid;
-        if (refund != 0) _credit(renter, refund);
-        emit LeaseEnded(leaseId, reason, lease.paid, refund);
-        if (!locked) return;
-        address provider = lease.provider;
-        uint256 collateral = lease.collateral;
-        if (slash) {
-            emit LeaseSlashed(leaseId, provider, collateral);
-            _registry.slash(provider, collateral, renter);
-        } else {
-            _registry.unlock(provider, collateral);
-        }
-    }
-
-    /// @dev Everything the provider has earned since the accept (fees included).
-    function _earned(Lease storage lease) private view returns (uint256) {
-        uint256 runOut = _runOut(lease);
-        uint256 until = block.timestamp < runOut ? block.timestamp : runOut;
-        return uint256(lease.ratePerSecond) * (until - lease.acceptedAt);
-    }
-
-    function _runOut(Lease storage lease) private view returns (uint256) {
-        return uint256(lease.acceptedAt) + lease.deposit / lease.ratePerSecond;
-    }
-
-    function _running(uint256 leaseId) private view returns (Lease storage lease) {
-        lease = _leases[leaseId];
-        if (lease.status != LeaseStatus.Running) revert LeaseNotRunning(leaseId, uint8(lease.status));
+        Lease storage lease = _running(leaseId);
+        if (lease.failedAt == 0) revert LeaseNotDownPastGrace(leaseId);
+        Failover memory terms = _failovers[leaseId];
+        if (terms.maxRatePerSecond == 0) revert LeaseNoFailover(leaseId);
+        if (newRate > terms.maxRatePerSecond) revert LeaseRateAboveCap(leaseId, newRate, terms.maxRatePerSecond);
+        if (newProvider == lease.provider) revert LeaseBadProvider(newProvider);
+        _pay(leaseId, lease);
+        uint256 rest = lease.deposit - lease.paid;
+        newLeaseId = _offer(lease.renter, newProvider, newRate, rest, terms.specHash, lease.feeBps);
+        _failovers[newLeaseId] = terms;
+        emit LeaseFailedOver(leaseId, newLeaseId, newProvider, newRate, rest);
+        _end(leaseId, lease, EndReason.FailedOver, _slashBps, false);
     }
 }

@@ -22,10 +22,31 @@ abstract contract LeaseEscrowTypes {
         ClosedByRenter, // paid to that second, the rest refunded
         ClosedByProvider, // paid to that second (nothing and slashed before serving)
         OutOfFunds, // the deposit ran out: paid in full
-        NeverServed // no serving report within the serve window: slashed, refunded
+        NeverServed, // no serving report within the serve window: slashed, refunded
+        DownPastGrace, // down past the grace period: paid to the failure, slashed in part, refunded
+        FailedOver // the same, but the rest of the deposit moved to a new lease
     }
 
-    /// @dev Four storage slots; field order is the packing.
+    /// @notice The failover the renter agreed to: a replacement lease for `specHash`
+    /// at no more than `maxRatePerSecond` (0: no failover, a refund instead).
+    struct Failover {
+        bytes32 specHash;
+        uint96 maxRatePerSecond;
+    }
+
+    /// @notice One lease's down interval [from, to) and its watchers' EIP-712
+    /// signatures, in ascending signer order (see {LeaseWatchers}).
+    struct DownReport {
+        uint256 leaseId;
+        uint32 from;
+        uint32 to;
+        bytes[] signatures;
+    }
+
+    /// @dev Four storage slots; field order is the packing. The down fields share the
+    /// last slot: `downSeconds` counted so far, the current (or failing) stretch of
+    /// contiguous down intervals [downSince, downTo), and `failedAt` (= downSince) once
+    /// that stretch passed the grace period.
     struct Lease {
         address renter;
         uint96 deposit; // everything deposited (opening + top-ups)
@@ -39,6 +60,10 @@ abstract contract LeaseEscrowTypes {
         uint16 feeBps; // the protocol fee when opened
         LeaseStatus status;
         EndReason reason;
+        uint32 downSeconds; // quorum-confirmed down seconds: not paid, the run-out moves
+        uint32 downSince;
+        uint32 downTo; // no down second before this counts again
+        uint32 failedAt; // down continuously past the grace since then; 0 if never
     }
 
     error LeaseZeroRate();
@@ -59,6 +84,11 @@ abstract contract LeaseEscrowTypes {
     error LeaseNotServing(uint256 leaseId);
     error LeaseNothingDue(uint256 leaseId);
     error LeaseRanOut(uint256 leaseId, uint256 ranOutAt);
+    error LeaseBadInterval(uint256 leaseId, uint256 from, uint256 to);
+    error LeaseFailed(uint256 leaseId, uint256 failedAt);
+    error LeaseNotDownPastGrace(uint256 leaseId);
+    error LeaseNoFailover(uint256 leaseId);
+    error LeaseRateAboveCap(uint256 leaseId, uint256 ratePerSecond, uint256 maxRatePerSecond);
 
     event LeaseOpened(
         uint256 indexed leaseId,
@@ -74,5 +104,15 @@ abstract contract LeaseEscrowTypes {
     event LeaseToppedUp(uint256 indexed leaseId, uint256 amount, uint256 deposit);
     event LeaseSettled(uint256 indexed leaseId, address indexed provider, uint256 amount, uint256 fee);
     event LeaseSlashed(uint256 indexed leaseId, address indexed provider, uint256 collateral);
+    event LeaseDown(uint256 indexed leaseId, uint256 from, uint256 to, uint256 downSeconds);
+    event LeaseDownPastGrace(uint256 indexed leaseId, address indexed provider, uint256 failedAt);
+    event LeaseFailoverSet(uint256 indexed leaseId, uint256 maxRatePerSecond, bytes32 specHash);
+    event LeaseFailedOver(
+        uint256 indexed leaseId,
+        uint256 indexed newLeaseId,
+        address indexed newProvider,
+        uint256 ratePerSecond,
+        uint256 deposit
+    );
     event LeaseEnded(uint256 indexed leaseId, EndReason reason, uint256 paidToProvider, uint256 refundedToRenter);
 }

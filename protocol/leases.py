@@ -10,6 +10,17 @@ reports the service serving within the serve window, or anyone may end the lease
 never served (the provider slashed, the deposit refunded); once serving, anyone
 settles what accrued (the provider's periodic claim is :meth:`Leases.settle_many`),
 and settling after the deposit ran out ends the lease.
+
+Watchers (WATCHER_ROLE) sign what they saw of a service as EIP-712 typed data
+``WatchReport(uint256 leaseId,uint32 from,uint32 to,bool up)`` under the domain
+``{name: "dcloud LeaseEscrow", version: "1", chainId, verifyingContract: the escrow}``
+(:func:`sign_watch_report`); anyone posts "down" reports in batches
+(:meth:`Leases.report_down`, each report's signatures sorted by signer,
+:func:`down_report`). Seconds a quorum of watchers signed down are not paid; a lease
+down continuously past the grace period is failed: anyone may end it
+(:meth:`Leases.claim_down_past_grace`, the provider slashed by the slash share), or a
+FAILOVER_ROLE key moves the rest of its deposit to another provider at no more than
+the rate cap the renter set (:meth:`Leases.set_failover`, :meth:`Leases.failover`).
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
 from web3 import Web3
 from web3.contract import Contract
 
@@ -27,6 +39,26 @@ from protocol.escrow import Sender
 
 CONTRACT = "LeaseEscrow"
 MIN_PREPAID_SECONDS = 60  # LeaseEscrow.MIN_PREPAID_SECONDS
+# Local dev chains: a second well-known watcher key beside the dev matcher's, so a
+# devnet's default quorum of two can be met. Never use it on a real chain.
+DEV_WATCHER_KEY = "0x" + Web3.keccak(text="dcloud dev-chain watcher key").hex().removeprefix("0x")
+DEV_WATCHER = Account.from_key(DEV_WATCHER_KEY).address
+WATCH_DOMAIN_NAME = "dcloud LeaseEscrow"
+WATCH_DOMAIN_VERSION = "1"
+_WATCH_TYPES = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
+    "WatchReport": [
+        {"name": "leaseId", "type": "uint256"},
+        {"name": "from", "type": "uint32"},
+        {"name": "to", "type": "uint32"},
+        {"name": "up", "type": "bool"},
+    ],
+}
 
 
 class LeaseStatus(enum.IntEnum):
@@ -44,6 +76,8 @@ class EndReason(enum.IntEnum):
     CLOSED_BY_PROVIDER = 4
     OUT_OF_FUNDS = 5
     NEVER_SERVED = 6
+    DOWN_PAST_GRACE = 7  # paid to the failure, slashed by the slash share, refunded
+    FAILED_OVER = 8  # the same, the rest of the deposit moved to a new lease
 
 
 @dataclass(frozen=True)
@@ -63,6 +97,14 @@ class Lease:
     fee_bps: int
     status: LeaseStatus
     reason: EndReason
+    down_seconds: int = 0  # quorum-confirmed down seconds (not paid)
+    down_since: int = 0  # the current (or failing) down stretch [down_since, down_to)
+    down_to: int = 0
+    failed_at: int = 0  # down past the grace period since then; 0 if not
+
+    @property
+    def failed(self) -> bool:
+        return self.failed_at != 0
 
     @property
     def live(self) -> bool:
@@ -73,14 +115,18 @@ class Lease:
         """When the deposit runs out (0 unless running), as ``runsOutAt`` computes it."""
         if self.status != LeaseStatus.RUNNING:
             return 0
-        return self.accepted_at + self.deposit // self.rate_per_second
+        return self.accepted_at + self.deposit // self.rate_per_second + self.down_seconds
 
     def accrued(self, now: int) -> int:
         """Earned and not yet credited at `now`, before the fee (``accruedOf``)."""
         if self.status != LeaseStatus.RUNNING:
             return 0
-        until = min(now, self.runs_out_at)
-        return self.rate_per_second * max(0, until - self.accepted_at) - self.paid
+        down = self.down_seconds
+        if self.failed_at:
+            until, down = self.failed_at, down - (self.down_to - self.failed_at)
+        else:
+            until = min(now, self.runs_out_at)
+        return max(0, self.rate_per_second * max(0, until - self.accepted_at - down) - self.paid)
 
     def serve_by(self, serve_window: int) -> int:
         """The last second a serving report is accepted (0 unless accepted)."""
@@ -96,6 +142,13 @@ class LeaseParameters:
 
 
 @dataclass(frozen=True)
+class WatchRules:
+    quorum: int  # distinct watchers that must sign the same down interval
+    grace: int  # seconds a provider may be down continuously before it fails
+    slash_bps: int  # of the lease's collateral, slashed to the renter then
+
+
+@dataclass(frozen=True)
 class LeaseOpening:
     """What the renter opened, from the lease's LeaseOpened event."""
 
@@ -107,6 +160,42 @@ class LeaseOpening:
     deposit: int
     accept_by: int
     block_number: int
+
+
+def watch_report_typed_data(
+    *, chain_id: int, escrow: str, lease_id: int, start: int, end: int, up: bool = False
+) -> dict[str, Any]:
+    """The EIP-712 typed data a watcher signs for lease `lease_id` over [start, end)."""
+    return {
+        "types": _WATCH_TYPES,
+        "primaryType": "WatchReport",
+        "domain": {
+            "name": WATCH_DOMAIN_NAME,
+            "version": WATCH_DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": escrow,
+        },
+        "message": {"leaseId": lease_id, "from": start, "to": end, "up": up},
+    }
+
+
+def sign_watch_report(
+    key: Any, *, chain_id: int, escrow: str, lease_id: int, start: int, end: int, up: bool = False
+) -> bytes:
+    """A watcher's signature of what it saw of lease `lease_id` in [start, end)."""
+    full = watch_report_typed_data(
+        chain_id=chain_id, escrow=escrow, lease_id=lease_id, start=start, end=end, up=up
+    )
+    return bytes(Account.sign_typed_data(key, full_message=full).signature)
+
+
+def down_report(
+    lease_id: int, start: int, end: int, signed: Sequence[tuple[str, bytes]]
+) -> tuple[int, int, int, list[bytes]]:
+    """One ``reportDown`` entry: `signed` is (watcher address, signature) pairs, put in
+    the ascending signer order the contract counts (a duplicate signer counts once)."""
+    ordered = sorted(signed, key=lambda pair: int(pair[0], 16))
+    return (lease_id, start, end, [sig for _, sig in ordered])
 
 
 def min_deposit(rate_per_second: int) -> int:
@@ -153,7 +242,28 @@ class Leases:
             fee_bps=int(raw[9]),
             status=LeaseStatus(int(raw[10])),
             reason=EndReason(int(raw[11])),
+            down_seconds=int(raw[12]),
+            down_since=int(raw[13]),
+            down_to=int(raw[14]),
+            failed_at=int(raw[15]),
         )
+
+    def watch_rules(self) -> WatchRules:
+        quorum, grace, slash_bps = self.contract.functions.watchRules().call()
+        return WatchRules(quorum=int(quorum), grace=int(grace), slash_bps=int(slash_bps))
+
+    def failover_of(self, lease_id: int) -> tuple[int, bytes]:
+        """(max rate per second of a replacement, spec hash) the renter agreed to; 0 = none."""
+        cap, spec_hash = self.contract.functions.failoverOf(lease_id).call()
+        return int(cap), bytes(spec_hash)
+
+    def is_watcher(self, account: str) -> bool:
+        role = self.contract.functions.WATCHER_ROLE().call()
+        return bool(self.contract.functions.hasRole(role, account).call())
+
+    def may_fail_over(self, account: str) -> bool:
+        role = self.contract.functions.FAILOVER_ROLE().call()
+        return bool(self.contract.functions.hasRole(role, account).call())
 
     def lease_count(self) -> int:
         return int(self.contract.functions.leaseCount().call())
@@ -241,6 +351,44 @@ class Leases:
     def claim_never_served(self, send: Sender, lease_id: int) -> Any:
         """Slash a provider with no serving report past the serve window (anyone)."""
         return send(self.contract.functions.claimNeverServed(lease_id))
+
+    def set_failover(
+        self, send: Sender, lease_id: int, max_rate_per_second: int, spec_hash: bytes
+    ) -> Any:
+        """Agree to a failover of the lease at no more than `max_rate_per_second` (renter;
+        0 turns it off)."""
+        return send(self.contract.functions.setFailover(lease_id, max_rate_per_second, spec_hash))
+
+    def report_down(
+        self, send: Sender, reports: Sequence[tuple[int, int, int, Sequence[bytes]]]
+    ) -> Any:
+        """Post watchers' signed down intervals (anyone): entries from :func:`down_report`."""
+        args = [(lease_id, start, end, list(sigs)) for lease_id, start, end, sigs in reports]
+        return send(self.contract.functions.reportDown(args))
+
+    def claim_down_past_grace(self, send: Sender, lease_id: int) -> Any:
+        """End a failed lease (anyone): paid to the failure, slashed, the rest refunded."""
+        return send(self.contract.functions.claimDownPastGrace(lease_id))
+
+    def failover(self, send: Sender, lease_id: int, new_provider: str, new_rate: int) -> Any:
+        """Move a failed lease's deposit to `new_provider` (a FAILOVER_ROLE key); the new
+        lease's id is in the LeaseFailedOver event (:meth:`failovers`)."""
+        return send(self.contract.functions.failover(lease_id, new_provider, new_rate))
+
+    def failovers(
+        self, *, from_block: int | None = None, to_block: int | str = "latest"
+    ) -> list[tuple[int, int, str]]:
+        """(old lease id, new lease id, new provider) of every failover in the range."""
+        start = self.deployment.deployed_at_block if from_block is None else from_block
+        logs = self.contract.events.LeaseFailedOver().get_logs(from_block=start, to_block=to_block)
+        return [
+            (
+                int(e["args"]["leaseId"]),
+                int(e["args"]["newLeaseId"]),
+                Web3.to_checksum_address(e["args"]["newProvider"]),
+            )
+            for e in logs
+        ]
 
     def withdraw(self, send: Sender) -> Any:
         """Pull the sender's credit (pay, refunds) to its wallet."""

@@ -12,6 +12,12 @@ AUDITOR_ROLE; on local chains the deployer gets it when that is not set.
 ``DCLOUD_LEASE_PROBERS`` (comma-separated addresses) get the lease escrow's PROBER_ROLE
 (may attest that a leased service came up); on local chains the dev matcher's address
 (``protocol.assignments.DEV_MATCHER``, the marketplace's dev key) gets it when that is not set.
+``DCLOUD_LEASE_WATCHERS`` (comma-separated) get its WATCHER_ROLE (their signed down
+reports count toward the quorum, ``DCLOUD_LEASE_QUORUM``, default 2) and
+``DCLOUD_LEASE_FAILOVER`` its FAILOVER_ROLE (may move a lease down past the grace period,
+``DCLOUD_LEASE_GRACE``, to another provider within the renter's rate cap); on local chains
+the dev matcher's address gets both when they are not set, and the dev watcher
+(``protocol.leases.DEV_WATCHER``) is the second watcher, so the default quorum of 2 can be met.
 ``DCLOUD_MATCHER`` is the address of the marketplace's matcher key, which signs the
 providers of replicated jobs and the verifiers of disputes; when unset, local chains use
 the well-known dev matcher (``protocol.assignments.DEV_MATCHER``) and others the deployer.
@@ -41,6 +47,7 @@ from brownie import (
 )
 
 from protocol.assignments import DEV_MATCHER
+from protocol.leases import DEV_WATCHER
 
 LOCAL_CHAIN_IDS = (1337, 31337)
 TOKEN = 10**18
@@ -70,6 +77,9 @@ class DeployParams:
     lease_accept_window: int = 600
     lease_serve_window: int = 600
     lease_collateral_bps: int = 10_000  # of a lease's opening deposit
+    lease_quorum: int = 2  # distinct watchers that must sign a lease's down interval
+    lease_grace: int = 120  # seconds a service may be down before it is slashed / fails over
+    lease_slash_bps: int = 5_000  # of a lease's collateral, slashed to the renter then
     dev_account_tokens: int = 1_000_000 * TOKEN
     faucet_tokens: int = 10_000_000 * TOKEN
     faucet_drip: int = 10_000 * TOKEN
@@ -134,6 +144,9 @@ def deploy_all(
         tx,
     )
     registry.grantRole(registry.SLASHER_ROLE(), leases, tx)
+    rules = (params.lease_quorum, params.lease_grace, params.lease_slash_bps)
+    if tuple(int(v) for v in leases.watchRules()) != rules:
+        leases.setWatchRules(*rules, tx)
     return {
         "ComputeToken": token,
         "TokenSale": sale,
@@ -171,6 +184,23 @@ def _probers() -> list[str]:
     raw = os.environ.get("DCLOUD_LEASE_PROBERS")
     if raw is None:
         return [DEV_MATCHER] if chain.id in LOCAL_CHAIN_IDS else []
+    return [a.strip() for a in raw.split(",") if a.strip()]
+
+
+def grant_watchers(leases: Any, deployer: Any, watchers: list[str], failover: list[str]) -> None:
+    """Give WATCHER_ROLE on the lease escrow to `watchers` (their signed down reports count
+    toward the quorum) and FAILOVER_ROLE to `failover` (may move a failed lease's deposit
+    to another provider within the renter's rate cap)."""
+    for role, holders in ((leases.WATCHER_ROLE(), watchers), (leases.FAILOVER_ROLE(), failover)):
+        for holder in holders:
+            leases.grantRole(role, holder, {"from": deployer})
+
+
+def _addresses(name: str, local_default: list[str]) -> list[str]:
+    """``$name`` (comma-separated addresses); on local chains `local_default` when unset."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return local_default if chain.id in LOCAL_CHAIN_IDS else []
     return [a.strip() for a in raw.split(",") if a.strip()]
 
 
@@ -229,6 +259,12 @@ def main() -> None:
     contracts = deploy_all(deployer, params=params, matcher=matcher)
     grant_auditors(contracts["StorageEscrow"], deployer, _auditors(deployer))
     grant_probers(contracts["LeaseEscrow"], deployer, _probers())
+    grant_watchers(
+        contracts["LeaseEscrow"],
+        deployer,
+        _addresses("DCLOUD_LEASE_WATCHERS", [DEV_MATCHER, DEV_WATCHER]),
+        _addresses("DCLOUD_LEASE_FAILOVER", [DEV_MATCHER]),
+    )
     if chain.id in LOCAL_CHAIN_IDS:
         contracts["DevFaucet"] = fund_dev_accounts(
             deployer, contracts["ComputeToken"], params=params

@@ -162,6 +162,28 @@ SENTENCES: dict[str, str] = {
     "LeaseRanOut": "lease {leaseId}'s deposit ran out at {ranOutAt}",
     "LeaseWindowClosed": "that window of lease {leaseId} closed at {closedAt}",
     "LeaseWindowOpen": "lease {leaseId}'s window is open until {openUntil}; wait for it to close",
+    "LeaseBadInterval": (
+        "a report for lease {leaseId} must cover seconds that passed: from {from:time} to "
+        "{to:time} is empty or reaches the future"
+    ),
+    "LeaseNoQuorum": (
+        "only {signers} distinct watchers signed that report of lease {leaseId}; it needs "
+        "{quorum} (signatures in ascending signer order)"
+    ),
+    "LeaseBadWatchRules": (
+        "watch rules need a quorum of at least 2, a grace of at most a day and a slash share "
+        "of at most 100 %, not {quorum}, {grace:seconds} and {slashBps:bps}"
+    ),
+    "LeaseFailed": (
+        "lease {leaseId} was down past its grace period from {failedAt:time}; end it or fail "
+        "it over instead"
+    ),
+    "LeaseNotDownPastGrace": "lease {leaseId} has not been down past its grace period",
+    "LeaseNoFailover": "lease {leaseId}'s renter agreed to no failover; its deposit is refunded",
+    "LeaseRateAboveCap": (
+        "a rate of {ratePerSecond:tokens} per second is above the {maxRatePerSecond:tokens} "
+        "lease {leaseId}'s renter agreed to"
+    ),
     # ---------------------------------------------------------------- ProviderRegistry
     "RegistryZeroAmount": "the amount must be more than zero",
     "RegistryProviderInactive": (

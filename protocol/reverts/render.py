@@ -24,6 +24,9 @@ NAMES: dict[str, Any] = {
         "0x" + "00" * 32: "admin",
         "0x" + keccak(text="SLASHER_ROLE").hex(): "slasher",
         "0x" + keccak(text="AUDITOR_ROLE").hex(): "auditor",
+        "0x" + keccak(text="PROBER_ROLE").hex(): "prober",
+        "0x" + keccak(text="WATCHER_ROLE").hex(): "watcher",
+        "0x" + keccak(text="FAILOVER_ROLE").hex(): "failover",
     },
 }
 

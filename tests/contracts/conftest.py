@@ -29,6 +29,7 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector
 
+from protocol import leases as protocol_leases
 from protocol import merkle
 from protocol import permit as protocol_permit
 from protocol.assignments import sign_assignment, sign_verifiers, unsigned
@@ -59,6 +60,9 @@ PARAMS = DeployParams(
     lease_accept_window=100,
     lease_serve_window=100,
     lease_collateral_bps=5_000,
+    lease_quorum=2,
+    lease_grace=120,
+    lease_slash_bps=5_000,
     faucet_tokens=100_000 * TOKEN,
     faucet_drip=10_000 * TOKEN,
     faucet_cooldown=60,
@@ -81,7 +85,9 @@ LEASE_OFFERED, LEASE_RUNNING, LEASE_ENDED = range(1, 4)
     CLOSED_BY_PROVIDER,
     OUT_OF_FUNDS,
     NEVER_SERVED,
-) = range(1, 7)
+    DOWN_PAST_GRACE,
+    FAILED_OVER,
+) = range(1, 9)
 
 
 # ------------------------------------------------------------------ revert helper
@@ -312,6 +318,9 @@ def deployment(
     storage.grantRole(storage.AUDITOR_ROLE(), deployer, tx)  # as deploy does on local chains
     leases = contracts["LeaseEscrow"]
     leases.grantRole(leases.PROBER_ROLE(), deployer, tx)  # deploy grants the dev matcher's key
+    for watcher in WATCHERS:
+        leases.grantRole(leases.WATCHER_ROLE(), watcher, tx)
+    leases.grantRole(leases.FAILOVER_ROLE(), deployer, tx)  # deploy grants the dev matcher's key
     return contracts
 
 
@@ -662,3 +671,38 @@ def leases(deployment: dict[str, Any]) -> Any:
 @pytest.fixture(scope="module")
 def lease_driver(leases: Any, deployer: Any) -> Leases:
     return Leases(leases, deployer)
+
+
+# ----------------------------------------------------------------------- watchers
+
+# Watchers only sign (the poster pays gas), so they are bare keys: three appointed by
+# the deployment fixture, and one stranger nobody appointed.
+WATCHER_KEYS = [
+    web3.keccak(text=f"dcloud test watcher {i}").hex().removeprefix("0x") for i in range(3)
+]
+WATCHERS = [Account.from_key(k).address for k in WATCHER_KEYS]
+STRANGER_KEY = web3.keccak(text="dcloud test stranger watcher").hex().removeprefix("0x")
+
+
+def watch_sig(
+    leases: Any, key: str, lease_id: int, start: int, end: int, *, up: bool = False, **where: Any
+) -> tuple[str, bytes]:
+    """(signer, signature) of a watcher's report; `where` may override chain_id / escrow."""
+    signature = protocol_leases.sign_watch_report(
+        key,
+        chain_id=where.get("chain_id", chain.id),
+        escrow=where.get("escrow", leases.address),
+        lease_id=lease_id,
+        start=start,
+        end=end,
+        up=up,
+    )
+    return Account.from_key(key).address, signature
+
+
+def down(
+    leases: Any, lease_id: int, start: int, end: int, keys: Sequence[str] = WATCHER_KEYS[:2]
+) -> tuple[Any, ...]:
+    """A `reportDown` entry signed by `keys` (by default a quorum of two watchers)."""
+    signed = [watch_sig(leases, k, lease_id, start, end) for k in keys]
+    return protocol_leases.down_report(lease_id, start, end, signed)

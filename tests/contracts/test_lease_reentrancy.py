@@ -9,7 +9,7 @@ nothing re-enters.
 
 import pytest
 from brownie import LeaseEscrow, ProviderRegistry, ReentrantToken, chain
-from conftest import LEASE_DEPOSIT, LEASE_SPEC, PARAMS, RATE, STAKE, TOKEN
+from conftest import LEASE_DEPOSIT, LEASE_SPEC, PARAMS, RATE, STAKE, TOKEN, WATCHERS, down, land_at
 
 GUARD = "ReentrancyGuardReentrantCall"
 
@@ -33,6 +33,9 @@ def rleases(rtoken, deployer, treasury, renter, providers):
     registry.grantRole(registry.SLASHER_ROLE(), leases, {"from": deployer})
     rtoken.transfer(renter, 1_000 * TOKEN, {"from": deployer})
     rtoken.approve(leases, 2**256 - 1, {"from": renter})
+    for watcher in WATCHERS:
+        leases.grantRole(leases.WATCHER_ROLE(), watcher, {"from": deployer})
+    leases.grantRole(leases.FAILOVER_ROLE(), deployer, {"from": deployer})
     return leases
 
 
@@ -95,3 +98,35 @@ def test_provider_close_slash_reentry_reverts(rleases, rtoken, renter, providers
     rtoken.arm(rleases, rleases.close.encode_input(lease_id), {"from": providers[1]})
     with reverts(GUARD):
         rleases.close(lease_id, {"from": providers[1]})
+
+
+def failed_lease(leases, renter, provider):
+    """A lease of `provider` reported down past the grace period, its renter's failover on."""
+    lease_id = open_lease(leases, renter, provider)
+    leases.accept(lease_id, {"from": provider})
+    leases.reportServing(lease_id, {"from": renter})
+    leases.setFailover(lease_id, RATE, LEASE_SPEC, {"from": renter})
+    start = leases.getLease(lease_id).dict()["servingAt"]
+    land_at(start + 200)
+    leases.reportDown([down(leases, lease_id, start, start + 121)], {"from": renter})
+    return lease_id
+
+
+def test_down_past_grace_slash_reentry_reverts(rleases, rtoken, renter, providers, reverts):
+    lease_id = failed_lease(rleases, renter, providers[0])
+    rtoken.arm(rleases, rleases.claimDownPastGrace.encode_input(lease_id), {"from": renter})
+    with reverts(GUARD):
+        rleases.claimDownPastGrace(lease_id, {"from": renter})
+    rtoken.arm(rtoken, rtoken.armed.encode_input(), {"from": renter})  # harmless call
+    rleases.claimDownPastGrace(lease_id, {"from": renter})
+    assert rleases.getLease(lease_id).dict()["reason"] == 7  # DownPastGrace
+
+
+def test_failover_slash_reentry_reverts(rleases, rtoken, deployer, renter, providers, reverts):
+    lease_id = failed_lease(rleases, renter, providers[0])
+    rtoken.arm(rleases, rleases.reportDown.encode_input([]), {"from": renter})
+    with reverts(GUARD):
+        rleases.failover(lease_id, providers[1], RATE, {"from": deployer})
+    rtoken.arm(rtoken, rtoken.armed.encode_input(), {"from": renter})  # harmless call
+    new_id = rleases.failover(lease_id, providers[1], RATE, {"from": deployer}).return_value
+    assert rleases.getLease(new_id).dict()["provider"] == providers[1]
