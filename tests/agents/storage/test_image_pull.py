@@ -434,6 +434,10 @@ def test_an_image_pushed_with_the_renters_image_sdk_is_pulled(tmp_path, engine, 
         pushed = images.push(tag)
         public = public_key_of(bytes(PROVIDER.key))
         source = image_source(images.store, pushed.record, PROVIDER.address, public)
+        second = account("image-pull-second-provider")
+        theirs = image_source(
+            images.store, pushed.record, second.address, public_key_of(bytes(second.key))
+        )
     forget(engine, tag)
     puller = new_puller(tmp_path / "provider", engine)
     try:
@@ -441,6 +445,24 @@ def test_an_image_pushed_with_the_renters_image_sdk_is_pulled(tmp_path, engine, 
         assert engine.images.get(digest).id == digest
     finally:
         puller.close()
+
+    # a second provider pulls the same image from the shards, with its own source only
+    engine.images.remove(digest, force=True)
+    other = ImagePuller(
+        client=engine,
+        account=second,
+        home=tmp_path / "second",
+        max_image_bytes=256 * 2**20,
+        quota_bytes=1024 * 2**20,
+    )
+    try:
+        with pytest.raises(VerificationError, match="does not open"):
+            other.ensure(source.ref, source)  # the first provider's keys are not its own
+        assert not _present(engine, digest)
+        assert other.ensure(theirs.ref, theirs) == digest
+        assert other.last is not None and other.last.fetched_bytes > 0 and not other.last.cached
+    finally:
+        other.close()
 
 
 def test_the_cache_never_removes_an_image_it_did_not_pull(tmp_path, engine):
@@ -473,3 +495,11 @@ def test_a_held_layer_that_repeats_above_a_new_one_is_fetched_for_that_place(
         assert layers_fetched == (2 * len(base) + 1, len(base) + 1)  # the base once, above
     finally:
         puller.close()
+
+
+def _present(engine: docker.DockerClient, image: str) -> bool:
+    try:
+        engine.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
