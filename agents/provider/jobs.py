@@ -3,11 +3,10 @@
 :class:`JobRunner` takes a renter's push (:meth:`JobRunner.receive`), checks it against
 the chain and this provider's offer, accepts the job on chain, and then drives it to the
 end in a worker thread (:meth:`JobRunner.drive`). Every step first reads the chain, so a
-step already done (before a crash, or by someone else) is never done twice; every step's
-outcome is stored before the next starts (see ``store.py``). After a restart,
-:meth:`JobRunner.resume_all` drives every unfinished job again: a container that kept
-running is waited for, a job that can still finish before its deadline is run, and one
-that cannot is marked failed with the reason.
+step already done (before a crash, or by someone else) is never done twice; each step's
+outcome is stored before the next starts (``store.py``). After a restart,
+:meth:`JobRunner.resume_all` drives every unfinished job again: a running container is
+waited for, a job that can still finish by its deadline is run, others are failed.
 """
 
 from __future__ import annotations
@@ -143,6 +142,8 @@ class JobRunner:
                 "send the job again shortly"
             ) from None
         inputs = self._inputs(push)
+        with self._lock:  # a full provider refuses before it pulls an image, not after
+            self._check_capacity(push.spec.resources)
         ensure_image(self.images, push.spec.image, push.image)  # the last check: a pull
         rec = JobRecord(
             chain_job_id=job_id,
@@ -259,8 +260,7 @@ class JobRunner:
         )
 
     def _check_capacity(self, demand: Capacity) -> None:
-        free = self.free()
-        if not demand.fits_in(free):
+        if not demand.fits_in(free := self.free()):
             raise RefusedError(
                 f"this provider is full now (free: {free.cpu:g} CPU, {free.memory_mb} MB, "
                 f"{free.disk_mb} MB disk); try another provider"

@@ -113,6 +113,8 @@ class ServiceLeases:
                 "send the service again shortly"
             ) from None
         inputs = decode_inputs(push.spec.inputs, push.inputs)
+        with self.runner.capacity_lock:  # a full provider refuses before it pulls, not after
+            self._check_capacity(push.spec)
         ensure_image(self.runner.images, push.spec.image, push.image)  # the last check: a pull
         rec = LeaseRecord(
             lease_id=lease_id,
