@@ -16,13 +16,23 @@ reports every service that came up at once, except for the leases it lies about
 (every fourth): it never reports those, and the honest provider is slashed, the
 risk the contract's docs name. Renters close, top up and report at odd times.
 
+Watchers (``conftest.WATCHER_KEYS``, a quorum of two) sign down intervals only for
+services that are down: an honest provider's never is, a junk or copying provider's
+may be, for stretches long enough to pass the grace period. A lying watcher alone
+reports honest providers down, and signatures made for another lease are replayed;
+both must be refused. Renters agree to failovers at a cap; the failover key (the
+prober's) moves failed leases to other providers, sometimes above the cap; anyone
+claims a failed lease as down past grace.
+
 Checked at every ending: an honest provider whose service was reported serving is
-never slashed and is paid exactly ``rate * (min(end, runOut) - acceptedAt)``, and
-pay plus refund is the whole deposit. This module holds no tests of its own.
+never slashed, never counted down, and is paid exactly ``rate * (min(end, runOut) -
+acceptedAt)``; pay plus refund (or plus what a failover moved) is the whole deposit.
+This module holds no tests of its own.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -32,6 +42,8 @@ from conftest import (
     CANCELLED_BEFORE_ACCEPT,
     CLOSED_BY_PROVIDER,
     CLOSED_BY_RENTER,
+    DOWN_PAST_GRACE,
+    FAILED_OVER,
     LEASE_ENDED,
     LEASE_OFFERED,
     LEASE_RUNNING,
@@ -40,9 +52,14 @@ from conftest import (
     NOT_ACCEPTED,
     OUT_OF_FUNDS,
     PARAMS,
+    STRANGER_KEY,
+    WATCHER_KEYS,
     ZERO_ADDRESS,
+    down,
     need,
 )
+
+from protocol.leases import down_report
 
 ACCEPT_L, SERVE_L = PARAMS.lease_accept_window, PARAMS.lease_serve_window
 MIN_SECONDS = 60
@@ -56,7 +73,10 @@ REASONS = {
     CLOSED_BY_PROVIDER: "closed-by-provider",
     OUT_OF_FUNDS: "out-of-funds",
     NEVER_SERVED: "never-served",
+    DOWN_PAST_GRACE: "down-past-grace",
+    FAILED_OVER: "failed-over",
 }
+GRACE, SLASH_BPS, QUORUM = PARAMS.lease_grace, PARAMS.lease_slash_bps, PARAMS.lease_quorum
 
 
 @dataclasses.dataclass
@@ -75,6 +95,11 @@ class Lease:
     paid: int = 0
     status: int = LEASE_OFFERED
     reason: int = 0
+    down_seconds: int = 0
+    down_since: int = 0
+    down_to: int = 0
+    failed_at: int = 0
+    cap: int = 0  # the failover rate cap the renter agreed to
 
     @property
     def live(self) -> bool:
@@ -82,10 +107,13 @@ class Lease:
 
     @property
     def run_out(self) -> int:
-        return self.accepted_at + self.deposit // self.rate
+        return self.accepted_at + self.deposit // self.rate + self.down_seconds
 
     def earned(self, ts: int) -> int:
-        return self.rate * (min(ts, self.run_out) - self.accepted_at)
+        if self.failed_at:
+            before = self.down_seconds - (self.down_to - self.failed_at)
+            return self.rate * (self.failed_at - self.accepted_at - before)
+        return self.rate * (min(ts, self.run_out) - self.accepted_at - self.down_seconds)
 
 
 class LeaseModel:
@@ -167,6 +195,7 @@ class LeaseModel:
     def settle_lease(self, lease_id: int, ts: int) -> dict[str, Any]:
         lease = self._running_lease(lease_id)
         need(lease.serving_at != 0, "LeaseNotServing")
+        need(lease.failed_at == 0, "LeaseFailed")
         need(ts >= lease.run_out or lease.earned(ts) > lease.paid, "LeaseNothingDue")
         return self._settle_lease(lease, ts)
 
@@ -175,6 +204,8 @@ class LeaseModel:
         for lease_id in lease_ids:
             lease = self.leases.get(lease_id)
             if lease is None or lease.status != LEASE_RUNNING or lease.serving_at == 0:
+                continue
+            if lease.failed_at:
                 continue
             if ts >= lease.run_out or lease.earned(ts) > lease.paid:
                 out.append(self._settle_lease(lease, ts))
@@ -187,13 +218,19 @@ class LeaseModel:
             need(sender == lease.renter, "LeaseNotRenter")
             return self._end_lease(lease, CANCELLED_BEFORE_ACCEPT, due=0)
         lease = self._running_lease(lease_id)
+        if lease.failed_at:
+            need(sender in (lease.renter, lease.provider), "LeaseNotParty")
+            due = self._pay_lease(lease, ts)
+            return self._end_lease(lease, DOWN_PAST_GRACE, due=due, slash_bps=SLASH_BPS)
         if sender == lease.renter:
             due = self._pay_lease(lease, ts)
             return self._end_lease(lease, CLOSED_BY_RENTER, due=due)
         need(sender == lease.provider, "LeaseNotParty")
         served = lease.serving_at != 0
         due = self._pay_lease(lease, ts) if served else 0
-        return self._end_lease(lease, CLOSED_BY_PROVIDER, due=due, slash=not served)
+        return self._end_lease(
+            lease, CLOSED_BY_PROVIDER, due=due, slash_bps=0 if served else 10_000
+        )
 
     def cancel_unaccepted(self, lease_id: int, ts: int) -> dict[str, Any]:
         need(self._status(lease_id) == LEASE_OFFERED, "LeaseNotOffered")
@@ -205,7 +242,79 @@ class LeaseModel:
         lease = self._running_lease(lease_id)
         need(lease.serving_at == 0, "LeaseAlreadyServing")
         need(ts > lease.accepted_at + SERVE_L, "LeaseWindowOpen")
-        return self._end_lease(lease, NEVER_SERVED, due=0, slash=True)
+        return self._end_lease(lease, NEVER_SERVED, due=0, slash_bps=10_000)
+
+    def report_down(self, reports: list[tuple[int, int, int, int]], ts: int) -> list[dict]:
+        """`reports`: (lease id, from, to, distinct appointed watchers who signed it)."""
+        staged: dict[int, Lease] = {}
+        out = []
+        for lease_id, start, end, signers in reports:
+            need(start < end <= ts, "LeaseBadInterval")
+            if lease_id not in self.leases:
+                continue
+            lease = staged.setdefault(lease_id, copy.copy(self.leases[lease_id]))
+            if lease.status != LEASE_RUNNING or not lease.serving_at or lease.failed_at:
+                continue
+            first = max(start, lease.serving_at, lease.down_to)
+            if first >= end or first >= lease.run_out:
+                continue
+            need(signers >= QUORUM, "LeaseNoQuorum")
+            since = lease.down_since if lease.down_since and start <= lease.down_to else first
+            lease.down_seconds += end - first
+            lease.down_since, lease.down_to = since, end
+            failed = end - since > GRACE
+            if failed:
+                lease.failed_at = since
+            out.append({"lease": lease_id, "from": first, "to": end, "failed": failed})
+        self.leases.update(staged)
+        return out
+
+    def set_failover(self, lease_id: int, sender: str, cap: int) -> None:
+        need(self._status(lease_id) in (LEASE_OFFERED, LEASE_RUNNING), "LeaseNotRunning")
+        lease = self.leases[lease_id]
+        need(sender == lease.renter, "LeaseNotRenter")
+        lease.cap = cap
+
+    def claim_down_past_grace(self, lease_id: int, ts: int) -> dict[str, Any]:
+        lease = self._running_lease(lease_id)
+        need(lease.failed_at != 0, "LeaseNotDownPastGrace")
+        due = self._pay_lease(lease, ts)
+        return self._end_lease(lease, DOWN_PAST_GRACE, due=due, slash_bps=SLASH_BPS)
+
+    def failover(
+        self, lease_id: int, sender: str, provider: str, rate: int, ts: int
+    ) -> tuple[dict[str, Any], int]:
+        need(sender == self.prober, "AccessControlUnauthorizedAccount")
+        lease = self._running_lease(lease_id)
+        need(lease.failed_at != 0, "LeaseNotDownPastGrace")
+        need(lease.cap != 0, "LeaseNoFailover")
+        need(rate <= lease.cap, "LeaseRateAboveCap")
+        need(provider != lease.provider, "LeaseBadProvider")
+        rest = lease.deposit - max(lease.paid, lease.earned(ts))
+        need(rate > 0, "LeaseZeroRate")
+        need(rest > 0, "LeaseZeroDeposit")
+        need(rest >= rate * MIN_SECONDS, "LeaseDepositTooSmall")
+        need(provider not in (ZERO_ADDRESS, lease.renter), "LeaseBadProvider")
+        staked, _, unbonding, _ = self.stakes.get(provider, [0, 0, 0, 0])
+        active = staked - unbonding
+        need(active != 0 and active >= PARAMS.min_stake, "LeaseProviderInactive")
+        due = self._pay_lease(lease, ts)
+        new_id = len(self.leases) + 1
+        self.leases[new_id] = Lease(
+            id=new_id,
+            renter=lease.renter,
+            provider=provider,
+            rate=rate,
+            deposit=rest,
+            collateral=rest * PARAMS.lease_collateral_bps // 10_000,
+            fee_bps=lease.fee_bps,
+            accept_by=ts + ACCEPT_L,
+            prober_lies=new_id % 4 == 3,
+            cap=lease.cap,
+        )
+        outcome = self._end_lease(lease, FAILED_OVER, due=due, slash_bps=SLASH_BPS, refund=False)
+        outcome["moved"] = rest
+        return outcome, new_id
 
     def set_lease_fee(self, sender: str, fee_bps: int) -> None:
         need(sender == self.owner, "AccessControlUnauthorizedAccount")
@@ -224,23 +333,26 @@ class LeaseModel:
         return {"lease": lease.id, "due": due, "reason": 0}
 
     def _pay_lease(self, lease: Lease, ts: int) -> int:
-        due = lease.earned(ts) - lease.paid
+        due = max(0, lease.earned(ts) - lease.paid)
         fee = due * lease.fee_bps // 10_000
         lease.paid += due
         self.lease_credits[lease.provider] += due - fee
         self.lease_credits[self.treasury] += fee
         return due
 
-    def _end_lease(self, lease: Lease, reason: int, *, due: int, slash: bool = False):
+    def _end_lease(
+        self, lease: Lease, reason: int, *, due: int, slash_bps: int = 0, refund: bool = True
+    ):
         locked = lease.status == LEASE_RUNNING
         lease.status, lease.reason = LEASE_ENDED, reason
-        refund = lease.deposit - lease.paid
-        self.lease_credits[lease.renter] += refund
-        if locked and slash:
-            self._slash(lease.provider, lease.collateral, lease.renter)
-        elif locked:
-            self._unlock(lease.provider, lease.collateral)
-        return {"lease": lease.id, "due": due, "reason": reason, "refund": refund, "slash": slash}
+        rest = lease.deposit - lease.paid if refund else 0
+        self.lease_credits[lease.renter] += rest
+        cut = lease.collateral * slash_bps // 10_000 if locked else 0
+        if cut:
+            self._slash(lease.provider, cut, lease.renter)
+        if locked and cut != lease.collateral:
+            self._unlock(lease.provider, lease.collateral - cut)
+        return {"lease": lease.id, "due": due, "reason": reason, "refund": rest, "slash": cut}
 
     def lease_locked(self, provider: str) -> int:
         return sum(
@@ -323,8 +435,8 @@ class LeaseRules:
             for o in outcomes
             if o["reason"]
         ]
-        slashed = [int(e["leaseId"]) for e in _ev(tx, "LeaseSlashed")]
-        assert slashed == [o["lease"] for o in outcomes if o.get("slash")]
+        slashed = [(int(e["leaseId"]), int(e["collateral"])) for e in _ev(tx, "LeaseSlashed")]
+        assert slashed == [(o["lease"], o["slash"]) for o in outcomes if o.get("slash")]
         for o in outcomes:
             lease = self.model.leases[o["lease"]]
             if o["due"]:
@@ -332,8 +444,9 @@ class LeaseRules:
             if not o["reason"]:
                 continue
             self.stats[f"lease:end:{REASONS[o['reason']]}"] += 1
-            assert lease.paid + o["refund"] == lease.deposit
+            assert lease.paid + o["refund"] + o.get("moved", 0) == lease.deposit
             if self._role(lease.provider) == HONEST and lease.serving_at:
+                assert lease.down_seconds == 0, f"lease {lease.id}: honest provider counted down"
                 assert not o.get("slash"), f"lease {lease.id}: honest served provider slashed"
                 end = min(tx.timestamp, lease.run_out)
                 assert lease.paid == lease.rate * (end - lease.accepted_at), "honest pay"
@@ -439,6 +552,70 @@ class LeaseRules:
         )
         self._after_lease(tx, [outcome] if tx is not None else [])
 
+    def _report_down(self, entries, sender):
+        """`entries`: (lease id, from, to, signing keys, lease id the keys signed for)."""
+        args, reports = [], []
+        for lease_id, start, end, keys, signed_for in entries:
+            sigs = down(self.leases, signed_for, start, end, keys)[3] if keys else []
+            args.append((*down_report(lease_id, start, end, [])[:3], sigs))
+            distinct = len(set(keys) & set(WATCHER_KEYS)) if signed_for == lease_id else 0
+            reports.append((lease_id, start, end, distinct))
+        tx, outcome = self._lease_act(
+            "reportDown",
+            self.leases.reportDown,
+            args,
+            sender=sender,
+            model=lambda ts: self.model.report_down(reports, ts),
+        )
+        if tx is None:
+            return
+        assert tx.return_value == len(outcome)
+        got = [(int(e["leaseId"]), int(e["from"]), int(e["to"])) for e in _ev(tx, "LeaseDown")]
+        assert got == [(o["lease"], o["from"], o["to"]) for o in outcome]
+        failed = [int(e["leaseId"]) for e in _ev(tx, "LeaseDownPastGrace")]
+        assert failed == [o["lease"] for o in outcome if o["failed"]]
+        self.stats["lease:down-counted"] += len(outcome)
+        self.stats["lease:failed"] += len(failed)
+
+    def _set_failover(self, lease, sender, cap):
+        self._lease_act(
+            "setFailover",
+            self.leases.setFailover,
+            lease.id,
+            cap,
+            LEASE_SPEC,
+            sender=sender,
+            model=lambda ts: self.model.set_failover(lease.id, sender, cap),
+        )
+
+    def _claim_down_past_grace(self, lease, sender):
+        tx, outcome = self._lease_act(
+            "claimDownPastGrace",
+            self.leases.claimDownPastGrace,
+            lease.id,
+            sender=sender,
+            model=lambda ts: self.model.claim_down_past_grace(lease.id, ts),
+        )
+        self._after_lease(tx, [outcome] if tx is not None else [])
+
+    def _failover(self, lease, sender, provider, rate):
+        tx, result = self._lease_act(
+            "failover",
+            self.leases.failover,
+            lease.id,
+            provider,
+            rate,
+            sender=sender,
+            model=lambda ts: self.model.failover(lease.id, sender, provider, rate, ts),
+        )
+        if tx is None:
+            return
+        outcome, new_id = result
+        assert tx.return_value == new_id == self.leases.leaseCount()
+        moved = tx.events["LeaseFailedOver"]
+        assert (int(moved["newLeaseId"]), int(moved["deposit"])) == (new_id, outcome["moved"])
+        self._after_lease(tx, [outcome])
+
     def _set_lease_fee(self, sender, fee_bps):
         self._lease_act(
             "setFee",
@@ -497,7 +674,7 @@ class LeaseRules:
 
     def _lease_random(self, seed):
         """One lease call chosen by `seed`, often at the wrong moment or from the wrong account."""
-        op, pick, who, extra = seed % 11, seed // 11 % 251, seed // 2761 % 8, seed // 22088
+        op, pick, who, extra = seed % 14, seed // 14 % 251, seed // 3514 % 8, seed // 28112
         lease = self._pick_lease(pick)
         stranger = self.tracked[who]
         if op == 0 or lease is None:
@@ -528,9 +705,42 @@ class LeaseRules:
         elif op == 9:
             sender = self.model.owner if who < 6 else stranger
             self._set_lease_fee(sender, FEES_BPS[extra % len(FEES_BPS)])
-        else:
+        elif op == 10:
             credited = [a for a in self.tracked if self.model.lease_credits[a]]
             self._lease_withdraw(credited[who % len(credited)] if credited else stranger)
+        elif op == 11:
+            now = chain.time()
+            lease = self._pick_lease(pick, want=lambda x: x.serving_at and now < x.run_out) or lease
+            self._report_down(self._liars_reports(lease, who, extra), stranger)
+        elif op == 12:
+            provider = self.providers[extra % len(self.providers)]
+            rate = lease.rate * (1 + extra % 3) if extra % 5 else 0
+            self._failover(lease, self.prober if who < 6 else stranger, provider, rate)
+        else:
+            if who < 4:
+                self._set_failover(lease, lease.renter if who else stranger, lease.rate * who)
+            else:
+                self._claim_down_past_grace(lease, stranger)
+
+    def _liars_reports(self, lease, who, extra):
+        """Reports a quorum would not sign: one watcher (or a stranger with it) alone,
+        a quorum's signatures replayed for another lease, an empty interval, and now
+        and then a true one (which counts only for a service that is down)."""
+        now = chain.time() - 1
+        start = max(lease.serving_at, lease.accepted_at, now - 60 - extra % 120)
+        end = now if start < now else start + 1
+        keys = [[WATCHER_KEYS[0]], [WATCHER_KEYS[1], STRANGER_KEY], [WATCHER_KEYS[2]] * 2][who % 3]
+        other = lease.id % len(self.model.leases) + 1
+        if other == lease.id:
+            other += 1_000  # a lease that does not exist yet: still another lease
+        entries = [(lease.id, start, end, keys, lease.id)]
+        if who == 3:
+            entries = [(lease.id, start, end, WATCHER_KEYS[:2], other)]
+        elif who == 4:
+            entries = [(lease.id, end, end, WATCHER_KEYS[:2], lease.id)]
+        elif who >= 6 and self._role(lease.provider) not in (HONEST, None):
+            entries = [(lease.id, start, end, WATCHER_KEYS[1:], lease.id)]
+        return entries
 
     def _lease_advance(self, seed):
         """Take a live lease (or a new one) through its next natural steps."""
@@ -543,9 +753,15 @@ class LeaseRules:
             provider = self.providers[seed // 6024 % len(self.providers)]
             if who % 3 == 0:  # a provider that accepts and never serves
                 provider = next(p for p in self.providers if self._role(p) == SILENT)
+            elif who % 3 == 1:  # one whose service comes up, and may go down
+                flaky = [p for p in self.providers if self._role(p) not in (HONEST, SILENT)]
+                provider = flaky[seed // 6024 % len(flaky)]
             rate = RATES[who % len(RATES)]
-            self._open_lease(self.renters[seed % 2], provider, rate, rate * SECONDS[who % 3])
+            renter = self.renters[seed % 2]
+            lease_id = self._open_lease(renter, provider, rate, rate * SECONDS[who % 3])
             lease = self.model.leases.get(len(self.model.leases))
+            if lease_id and who % 2:  # the renter agrees to a failover up to twice the rate
+                self._set_failover(lease, renter, rate * 2)
         for step in range(steps):
             if lease is None or not lease.live:
                 return
@@ -571,6 +787,17 @@ class LeaseRules:
             else:
                 self._sleep(max(0, serve_by - now + 1))
                 self._claim_never_served(lease, self.tracked[who])
+        elif lease.failed_at:
+            if who % 3:
+                others = [p for p in self.providers if p != lease.provider]
+                rate = lease.cap if who % 3 == 1 else lease.cap + 1  # at, or above, the cap
+                self._failover(lease, self.prober, others[who % len(others)], rate or lease.rate)
+            else:
+                self._claim_down_past_grace(lease, self.tracked[who])
+        elif who in (1, 3, 4) and self._role(lease.provider) != HONEST:
+            self._watchers_see_down(lease, who)
+        elif who == 2:  # a lying watcher alone, or replayed signatures
+            self._report_down(self._liars_reports(lease, who * 3 % 5, 0), self.tracked[who])
         elif who == 7:
             self._close_lease(lease, lease.renter)  # at an odd time
         elif who == 6:
@@ -583,6 +810,24 @@ class LeaseRules:
             else:
                 self._sleep(30 + who)
             self._settle_lease(lease, lease.provider if who % 3 else self.tracked[who])
+
+    def _watchers_see_down(self, lease, who):
+        """A junk or copying provider's service is down: the watchers' quorum signs the
+        seconds since the last counted one, in one or two contiguous reports."""
+        start = lease.down_to or max(lease.serving_at, chain.time() - 5)
+        self._sleep(GRACE // 2 + 10 * who)
+        end = chain.time() - 1
+        if end <= start:
+            return
+        mid = (start + end) // 2
+        pieces = [(start, end)] if who == 3 else [(start, mid), (mid, end)]
+        keys = WATCHER_KEYS if who == 4 else WATCHER_KEYS[:2]
+        if who != 4:  # one watcher's report of the same seconds alone counts for nothing
+            alone = [(lease.id, a, b, WATCHER_KEYS[2:], lease.id) for a, b in pieces if a < b]
+            self._report_down(alone, self.tracked[who])
+        self._report_down(
+            [(lease.id, a, b, keys, lease.id) for a, b in pieces if a < b], self.tracked[who]
+        )
 
     # ----------------------------------------------------------------- invariant
 
@@ -597,6 +842,12 @@ class LeaseRules:
             )
             assert (raw["acceptedAt"], raw["servingAt"]) == (lease.accepted_at, lease.serving_at)
             assert (raw["feeBps"], raw["collateral"]) == (lease.fee_bps, lease.collateral)
+            assert (raw["downSeconds"], raw["downSince"], raw["downTo"], raw["failedAt"]) == (
+                lease.down_seconds,
+                lease.down_since,
+                lease.down_to,
+                lease.failed_at,
+            ), f"lease {lease.id} down"
             if raw["status"] in (LEASE_OFFERED, LEASE_RUNNING):
                 live += raw["deposit"] - raw["paid"]
         assert snap["balance"] == live + sum(snap["credits"]), "lease escrow holds what it owes"
@@ -616,6 +867,9 @@ LEASE_PATHS = (
     "lease:end:out-of-funds",
     "lease:end:never-served",
     "lease:honest-paid-exactly",
+    "lease:down-counted",
+    "lease:failed",
+    "lease.reportDown:LeaseNoQuorum",
 )
 
 
