@@ -17,6 +17,10 @@ Lease rows (``lease-*``) are one service lease between a renter and a provider t
 have leased before: open, accept, the prober's serving report, a settle (the
 provider's claim), a top-up and the renter's close; ``lease-settleMany-per-lease`` is
 the provider's periodic claim over a batch of running leases.
+``lease-reportDown-per-report`` is one lease's down interval, signed by a quorum of two
+watchers, in a batch of reports for many leases (what posting the watchers' reports
+costs per lease and interval); ``lease-claimDownPastGrace`` and ``lease-failover`` end a
+lease down past the grace period (slashed), the second opening its replacement.
 """
 
 from __future__ import annotations
@@ -403,6 +407,65 @@ def measure_leases(bench: Bench, *, quick: bool) -> list[dict[str, Any]]:
     rows.append(
         {"step": "lease-settleMany-per-lease", "gas": many.gas_used // batch, "batch": batch}
     )
+    rows.extend(measure_watchers(bench, ids, provider, quick=quick))
+    return rows
+
+
+def measure_watchers(
+    bench: Bench, ids: list[int], provider: Any, *, quick: bool
+) -> list[dict[str, Any]]:
+    """Gas of posting watchers' down reports in a batch, and of a failed lease's endings."""
+    from protocol.assignments import DEV_MATCHER_KEY
+    from protocol.leases import DEV_WATCHER_KEY, down_report, sign_watch_report
+
+    owner, renter = bench.accounts[0], bench.accounts[1]
+    leases = bench.leases
+    keys = [DEV_MATCHER_KEY, DEV_WATCHER_KEY]
+    for key in keys:
+        leases.grantRole(leases.WATCHER_ROLE(), bench.accounts.add(key), {"from": owner})
+    leases.grantRole(leases.FAILOVER_ROLE(), owner, {"from": owner})
+
+    def report(lease_id: int, start: int, end: int) -> tuple[Any, ...]:
+        signed = [
+            (
+                bench.accounts.add(key).address,
+                sign_watch_report(
+                    key,
+                    chain_id=bench.chain.id,
+                    escrow=leases.address,
+                    lease_id=lease_id,
+                    start=start,
+                    end=end,
+                ),
+            )
+            for key in keys
+        ]
+        return down_report(lease_id, start, end, signed)
+
+    def post(ids: list[int], seconds: int) -> Any:
+        start = bench.chain.time()
+        bench.chain.sleep(seconds + 1)
+        bench.chain.mine()
+        return leases.reportDown([report(i, start, start + seconds) for i in ids], {"from": owner})
+
+    post(ids, 30)  # each lease's first report writes its down fields for the first time
+    batch = post(ids, 30)  # the steady state: a lease already reported before
+    assert batch.return_value == len(ids), "reportDown did not count every report"
+    rows: list[dict[str, Any]] = [
+        {
+            "step": "lease-reportDown-per-report",
+            "gas": batch.gas_used // len(ids),
+            "batch": len(ids),
+        }
+    ]
+    failed = post(ids[:2], 121)  # past the grace: both leases fail
+    assert "LeaseDownPastGrace" in failed.events
+    leases.setFailover(ids[1], LEASE_RATE, SPEC, {"from": renter})
+    claim = leases.claimDownPastGrace(ids[0], {"from": owner})
+    rows.append({"step": "lease-claimDownPastGrace", "gas": claim.gas_used})
+    moved = leases.failover(ids[1], bench.accounts[3], LEASE_RATE, {"from": owner})
+    rows.append({"step": "lease-failover", "gas": moved.gas_used})
+    assert provider != bench.accounts[3]
     return rows
 
 
