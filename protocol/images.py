@@ -23,7 +23,6 @@ root (:data:`MAX_IMAGE_BYTES` and the provider's own limit cap the size).
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated, Any
 
@@ -32,7 +31,7 @@ from pydantic import Field, StringConstraints, model_validator
 from protocol import purposes
 from protocol.errors import ProtocolError
 from protocol.keywrap import WrappedKey
-from protocol.schemas import Address, Wire
+from protocol.schemas import PINNED_IMAGE, Address, Wire
 from protocol.signing import SignatureError, sign_request, verify_request
 from protocol.storage import SegmentRef, ShardId
 
@@ -49,9 +48,7 @@ MAX_GRANT_S = 24 * 3600
 
 Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 
-_REF = re.compile(
-    r"^(?P<name>[a-z0-9][a-z0-9._/-]{0,127}(?::\w[\w.-]{0,127})?)@(?P<digest>sha256:[0-9a-f]{64})$"
-)
+_REF = PINNED_IMAGE
 
 
 class ImageRefError(ProtocolError, ValueError):

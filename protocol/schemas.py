@@ -8,10 +8,12 @@ pays per replica for the whole job (the escrow's ``price``).
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Generic, TypeVar
 
 from eth_utils.crypto import keccak
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,13 +28,26 @@ MAX_REPLICAS = 5
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
-# An image providers offer (``dcloud/busybox:1``), or a renter's pinned to its digest
-# (``myapp:1@sha256:<64 hex>``, see ``protocol.images``).
+# A renter's image pinned to its digest, ``myapp:1@sha256:<64 hex>`` (``protocol.images``).
+PINNED_IMAGE = re.compile(
+    r"^(?P<name>[a-z0-9][a-z0-9._/-]{0,127}(?::\w[\w.-]{0,127})?)@(?P<digest>sha256:[0-9a-f]{64})$"
+)
+
+
+def _offered_or_pinned(name: str) -> str:
+    if "@" in name and PINNED_IMAGE.match(name) is None:
+        raise ValueError(
+            f"{name!r} is not a pinned image (name[:tag]@sha256:<64 hex>); push the image with "
+            "`dcloud image push NAME:TAG` and name it by NAME:TAG"
+        )
+    return name
+
+
+# An image providers offer (``dcloud/busybox:1``), or a renter's pinned to its digest.
 ImageName = Annotated[
     str,
-    StringConstraints(
-        min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][\w.:/-]*(@sha256:[0-9a-f]{64})?$"
-    ),
+    StringConstraints(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][\w.:/@-]*$"),
+    AfterValidator(_offered_or_pinned),
 ]
 RegionId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.-]+$")]
 Url = Annotated[

@@ -87,11 +87,11 @@ def test_unmatched_pinned_job_never_blames_the_image(client):
     assert q["reason"] == "no online provider has more than 8 CPU free (you asked 64 CPU)"
 
 
-def test_a_malformed_pinned_reference_is_explained(client):
+def test_a_malformed_pinned_reference_is_refused_with_how_to_name_an_image(client):
     _register(client)
-    q = client.post("/v1/jobs/quote", json=job_spec(image="myapp@sha256:1234")).json()
-    assert q["price_wei"] is None
-    assert "is not a pinned image" in q["reason"]
+    r = client.post("/v1/jobs/quote", json=job_spec(image="myapp@sha256:1234"))
+    assert r.status_code == 422
+    assert "is not a pinned image" in r.text and "dcloud image push" in r.text
 
 
 def test_heartbeats_may_list_cached_renter_images(client):
