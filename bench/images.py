@@ -36,6 +36,7 @@ import docker
 from eth_account import Account
 from eth_utils import keccak
 
+from agents.devnet.localchain import docker_engine
 from agents.image.images import Images
 from agents.image.source import image_source
 from agents.provider.images.pull import ImagePuller
@@ -96,6 +97,14 @@ def baseline(client: docker.DockerClient, folder: Path, image_id: str) -> tuple[
 
 
 def run(size: int, repeat: int) -> dict[str, Any]:
+    docker_engine("start", holder=os.getpid())  # started by PID if none runs
+    try:
+        return _run(size, repeat)
+    finally:
+        docker_engine("stop", holder=os.getpid())
+
+
+def _run(size: int, repeat: int) -> dict[str, Any]:
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock", timeout=600)
     folder = Path(tempfile.mkdtemp(prefix="dcloud-bench-images-"))
     renter = Account.from_key(keccak(text="bench-images-renter"))
