@@ -302,12 +302,23 @@ class Leases:
         deposit: int,
         spec_hash: bytes,
         permit: tuple[int, int, bytes, bytes] | None = None,
+        failover_cap: int = 0,
     ) -> Any:
         """Open a lease (renter); `permit` is (deadline, v, r, s) of an ERC-2612 permit
-        for `deposit`, else the escrow must already be approved."""
+        for `deposit`, else the escrow must already be approved. A `failover_cap` (with a
+        permit) agrees in the same transaction to a failover at no more than that rate per
+        second (``openWithPermitAndFailover``)."""
         fn = self.contract.functions
         if permit is None:
+            if failover_cap:
+                raise ValueError("opening with failover terms needs a permit")
             return send(fn.open(provider, rate_per_second, deposit, spec_hash))
+        if failover_cap:
+            return send(
+                fn.openWithPermitAndFailover(
+                    provider, rate_per_second, deposit, spec_hash, failover_cap, *permit
+                )
+            )
         return send(fn.openWithPermit(provider, rate_per_second, deposit, spec_hash, *permit))
 
     def top_up(

@@ -120,6 +120,14 @@ def deploy(
     tcp: Annotated[bool, typer.Option("--tcp", help="healthy = accepts TCP connections")] = False,
     network: Annotated[bool, typer.Option(help="allow outbound connections")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for it to come up")] = 180,
+    failover: Annotated[
+        bool,
+        typer.Option(
+            help="if it is down past the grace period, move it (and the rest of the deposit) "
+            "to another provider within --max-rate, under the same name; --no-failover: "
+            "refund the rest instead"
+        ),
+    ] = True,
     home: Home = None,
 ) -> None:
     """Deploy a service and wait until its URL answers.
@@ -161,7 +169,12 @@ def deploy(
     with console.status("placing") as status:
         steps = _Steps(status)
         up = services.deploy(
-            spec, contents, deposit=amount, progress=steps.update, timeout_s=timeout
+            spec,
+            contents,
+            deposit=amount,
+            progress=steps.update,
+            timeout_s=timeout,
+            failover=failover,
         )
         steps.done()
     where_ = f"provider {up.place or up.provider}"

@@ -84,10 +84,15 @@ class Services:
         deposit: int | None = None,
         progress: Progress = _quiet,
         timeout_s: float = UP_TIMEOUT_S,
+        failover: bool = True,
     ) -> Deployed:
         """Place, lease, push and wait until the service answers at its URL.
 
-        `deposit` (token wei) defaults to an hour at the placed rate. `progress` hears
+        `deposit` (token wei) defaults to an hour at the placed rate. With `failover`
+        (the default) the lease agrees on chain that, should the service be down past the
+        grace period, the marketplace may move the rest of the deposit to another
+        provider at no more than the spec's ``max_rate_wei_per_s``, under the same name,
+        with no signature needed then; without it the rest is refunded. `progress` hears
         each step: "placing", "opening the lease", "sending to the provider", "waiting
         for it to come up" (then the provider's states), "checking the URL".
 
@@ -132,6 +137,7 @@ class Services:
                 rate=rate,
                 deposit=amount,
                 spec_hash=placed["spec_hash"],
+                failover_cap=spec.max_rate_wei_per_s if failover else 0,
             )
         except Exception:
             self._release(spec.name)

@@ -68,8 +68,11 @@ class RenterLeases:
         )
         return deadline, v, r, s
 
-    def open(self, *, provider: str, rate: int, deposit: int, spec_hash: str) -> int:
-        """Open a lease (openWithPermit); its id."""
+    def open(
+        self, *, provider: str, rate: int, deposit: int, spec_hash: str, failover_cap: int = 0
+    ) -> int:
+        """Open a lease with a permit; its id. A `failover_cap` agrees in the same
+        transaction to a failover at no more than that rate per second."""
         receipt = self.leases.open(
             self.wallet.transact,
             provider=provider,
@@ -77,6 +80,7 @@ class RenterLeases:
             deposit=deposit,
             spec_hash=bytes.fromhex(spec_hash.removeprefix("0x")),
             permit=self.permit(deposit),
+            failover_cap=failover_cap,
         )
         events = self.leases.contract.events.LeaseOpened().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["leaseId"])
