@@ -127,8 +127,9 @@ class Placer:
         self.regions: dict[str, str] = {}
         self.unstaked: frozenset[str] = frozenset()
 
-    def decide(self, spec: ServiceSpec) -> Decision:
-        """The best provider for `spec` among those with room now (reserves nothing)."""
+    def decide(self, spec: ServiceSpec, *, exclude: frozenset[str] = frozenset()) -> Decision:
+        """The best provider for `spec` among those with room now, but those in `exclude`
+        (reserves nothing)."""
         check_regions(self.service, spec)
         with self._lock:
             index = self._fresh_index()
@@ -139,6 +140,7 @@ class Placer:
         matches = index.query(request_of(spec, pull), k=settings.candidates_per_job)
         if spec.regions:
             matches = prefer_regions(matches, set(spec.regions), regions)
+        matches = [m for m in matches if m.provider_id not in exclude]
         if not matches:
             return Decision(None, self._explain(spec, records, unstaked), basis)
         m = matches[0]
