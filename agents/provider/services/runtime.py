@@ -30,10 +30,11 @@ from typing import Any
 import docker
 import docker.errors
 
-from agents.errors import AgentError, NotFoundError, RefusedError
+from agents.errors import NotFoundError, RefusedError
 from agents.provider.images.harden import volume_tmpfs
 from agents.provider.images.source import engine_image
 from agents.provider.services import engine as eng
+from agents.provider.services import objects
 from agents.provider.services.area import remake_data
 from agents.provider.services.forward import PortForwarder
 from agents.provider.services.logs import follow_lines
@@ -121,9 +122,9 @@ class ServiceRuntime:
         with self._lock:
             known = self.store.get(lease)
             if known is not None:
-                self._ensure(known, self._containers().get(lease, []))
+                self._ensure(known, objects.containers(self.client, self.agent_id).get(lease, []))
                 return self._record(lease)
-            if not self._has_image(engine_image(spec.image)):
+            if not objects.has_image(self.client, engine_image(spec.image)):
                 raise RefusedError(f"this provider does not have the image {spec.image!r}")
             name = eng.name_of(self.agent_id, lease)
             area = WorkArea(self.work_root / name)
@@ -153,7 +154,7 @@ class ServiceRuntime:
                 self.store.update(lease, area_kind=kind)
                 rec.area_kind = kind
                 container = self._create(rec)
-                self._start(container)
+                objects.start(container)
             except BaseException:
                 forwarder.close()
                 self._teardown(lease)
@@ -183,9 +184,9 @@ class ServiceRuntime:
         live = set(live)
         report = ReconcileReport()
         with self._lock:
-            found = self._containers()
+            found = objects.containers(self.client, self.agent_id)
             records = {r.lease: r for r in self.store.all()}
-            nets = self._networks()
+            nets = objects.networks(self.client, self.agent_id)
             for lease in sorted((set(found) | set(records) | set(nets)) - live):
                 self._teardown(lease)
                 report.removed.append(lease)
@@ -193,7 +194,7 @@ class ServiceRuntime:
                 rec = records.get(lease)
                 if rec is None:
                     for c in found.get(lease, []):
-                        self._remove_container(c)
+                        objects.remove_container(c)
                     report.unknown.append(lease)
                     continue
                 getattr(report, self._ensure(rec, found.get(lease, []))).append(lease)
@@ -238,7 +239,7 @@ class ServiceRuntime:
         """Start the lease's stopped container again (made again if it is gone)."""
         with self._lock:
             rec = self._record(lease)
-            self._ensure(rec, self._containers().get(lease, []))
+            self._ensure(rec, objects.containers(self.client, self.agent_id).get(lease, []))
 
     def kill(self, lease: str) -> None:
         """Stop the lease's container (SIGKILL); the supervisor restarts it later."""
@@ -329,44 +330,14 @@ class ServiceRuntime:
             raise NotFoundError(f"lease {lease} has no service here")
         return rec
 
-    def _has_image(self, image: str) -> bool:
-        with eng.engine("look up an image"):
-            try:
-                self.client.images.get(image)
-            except docker.errors.APIError as exc:
-                if exc.is_client_error():
-                    return False
-                raise
-        return True
-
-    def _containers(self) -> dict[str, list[Any]]:
-        with eng.engine("list service containers"):
-            found = self.client.containers.list(
-                all=True, filters={"label": f"{eng.AGENT_LABEL}={self.agent_id}"}
-            )
-        out: dict[str, list[Any]] = {}
-        for c in found:
-            out.setdefault(c.labels[eng.SERVICE_LABEL], []).append(c)
-        return out
-
     def _container(self, lease: str) -> Any:
         """The lease's container (the recorded one when there are several), or None."""
         rec = self.store.get(lease)
-        found = self._containers().get(lease, [])
+        found = objects.containers(self.client, self.agent_id).get(lease, [])
         for c in found:
             if rec is not None and c.id == rec.container_id:
                 return c
         return found[0] if found else None
-
-    def _networks(self) -> dict[str, list[Any]]:
-        with eng.engine("list service networks"):
-            found = self.client.networks.list(
-                filters={"label": f"{eng.AGENT_LABEL}={self.agent_id}"}
-            )
-        out: dict[str, list[Any]] = {}
-        for n in found:
-            out.setdefault(n.attrs["Labels"][eng.SERVICE_LABEL], []).append(n)
-        return out
 
     def _ensure(self, rec: ServiceRecord, found: list[Any]) -> str:
         """Leave exactly one container for the record, running; returns what was done."""
@@ -376,7 +347,7 @@ class ServiceRuntime:
         for c in found:
             if c is not keep:
                 logger.warning("removing a duplicate service container", extra={"lease": rec.lease})
-                self._remove_container(c)
+                objects.remove_container(c)
         if rec.state == FAILED:
             outcome = "kept"
         elif keep is None:
@@ -391,12 +362,12 @@ class ServiceRuntime:
                 self.store.update(rec.lease, area_kind=kind, last_error="/data was lost")
                 rec.area_kind = kind
             keep = self._create(rec)
-            self._start(keep)
+            objects.start(keep)
             outcome = "recreated"
         elif keep.status == "running":
             outcome = "kept"
         else:
-            self._start(keep)
+            objects.start(keep)
             outcome = "started"
         if keep is not None:
             self.store.update(rec.lease, container_id=keep.id)
@@ -434,16 +405,6 @@ class ServiceRuntime:
         self.store.update(rec.lease, container_id=container.id, state=STARTING)
         return container
 
-    def _start(self, container: Any) -> None:
-        try:
-            container.start()
-        except docker.errors.APIError as exc:
-            raise RefusedError(
-                f"the service's container could not start: {exc.explanation or exc}"
-            ) from None
-        except docker.errors.DockerException as exc:
-            raise AgentError(f"the Docker engine failed to start a service: {exc}") from exc
-
     def _network(self, lease: str, name: str) -> None:
         with eng.engine("create a service's network"):
             if not self.client.networks.list(names=[name]):
@@ -456,26 +417,15 @@ class ServiceRuntime:
         if forwarder is not None:
             forwarder.close()
         self._reach.forget(lease)
-        for c in self._containers().get(lease, []):
-            self._remove_container(c)
-        for n in self._networks().get(lease, []):
-            with (
-                eng.engine("remove a service's network"),
-                contextlib.suppress(docker.errors.NotFound),
-            ):
-                n.remove()
+        for c in objects.containers(self.client, self.agent_id).get(lease, []):
+            objects.remove_container(c)
+        for n in objects.networks(self.client, self.agent_id).get(lease, []):
+            objects.remove_network(n)
         rec = self.store.get(lease)
         area = Path(rec.data_area) if rec else self.work_root / eng.name_of(self.agent_id, lease)
         WorkArea(area).remove()
         self.store.remove(lease)
         logger.info("service removed", extra={"lease": lease})
-
-    def _remove_container(self, container: Any) -> None:
-        with (
-            eng.engine("remove a service's container"),
-            contextlib.suppress(docker.errors.NotFound),
-        ):
-            container.remove(force=True)
 
     def _reserve_port(self, lease: str) -> PortForwarder:
         """A forwarder on the first port of the range neither recorded nor taken."""
