@@ -60,8 +60,40 @@ class HealthCheck(Wire):
     restart_after: int = Field(default=6, ge=0, le=1000)
 
 
+ContainerName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"),
+]
+MAX_CONTAINERS = 16
+
+
+class ServiceContainer(Wire):
+    """Another container of a deployment: it runs beside the service's own (main) container
+    on the deployment's private network, where the others reach it by `name`. It publishes
+    no port; its `resources` are part of the spec's (see :class:`ServiceSpec`)."""
+
+    name: ContainerName
+    image: ImageName
+    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=list, max_length=256
+    )
+    env: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_]\w*$")],
+        Annotated[str, StringConstraints(max_length=4096)],
+    ] = Field(default_factory=dict, max_length=64)
+    resources: Demand
+    depends_on: list[ContainerName] = Field(default_factory=list, max_length=MAX_CONTAINERS)
+
+
 class ServiceSpec(Wire):
-    """What a renter asks to run. Its hash binds the lease on chain."""
+    """What a renter asks to run. Its hash binds the lease on chain.
+
+    A deployment of several containers names its main container `alias` (the one whose
+    `port` gets the public name; the top-level image, command, env and health are its) and
+    lists the others in `containers`. They share one private network, where each reaches
+    the others by name, one lease and one `/data` area (a folder each). `resources` is
+    what the whole deployment uses: the main container gets what the others leave of it.
+    """
 
     name: ServiceName
     image: ImageName
@@ -83,6 +115,11 @@ class ServiceSpec(Wire):
     regions: list[RegionId] | None = Field(default=None, max_length=64)
     network: bool = Field(default=False, description="the service may open outbound connections")
     inputs: list[InputFile] = Field(default_factory=list, max_length=256)
+    alias: ContainerName | None = Field(
+        default=None, description="the main container's name on the deployment's network"
+    )
+    depends_on: list[ContainerName] = Field(default_factory=list, max_length=MAX_CONTAINERS)
+    containers: list[ServiceContainer] = Field(default_factory=list, max_length=MAX_CONTAINERS)
 
     @model_validator(mode="after")
     def _inputs_fit(self) -> ServiceSpec:
@@ -94,10 +131,86 @@ class ServiceSpec(Wire):
             raise ValueError(f"inputs total {total} bytes; the limit is {MAX_INPUT_BYTES}")
         return self
 
+    @model_validator(mode="after")
+    def _deployment_fits(self) -> ServiceSpec:
+        if not self.containers:
+            if self.alias is not None or self.depends_on:
+                raise ValueError("alias and depends_on name containers: list them in containers")
+            return self
+        if self.alias is None:
+            raise ValueError("a deployment of several containers names its main one (alias)")
+        names = [self.alias, *(c.name for c in self.containers)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"container names must be distinct: {names}")
+        start_order(self)  # no unknown or circular depends_on
+        main_resources(self)  # the others leave the main container some of each
+        return self
+
+
+def main_resources(spec: ServiceSpec) -> Demand:
+    """What the main container may use: the spec's resources less the other containers'.
+
+    Raises:
+        ValueError: the others take all the CPU or memory, or more GPUs or disk than the
+            deployment has.
+    """
+    r, rest = spec.resources, spec.containers
+    cpu = round(r.cpu - sum(c.resources.cpu for c in rest), 6)
+    memory_mb = r.memory_mb - sum(c.resources.memory_mb for c in rest)
+    gpu = r.gpu - sum(c.resources.gpu for c in rest)
+    disk_mb = r.disk_mb - sum(c.resources.disk_mb for c in rest)
+    if cpu <= 0 or memory_mb <= 0 or gpu < 0 or disk_mb < 0:
+        raise ValueError(
+            "the deployment's resources must be the sum of its containers' (the main one "
+            "gets what the others leave; it needs some CPU and memory)"
+        )
+    return Demand(cpu=cpu, memory_mb=memory_mb, gpu=gpu, disk_mb=disk_mb)
+
+
+def start_order(spec: ServiceSpec) -> list[str]:
+    """The deployment's container names in an order that starts each after those it
+    depends on (the main container is ``spec.alias``); names only, for one container.
+
+    Raises:
+        ValueError: a depends_on names no container of the deployment, or they go round.
+    """
+    if not spec.containers:
+        return [spec.alias or spec.name]
+    main = spec.alias or spec.name
+    needs = {main: list(spec.depends_on), **{c.name: list(c.depends_on) for c in spec.containers}}
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: being visited, 2: placed
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ValueError(f"depends_on goes round: {' -> '.join([*path, name])}")
+        state[name] = 1
+        for dep in needs[name]:
+            if dep not in needs:
+                raise ValueError(f"{name} depends on {dep!r}, which is not a container here")
+            visit(dep, [*path, name])
+        state[name] = 2
+        order.append(name)
+
+    for name in needs:
+        visit(name, [])
+    return order
+
+
+_DEPLOYMENT_FIELDS = ("alias", "depends_on", "containers")
+
 
 def service_spec_hash(spec: ServiceSpec) -> str:
-    """keccak256 of the spec's canonical JSON: the lease's spec hash on chain."""
-    return "0x" + keccak(canonical_json(hashed_body(spec))).hex()
+    """keccak256 of the spec's canonical JSON: the lease's spec hash on chain. It covers
+    every container of a deployment; a spec of one container hashes without the
+    deployment's fields (as it did before deployments had several)."""
+    body = hashed_body(spec)
+    for key in _DEPLOYMENT_FIELDS:
+        if not body.get(key):
+            body.pop(key, None)
+    return "0x" + keccak(canonical_json(body)).hex()
 
 
 class ServiceState(enum.StrEnum):

@@ -6,7 +6,9 @@ score, a read-only root with a small ``/tmp``, a non-root user, no capabilities,
 no-new-privileges; plus its data area at ``/data`` (``workarea.py``'s size-limited area,
 kept across container restarts), its inputs read-only at ``/input``, and either no
 network at all or, when it asked for outbound network and the owner allows it, a bridge
-network of its own (so it shares a network with no other container).
+network of its own (so it shares a network with no other container). The containers of a
+deployment share one network of their own instead, where each answers to its name
+(``stack.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -26,6 +29,7 @@ import requests.exceptions
 from agents.errors import AgentError
 from agents.provider.runtime import DEFAULT_DISK_MB
 from agents.provider.workarea import TMPFS
+from protocol.schemas import Demand
 from protocol.services import ServiceSpec
 
 # Distinct from the job runtime's dcloud.agent label on purpose: that runtime takes every
@@ -34,6 +38,7 @@ AGENT_LABEL = "dcloud.service-agent"
 SERVICE_LABEL = "dcloud.service"
 KIND_LABEL = "dcloud.workarea"
 DISK_LABEL = "dcloud.disk-mb"
+CONTAINER_LABEL = "dcloud.container"  # a deployment's other containers: their name
 TMP_MB = 16
 LOG_FILE = "16m"  # two such files of log records per container
 API_TIMEOUT_S = 30
@@ -66,22 +71,31 @@ def container_config(
     kind: str,
     network: str,
     env: dict[str, str],
+    member: Member | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments of ``containers.create`` for the service."""
-    r = spec.resources
+    """Keyword arguments of ``containers.create`` for the service, or for one `member` of a
+    deployment (its own resources, hostname and folder of /data, its name on the network)."""
+    r = member.resources if member else spec.resources
     # a tmpfs data area is charged to the container's memory cgroup: add it to the cap
     memory_mb = r.memory_mb + (data_mb(spec) if kind == TMPFS else 0)
     net: dict[str, Any] = {"network": network} if network else {"network_disabled": True}
+    more = {KIND_LABEL: kind, DISK_LABEL: str(data_mb(spec))}
+    data = f"{area_root}/output"
+    if member is not None:
+        net["networking_config"] = {network: member.endpoint}
+        data += f"/{member.name}"
+        if member.extra:
+            more[CONTAINER_LABEL] = member.name
     return {
         "name": f"dcloud-{name}",
-        "hostname": spec.name,
-        "labels": labels(agent_id, lease, **{KIND_LABEL: kind, DISK_LABEL: str(data_mb(spec))}),
+        "hostname": member.name if member else spec.name,
+        "labels": labels(agent_id, lease, **more),
         "environment": env,
         "user": f"{user[0]}:{user[1]}",
         "working_dir": "/data",
         "volumes": {
             f"{area_root}/input": {"bind": "/input", "mode": "ro"},
-            f"{area_root}/output": {"bind": "/data", "mode": "rw"},
+            data: {"bind": "/data", "mode": "rw"},
         },
         "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_MB}m,mode=1777"},
         "read_only": True,
@@ -100,6 +114,22 @@ def container_config(
         "restart_policy": {"Name": "no"},  # the supervisor restarts, with its backoff
         **net,
     }
+
+
+@dataclass(frozen=True)
+class Member:
+    """One container of a deployment: its name on the deployment's network (and folder
+    under the data area), what it runs and may use, whether it is one of the others (not
+    the main container), and its endpoint on the network
+    (``APIClient.create_endpoint_config``, which carries the name as a DNS alias)."""
+
+    name: str
+    image: str
+    command: list[str]
+    env: dict[str, str]
+    resources: Demand
+    extra: bool
+    endpoint: Any
 
 
 def exit_reason(state: dict[str, Any]) -> str:

@@ -25,13 +25,17 @@ def has_image(client: docker.DockerClient, image: str) -> bool:
     return True
 
 
-def containers(client: docker.DockerClient, agent_id: str) -> dict[str, list[Any]]:
-    """The agent's service containers, by lease."""
+def containers(
+    client: docker.DockerClient, agent_id: str, *, every: bool = False
+) -> dict[str, list[Any]]:
+    """The agent's service containers, by lease: the main ones, or with `every` also the
+    other containers of deployments (``stack.py``)."""
     with eng.engine("list service containers"):
         found = client.containers.list(all=True, filters={"label": f"{eng.AGENT_LABEL}={agent_id}"})
     out: dict[str, list[Any]] = {}
     for c in found:
-        out.setdefault(c.labels[eng.SERVICE_LABEL], []).append(c)
+        if every or eng.CONTAINER_LABEL not in c.labels:
+            out.setdefault(c.labels[eng.SERVICE_LABEL], []).append(c)
     return out
 
 

@@ -12,7 +12,9 @@ network (asked for, and allowed by the owner) has a bridge network of its own: t
 engine drops traffic between bridge networks. Either way the port is published by the
 agent's own forwarder (``forward.py``), which enters the container's network namespace
 to reach the port and refuses connections from any container on this host. While the
-agent is down, the ports are not served; the services keep running.
+agent is down, the ports are not served; the services keep running. A deployment of
+several containers has an internal network of its own, where its containers reach each
+other by name and nothing else (``stack.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from agents.errors import NotFoundError, RefusedError
 from agents.provider.images.harden import volume_tmpfs
 from agents.provider.images.source import engine_image
 from agents.provider.services import engine as eng
-from agents.provider.services import objects
+from agents.provider.services import objects, stack
 from agents.provider.services.area import remake_data
 from agents.provider.services.forward import PortForwarder
 from agents.provider.services.logs import follow_lines
@@ -124,8 +126,9 @@ class ServiceRuntime:
             if known is not None:
                 self._ensure(known, objects.containers(self.client, self.agent_id).get(lease, []))
                 return self._record(lease)
-            if not objects.has_image(self.client, engine_image(spec.image)):
-                raise RefusedError(f"this provider does not have the image {spec.image!r}")
+            for image in stack.images(spec):
+                if not objects.has_image(self.client, engine_image(image)):
+                    raise RefusedError(f"this provider does not have the image {image!r}")
             name = eng.name_of(self.agent_id, lease)
             area = WorkArea(self.work_root / name)
             forwarder = self._reserve_port(lease)
@@ -134,7 +137,7 @@ class ServiceRuntime:
                 spec=spec,
                 host_port=forwarder.port,
                 data_area=str(area.root),
-                network=name if spec.network and self.allow_network else "",
+                network=name if spec.containers or self._outbound(spec) else "",
                 state=STARTING,
             )
             if spec.network and not self.allow_network:
@@ -153,8 +156,7 @@ class ServiceRuntime:
                 )
                 self.store.update(lease, area_kind=kind)
                 rec.area_kind = kind
-                container = self._create(rec)
-                objects.start(container)
+                self._ensure(rec, [], serve=False)
             except BaseException:
                 forwarder.close()
                 self._teardown(lease)
@@ -184,7 +186,7 @@ class ServiceRuntime:
         live = set(live)
         report = ReconcileReport()
         with self._lock:
-            found = objects.containers(self.client, self.agent_id)
+            found = objects.containers(self.client, self.agent_id, every=True)
             records = {r.lease: r for r in self.store.all()}
             nets = objects.networks(self.client, self.agent_id)
             for lease in sorted((set(found) | set(records) | set(nets)) - live):
@@ -197,7 +199,8 @@ class ServiceRuntime:
                         objects.remove_container(c)
                     report.unknown.append(lease)
                     continue
-                getattr(report, self._ensure(rec, found.get(lease, []))).append(lease)
+                main = [c for c in found.get(lease, []) if eng.CONTAINER_LABEL not in c.labels]
+                getattr(report, self._ensure(rec, main)).append(lease)
             keep = {Path(r.data_area).name for r in records.values() if r.lease in live}
             if self.work_root.is_dir():
                 for folder in self.work_root.iterdir():
@@ -231,9 +234,14 @@ class ServiceRuntime:
         if container is None:
             return False, "its container is gone"
         state = container.attrs["State"]
-        if state.get("Running") and not state.get("Restarting"):
-            return True, ""
-        return False, eng.exit_reason(state)
+        if not state.get("Running") or state.get("Restarting"):
+            return False, eng.exit_reason(state)
+        rec = self.store.get(lease)
+        if rec is not None and rec.spec.containers:
+            every = objects.containers(self.client, self.agent_id, every=True).get(lease, [])
+            why = stack.stopped(rec.spec, every)
+            return not why, why
+        return True, ""
 
     def restart(self, lease: str) -> None:
         """Start the lease's stopped container again (made again if it is gone)."""
@@ -339,8 +347,9 @@ class ServiceRuntime:
                 return c
         return found[0] if found else None
 
-    def _ensure(self, rec: ServiceRecord, found: list[Any]) -> str:
-        """Leave exactly one container for the record, running; returns what was done."""
+    def _ensure(self, rec: ServiceRecord, found: list[Any], *, serve: bool = True) -> str:
+        """Leave exactly one container for the record (one per member of a deployment),
+        running, started in depends_on order; returns what was done."""
         keep = next((c for c in found if c.id == rec.container_id), None)
         keep = keep or next((c for c in found if c.status == "running"), None)
         keep = keep or (found[0] if found else None)
@@ -348,37 +357,64 @@ class ServiceRuntime:
             if c is not keep:
                 logger.warning("removing a duplicate service container", extra={"lease": rec.lease})
                 objects.remove_container(c)
-        if rec.state == FAILED:
-            outcome = "kept"
-        elif keep is None:
+        outcome = "kept"
+        members = stack.members(self.client, rec.spec)
+        others: dict[str, list[Any]] = {}
+        if members and rec.state != FAILED:
+            every = objects.containers(self.client, self.agent_id, every=True)
+            others = stack.by_name(every.get(rec.lease, []))
+        for member in members.values() or [None]:
+            if rec.state == FAILED:
+                break
+            if member is None or not member.extra:
+                keep, done = self._ensure_one(rec, keep, member)
+            else:
+                extra, duplicates = stack.pick(others.get(member.name, []))
+                for c in duplicates:
+                    objects.remove_container(c)
+                done = self._ensure_one(rec, extra, member)[1]
+            outcome = done if outcome == "kept" else outcome
+        if keep is not None:
+            self.store.update(rec.lease, container_id=keep.id)
+        if serve:
+            self.serve_port(rec.lease)
+        return outcome
+
+    def _ensure_one(
+        self, rec: ServiceRecord, keep: Any, member: eng.Member | None
+    ) -> tuple[Any, str]:
+        """Make `keep` (a container of the record, or of one of its members) run."""
+        if keep is None:
             area = WorkArea(Path(rec.data_area))
             if not area.input.is_dir():
                 self.store.update(rec.lease, state=FAILED, last_error="its files are gone")
-                return "kept"
+                rec.state = FAILED
+                return None, "kept"
             if rec.area_kind == TMPFS and not os.path.ismount(area.output):
                 # the machine restarted: the RAM-backed /data is gone; make it again, empty
                 tmpfs = eng.data_mb(rec.spec) <= self.tmpfs_max_mb
                 kind = remake_data(area, eng.data_mb(rec.spec), self._user, tmpfs=tmpfs)
                 self.store.update(rec.lease, area_kind=kind, last_error="/data was lost")
                 rec.area_kind = kind
-            keep = self._create(rec)
+            keep = self._create(rec, member)
             objects.start(keep)
-            outcome = "recreated"
-        elif keep.status == "running":
-            outcome = "kept"
-        else:
-            objects.start(keep)
-            outcome = "started"
-        if keep is not None:
-            self.store.update(rec.lease, container_id=keep.id)
-        self.serve_port(rec.lease)
-        return outcome
+            return keep, "recreated"
+        if keep.status == "running":
+            return keep, "kept"
+        objects.start(keep)
+        return keep, "started"
 
-    def _create(self, rec: ServiceRecord) -> Any:
+    def _create(self, rec: ServiceRecord, member: eng.Member | None = None) -> Any:
         spec = rec.spec
         network = rec.network
         if network:
-            self._network(rec.lease, network)
+            stack.ensure_network(
+                self.client,
+                name=network,
+                agent_id=self.agent_id,
+                lease=rec.lease,
+                internal=not self._outbound(spec),
+            )
         env = {
             "HOME": "/tmp",
             **spec.env,
@@ -387,8 +423,15 @@ class ServiceRuntime:
             "DCLOUD_SERVICE_URL": f"http://{self.public_host}:{rec.host_port}",
             "DCLOUD_SERVICE_PORTS": f"{spec.port}:{rec.host_port}",
         }
+        name = eng.name_of(self.agent_id, rec.lease)
+        image, command = spec.image, spec.command
+        if member is not None:
+            stack.data_folder(Path(rec.data_area) / "output", member.name, self._user)
+        if member is not None and member.extra:
+            env = {"HOME": "/tmp", **member.env, "DCLOUD_SERVICE_NAME": spec.name}
+            name, image, command = f"{name}-{member.name}", member.image, member.command
         config = eng.container_config(
-            name=eng.name_of(self.agent_id, rec.lease),
+            name=name,
             agent_id=self.agent_id,
             lease=rec.lease,
             spec=spec,
@@ -397,27 +440,26 @@ class ServiceRuntime:
             kind=rec.area_kind,
             network=network,
             env=env,
+            member=member,
         )
         with eng.engine("create a service's container"):
-            image = engine_image(spec.image)  # a renter's image by its id, never a name
+            image = engine_image(image)  # a renter's image by its id, never a name
             config["tmpfs"] = {**volume_tmpfs(self.client, image), **config["tmpfs"]}
-            container = self.client.containers.create(image, list(spec.command), **config)
-        self.store.update(rec.lease, container_id=container.id, state=STARTING)
+            container = self.client.containers.create(image, list(command), **config)
+        if member is None or not member.extra:
+            self.store.update(rec.lease, container_id=container.id, state=STARTING)
         return container
 
-    def _network(self, lease: str, name: str) -> None:
-        with eng.engine("create a service's network"):
-            if not self.client.networks.list(names=[name]):
-                self.client.networks.create(
-                    name, driver="bridge", labels=eng.labels(self.agent_id, lease)
-                )
+    def _outbound(self, spec: ServiceSpec) -> bool:
+        """Whether the service gets outbound network: it asked, and the owner allows it."""
+        return spec.network and self.allow_network
 
     def _teardown(self, lease: str) -> None:
         forwarder = self._forwarders.pop(lease, None)
         if forwarder is not None:
             forwarder.close()
         self._reach.forget(lease)
-        for c in objects.containers(self.client, self.agent_id).get(lease, []):
+        for c in objects.containers(self.client, self.agent_id, every=True).get(lease, []):
             objects.remove_container(c)
         for n in objects.networks(self.client, self.agent_id).get(lease, []):
             objects.remove_network(n)
