@@ -4,7 +4,8 @@ Both run in the caller's transaction after the request's signature was checked. 
 placement decision (:mod:`marketplace.services.placement`) is taken beforehand under the
 service's placement lock, and :func:`record` checks it against the provider's free
 capacity in the database again before it reserves, so a heartbeat that shrank the
-provider in between never makes it overbooked.
+provider in between never makes it overbooked. It reserves the spec's resources, which for
+a deployment of several containers are their sum: the whole deployment, or nothing.
 """
 
 from __future__ import annotations

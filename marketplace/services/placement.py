@@ -11,6 +11,10 @@ The provider's ask per CPU-second times the service's CPU, rounded up, is the ra
 second; only providers whose rate stays within the spec's ``max_rate_wei_per_s`` are
 eligible. A service nobody can take gets the reason jobs get
 (:func:`~marketplace.compute.unmatched.explain_unmatched`), worded per second.
+
+A deployment of several containers is placed whole or not at all: its spec's resources
+are the sum of its containers' (``protocol.services``), so the provider must have room for
+all of them at once, and it must hold the images of the containers beside the main one.
 """
 
 from __future__ import annotations
@@ -112,6 +116,18 @@ def check_regions(service: Service, spec: ServiceSpec) -> None:
             raise InvalidInputError(f"unknown regions {unknown}; use some of: {known}")
 
 
+def lacks_images(provider: Provider, spec: ServiceSpec) -> list[str]:
+    """The images of the deployment's other containers that `provider` does not hold (the
+    main container's own image is matched, or pulled, as a single service's is)."""
+    held = provider.images
+    lacking = []
+    for image in sorted({c.image for c in spec.containers} - {spec.image}):
+        digest = images.pinned_digest(image)
+        if (digest or image) not in held:
+            lacking.append(image)
+    return lacking
+
+
 class Placer:
     """Ranks providers for services; one per process (its index is cached)."""
 
@@ -143,6 +159,17 @@ class Placer:
         matches = [m for m in matches if m.provider_id not in exclude]
         if not matches:
             return Decision(None, self._explain(spec, records, unstaked), basis)
+        missing = {m.provider_id: lacks_images(records[m.provider_id], spec) for m in matches}
+        matches = [m for m in matches if not missing[m.provider_id]]
+        if not matches:
+            lacking = sorted({i for held in missing.values() for i in held})
+            return Decision(
+                None,
+                f"no provider with room holds the images of your other containers "
+                f"({', '.join(lacking)}); name images providers offer (GET /v1/providers "
+                "lists them)",
+                basis,
+            )
         m = matches[0]
         placement = Placement(
             provider=m.provider_id,
