@@ -23,6 +23,7 @@ def _mount() -> None:
     from agents.ingress.cli import app as gateway
     from agents.provider.cli import app as provider
     from agents.renter.cli import app as job
+    from agents.s3.cli import app as s3
     from agents.service.cli import app as service
     from agents.storage.files.cli import file_app
     from agents.storage.node.cli import node_app
@@ -39,6 +40,7 @@ def _mount() -> None:
     app.add_typer(devnet, name="devnet", help="A whole local network with a demo.")
     app.add_typer(gateway, name="gateway", help="Route service names to where they run now.")
     app.add_typer(token, name="token", help="Your tokens: balance, buy, faucet, send, withdraw.")
+    app.add_typer(s3, name="s3", help="An S3 endpoint over your storage, with access keys.")
 
 
 def main() -> None:
