@@ -137,3 +137,15 @@ def test_reconcile_recreates_a_removed_member_and_stop_removes_every_trace(
         == []
     )
     assert docker_engine.networks.list(names=[rec.network]) == []
+
+
+def test_logs_of_a_deployment_name_each_line_s_container(make_runtime, docker_engine):
+    rt = make_runtime()
+    rec = rt.deploy("a", stack(), {"probe.py": PROBE.encode(), "index.html": b"a\n"})
+    wait_for(lambda: answers(rec.host_port), "the main container to answer on the host")
+    exec_in(docker_engine, rt, "a", "python3", "/input/probe.py", "api:9000")
+
+    lines = rt.logs_tail("a").decode().splitlines()
+
+    assert any(line.startswith("api | ") and '"GET / HTTP/1.0" 200' in line for line in lines)
+    assert any(line.startswith("web | ") and '"GET / HTTP/1.1" 200' in line for line in lines)

@@ -1,4 +1,5 @@
-"""A service's logs, followed line by line and bounded, for serving to its renter."""
+"""A service's logs, followed line by line and bounded, for serving to its renter; the
+logs of a deployment's containers, merged in time order."""
 
 from __future__ import annotations
 
@@ -67,3 +68,23 @@ def follow_lines(
 def _chunks(stream: Any) -> Iterator[bytes]:
     with contextlib.suppress(Exception):  # closed under us (stop, or the caller went away)
         yield from stream
+
+
+def merged_tail(containers: list[Any], *, main: str, lines: int) -> bytes:
+    """The last `lines` lines of the containers' output. One container's come as the engine
+    gives them; several containers' are merged by the engine's timestamps, each line after
+    its container's name in the deployment (`main` for the main container)."""
+    if len(containers) == 1:
+        with eng.engine("read a service's logs"):
+            one: bytes = containers[0].logs(stdout=True, stderr=True, tail=lines)
+        return one
+    stamped: list[tuple[bytes, int, bytes]] = []
+    for c in containers:
+        name = (c.labels.get(eng.CONTAINER_LABEL) or main).encode()
+        with eng.engine("read a service's logs"):
+            data: bytes = c.logs(stdout=True, stderr=True, tail=lines, timestamps=True)
+        for i, line in enumerate(data.splitlines()):
+            at, _, text = line.partition(b" ")
+            stamped.append((at, i, name + b" | " + text + b"\n"))
+    stamped.sort(key=lambda t: (t[0], t[1]))
+    return b"".join(t[2] for t in stamped[-lines:] if lines)

@@ -39,7 +39,7 @@ from agents.provider.services import engine as eng
 from agents.provider.services import objects, stack
 from agents.provider.services.area import remake_data
 from agents.provider.services.forward import PortForwarder
-from agents.provider.services.logs import follow_lines
+from agents.provider.services.logs import follow_lines, merged_tail
 from agents.provider.services.netns import connect_in
 from agents.provider.services.reach import Reach
 from agents.provider.services.store import FAILED, STARTING, ServiceRecord, ServiceStore
@@ -295,17 +295,20 @@ class ServiceRuntime:
     # --- logs ---------------------------------------------------------------------------
 
     def logs_tail(self, lease: str, *, lines: int = 200, max_bytes: int = LOG_TAIL_BYTES) -> bytes:
-        """The last `lines` lines of the service's output (stdout and stderr interleaved),
+        """The last `lines` lines of the service's output (stdout and stderr interleaved;
+        a deployment's containers' in time order, each line after its container's name),
         at most the last `max_bytes` of them.
 
         Raises:
             NotFoundError: the lease has no container.
         """
-        container = self._container(lease)
+        container, rec = self._container(lease), self.store.get(lease)
         if container is None:
             raise NotFoundError(f"lease {lease} has no service here")
-        with eng.engine("read a service's logs"):
-            data: bytes = container.logs(stdout=True, stderr=True, tail=max(lines, 0))
+        every = [container]
+        if rec is not None and rec.spec.containers:
+            every = objects.containers(self.client, self.agent_id, every=True).get(lease, [])
+        data = merged_tail(every, main=rec.spec.alias or "" if rec else "", lines=max(lines, 0))
         return data[-max_bytes:] if max_bytes > 0 else b""
 
     def logs_follow(
