@@ -22,6 +22,7 @@ from rich.table import Table
 from agents.errors import UserError
 from agents.origin import parse_origin
 from agents.renter import cli as renter_cli
+from agents.service import manifest as manifests
 from agents.service.client import Services
 from agents.service.gateway import Gateway
 from agents.service.inputs import collect_inputs
@@ -91,6 +92,15 @@ def deploy(
         list[str] | None, typer.Argument(help="command run in the container (after --)")
     ] = None,
     name: Annotated[str, typer.Option(help="the name: NAME.apps.DOMAIN and /apps/NAME/")] = "",
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            "-f",
+            help="a YAML file of several containers (compose-like: services, image, ports, "
+            "env, depends_on, resources, health) deployed together; see the README",
+        ),
+    ] = None,
     image: Annotated[
         str,
         typer.Option(
@@ -133,14 +143,23 @@ def deploy(
     """Deploy a service and wait until its URL answers.
 
     It is placed on a provider, its lease opened on chain (your deposit, with a permit),
-    sent to the provider, and checked through the gateway.
+    sent to the provider, and checked through the gateway. With -f FILE, the containers
+    the file names are deployed together on one provider under one lease.
     """
-    for flag, value in (("--name", name), ("--image", image), ("--max-rate", max_rate)):
+    required = [("--name", name), ("--image", image), ("--max-rate", max_rate)]
+    if manifest is not None:
+        given = [f for f, v in (("--image", image), ("--port", port), ("a command", command),
+                                ("--env", env), ("--tcp", tcp)) if v]  # fmt: skip
+        if given:
+            raise UserError(f"{', '.join(given)}: the manifest says these; edit it instead")
+        required = required[2:]
+    for flag, value in required:
         if not value:
             raise UserError(f"{flag} is required (see `dcloud service deploy --help`)")
-    if not port:
+    if not port and manifest is None:
         raise UserError("--port is required: the port the container listens on")
-    check_name(name)
+    if name or manifest is None:
+        check_name(name)
     cfg = renter_cli._config(home)
     where = parse_origin(origin) if origin else cfg.origin
     if where is None:
@@ -149,21 +168,31 @@ def deploy(
             "set it once with `dcloud job init --origin CITY`"
         )
     files, contents = collect_inputs(input_ or [])
-    spec = build_spec(
-        {
-            "name": name,
-            "image": image,
-            "command": command or [],
-            "env": dict(renter_cli._pair(e) for e in env or []),
-            "port": port,
-            "health": {"kind": "tcp"} if tcp else {"path": health_path},
-            "resources": {"cpu": cpu, "memory_mb": memory_mb, "disk_mb": disk_mb},
-            "max_rate_wei_per_s": parse_rate(max_rate),
-            "origin": where.model_dump(),
-            "network": network,
-            "inputs": [f.model_dump() for f in files],
-        }
-    )
+    if manifest is not None:
+        spec = manifests.build(
+            manifest,
+            name=name,
+            max_rate_wei_per_s=parse_rate(max_rate),
+            origin=where,
+            inputs=[f.model_dump() for f in files],
+            network=network,
+        )
+    else:
+        spec = build_spec(
+            {
+                "name": name,
+                "image": image,
+                "command": command or [],
+                "env": dict(renter_cli._pair(e) for e in env or []),
+                "port": port,
+                "health": {"kind": "tcp"} if tcp else {"path": health_path},
+                "resources": {"cpu": cpu, "memory_mb": memory_mb, "disk_mb": disk_mb},
+                "max_rate_wei_per_s": parse_rate(max_rate),
+                "origin": where.model_dump(),
+                "network": network,
+                "inputs": [f.model_dump() for f in files],
+            }
+        )
     amount = parse_tokens(deposit) if deposit is not None else None
     services = _services(home)
     with console.status("placing") as status:
