@@ -6,6 +6,8 @@
 - :mod:`~agents.service.peer`: the provider: the signed push, its view, its logs.
 - :mod:`~agents.service.rates`: rates as typed ("0.001/h") and as leases count them.
 - :mod:`~agents.service.inputs`: input files and folders.
+- :mod:`~agents.service.manifest`: deployments of several containers from a YAML manifest
+  (``manifest_yaml``: the YAML itself, with the line of each error).
 - :mod:`~agents.service.gateway`: the URLs a service answers at, and checking them.
 - :mod:`~agents.service.records`: the renter's record of each lease it opened.
 - :mod:`~agents.service.views`: what the SDK returns.

@@ -210,9 +210,10 @@ def build(
     max_rate_wei_per_s: int,
     origin: Location,
     inputs: list[dict[str, Any]],
+    network: bool = False,
 ) -> ServiceSpec:
     """The spec of the deployment the manifest at `path` describes; `name` ('' for the
-    manifest's own) names it.
+    manifest's own) names it; `network` gives it outbound network as the manifest can.
 
     Raises:
         UserError: the manifest is not valid, names no deployment name, or its services do
@@ -229,6 +230,7 @@ def build(
         "max_rate_wei_per_s": max_rate_wei_per_s,
         "origin": origin.model_dump(),
         "inputs": inputs,
+        "network": fields["network"] or network,
     }
     try:
         return ServiceSpec.model_validate(body)
