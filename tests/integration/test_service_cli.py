@@ -275,3 +275,86 @@ def test_stop_closes_the_lease_and_refunds_the_rest_to_the_wallet(net, blog, sdk
     assert f"blog stopped (lease {lease_id} closed)" in out
     assert f"the rest of the deposit, {fmt_tokens(refund)}, came back to your wallet" in out
     assert sdk.market.get("/v1/services/blog")["status"] in ("ending", "ended")
+
+
+# ---------------------------------------------------------------- several containers
+
+WEB = """\
+import http.server, urllib.request
+class Proxy(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = urllib.request.urlopen("http://api:9000" + self.path, timeout=5).read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("", 8000), Proxy).serve_forever()
+"""
+
+STACK = """\
+name: shop
+services:
+  web:
+    image: dcloud/python:3.11
+    command: python3 /input/web.py
+    ports: [8000]
+    depends_on: [api]
+    resources: {cpu: 0.25, memory_mb: 64, disk_mb: 8}
+  api:
+    image: dcloud/python:3.11
+    command: [python3, -m, http.server, "9000", --directory, /input/api]
+    resources: {cpu: 0.25, memory_mb: 64, disk_mb: 8}
+"""
+
+
+@pytest.fixture(scope="module")
+def shop(net, gateway, home, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shop")
+    (folder / "stack.yaml").write_text(STACK)
+    (folder / "site" / "api").mkdir(parents=True)
+    (folder / "site" / "web.py").write_text(WEB)
+    (folder / "site" / "api" / "items.txt").write_text("apples\n")
+    done = dcloud(
+        "service", "deploy", "-f", str(folder / "stack.yaml"), "--max-rate", "0.01/h",
+        "--deposit", "1", "--input", str(folder / "site"), home=home,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_manifest_deploys_its_containers_under_one_name_and_lease(shop, sdk):
+    assert re.search(r"shop is up: http://shop\.apps\.localhost:\d+/ .*0\.0018 DCT/h", shop)
+    view = sdk.status("shop")
+    assert view.lease.rate_per_second == RATE  # 0.25 + 0.25 CPU at the provider's ask
+    assert view.agent is not None and view.agent["state"] == "healthy"
+
+
+def test_the_published_service_answers_and_reaches_the_other_by_name(shop, gateway):
+    got = httpx.get(f"{gateway.url}/apps/shop/items.txt")  # web, fetching from api:9000
+    assert got.status_code == 200 and got.text == "apples\n"
+
+
+def test_logs_of_a_deployment_name_each_container(shop, gateway, home):
+    httpx.get(f"{gateway.url}/apps/shop/items.txt")
+    done = dcloud("service", "logs", "shop", home=home)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r'^api \| .*"GET /items.txt HTTP/1.1" 200', done.stdout, re.M), done.stdout
+
+
+def test_a_bad_manifest_is_refused_with_its_line_and_moves_no_money(net, sdk, home, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(STACK.replace("    depends_on: [api]\n", "    links: [api]\n"))
+    before = money(net, sdk)
+    out = refused(dcloud("service", "deploy", "-f", str(bad), "--max-rate", "0.01/h", home=home))
+    assert "bad.yaml line 7, services.web.links: unknown key; use one of: image," in out
+    assert money(net, sdk) == before
+
+
+def test_stopping_a_deployment_closes_its_lease_and_removes_every_container(
+    net, shop, sdk, home, docker_engine
+):
+    lease_id = sdk.status("shop", ask_provider=False).lease_id
+    done = dcloud("service", "stop", "shop", home=home)
+    assert done.returncode == 0, done.stderr
+    assert RenterLeases(sdk.renter).lease(lease_id).status == LeaseStatus.ENDED
+    assert f"shop stopped (lease {lease_id} closed)" in " ".join(done.stdout.split())
