@@ -7,9 +7,10 @@ without a chain (stake is then not verified and the API says so).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from protocol.assignments import VALID_S
 from protocol.ratelimit import RateLimitSettings
@@ -96,6 +97,24 @@ class Settings(BaseSettings, RateLimitSettings):
     service_probe_interval_s: float = Field(
         default=5.0, gt=0, le=3600, description="how often the prober checks each service"
     )
+    watcher_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="private keys (hex, comma-separated) of LeaseEscrow watchers this "
+        "marketplace signs down reports with, beside the matcher key; unset = the well-known "
+        "dev watcher key on local chains (so a quorum of 2 is met there), else none",
+    )
+    watch_post_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="how often down intervals are posted on chain (one batch per post)",
+    )
+    failover_give_up_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="a failed service that no provider can take within this long after "
+        "its failure is ended on chain instead (its provider slashed, the rest refunded)",
+    )
     service_forecast_hours: int = Field(
         default=6,
         ge=1,
@@ -103,3 +122,10 @@ class Settings(BaseSettings, RateLimitSettings):
         description="services are placed by their providers' mean energy level over this "
         "many coming hours (as far as the price source knows them)",
     )
+
+    @field_validator("watcher_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -20,6 +20,13 @@ Every request is signed by the renter with ``protocol.signing``:
   ``/v1/services/{lease_id}/logs`` (``?follow=true`` streams) are signed reads like a
   job's; only the lease's renter may read them. A service stops when its lease ends on
   chain (the renter closes it, it runs out of funds, ...): the agent watches its leases.
+- ``POST /v1/services/failover`` takes a signed envelope (purpose
+  :data:`SERVICE_FAILOVER`) whose payload is a :class:`ServiceFailover`, sent by the
+  marketplace's FAILOVER_ROLE key after LeaseEscrow moved a failed lease to this
+  provider: the new lease id, the failed one, and the spec (its hash must equal the new
+  lease's). The agent checks on chain that the signer holds FAILOVER_ROLE and that the
+  new lease is that failover's, offered to this provider; then it takes the lease as a
+  renter's push (the renter agreed to it when opening the first lease).
 
 Errors are JSON ``{"detail": "...", "error": "<kind>"}`` with a 4xx status, as the
 marketplace's.
@@ -40,6 +47,7 @@ from protocol.services import ServiceSpec, ServiceState
 PUSH = purposes.PROVIDER_PUSH
 FETCH = purposes.PROVIDER_FETCH
 SERVICE_PUSH = purposes.PROVIDER_SERVICE_PUSH
+SERVICE_FAILOVER = purposes.PROVIDER_SERVICE_FAILOVER
 SIGNER_HEADER = signing.SIGNER_HEADER
 TIMESTAMP_HEADER = signing.TIMESTAMP_HEADER
 SIGNATURE_HEADER = signing.SIGNATURE_HEADER
@@ -114,6 +122,15 @@ class ServicePush(Wire):
     image: ImageSource | None = Field(
         default=None, description="where to fetch the spec's pinned image, when it is the renter's"
     )
+
+
+class ServiceFailover(Wire):
+    """A failed-over service for its new provider (no inputs: failover carries only
+    services without them)."""
+
+    lease_id: int = Field(ge=1, le=2**64, description="the lease the failover opened")
+    from_lease_id: int = Field(ge=1, le=2**64, description="the lease that failed")
+    spec: ServiceSpec
 
 
 class ProviderService(Wire):

@@ -37,6 +37,8 @@ PROVIDER_FETCH = "dcloud/provider.fetch"
 """A renter reads its job's state, logs or outputs at the provider."""
 PROVIDER_SERVICE_PUSH = "dcloud/provider.service-push"
 """A renter sends a leased service's spec and inputs to its provider."""
+PROVIDER_SERVICE_FAILOVER = "dcloud/provider.service-failover"
+"""The marketplace's failover key sends a failed-over service's spec to its new provider."""
 
 # -- checked by a storage node (request headers)
 STORAGE_SHARD = "dcloud/storage.shard"
@@ -58,6 +60,7 @@ ALL = (
     PROVIDER_PUSH,
     PROVIDER_FETCH,
     PROVIDER_SERVICE_PUSH,
+    PROVIDER_SERVICE_FAILOVER,
     STORAGE_SHARD,
     STORAGE_GRANT,
 )

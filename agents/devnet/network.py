@@ -101,6 +101,7 @@ class Network:
     heartbeat_s: float = 1.0
     poll_s: float = 0.05
     offline_after_s: float = 4.0
+    probe_s: float = 1.0  # the prober's interval: down time is seen within it
     market_port: int = 0
     market: Proc | None = None
     providers: list[Provider] = field(default_factory=list)
@@ -127,6 +128,8 @@ class Network:
             "DCLOUD_INDEXER_POLL_S": "0.2",
             "DCLOUD_HEARTBEAT_INTERVAL_S": str(self.heartbeat_s),
             "DCLOUD_OFFLINE_AFTER_S": str(self.offline_after_s),
+            "DCLOUD_SERVICE_PROBE_INTERVAL_S": str(self.probe_s),
+            "DCLOUD_WATCH_POST_S": str(max(2.0, self.probe_s)),
         }
         self.market = spawn("marketplace", python("-m", "marketplace"), logs=self.logs, env=env)
         wait_http(self.market, f"{self.market_url}/healthz")

@@ -57,6 +57,9 @@ CONTRACTS_FINGERPRINT = "contracts.sha256"  # of the sources the devnet was depl
 MARKET_PORT = 8700
 GATEWAY_PORT = 8790
 SERVICE_GATEWAY_PORT = 8780  # services at http://NAME.apps.localhost:8780/
+# A service down this long fails on the devnet (the contract default is 120 s): a demo
+# failover then takes well under half a minute.
+DEVNET_LEASE_GRACE_S = 10
 CHAINS = {
     "anvil": {"port": 8545, "network": "dcloud-devnet", "mnemonic": None},
     # Ganache gets anvil's (valid BIP-39) mnemonic, so both chains have the same dev keys
@@ -267,6 +270,7 @@ class Devnet:
             self.deployments,
             logs=self.logs,
             DCLOUD_CHALLENGE_WINDOW="60",
+            DCLOUD_LEASE_GRACE=str(DEVNET_LEASE_GRACE_S),
         )
         (self.home / CONTRACTS_FINGERPRINT).write_text(contracts_fingerprint() + "\n")
 

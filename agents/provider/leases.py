@@ -33,7 +33,7 @@ from agents.provider.services.runtime import ServiceRuntime
 from agents.provider.services.store import ServiceRecord
 from agents.wallet import TRANSIENT, Wallet
 from protocol.leases import EndReason, Lease, Leases, LeaseStatus, min_deposit
-from protocol.provider_api import ProviderService, ServicePush
+from protocol.provider_api import ProviderService, ServiceFailover, ServicePush
 from protocol.schemas import Capacity
 from protocol.services import ServiceSpec, ServiceState, service_spec_hash
 
@@ -136,6 +136,37 @@ class ServiceLeases:
                 self._taking.discard(lease_id)
         logger.info("service lease taken", extra={"lease": lease_id, "renter": signer})
         return self._stored(lease_id)
+
+    def receive_failover(self, push: ServiceFailover, signer: str) -> LeaseRecord:
+        """Take a lease LeaseEscrow moved here from a failed provider: sent by a
+        FAILOVER_ROLE key (the marketplace), with the spec the new lease names. The renter
+        agreed to it when opening the first lease, so it is taken as the renter's push.
+
+        Raises:
+            VerificationError: the signer may not fail leases over, or no failover of
+                `from_lease_id` opened this lease for this provider.
+            RefusedError, ChainUnavailableError: as :meth:`receive`.
+        """
+        try:
+            if not self.leases.may_fail_over(signer):
+                raise VerificationError(f"{signer} may not fail leases over (no FAILOVER_ROLE)")
+            moved = self.leases.failovers()
+            lease = self.leases.lease(push.lease_id)
+        except TRANSIENT as exc:
+            raise ChainUnavailableError(
+                f"this provider cannot reach its chain now ({exc.__class__.__name__}); "
+                "send the failover again shortly"
+            ) from None
+        if (push.from_lease_id, push.lease_id, self.me) not in moved:
+            raise VerificationError(
+                f"lease {push.lease_id} is not a failover of lease {push.from_lease_id} to "
+                f"this provider on chain"
+            )
+        logger.info(
+            "failed-over lease offered",
+            extra={"lease": push.lease_id, "from_lease": push.from_lease_id},
+        )
+        return self.receive(ServicePush(lease_id=push.lease_id, spec=push.spec), lease.renter)
 
     def _take(self, rec: LeaseRecord, lease: Lease, inputs: dict[str, bytes]) -> None:
         try:

@@ -188,6 +188,12 @@ def _service_routes(app: FastAPI, leasing: ServiceLeases, seen: SeenSignatures) 
         message = api.ServicePush.model_validate(body["payload"])
         return leasing.public(leasing.receive(message, signer))
 
+    @app.post("/v1/services/failover", status_code=202, response_model=api.ProviderService)
+    def push_failover(body: dict[str, Any]) -> api.ProviderService:
+        signer = verify_envelope(body, purpose=api.SERVICE_FAILOVER, guard=seen)
+        message = api.ServiceFailover.model_validate(body["payload"])
+        return leasing.public(leasing.receive_failover(message, signer))
+
     def lease_reader(request: Request, lease_id: int) -> LeaseRecord:
         who = verify_headers(
             request.headers,

@@ -286,7 +286,7 @@ class Services:
         """
         rec = self.records.latest(name)
         if rec is not None:
-            return rec
+            return self._followed(rec)
         try:
             market = self.market.get(f"/v1/services/{name}")
         except NotFoundError:
@@ -298,6 +298,27 @@ class Services:
                 f"you have no service named {name}; list yours with `dcloud service ls`"
             )
         return _record_of(market)
+
+    def _followed(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """`rec`, or the record of the lease LeaseEscrow failed it over to (saved, and
+        followed again), read from the chain; the new provider's endpoint is the
+        marketplace's."""
+        while (moved := self.chain.successor(int(rec["lease_id"]))) is not None:
+            lease_id, provider = moved
+            try:
+                endpoint = self.market.get(f"/v1/providers/{provider}")["endpoint"]
+            except (NotFoundError, RefusedError):
+                endpoint = ""
+            rec = {
+                **rec,
+                "lease_id": lease_id,
+                "provider": provider,
+                "endpoint": endpoint,
+                "rate_wei_per_s": self.chain.lease(lease_id).rate_per_second,
+                "failover_from": rec["lease_id"],
+            }
+            self.records.save(rec)
+        return rec
 
     def status(self, name: str, *, ask_provider: bool = True) -> ServiceView:
         """The lease on chain, the marketplace's view and (`ask_provider`) the provider's."""

@@ -10,7 +10,7 @@ from web3.logs import DISCARD
 from agents.errors import UserError
 from agents.renter.client import Renter
 from agents.units import fmt_tokens
-from protocol.leases import Lease, Leases
+from protocol.leases import EndReason, Lease, Leases, LeaseStatus
 from protocol.permit import sign_permit
 
 PERMIT_LIFETIME_S = 3600
@@ -84,6 +84,16 @@ class RenterLeases:
         )
         events = self.leases.contract.events.LeaseOpened().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["leaseId"])
+
+    def successor(self, lease_id: int) -> tuple[int, str] | None:
+        """(new lease id, new provider) when LeaseEscrow failed the lease over, else None."""
+        lease = self.lease(lease_id)
+        if lease.status != LeaseStatus.ENDED or lease.reason != EndReason.FAILED_OVER:
+            return None
+        for old, new, provider in self.leases.failovers():
+            if old == lease_id:
+                return new, provider
+        return None
 
     def top_up(self, lease_id: int, amount: int) -> Lease:
         """Add `amount` to a live lease's deposit (topUpWithPermit); the lease after."""

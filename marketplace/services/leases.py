@@ -26,6 +26,7 @@ from web3 import Web3
 from marketplace.services import catalog
 from marketplace.store.models import ChainLeaseRow, ProviderRow, ServiceRow
 from protocol.leases import EndReason
+from protocol.services import ServiceSpec
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +177,88 @@ def _slashed(session: Session, a: Args, block: int) -> None:
         provider.jobs_slashed = (provider.jobs_slashed or 0) + 1
 
 
+def _down(session: Session, a: Args, block: int) -> None:
+    lease = _lease(session, a, block)
+    if lease is not None:
+        lease.down_s = int(a["downSeconds"])
+
+
+def _down_past_grace(session: Session, a: Args, block: int) -> None:
+    lease = _lease(session, a, block)
+    if lease is None:
+        return
+    lease.failed_at = int(a["failedAt"])
+    row = _service(session, lease)
+    if row is not None and row.status in catalog.LIVE:
+        row.reason = f"down past the grace period since {lease.failed_at} (chain time)"
+        catalog.touch(row)
+    logger.warning(
+        "lease down past the grace period",
+        extra={
+            "lease_id": lease.lease_id,
+            "provider": lease.provider,
+            "failed_at": lease.failed_at,
+        },
+    )
+
+
+def _failover_set(session: Session, a: Args, block: int) -> None:
+    lease = _lease(session, a, block)
+    if lease is not None:
+        lease.failover_cap_wei = str(a["maxRatePerSecond"])
+
+
+def _failed_over(session: Session, a: Args, block: int) -> None:
+    """The old deployment ends and the new lease's takes the name (created here when
+    another marketplace moved it: the same spec, on the new provider)."""
+    old = _lease(session, a, block)
+    if old is None:
+        return
+    new_id, provider = int(a["newLeaseId"]), to_checksum_address(a["newProvider"])
+    old.next_lease_id = new_id
+    new = session.get(ChainLeaseRow, new_id)
+    if new is not None:
+        new.failover_cap_wei = old.failover_cap_wei
+    was = _service(session, old)
+    now = time.time()
+    if was is not None and was.status in catalog.LIVE:
+        catalog.end(
+            session,
+            was,
+            status=catalog.ENDED,
+            reason=f"failed over to lease {new_id} on provider {provider}",
+            now=now,
+        )
+    row = session.scalars(select(ServiceRow).where(ServiceRow.lease_id == new_id)).first()
+    if row is None and was is not None:
+        row = _successor(session, was, new_id, provider, now)
+    if (
+        row is not None
+        and row.status in (catalog.PLACED, catalog.EXPIRED)
+        and _name_free(session, row)
+    ):
+        row.status, row.reason, row.ended_at = catalog.LEASED, "", None
+        row.failover_from = old.lease_id
+        catalog.touch(row, now)
+    logger.warning(
+        "service failed over",
+        extra={"lease_id": old.lease_id, "new_lease_id": new_id, "provider": provider},
+    )
+
+
+def _successor(
+    session: Session, was: ServiceRow, lease_id: int, provider: str, now: float
+) -> ServiceRow:
+    """A deployment for a failover this marketplace did not place (no capacity held)."""
+    spec = ServiceSpec.model_validate(was.spec)
+    row = catalog.new_row(name=was.name, renter=was.renter, spec=spec, now=now)
+    host = session.get(ProviderRow, provider)
+    row.provider, row.endpoint = provider, host.endpoint if host is not None else ""
+    row.status, row.lease_id, row.failover_from = catalog.PLACED, lease_id, was.lease_id
+    session.add(row)
+    return row
+
+
 def _lease(session: Session, a: Args, block: int) -> ChainLeaseRow | None:
     lease = session.get(ChainLeaseRow, int(a["leaseId"]))
     if lease is None:
@@ -202,5 +285,9 @@ _HANDLERS: dict[str, Callable[[Session, Args, int], None]] = {
     "LeaseToppedUp": _topped_up,
     "LeaseSettled": _settled,
     "LeaseSlashed": _slashed,
+    "LeaseDown": _down,
+    "LeaseDownPastGrace": _down_past_grace,
+    "LeaseFailoverSet": _failover_set,
+    "LeaseFailedOver": _failed_over,
     "LeaseEnded": _ended,
 }

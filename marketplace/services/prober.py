@@ -8,7 +8,10 @@ the host of its provider's endpoint: an HTTP GET of the spec's health path (heal
 timeout. The result is recorded on the service (``probe_healthy``, ``probed_at``,
 ``probe_detail``, ``first_healthy_at``). A leased service whose lease was accepted and
 not yet reported serving, seen healthy, gets ``reportServing(leaseId)`` sent with the
-matcher key (:mod:`marketplace.services.serving`).
+matcher key (:mod:`marketplace.services.serving`). A serving lease's looks feed the
+watcher (:mod:`marketplace.services.watch`), which posts down stretches on chain; the
+failover worker (:mod:`marketplace.services.failover`) moves or ends the leases that
+failed past the grace period.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from sqlalchemy.orm import Session
 
 from marketplace.service import Service
 from marketplace.services import catalog, expiry
+from marketplace.services.failover import Failover
 from marketplace.services.serving import Outcome, ServingReporter
+from marketplace.services.watch import DownWatch, Look
 from marketplace.store.models import ChainLeaseRow, ServiceRow
 from protocol.leases import Leases
 from protocol.services import HealthCheck, ServiceSpec
@@ -48,6 +53,7 @@ class Target:
     port: int
     health: HealthCheck
     lease_to_report: int | None
+    lease_to_watch: int | None = None  # a serving lease whose down time is reported
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ def targets(service: Service) -> list[Target]:
                     port=row.host_port,
                     health=spec.health,
                     lease_to_report=_lease_to_report(session, row),
+                    lease_to_watch=_lease_to_watch(session, row),
                 )
             )
     return out
@@ -108,6 +115,14 @@ def _lease_to_report(session: Session, row: ServiceRow) -> int | None:
     if lease is None or lease.state != "running" or lease.serving_at:
         return None
     return row.lease_id
+
+
+def _lease_to_watch(session: Session, row: ServiceRow) -> int | None:
+    """The lease whose down time the watchers report: running, serving, not failed."""
+    lease = session.get(ChainLeaseRow, row.lease_id) if row.lease_id is not None else None
+    if lease is None or lease.state != "running" or not lease.serving_at or lease.failed_at:
+        return None
+    return lease.lease_id
 
 
 def record(service: Service, probes: list[Probe], *, now: float) -> None:
@@ -140,12 +155,23 @@ class Prober:
     def __init__(self, service: Service, reporter: ServingReporter | None = None) -> None:
         self.service = service
         self.reporter = reporter or ServingReporter(service)
+        self.watch = DownWatch(service, self.reporter.send)
         self._pool = ThreadPoolExecutor(MAX_PARALLEL_PROBES, thread_name_prefix="probe")
 
     def run_once(self) -> list[Probe]:
         found = targets(self.service)
+        at = int(time.time())
         probes = list(self._pool.map(probe, found))
         record(self.service, probes, now=time.time())
+        watched = {t.lease_to_watch for t in found if t.lease_to_watch is not None}
+        self.watch.observe(
+            (
+                Look(p.target.lease_to_watch, at, p.healthy)
+                for p in probes
+                if p.target.lease_to_watch
+            ),
+            watched=watched,
+        )
         for p in probes:
             lease_id = p.target.lease_to_report
             if p.healthy and lease_id is not None:
@@ -180,12 +206,16 @@ class Prober:
 def work_forever(service: Service, stop: threading.Event) -> None:
     """Expire due reservations and probe services every interval until `stop` is set."""
     prober = Prober(service)
+    failover = Failover(service, prober.reporter)
     every_s = service.settings.service_probe_interval_s
     try:
         while not stop.wait(every_s):
             try:
                 expiry.expire_due(service)
                 prober.run_once()
+                if prober.reporter.available():
+                    prober.watch.post_due()
+                    failover.run_once()
                 prober.claim_never_served()
             except Exception:  # a failed round must not end the worker
                 if stop.is_set():
@@ -193,6 +223,7 @@ def work_forever(service: Service, stop: threading.Event) -> None:
                 logger.exception("services round failed; retrying in %g s", every_s)
     finally:
         prober.close()
+        failover.close()
 
 
 def start_worker(service: Service, stop: threading.Event) -> threading.Thread:

@@ -233,6 +233,8 @@ class ServiceRow(Base):
     probe_detail: Mapped[str] = mapped_column(Text, default="")
     first_healthy_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     serving_reported_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # a failover's deployment: the lease of the deployment it replaced
+    failover_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ChainLeaseRow(Base):
@@ -254,3 +256,9 @@ class ChainLeaseRow(Base):
     state: Mapped[str] = mapped_column(String(24))
     end_reason: Mapped[str] = mapped_column(String(32), default="")
     updated_block: Mapped[int] = mapped_column(BigInteger)
+    # the watchers' reports: seconds counted down, and when it failed past the grace
+    down_s: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the failover the renter agreed to (0: none), and the lease a failover moved it to
+    failover_cap_wei: Mapped[str] = mapped_column(String(80), default="0")
+    next_lease_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -1,0 +1,202 @@
+"""The marketplace as a LeaseEscrow watcher: down stretches seen by the prober, signed and
+posted on chain in batches.
+
+Every probe of a serving lease's service (running on chain, reported serving, not failed)
+feeds :class:`DownWatch`. A service seen down starts a stretch at that probe's second; a
+healthy look ends it. Every ``DCLOUD_WATCH_POST_S`` (and at once when a stretch passes
+the grace period) each open stretch ``[start, now]`` is signed as an EIP-712
+``WatchReport`` by every watcher key this marketplace holds and posted for all leases in
+one ``reportDown`` transaction, sent with the matcher key. The escrow counts only the
+seconds not counted before, so re-posting a growing stretch never counts a second twice;
+a stretch longer than the grace period fails the lease (``LeaseDownPastGrace``) and the
+failover worker (:mod:`marketplace.services.failover`) takes it from there.
+
+The keys are the matcher key and ``DCLOUD_WATCHER_KEYS``; on local chains the well-known
+dev watcher key (``protocol.leases.DEV_WATCHER_KEY``) is the second, so the default
+quorum of 2 is met by this one process. That is a development setting: in production the
+quorum's other watchers are other parties' keys (the trust model is LeaseEscrow's
+header). Keys the escrow does not list as watchers are left out; with fewer than the
+quorum nothing is posted, said once in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3.exceptions import ContractLogicError
+
+from marketplace.service import Service
+from protocol.leases import DEV_WATCHER_KEY, Leases, down_report, sign_watch_report
+from protocol.network import DEV_CHAIN_IDS
+
+logger = logging.getLogger(__name__)
+
+KEYS_TTL_S = 60.0  # how long the escrow's answer about who watches is trusted
+# reportDown's gas limit (no estimate: see ServingReporter.send); measured in the gas
+# bench at about 29k per report in a batch of 40 and 90k for a batch of one
+REPORT_GAS_BASE = 120_000
+REPORT_GAS_EACH = 60_000
+
+
+@dataclass(frozen=True)
+class Look:
+    """One probe of a serving lease's service: at which second, healthy or not."""
+
+    lease_id: int
+    at: int
+    healthy: bool
+
+
+class DownWatch:
+    """Open down stretches per lease, and the batches that post them."""
+
+    def __init__(
+        self,
+        service: Service,
+        send: Callable[..., Any],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.service = service
+        self.send = send
+        self.clock = clock
+        self.since: dict[int, int] = {}  # lease -> the second its down stretch started
+        self._last_post = 0.0
+        self._keys: list[LocalAccount] = []
+        self._keys_at = -KEYS_TTL_S
+        self._quorum = 2
+        self._grace = 120
+        self._warned = False
+
+    # ------------------------------------------------------------------ looks
+
+    def observe(self, looks: Iterable[Look], *, watched: set[int] | None = None) -> None:
+        """Record probes; leases not in `watched` (no longer serving) are forgotten."""
+        for look in looks:
+            if look.healthy:
+                self.since.pop(look.lease_id, None)
+            else:
+                self.since.setdefault(look.lease_id, look.at)
+        if watched is not None:
+            for lease_id in [i for i in self.since if i not in watched]:
+                del self.since[lease_id]
+
+    # ------------------------------------------------------------------ posting
+
+    def post_due(self) -> int:
+        """Post the open stretches if a post is due; how many reports the escrow counted
+        (0 when nothing was due or posted). Never raises for chain trouble."""
+        now = self.clock()
+        if not self.since or not self._refresh_keys(now):
+            return 0
+        end = int(now)
+        longest = max(end - start for start in self.since.values())
+        interval = self.service.settings.watch_post_s
+        if now - self._last_post < interval and longest <= self._grace:
+            return 0
+        reports = self.reports(end)
+        if not reports:
+            return 0
+        self._last_post = now
+        return self._post(reports)
+
+    def reports(self, end: int) -> list[tuple[int, int, int, list[bytes]]]:
+        """Each open stretch up to `end`, signed by every watcher key held."""
+        chain = self.service.chain
+        assert chain is not None
+        escrow = Leases(chain.w3, chain.deployment).address
+        out = []
+        for lease_id, start in sorted(self.since.items()):
+            if start >= end:
+                continue
+            signed = [
+                (
+                    key.address,
+                    sign_watch_report(
+                        key.key,
+                        chain_id=chain.deployment.chain_id,
+                        escrow=escrow,
+                        lease_id=lease_id,
+                        start=start,
+                        end=end,
+                    ),
+                )
+                for key in self._keys
+            ]
+            out.append(down_report(lease_id, start, end, signed))
+        return out
+
+    def _post(self, reports: Sequence[tuple[int, int, int, list[bytes]]]) -> int:
+        chain = self.service.chain
+        assert chain is not None
+        leases = Leases(chain.w3, chain.deployment)
+        gas = REPORT_GAS_BASE + REPORT_GAS_EACH * len(reports)
+        try:
+            receipt = leases.report_down(lambda fn: self.send(fn, gas=gas), reports)
+        except ContractLogicError as exc:
+            logger.warning("reportDown reverted: %s; posting again next round", exc)
+            return 0
+        except Exception as exc:  # the chain being away must not stop the prober
+            logger.warning("cannot post down reports (%s); posting again next round", exc)
+            return 0
+        counted = leases.contract.events.LeaseDown().process_receipt(receipt)
+        logger.info(
+            "down reports posted",
+            extra={
+                "reports": len(reports),
+                "counted": len(counted),
+                "leases": [r[0] for r in reports],
+            },
+        )
+        return len(counted)
+
+    def _refresh_keys(self, now: float) -> bool:
+        """Whether this marketplace holds a quorum of watcher keys (re-read every minute)."""
+        if now - self._keys_at < KEYS_TTL_S:
+            return len(self._keys) >= self._quorum
+        chain = self.service.chain
+        if chain is None:
+            return False
+        self._keys_at = now
+        try:
+            leases = Leases(chain.w3, chain.deployment)
+            rules = leases.watch_rules()
+            self._quorum, self._grace = rules.quorum, rules.grace
+            self._keys = [k for k in self.candidates() if leases.is_watcher(k.address)]
+        except Exception as exc:
+            logger.warning("cannot read LeaseEscrow's watchers (%s)", exc)
+            self._keys = []
+            return False
+        if len(self._keys) < self._quorum and not self._warned:
+            self._warned = True
+            logger.error(
+                "down reports need %d watchers' signatures and this marketplace holds %d "
+                "watcher keys: services seen down are not reported on chain (set "
+                "DCLOUD_WATCHER_KEYS to keys LeaseEscrow lists as watchers)",
+                self._quorum,
+                len(self._keys),
+            )
+        return len(self._keys) >= self._quorum
+
+    def candidates(self) -> list[LocalAccount]:
+        """The matcher key and the configured watcher keys (the dev watcher's on local
+        chains when none is configured), each once."""
+        keys: list[LocalAccount] = []
+        matcher = self.service.matcher
+        if matcher is not None:
+            keys.append(matcher.account)
+        settings, chain = self.service.settings, self.service.chain
+        configured = [k.get_secret_value() for k in settings.watcher_keys]
+        if not configured and chain is not None and chain.deployment.chain_id in DEV_CHAIN_IDS:
+            configured = [DEV_WATCHER_KEY]
+        for secret in configured:
+            account = Account.from_key(secret)
+            if all(k.address != account.address for k in keys):
+                keys.append(account)
+        return keys

@@ -1,0 +1,215 @@
+"""A provider dies under a live service: the marketplace's watchers see it down and post it
+on chain, the lease stops accruing, fails past the grace period, and the service comes
+back on the other provider under the same name, paid from the same deposit; the money is
+checked to the wei. Real chain (anvil), marketplace, two provider agents (real Docker)
+and the ingress gateway (real nginx)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import httpx
+import pytest
+
+from agents.devnet.network import Network, ProviderSpec, dev_account
+from agents.devnet.procs import free_port
+from agents.ingress import Controller, Nginx
+from agents.renter.client import Renter
+from agents.service import Services
+from agents.service.gateway import Gateway
+from protocol.leases import EndReason, Leases, LeaseStatus
+from protocol.services import ServiceSpec
+from tests.integration.chains import CHAINS, deploy_contracts, running_chain
+
+pytestmark = pytest.mark.integration
+
+RENTER = 7
+GRACE_S = 6
+RATE = 5 * 10**11  # 10**12 wei per CPU-second, times 0.5 CPU
+DEPOSIT = 10**18
+SLASH_BPS = 5000
+
+
+@pytest.fixture(scope="module")
+def net(docker_engine, job_images, tmp_path_factory):
+    root = tmp_path_factory.mktemp("failover")
+    with running_chain("anvil-e2e") as url:
+        deploy_contracts(
+            CHAINS["anvil-e2e"]["network"],
+            root / "deployments.json",
+            DCLOUD_LEASE_GRACE=str(GRACE_S),
+        )
+        network = Network(root=root, rpc_url=url, deployments=root / "deployments.json")
+        try:
+            network.start_marketplace()
+            network.add_provider(ProviderSpec("p-frankfurt", 1, 50.11, 8.68))
+            network.add_provider(ProviderSpec("p-paris", 2, 48.86, 2.35))
+            yield network
+        finally:
+            network.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(net, tmp_path_factory):
+    gw = Nginx(tmp_path_factory.mktemp("gateway"), port=free_port())
+    gw.start()
+    controller = Controller(gw, net.market_url, interval_s=0.3).start()
+    try:
+        yield gw
+    finally:
+        controller.stop()
+        gw.stop()
+
+
+@pytest.fixture(scope="module")
+def sdk(net, gateway, tmp_path_factory):
+    renter = Renter(
+        account=dev_account(RENTER),
+        marketplace_url=net.market_url,
+        rpc_url=net.rpc_url,
+        deployments=str(net.deployments),
+        home=tmp_path_factory.mktemp("renter"),
+    )
+    yield Services(renter, gateway=Gateway(gateway.url))
+    renter.close()
+
+
+def spec(name: str) -> ServiceSpec:
+    return ServiceSpec.model_validate(
+        {
+            "name": name,
+            "image": "dcloud/python:3.11",
+            "command": ["python3", "-m", "http.server", "8000", "--directory", "/tmp"],
+            "port": 8000,
+            "health": {"interval_s": 1, "start_period_s": 5},
+            "resources": {"cpu": 0.5, "memory_mb": 128, "disk_mb": 16},
+            "max_rate_wei_per_s": 10**12,
+            "origin": {"lat": 50.0, "lon": 8.0},
+        }
+    )
+
+
+def wait_for(what: str, check, timeout: float = 90.0, every: float = 0.25):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def answers(gateway: Nginx, name: str) -> bool:
+    """Whether `name` answers 200 through the gateway by its host name (as a browser
+    asks for NAME.apps.localhost; sent as a Host header, no DNS needed here)."""
+    host = f"{name}.apps.localhost:{gateway.url.rsplit(':', 1)[1]}"
+    try:
+        return httpx.get(f"{gateway.url}/", headers={"Host": host}, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def failover(net, sdk, gateway):
+    """Deploy, wait until it is reported serving, kill its provider's agent, wait until
+    the name answers from the other provider. What each step saw."""
+    leases = Leases(net.escrow.w3, net.escrow.deployment)
+    balance_before = net.escrow.balance_of(sdk.address)
+    up = sdk.deploy(spec("web"), deposit=DEPOSIT)
+    old_id = up.lease_id
+    wait_for("the serving report", lambda: leases.lease(old_id).serving_at)
+    assert leases.failover_of(old_id)[0] == 10**12  # the cap: the spec's max rate
+    dead = next(p for p in net.providers if p.address == up.provider)
+    alive = next(p for p in net.providers if p.address != up.provider)
+    killed_at = time.monotonic()
+    net.stop_provider(dead, sig=signal.SIGKILL)
+    wait_for("the failure on chain", lambda: leases.lease(old_id).failed_at)
+    moved = wait_for("the failover", lambda: leases.failovers())
+    new_id = next(new for old, new, _ in moved if old == old_id)
+
+    def back() -> bool:
+        market = httpx.get(f"{net.market_url}/v1/services/web", timeout=2).json()
+        return market.get("lease_id") == new_id and answers(gateway, "web")
+
+    wait_for("the same URL answering from the new provider", back)
+    seconds = time.monotonic() - killed_at
+    yield {
+        "leases": leases,
+        "up": up,
+        "old": old_id,
+        "new": new_id,
+        "dead": dead,
+        "alive": alive,
+        "seconds": seconds,
+        "balance_before": balance_before,
+    }
+
+
+def test_the_same_url_answers_from_the_other_provider(failover, net, gateway):
+    f = failover
+    new = f["leases"].lease(f["new"])
+    assert new.provider == f["alive"].address
+    assert new.status == LeaseStatus.RUNNING and new.serving_at > 0
+    market = httpx.get(f"{net.market_url}/v1/services/web").json()
+    assert market["provider"] == f["alive"].address and market["status"] == "serving"
+    assert answers(gateway, "web")
+    assert httpx.get(f["up"].path_url).status_code == 200
+
+
+def test_the_old_lease_stopped_accruing_and_ended_failed_over(failover):
+    old = failover["leases"].lease(failover["old"])
+    assert old.status == LeaseStatus.ENDED and old.reason == EndReason.FAILED_OVER
+    assert old.failed_at >= old.serving_at > 0
+    assert old.down_to - old.failed_at > GRACE_S  # the stretch that failed it
+    # paid to the failure and not a wei more: the down stretch is not paid
+    assert old.paid == RATE * (old.failed_at - old.accepted_at)
+
+
+def test_money_to_the_wei(failover, net, sdk):
+    f = failover
+    leases = f["leases"]
+    old, new = leases.lease(f["old"]), leases.lease(f["new"])
+    # the rest of the old deposit, to the wei, opened the new lease at the new rate
+    assert new.deposit == old.deposit - old.paid == DEPOSIT - old.paid
+    assert new.rate_per_second == RATE and new.renter == sdk.address
+    registry = net.escrow.registry
+    slashed = registry.events.ProviderSlashed().get_logs(
+        from_block=net.escrow.deployment.deployed_at_block,
+        argument_filters={"provider": f["dead"].address},
+    )
+    assert len(slashed) == 1
+    cut = int(slashed[0]["args"]["amount"])
+    to_treasury = int(slashed[0]["args"]["toTreasury"])
+    assert cut == old.collateral * SLASH_BPS // 10_000 > 0
+    assert slashed[0]["args"]["beneficiary"] == sdk.address
+    # the renter stops the new service: its provider is paid from its accept, the
+    # rest comes back; nothing lost or created on the renter's side
+    stopped = sdk.stop("web")
+    assert stopped.lease_id == f["new"]  # the renter's SDK followed the failover on chain
+    after = leases.lease(f["new"])
+    assert after.status == LeaseStatus.ENDED and after.reason == EndReason.CLOSED_BY_RENTER
+    ended = leases.contract.events.LeaseEnded().get_logs(
+        from_block=net.escrow.deployment.deployed_at_block,
+        argument_filters={"leaseId": f["new"]},
+    )
+    closed_at = net.escrow.w3.eth.get_block(ended[0]["blockNumber"])["timestamp"]
+    assert after.paid == RATE * (closed_at - after.accepted_at - after.down_seconds)
+    spent = old.paid + after.paid
+    assert net.escrow.balance_of(sdk.address) == (f["balance_before"] - spent + (cut - to_treasury))
+
+
+def test_the_dead_provider_restarted_stops_its_orphan(failover, net):
+    dead = failover["dead"]
+    net.start_provider(dead)
+    status = wait_for(
+        "the restarted agent to drop the failed-over lease",
+        lambda: _service_gone(dead.endpoint, failover["old"]),
+        timeout=60,
+    )
+    assert status
+
+
+def _service_gone(endpoint: str, lease_id: int) -> bool:
+    health = httpx.get(f"{endpoint}/v1/health", timeout=2).json()
+    return int(health.get("services_running", 0)) == 0
