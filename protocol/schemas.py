@@ -142,16 +142,24 @@ IMAGE_BYTES_FIELD = Field(
 )
 
 
+# A container's command (argv) and environment, as jobs and services give them.
+CommandLine = Annotated[
+    list[Annotated[str, StringConstraints(max_length=4096)]], Field(max_length=256)
+]
+Environment = Annotated[
+    dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_]\w*$")],
+        Annotated[str, StringConstraints(max_length=4096)],
+    ],
+    Field(max_length=64),
+]
+
+
 class JobSpec(Wire):
     image: ImageName
     image_bytes: int | None = IMAGE_BYTES_FIELD
-    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=list, max_length=256
-    )
-    env: dict[
-        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_]\w*$")],
-        Annotated[str, StringConstraints(max_length=4096)],
-    ] = Field(default_factory=dict, max_length=64)
+    command: CommandLine = Field(default_factory=list)
+    env: Environment = Field(default_factory=dict)
     resources: Demand
     time_limit_s: int = Field(ge=1, le=7 * 86400)
     max_price_wei: int = Field(ge=1, le=MAX_JOB_PRICE_WEI, description="per replica, whole job")

@@ -19,7 +19,9 @@ from pydantic import Field, StringConstraints, model_validator
 from protocol.schemas import (
     IMAGE_BYTES_FIELD,
     MAX_INPUT_BYTES,
+    CommandLine,
     Demand,
+    Environment,
     ImageName,
     InputFile,
     Location,
@@ -74,13 +76,8 @@ class ServiceContainer(Wire):
 
     name: ContainerName
     image: ImageName
-    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=list, max_length=256
-    )
-    env: dict[
-        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_]\w*$")],
-        Annotated[str, StringConstraints(max_length=4096)],
-    ] = Field(default_factory=dict, max_length=64)
+    command: CommandLine = Field(default_factory=list)
+    env: Environment = Field(default_factory=dict)
     resources: Demand
     depends_on: list[ContainerName] = Field(default_factory=list, max_length=MAX_CONTAINERS)
 
@@ -98,13 +95,8 @@ class ServiceSpec(Wire):
     name: ServiceName
     image: ImageName
     image_bytes: int | None = IMAGE_BYTES_FIELD
-    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=list, max_length=256
-    )
-    env: dict[
-        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_]\w*$")],
-        Annotated[str, StringConstraints(max_length=4096)],
-    ] = Field(default_factory=dict, max_length=64)
+    command: CommandLine = Field(default_factory=list)
+    env: Environment = Field(default_factory=dict)
     port: int = Field(ge=1, le=65535, description="the port the container listens on")
     health: HealthCheck = Field(default_factory=HealthCheck)
     resources: Demand
