@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from agents.devnet.network import PASSWORD, Network, ProviderSpec, dev_account
 from agents.devnet.procs import free_port
 from agents.ingress import Controller, Nginx
+from agents.provider.services import engine as eng
 from agents.renter.client import Renter
 from agents.service import Services
 from agents.service.lease import RenterLeases
@@ -354,7 +356,19 @@ def test_stopping_a_deployment_closes_its_lease_and_removes_every_container(
     net, shop, sdk, home, docker_engine
 ):
     lease_id = sdk.status("shop", ask_provider=False).lease_id
+    agent = {"label": f"{eng.AGENT_LABEL}={net.providers[0].address.lower()}"}
+
+    def of_lease() -> list[str]:
+        found = docker_engine.containers.list(all=True, filters=agent)
+        mine = [c for c in found if c.labels[eng.SERVICE_LABEL].endswith(f"-lease-{lease_id}")]
+        return sorted(c.labels.get(eng.CONTAINER_LABEL, "main") for c in mine)
+
+    assert of_lease() == ["api", "main"]  # both on the one provider, under the one lease
     done = dcloud("service", "stop", "shop", home=home)
     assert done.returncode == 0, done.stderr
     assert RenterLeases(sdk.renter).lease(lease_id).status == LeaseStatus.ENDED
     assert f"shop stopped (lease {lease_id} closed)" in " ".join(done.stdout.split())
+    give_up = time.monotonic() + 60
+    while of_lease():  # the provider's lease watcher removes them once it sees the end
+        assert time.monotonic() < give_up, "the deployment's containers outlived its lease"
+        time.sleep(0.2)
