@@ -18,13 +18,15 @@ from agents.ingress import Controller, Nginx
 from agents.renter.client import Renter
 from agents.service import Services
 from agents.service.gateway import Gateway
+from protocol import provider_api as api
 from protocol.leases import EndReason, Leases, LeaseStatus
 from protocol.services import ServiceSpec
+from protocol.signing import sign_request
 from tests.integration.chains import CHAINS, deploy_contracts, running_chain
 
 pytestmark = pytest.mark.integration
 
-RENTER = 7
+RENTER, SOLO_RENTER = 7, 9
 GRACE_S = 6
 RATE = 5 * 10**11  # 10**12 wei per CPU-second, times 0.5 CPU
 DEPOSIT = 10**18
@@ -111,15 +113,34 @@ def answers(gateway: Nginx, name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def failover(net, sdk, gateway):
+def solo(net, gateway, tmp_path_factory):
+    """A second renter, whose service agreed to no failover."""
+    renter = Renter(
+        account=dev_account(SOLO_RENTER),
+        marketplace_url=net.market_url,
+        rpc_url=net.rpc_url,
+        deployments=str(net.deployments),
+        home=tmp_path_factory.mktemp("solo"),
+    )
+    yield Services(renter, gateway=Gateway(gateway.url))
+    renter.close()
+
+
+@pytest.fixture(scope="module")
+def failover(net, sdk, solo, gateway):
     """Deploy, wait until it is reported serving, kill its provider's agent, wait until
     the name answers from the other provider. What each step saw."""
     leases = Leases(net.escrow.w3, net.escrow.deployment)
     balance_before = net.escrow.balance_of(sdk.address)
+    solo_before = net.escrow.balance_of(solo.address)
     up = sdk.deploy(spec("web"), deposit=DEPOSIT)
+    alone = solo.deploy(spec("solo"), deposit=DEPOSIT, failover=False)
+    assert alone.provider == up.provider, "both services should share the provider killed"
     old_id = up.lease_id
-    wait_for("the serving report", lambda: leases.lease(old_id).serving_at)
+    for lease_id in (old_id, alone.lease_id):
+        wait_for("the serving report", lambda i=lease_id: leases.lease(i).serving_at)
     assert leases.failover_of(old_id)[0] == 10**12  # the cap: the spec's max rate
+    assert leases.failover_of(alone.lease_id)[0] == 0
     dead = next(p for p in net.providers if p.address == up.provider)
     alive = next(p for p in net.providers if p.address != up.provider)
     killed_at = time.monotonic()
@@ -143,6 +164,8 @@ def failover(net, sdk, gateway):
         "alive": alive,
         "seconds": seconds,
         "balance_before": balance_before,
+        "solo": alone,
+        "solo_before": solo_before,
     }
 
 
@@ -173,16 +196,8 @@ def test_money_to_the_wei(failover, net, sdk):
     # the rest of the old deposit, to the wei, opened the new lease at the new rate
     assert new.deposit == old.deposit - old.paid == DEPOSIT - old.paid
     assert new.rate_per_second == RATE and new.renter == sdk.address
-    registry = net.escrow.registry
-    slashed = registry.events.ProviderSlashed().get_logs(
-        from_block=net.escrow.deployment.deployed_at_block,
-        argument_filters={"provider": f["dead"].address},
-    )
-    assert len(slashed) == 1
-    cut = int(slashed[0]["args"]["amount"])
-    to_treasury = int(slashed[0]["args"]["toTreasury"])
+    cut, to_treasury = slash_of(net, f["dead"].address, sdk.address)
     assert cut == old.collateral * SLASH_BPS // 10_000 > 0
-    assert slashed[0]["args"]["beneficiary"] == sdk.address
     # the renter stops the new service: its provider is paid from its accept, the
     # rest comes back; nothing lost or created on the renter's side
     stopped = sdk.stop("web")
@@ -199,6 +214,41 @@ def test_money_to_the_wei(failover, net, sdk):
     assert net.escrow.balance_of(sdk.address) == (f["balance_before"] - spent + (cut - to_treasury))
 
 
+def test_a_service_without_failover_ends_slashed_and_refunded(failover, net, solo):
+    f = failover
+    leases = f["leases"]
+    lease_id = f["solo"].lease_id
+    ended = wait_for("the lease to end", lambda: leases.lease(lease_id).status == LeaseStatus.ENDED)
+    assert ended
+    lease = leases.lease(lease_id)
+    assert lease.reason == EndReason.DOWN_PAST_GRACE
+    assert lease.paid == RATE * (lease.failed_at - lease.accepted_at)
+    cut, to_treasury = slash_of(net, f["dead"].address, solo.address)
+    assert cut == lease.collateral * SLASH_BPS // 10_000 > 0
+    market = httpx.get(f"{net.market_url}/v1/services/solo").json()
+    assert market["status"] == "ended" and "down past grace" in market["reason"]
+    # paid to the failure, the rest refunded (withdrawn by the stop), the slash share
+    solo.stop("solo")
+    assert net.escrow.balance_of(solo.address) == (
+        f["solo_before"] - lease.paid + (cut - to_treasury)
+    )
+
+
+def test_a_failover_push_from_a_key_without_the_role_is_refused(failover, net):
+    forged = sign_request(
+        dev_account(SOLO_RENTER),
+        purpose=api.SERVICE_FAILOVER,
+        payload={
+            "lease_id": failover["new"],
+            "from_lease_id": failover["old"],
+            "spec": spec("web").model_dump(mode="json"),
+        },
+    )
+    r = httpx.post(f"{failover['alive'].endpoint}/v1/services/failover", json=forged)
+    assert r.status_code == 401, r.text
+    assert "may not fail leases over" in r.json()["detail"]
+
+
 def test_the_dead_provider_restarted_stops_its_orphan(failover, net):
     dead = failover["dead"]
     net.start_provider(dead)
@@ -208,6 +258,16 @@ def test_the_dead_provider_restarted_stops_its_orphan(failover, net):
         timeout=60,
     )
     assert status
+
+
+def slash_of(net: Network, provider: str, renter: str) -> tuple[int, int]:
+    """(amount, treasury's share) of the one slash of `provider` to `renter`."""
+    logs = net.escrow.registry.events.ProviderSlashed().get_logs(
+        from_block=net.escrow.deployment.deployed_at_block,
+        argument_filters={"provider": provider, "beneficiary": renter},
+    )
+    assert len(logs) == 1, logs
+    return int(logs[0]["args"]["amount"]), int(logs[0]["args"]["toTreasury"])
 
 
 def _service_gone(endpoint: str, lease_id: int) -> bool:
