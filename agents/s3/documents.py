@@ -40,8 +40,6 @@ def _fill(parent: ET.Element, fields: Iterable[tuple[str, Any]]) -> None:
         if isinstance(value, list):
             for item in value:
                 _fill(_add(parent, tag), item)
-        elif isinstance(value, tuple):
-            _fill(_add(parent, tag), [value])
         elif value is not None:
             _add(parent, tag, value)
 

@@ -78,7 +78,7 @@ class Routes:
             [("Name", name), ("CreationDate", iso(at))]
             for name, at in self.service.list_buckets(auth.key)
         ]
-        owner = ("Owner", [("ID", auth.key.access_key_id), ("DisplayName", auth.key.name)])
+        owner = ("Owner", [[("ID", auth.key.access_key_id), ("DisplayName", auth.key.name)]])
         return http.xml(
             document("ListAllMyBucketsResult", [owner, ("Buckets", [[("Bucket", buckets)]])])
         )

@@ -111,11 +111,14 @@ class S3App:
             headers[k] = f"{headers[k]},{v}" if k in headers else v
         bucket, key = address(host, raw_path, self.domain)
         stream: AsyncIterator[bytes] = request.stream().__aiter__()
+        ended = False
 
         async def next_chunk() -> bytes:
+            nonlocal ended
             try:
                 return await stream.__anext__()
             except StopAsyncIteration:
+                ended = True
                 return b""
 
         def source() -> bytes:
@@ -142,6 +145,11 @@ class S3App:
             bug = S3Error("InternalError", "We encountered an internal error. Please try again.")
             reply = _error_reply(bug, request_id, head)
         reply.headers.setdefault("x-amz-request-id", request_id)
+        has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+        if has_body and not ended and reply.status >= 300:
+            # Refused before its body was read (the client may wait on 100-continue and
+            # never send it): the connection cannot carry another request.
+            reply.headers["connection"] = "close"
         size = reply.headers.get("content-length", "-")
         logger.info(
             "s3 op=%s bucket=%s key=%s status=%d bytes=%s ms=%.1f",
