@@ -4,12 +4,16 @@ another renter's containers."""
 
 from __future__ import annotations
 
+import http.server
 import socket
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from agents.provider.services import engine as eng
+from agents.provider.services import fence
 from protocol.services import ServiceSpec
 from tests.agents import test_service_runtime as base
 
@@ -149,3 +153,42 @@ def test_logs_of_a_deployment_name_each_line_s_container(make_runtime, docker_en
 
     assert any(line.startswith("api | ") and '"GET / HTTP/1.0" 200' in line for line in lines)
     assert any(line.startswith("web | ") and '"GET / HTTP/1.1" 200' in line for line in lines)
+
+
+def test_a_deployments_containers_cannot_reach_the_providers_own_machine(
+    make_runtime, docker_engine
+):
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        rt = make_runtime()
+        rec = rt.deploy("a", stack(), {"probe.py": PROBE.encode()})
+        gateway = docker_engine.networks.get(rec.network).attrs["IPAM"]["Config"][0]["Gateway"]
+        host_ip = socket.gethostbyname(socket.gethostname())
+        assert answers(port)  # the owner's program listens on every address
+        targets = [f"{gateway}:{port}", f"{host_ip}:{port}", f"127.0.0.1:{port}"]
+        code, out = exec_in(docker_engine, rt, "a", "python3", "/input/probe.py", *targets)
+        assert (code, out.split()) == (0, [b"closed"] * 3)
+        bridge = fence.bridge_of(rec.network)
+        assert f"-i {bridge} -j DROP" in iptables_input()
+        rt.stop("a")
+        assert bridge not in iptables_input()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Quiet(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def iptables_input() -> str:
+    return subprocess.run(
+        ["iptables", "-w", "-S", "INPUT"], capture_output=True, text=True, check=True
+    ).stdout

@@ -36,7 +36,7 @@ from agents.errors import NotFoundError, RefusedError
 from agents.provider.images.harden import volume_tmpfs
 from agents.provider.images.source import engine_image
 from agents.provider.services import engine as eng
-from agents.provider.services import objects, stack
+from agents.provider.services import fence, objects, stack
 from agents.provider.services.area import remake_data
 from agents.provider.services.forward import PortForwarder
 from agents.provider.services.logs import follow_lines, merged_tail
@@ -364,6 +364,7 @@ class ServiceRuntime:
         members = stack.members(self.client, rec.spec)
         others: dict[str, list[Any]] = {}
         if members and rec.state != FAILED:
+            fence.fence(fence.bridge_of(rec.network))  # again after a reboot dropped it
             every = objects.containers(self.client, self.agent_id, every=True)
             others = stack.by_name(every.get(rec.lease, []))
         for member in members.values() or [None]:
@@ -417,6 +418,7 @@ class ServiceRuntime:
                 agent_id=self.agent_id,
                 lease=rec.lease,
                 internal=not self._outbound(spec),
+                deployment=bool(spec.containers),
             )
         env = {
             "HOME": "/tmp",
@@ -466,6 +468,7 @@ class ServiceRuntime:
             objects.remove_container(c)
         for n in objects.networks(self.client, self.agent_id).get(lease, []):
             objects.remove_network(n)
+            fence.unfence(fence.bridge_of(n.name))
         rec = self.store.get(lease)
         area = Path(rec.data_area) if rec else self.work_root / eng.name_of(self.agent_id, lease)
         WorkArea(area).remove()

@@ -6,7 +6,8 @@ out of it, and so none to any other network or the internet) unless the spec ask
 outbound network and the owner allows it. On it each container answers to its name (a
 DNS alias on the engine's resolver). No other container joins it, and the engine drops
 traffic between bridge networks, so another renter's containers can neither resolve the
-names nor reach the addresses. Each container gets its own folder of the deployment's
+names nor reach the addresses, and the bridge is fenced off from the provider's own
+machine (``fence.py``). Each container gets its own folder of the deployment's
 ``/data`` area, its own CPU and memory, and the hardening every service gets
 (``engine.py``); they start in depends_on order (``protocol.services.start_order``).
 """
@@ -21,6 +22,7 @@ from typing import Any
 import docker
 
 from agents.provider.services import engine as eng
+from agents.provider.services import fence
 from protocol.services import ServiceSpec, main_resources, start_order
 
 
@@ -57,13 +59,25 @@ def images(spec: ServiceSpec) -> list[str]:
 
 
 def ensure_network(
-    client: docker.DockerClient, *, name: str, agent_id: str, lease: str, internal: bool
+    client: docker.DockerClient,
+    *,
+    name: str,
+    agent_id: str,
+    lease: str,
+    internal: bool,
+    deployment: bool,
 ) -> None:
-    """Make the lease's network unless it exists."""
+    """Make the lease's network unless it exists; a deployment's bridge gets the name
+    ``fence.py`` fences off from the host."""
+    options = {fence.BRIDGE_OPTION: fence.bridge_of(name)} if deployment else {}
     with eng.engine("create a service's network"):
         if not client.networks.list(names=[name]):
             client.networks.create(
-                name, driver="bridge", internal=internal, labels=eng.labels(agent_id, lease)
+                name,
+                driver="bridge",
+                internal=internal,
+                options=options,
+                labels=eng.labels(agent_id, lease),
             )
 
 
