@@ -160,7 +160,7 @@ class Prober:
 
     def run_once(self) -> list[Probe]:
         found = targets(self.service)
-        at = int(time.time())
+        at = self.watch.now() if any(t.lease_to_watch for t in found) else 0
         probes = list(self._pool.map(probe, found))
         record(self.service, probes, now=time.time())
         watched = {t.lease_to_watch for t in found if t.lease_to_watch is not None}

@@ -30,6 +30,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
 
 from marketplace.service import Service
 from protocol.leases import DEV_WATCHER_KEY, Leases, down_report, sign_watch_report
@@ -74,6 +75,19 @@ class DownWatch:
         self._grace = 120
         self._warned = False
 
+    def now(self) -> int:
+        """The second to stamp a look with: the clock, or the chain's latest block time
+        when that is ahead (a chain whose clock was moved forward); a report ending then is
+        never later than the block that includes it."""
+        now = int(self.clock())
+        chain = self.service.chain
+        if chain is None:
+            return now
+        try:
+            return max(now, int(chain.now()))
+        except Exception:  # the chain being away: the clock will do
+            return now
+
     # ------------------------------------------------------------------ looks
 
     def observe(self, looks: Iterable[Look], *, watched: set[int] | None = None) -> None:
@@ -95,7 +109,7 @@ class DownWatch:
         now = self.clock()
         if not self.since or not self._refresh_keys(now):
             return 0
-        end = int(now)
+        end = self.now()
         longest = max(end - start for start in self.since.values())
         interval = self.service.settings.watch_post_s
         if now - self._last_post < interval and longest <= self._grace:
@@ -145,7 +159,7 @@ class DownWatch:
         except Exception as exc:  # the chain being away must not stop the prober
             logger.warning("cannot post down reports (%s); posting again next round", exc)
             return 0
-        counted = leases.contract.events.LeaseDown().process_receipt(receipt)
+        counted = leases.contract.events.LeaseDown().process_receipt(receipt, errors=DISCARD)
         logger.info(
             "down reports posted",
             extra={

@@ -1,7 +1,9 @@
 """Services and their leases on a real anvil with the contracts deployed by brownie: the
 indexer links a LeaseOpened to its deployment by spec hash, follows accept, serving,
 top-ups, settles and the end with its reason, and frees the reservation; the prober
-reports a healthy leased service serving with the matcher key (once it has gas)."""
+reports a healthy leased service serving with the matcher key (once it has gas); a service
+seen down is reported down by a quorum of watcher keys, fails past the grace period and
+is failed over to another provider."""
 
 from __future__ import annotations
 
@@ -14,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from web3.logs import DISCARD
 
 from marketplace.chain.indexer import Indexer
 from marketplace.service import Service
 from marketplace.services import deployments, reports
+from marketplace.services.failover import Failover
 from marketplace.services.placement import Placer
 from marketplace.services.prober import Prober
 from marketplace.services.serving import Outcome, ServingReporter
+from marketplace.services.watch import DownWatch, Look
 from marketplace.settings import Settings
 from marketplace.store.models import ChainLeaseRow, ProviderRow, ServiceRow
 from protocol.leases import Leases
@@ -323,3 +328,125 @@ def test_an_accepted_service_that_never_comes_up_is_claimed_for_the_renter(servi
     assert get(service, ChainLeaseRow, lease_id).end_reason == "never served"
     assert get(service, ProviderRow, provider).jobs_slashed == 1  # its reputation drops
     prober.close()
+
+
+# ------------------------------------------------------------- watchers, failover
+
+
+def serve_health() -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def fund_matcher(service: Service) -> None:
+    chain, matcher = service.chain, service.matcher
+    assert chain is not None and matcher is not None
+    if chain.w3.eth.get_balance(matcher.account.address) == 0:
+        chain.w3.eth.wait_for_transaction_receipt(
+            chain.w3.eth.send_transaction(
+                {"from": accounts(service)[0], "to": matcher.account.address, "value": TOKEN}
+            )
+        )
+
+
+def test_a_service_seen_down_is_reported_by_a_quorum_fails_and_moves(service):
+    chain = service.chain
+    assert chain is not None
+    indexer = Indexer(service.settings, service.sessions, chain)
+    everyone = accounts(service)
+    admin, renter, provider, spare = everyone[0], everyone[7], everyone[8], everyone[9]
+    leases = Leases(chain.w3, chain.deployment)
+    grace = 2
+    send(service, leases.contract.functions.setWatchRules(2, grace, 5000), admin)
+    for p in (provider, spare):
+        staked_provider(service, p)
+    add_provider(service, provider)
+    fund_matcher(service)
+    row = place(service, renter, "shop")
+    deposit = RATE * 3600
+    lease_id = open_lease(service, row, renter, deposit=deposit)
+    spec_hash = bytes.fromhex(row.spec_hash[2:])
+    leases.set_failover(sender_of(service, renter), lease_id, RATE * 4, spec_hash)
+    leases.accept(sender_of(service, provider), lease_id)
+    catch_up(indexer)
+    server = serve_health()
+    report = ServiceReport(
+        name="shop",
+        lease_id=lease_id,
+        host_port=server.server_address[1],
+        state=ServiceState.HEALTHY,
+    )
+    with service.sessions() as s, s.begin():
+        reports.apply_report(s, provider=provider, report=report, chain_verified=True, now=0)
+    prober = Prober(service)
+    assert [p.healthy for p in prober.run_once()] == [True]
+    catch_up(indexer)
+    assert get(service, ChainLeaseRow, lease_id).serving_at > 0
+    assert get(service, ChainLeaseRow, lease_id).failover_cap_wei == str(RATE * 4)
+    assert prober.run_once()[0].target.lease_to_watch == lease_id
+    assert prober.watch.post_due() == 0  # nothing seen down: nothing to post
+
+    server.shutdown()
+    server.server_close()
+    for _ in range(20):  # look, post, follow: until the stretch outlasts the grace
+        time.sleep(0.5)
+        travel(service, 0)  # a block, as a live chain mines them (this one mines on demand)
+        assert [p.healthy for p in prober.run_once()] in ([False], [])
+        prober.watch.post_due()
+        catch_up(indexer)
+        if get(service, ChainLeaseRow, lease_id).failed_at:
+            break
+    lease = leases.lease(lease_id)
+    assert lease.failed_at and lease.down_seconds > grace
+    assert lease.down_to - lease.failed_at > grace
+    indexed = get(service, ChainLeaseRow, lease_id)
+    assert (indexed.failed_at, indexed.down_s) == (lease.failed_at, lease.down_seconds)
+    assert "down past the grace period" in get(service, ServiceRow, row.id).reason
+
+    add_provider(service, spare)  # somewhere to go (no agent runs there: the push waits)
+    failover = Failover(service, prober.reporter)
+    [new_id] = failover.run_once()
+    assert new_id in failover.pending  # to be delivered to the new provider
+    catch_up(indexer)
+    old = leases.lease(lease_id)
+    assert old.reason.name == "FAILED_OVER"
+    assert old.paid == RATE * (old.failed_at - old.accepted_at)
+    new = leases.lease(new_id)
+    assert (new.provider, new.deposit, new.status.name) == (spare, deposit - old.paid, "OFFERED")
+    ended = get(service, ServiceRow, row.id)
+    assert ended.status == "ended"
+    assert ended.reason == f"failed over to lease {new_id} on provider {spare}"
+    assert get(service, ChainLeaseRow, lease_id).next_lease_id == new_id
+    with service.sessions() as s:
+        moved = s.scalars(select(ServiceRow).where(ServiceRow.lease_id == new_id)).one()
+    assert (moved.name, moved.status, moved.provider) == ("shop", "leased", spare)
+    assert moved.failover_from == lease_id and moved.reserved
+    assert failover.run_once() == []  # moved once
+    failover.close()
+    prober.close()
+
+
+def test_no_down_report_without_a_quorum_of_watcher_keys(chain_url, tmp_path, caplog):
+    url, deployments_file = chain_url
+    stranger = "0x" + "42" * 32  # a key LeaseEscrow does not list as a watcher
+    svc = Service(
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'market.db'}",
+            rpc_url=url,
+            deployments=deployments_file,
+            watcher_keys=[stranger],
+        )
+    )
+    svc.open()
+    try:
+        watch = DownWatch(svc, ServingReporter(svc).send)
+        assert len(watch.candidates()) == 2  # the matcher key and the stranger's
+        watch.observe([Look(lease_id=1, at=watch.now() - 5, healthy=False)])
+        caplog.set_level(logging.ERROR, logger="marketplace.services.watch")
+        assert watch.post_due() == 0
+        assert "need 2 watchers' signatures and this marketplace holds 1" in caplog.text
+        watch.observe([Look(lease_id=1, at=watch.now(), healthy=True)])
+        assert watch.since == {}  # healthy again: the stretch is closed
+    finally:
+        svc.close()
