@@ -43,7 +43,13 @@ def stack(**kw: object) -> ServiceSpec:
 def member(client, rt, lease: str, name: str):
     found = client.containers.list(
         all=True,
-        filters={"label": [f"{eng.SERVICE_LABEL}={lease}", f"{eng.CONTAINER_LABEL}={name}"]},
+        filters={
+            "label": [
+                f"{eng.AGENT_LABEL}={rt.agent_id}",
+                f"{eng.SERVICE_LABEL}={lease}",
+                f"{eng.CONTAINER_LABEL}={name}",
+            ]
+        },
     )
     assert len(found) == 1
     return found[0]
