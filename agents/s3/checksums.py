@@ -20,6 +20,7 @@ from agents.s3.errors import S3Error
 
 CHECKSUM_HEADER = "x-amz-checksum-"
 ALGORITHMS = ("crc32", "crc32c", "sha1", "sha256")
+NOT_VALUES = ("algorithm", "type", "mode")  # x-amz-checksum-* headers that carry no checksum
 
 
 class _Crc:
@@ -64,7 +65,7 @@ def declared_checksums(headers: dict[str, str]) -> dict[str, str]:
     """``x-amz-checksum-<alg>`` headers sent with the body: algorithm -> base64 value."""
     out: dict[str, str] = {}
     for name, value in headers.items():
-        if name.startswith(CHECKSUM_HEADER) and name != "x-amz-checksum-type":
+        if name.startswith(CHECKSUM_HEADER) and name[len(CHECKSUM_HEADER) :] not in NOT_VALUES:
             out[name[len(CHECKSUM_HEADER) :]] = value
     return out
 
