@@ -30,8 +30,10 @@ import httpx
 from agents.devnet.localchain import deploy, docker_engine, start_chain
 from agents.devnet.network import Network, ProviderSpec
 from agents.devnet.procs import free_port
+from agents.devnet.up import DEVNET_LEASE_GRACE_S
 from agents.ingress import Controller, Nginx
 from agents.service import Gateway, Services
+from bench import failover
 from protocol.services import ServiceSpec
 
 PORT, NETWORK = 8559, "dcloud-bench"
@@ -113,7 +115,9 @@ def _row(metric: str, times: list[float]) -> dict[str, Any]:
     }
 
 
-def measure(services: int) -> list[dict[str, Any]]:
+def measure(services: int, failovers: int = 0) -> list[dict[str, Any]]:
+    """Rows ``deploy_to_first_ok`` and ``docker_direct`` (and, with `failovers`, the
+    ``failover`` row of :mod:`bench.failover`, with a second provider to fail over to)."""
     with tempfile.TemporaryDirectory(prefix="dcloud-services-") as tmp:
         root = Path(tmp)
         docker_engine("start", holder=os.getpid())
@@ -123,7 +127,12 @@ def measure(services: int) -> list[dict[str, Any]]:
             gateway: Nginx | None = None
             controller: Controller | None = None
             try:
-                deploy(NETWORK, root / "deployments.json", logs=root / "logs")
+                deploy(
+                    NETWORK,
+                    root / "deployments.json",
+                    logs=root / "logs",
+                    DCLOUD_LEASE_GRACE=str(DEVNET_LEASE_GRACE_S),
+                )
                 net = Network(
                     root=root,
                     rpc_url=f"http://127.0.0.1:{PORT}",
@@ -151,7 +160,13 @@ def measure(services: int) -> list[dict[str, Any]]:
                     deployed.append(time.perf_counter() - t0)
                     sdk.stop(done.name)
                 direct = docker_direct(services, root / "direct")
-                return [_row("deploy_to_first_ok", deployed), _row("docker_direct", direct)]
+                rows = [_row("deploy_to_first_ok", deployed), _row("docker_direct", direct)]
+                if failovers:
+                    spare = ProviderSpec("s-paris", 2, 48.86, 2.35, cpu=4, memory_mb=4096)
+                    net.add_provider(spare)
+                    spec = _spec("failover")
+                    rows.append(failover.measure(net, sdk, gateway.port, spec, failovers))
+                return rows
             finally:
                 if controller is not None:
                     controller.stop()
