@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +98,9 @@ def _wait_http_any(url: str, proc: subprocess.Popen[bytes], verify: str | None) 
         if proc.poll() is not None:
             raise RuntimeError(f"dcloud s3 serve exited with {proc.returncode}; see its log")
         with contextlib.suppress(httpx.HTTPError):
-            httpx.get(url, timeout=1, verify=verify or True)
+            httpx.get(
+                url, timeout=1, verify=ssl.create_default_context(cafile=verify) if verify else True
+            )
             return
         time.sleep(0.05)
     raise RuntimeError(f"dcloud s3 serve did not answer at {url}")
