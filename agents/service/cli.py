@@ -168,6 +168,7 @@ def deploy(
             "set it once with `dcloud job init --origin CITY`"
         )
     files, contents = collect_inputs(input_ or [])
+    services = _services(home)
     if manifest is not None:
         spec = manifests.build(
             manifest,
@@ -176,6 +177,7 @@ def deploy(
             origin=where,
             inputs=[f.model_dump() for f in files],
             network=network,
+            images=services.renter.images,
         )
     else:
         spec = build_spec(
@@ -194,7 +196,6 @@ def deploy(
             }
         )
     amount = parse_tokens(deposit) if deposit is not None else None
-    services = _services(home)
     with console.status("placing") as status:
         steps = _Steps(status)
         up = services.deploy(

@@ -38,6 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.errors import UserError
+from agents.image.records import ImageStore
 from agents.service.manifest_yaml import error_line, load_yaml
 from protocol.schemas import ImageName, Location
 from protocol.services import (
@@ -211,9 +212,12 @@ def build(
     origin: Location,
     inputs: list[dict[str, Any]],
     network: bool = False,
+    images: ImageStore | None = None,
 ) -> ServiceSpec:
     """The spec of the deployment the manifest at `path` describes; `name` ('' for the
     manifest's own) names it; `network` gives it outbound network as the manifest can.
+    With the renter's `images`, an image it pushed is named pinned to its digest (see
+    :func:`pin_images`).
 
     Raises:
         UserError: the manifest is not valid, names no deployment name, or its services do
@@ -224,6 +228,8 @@ def build(
     if not name:
         raise UserError(f"{path}: name the deployment: `name: NAME` in the file, or --name")
     fields = spec_fields(manifest, path=path)
+    if images is not None:
+        pin_images(images, fields, path=path)
     body = {
         **fields,
         "name": name,
@@ -237,6 +243,28 @@ def build(
     except ValidationError as exc:
         why = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise UserError(f"{path}: the services do not make a deployment: {why}") from None
+
+
+def pin_images(images: ImageStore, fields: dict[str, Any], *, path: Path) -> None:
+    """Name the renter's own images in `fields` pinned to their digests (the published
+    container's with its size). Only the published container's image is fetched by the
+    provider, so another container may run that same image, or one providers offer.
+
+    Raises:
+        UserError: another container names a different image the renter pushed.
+    """
+    main, size = images.resolve(fields["image"])
+    fields["image"], fields["image_bytes"] = main, size
+    for c in fields.get("containers", []):
+        image, _ = images.resolve(c["image"])
+        if image != c["image"] or "@" in image:  # one the renter pushed
+            if image != main:
+                raise UserError(
+                    f"{path}: services.{c['name']}.image: {c['image']} is an image you pushed; "
+                    "the provider fetches only the published service's, so run that same "
+                    "image here or one providers offer"
+                )
+            c["image"] = image
 
 
 def _env_text(value: EnvValue) -> str:

@@ -7,8 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from agents.errors import UserError
+from agents.image.records import ImageRecord, ImageStore, LayerRecord
 from agents.service import manifest as mf
 from protocol.schemas import Location
 from protocol.services import main_resources, service_spec_hash, start_order
@@ -120,3 +122,36 @@ def test_a_bad_manifest_says_where_and_how_to_fix_it(tmp_path, text, expected):
 def test_a_missing_file_says_so(tmp_path):
     with pytest.raises(UserError, match="cannot read the manifest"):
         build(tmp_path / "nope.yaml")
+
+
+@pytest.fixture
+def images(tmp_path):
+    """The renter's record of one image it pushed, myapp:1 (a real store, in a folder)."""
+    store = ImageStore(tmp_path / "renter", Account.create())
+    store.save(
+        ImageRecord(
+            name="myapp:1",
+            digest="sha256:" + "ab" * 32,
+            config="{}",
+            layers=[LayerRecord(diff_id="sha256:" + "cd" * 32, object_id="0" * 32, size=1000)],
+            pushed_at=0.0,
+        )
+    )
+    return store
+
+
+def test_a_pushed_image_is_pinned_for_every_container_that_runs_it(tmp_path, images):
+    text = STACK.replace("dcloud/python:3.11", "myapp:1")
+    spec = mf.build(write(tmp_path, text), name="", max_rate_wei_per_s=1, origin=MUNICH,
+                    inputs=[], images=images)  # fmt: skip
+    pinned = "myapp:1@sha256:" + "ab" * 32
+    assert (spec.image, spec.image_bytes, spec.containers[0].image) == (pinned, 1000, pinned)
+
+
+def test_another_container_in_a_different_pushed_image_is_refused(tmp_path, images):
+    text = STACK.replace(
+        "    image: dcloud/python:3.11\n    command: [", "    image: myapp:1\n    command: ["
+    )
+    with pytest.raises(UserError, match=r"services\.api\.image: myapp:1 is an image you pushed"):
+        mf.build(write(tmp_path, text), name="", max_rate_wei_per_s=1, origin=MUNICH,
+                 inputs=[], images=images)  # fmt: skip
