@@ -14,12 +14,14 @@ import pytest
 
 from agents.provider.services import engine as eng
 from agents.provider.services import fence
+from agents.provider.services.store import HEALTHY
 from protocol.services import ServiceSpec
 from tests.agents import test_service_runtime as base
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.integration]
 
 make_runtime = base.make_runtime  # the runtime tests' fixture: one test agent, cleaned up
+supervised = base.supervised  # ... with a supervisor (fast checks, short backoff)
 PROBE = base.PROBE
 wait_for, answers, exec_in = base.wait_for, base.answers, base.exec_in
 
@@ -198,3 +200,20 @@ def iptables_input() -> str:
     return subprocess.run(
         ["iptables", "-w", "-S", "INPUT"], capture_output=True, text=True, check=True
     ).stdout
+
+
+def test_the_supervisor_starts_a_member_that_exited_again(supervised, docker_engine):
+    rt, _ = supervised()
+    rt.deploy("a", stack(), {"index.html": b"a\n"})
+    wait_for(lambda: (r := rt.get("a")) is not None and r.state == HEALTHY, "a healthy deployment")
+    api = member(docker_engine, rt, "a", "api")
+    api.kill()
+
+    def back() -> bool:
+        r = rt.get("a")
+        return r is not None and r.restarts == 1 and r.state == HEALTHY
+
+    wait_for(back, "the deployment to be restarted and healthy")
+    assert rt.get("a").last_error == "container api killed (exit code 137)"
+    api.reload()
+    assert api.status == "running"
