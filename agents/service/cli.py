@@ -266,6 +266,10 @@ def status_lines(v: ServiceView, *, place: str = "") -> list[str]:
     lease, rec = v.lease, v.record
     lines = [f"[bold]{v.name}[/] · lease {v.lease_id} · {v.state}"]
     lines.append(f"  URL        {v.url} (or {v.path_url})")
+    spec = rec.get("spec") or {}
+    if spec.get("containers"):
+        others = " · ".join(c["name"] for c in spec["containers"])
+        lines.append(f"  containers {spec['alias']} (published, port {spec['port']}) · {others}")
     level = rec.get("energy_level")
     lines.append(
         f"  provider   {lease.provider}{f' ({place})' if place else ''} at {rec['endpoint']}"

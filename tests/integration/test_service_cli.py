@@ -336,6 +336,13 @@ def test_the_published_service_answers_and_reaches_the_other_by_name(shop, gatew
     assert got.status_code == 200 and got.text == "apples\n"
 
 
+def test_status_lists_the_deployments_containers(shop, home):
+    done = dcloud("service", "status", "shop", home=home)
+    assert done.returncode == 0, done.stderr
+    assert "containers web (published, port 8000) · api" in done.stdout
+    assert "provider's view: healthy" in " ".join(done.stdout.split())
+
+
 def test_logs_of_a_deployment_name_each_container(shop, gateway, home):
     httpx.get(f"{gateway.url}/apps/shop/items.txt")
     done = dcloud("service", "logs", "shop", home=home)
