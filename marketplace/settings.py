@@ -115,6 +115,13 @@ class Settings(BaseSettings, RateLimitSettings):
         description="a failed service that no provider can take within this long after "
         "its failure is ended on chain instead (its provider slashed, the rest refunded)",
     )
+    failover_inputs_mb: float = Field(
+        default=16.0,
+        ge=0,
+        le=1024,
+        description="the most input bytes (MB, all files) a renter may leave here for a "
+        "failover of its service; a service with more is refunded instead of failed over",
+    )
     service_forecast_hours: int = Field(
         default=6,
         ge=1,

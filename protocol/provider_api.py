@@ -125,12 +125,13 @@ class ServicePush(Wire):
 
 
 class ServiceFailover(Wire):
-    """A failed-over service for its new provider (no inputs: failover carries only
-    services without them)."""
+    """A failed-over service for its new provider, with the inputs its renter left at the
+    marketplace for a failover (checked against the spec's hashes as a push's are)."""
 
     lease_id: int = Field(ge=1, le=2**64, description="the lease the failover opened")
     from_lease_id: int = Field(ge=1, le=2**64, description="the lease that failed")
     spec: ServiceSpec
+    inputs: dict[str, Base64] = Field(default_factory=dict, max_length=256)
 
 
 class ProviderService(Wire):

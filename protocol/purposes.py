@@ -29,6 +29,8 @@ SERVICE_REPORT = "dcloud/service.report"
 """A provider agent reports a service it runs (host port, health, restarts)."""
 SERVICE_STOP = "dcloud/service.stop"
 """A renter marks its service as ending (the lease on chain carries the money)."""
+SERVICE_INPUTS = "dcloud/service.inputs"
+"""A renter leaves a copy of its service's inputs for a failover to another provider."""
 
 # -- checked by a provider agent (request headers or a signed envelope)
 PROVIDER_PUSH = "dcloud/provider.push"
@@ -57,6 +59,7 @@ ALL = (
     SERVICE_DEPLOY,
     SERVICE_REPORT,
     SERVICE_STOP,
+    SERVICE_INPUTS,
     PROVIDER_PUSH,
     PROVIDER_FETCH,
     PROVIDER_SERVICE_PUSH,

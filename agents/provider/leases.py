@@ -166,7 +166,9 @@ class ServiceLeases:
             "failed-over lease offered",
             extra={"lease": push.lease_id, "from_lease": push.from_lease_id},
         )
-        return self.receive(ServicePush(lease_id=push.lease_id, spec=push.spec), lease.renter)
+        return self.receive(
+            ServicePush(lease_id=push.lease_id, spec=push.spec, inputs=push.inputs), lease.renter
+        )
 
     def _take(self, rec: LeaseRecord, lease: Lease, inputs: dict[str, bytes]) -> None:
         try:

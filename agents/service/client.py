@@ -23,6 +23,7 @@ Usage::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -165,6 +166,8 @@ class Services:
             raise RefusedError(f"{exc}; lease {lease_id} {self._undo(record)}") from None
         progress("waiting for it to come up")
         self._wait_up(record, progress=progress, timeout_s=timeout_s)
+        if failover and inputs:  # the marketplace links the lease by now
+            self._leave_inputs(spec.name, lease_id, inputs, progress)
         progress("checking the URL")
         ok, seen = self.gateway.check(spec.name, path=_check_path(spec))
         return Deployed(
@@ -180,6 +183,24 @@ class Services:
             reachable=ok,
             detail=seen,
         )
+
+    def _leave_inputs(
+        self, name: str, lease_id: int, inputs: dict[str, bytes], progress: Progress
+    ) -> None:
+        """Leave a copy of the inputs at the marketplace for a failover (signed); a
+        marketplace that will not keep them is said, and the deploy goes on (a failover
+        then refunds the rest of the deposit instead)."""
+        payload = {
+            "name": name,
+            "lease_id": lease_id,
+            "inputs": {p: base64.b64encode(d).decode() for p, d in inputs.items()},
+        }
+        try:
+            self.market.post_signed(
+                f"/v1/services/{name}/inputs", purpose=purposes.SERVICE_INPUTS, payload=payload
+            )
+        except (RefusedError, NotFoundError) as exc:
+            progress(f"no failover copy of the inputs ({exc}); a failover would refund instead")
 
     def _check_name(self, name: str) -> None:
         try:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from protocol.provider_api import Base64
 from protocol.schemas import Capacity, JobSpec, Location
 from protocol.services import ServiceName, ServiceSpec
 
@@ -292,6 +293,15 @@ class ServicePublic(BaseModel):
 
 class ServiceList(Page):
     items: list[ServicePublic]
+
+
+class ServiceInputsRequest(BaseModel):
+    """The owner's copy of its service's inputs for a failover (signed, purpose
+    `dcloud/service.inputs`): exactly the files the spec declares, base64-encoded."""
+
+    name: ServiceName
+    lease_id: int = Field(ge=1, le=2**64, description="the lease the service runs under")
+    inputs: dict[str, Base64] = Field(max_length=256)
 
 
 class ServiceStopRequest(BaseModel):

@@ -3,9 +3,10 @@
 Each round of the services worker looks at the leases LeaseEscrow marked failed
 (``LeaseDownPastGrace``, recorded by the indexer) whose deployment is placed here:
 
-- If the renter agreed to a failover (a rate cap, set when the lease was opened), the
-  service has no inputs (only the renter holds those) and its image is one providers
-  offer (a renter's own image needs read grants only the renter can sign), the service is
+- If the renter agreed to a failover (a rate cap, set when the lease was opened), left a
+  copy of the service's inputs if it has any (:mod:`marketplace.services.inputs`), and
+  its image is one providers offer (a renter's own image needs read grants only the
+  renter can sign), the service is
   placed again by the usual energy-weighted match, never on the provider that failed it,
   within the cap. The new deployment is recorded (its provider's capacity reserved) and
   ``failover(lease, provider, rate)`` is sent with the marketplace's FAILOVER_ROLE key
@@ -67,6 +68,7 @@ class Failed:
     cap: int
     row_id: str
     spec: ServiceSpec
+    inputs: dict[str, str] | None  # the renter's copy, when it left one
 
 
 @dataclass
@@ -116,6 +118,7 @@ class Failover:
                     cap=int(lease.failover_cap_wei),
                     row_id=row.id,
                     spec=ServiceSpec.model_validate(row.spec),
+                    inputs=row.inputs,
                 )
                 for lease, row in rows
             ]
@@ -152,7 +155,9 @@ class Failover:
             self.unrecord(row_id, "the escrow refused the failover")
             return None
         self._waiting.discard(f.lease_id)
-        payload = api.ServiceFailover(lease_id=new_lease, from_lease_id=f.lease_id, spec=f.spec)
+        payload = api.ServiceFailover(
+            lease_id=new_lease, from_lease_id=f.lease_id, spec=f.spec, inputs=f.inputs or {}
+        )
         self.pending[new_lease] = Pending(
             url=f"{placement.endpoint.rstrip('/')}/v1/services/failover",
             payload=payload.model_dump(mode="json"),
@@ -173,6 +178,7 @@ class Failover:
             row = catalog.new_row(name=f.spec.name, renter=was.renter, spec=f.spec, now=now)
             row.status, row.provider, row.endpoint = catalog.PLACED, provider, host.endpoint
             row.rate_wei_per_s, row.failover_from = rate, f.lease_id
+            row.inputs = was.inputs  # for the next failover
             row.reserved = True
             row.reserved_until = now + service.settings.service_reservation_s
             providers.take(session, provider, f.spec.resources)
@@ -266,8 +272,8 @@ def refusal(f: Failed) -> str:
     """Why `f` cannot be failed over ("" if it can)."""
     if f.cap <= 0:
         return "the renter agreed to no failover"
-    if f.spec.inputs:
-        return "its inputs are the renter's to send, so another provider cannot start it"
+    if f.spec.inputs and f.inputs is None:
+        return "its renter left no copy of its inputs for a failover"
     if is_pinned(f.spec.image):
         return "its image is the renter's own, which only the renter can grant to a provider"
     return ""

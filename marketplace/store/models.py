@@ -235,6 +235,8 @@ class ServiceRow(Base):
     serving_reported_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # a failover's deployment: the lease of the deployment it replaced
     failover_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # the renter's copy of its inputs for a failover (path -> base64), if it left one
+    inputs: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
 
 class ChainLeaseRow(Base):

@@ -6,6 +6,7 @@ and the ingress gateway (real nginx)."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import time
 
@@ -14,11 +15,13 @@ import pytest
 
 from agents.devnet.network import Network, ProviderSpec, dev_account
 from agents.devnet.procs import free_port
+from agents.errors import RefusedError
 from agents.ingress import Controller, Nginx
 from agents.renter.client import Renter
 from agents.service import Services
 from agents.service.gateway import Gateway
 from protocol import provider_api as api
+from protocol import purposes
 from protocol.leases import EndReason, Leases, LeaseStatus
 from protocol.services import ServiceSpec
 from protocol.signing import sign_request
@@ -77,12 +80,20 @@ def sdk(net, gateway, tmp_path_factory):
     renter.close()
 
 
-def spec(name: str) -> ServiceSpec:
+PAGE = b"<h1>still here</h1>\n"
+
+
+def spec(name: str, *, page: bool = False) -> ServiceSpec:
+    """A site: with `page`, one input file served from /input (its failover copy is left at
+    the marketplace), else an empty folder."""
+    folder = "/input" if page else "/tmp"
+    inputs = [{"path": "index.html", "size": len(PAGE), "sha256": hashlib.sha256(PAGE).hexdigest()}]
     return ServiceSpec.model_validate(
         {
             "name": name,
             "image": "dcloud/python:3.11",
-            "command": ["python3", "-m", "http.server", "8000", "--directory", "/tmp"],
+            "command": ["python3", "-m", "http.server", "8000", "--directory", folder],
+            "inputs": inputs if page else [],
             "port": 8000,
             "health": {"interval_s": 1, "start_period_s": 5},
             "resources": {"cpu": 0.5, "memory_mb": 128, "disk_mb": 16},
@@ -112,6 +123,11 @@ def answers(gateway: Nginx, name: str) -> bool:
         return False
 
 
+def test_the_page_comes_back_with_the_service(failover, gateway):
+    """The renter's input file came with the failover (its copy at the marketplace)."""
+    assert httpx.get(f"{gateway.url}/apps/web/index.html").content == PAGE
+
+
 @pytest.fixture(scope="module")
 def solo(net, gateway, tmp_path_factory):
     """A second renter, whose service agreed to no failover."""
@@ -133,7 +149,7 @@ def failover(net, sdk, solo, gateway):
     leases = Leases(net.escrow.w3, net.escrow.deployment)
     balance_before = net.escrow.balance_of(sdk.address)
     solo_before = net.escrow.balance_of(solo.address)
-    up = sdk.deploy(spec("web"), deposit=DEPOSIT)
+    up = sdk.deploy(spec("web", page=True), {"index.html": PAGE}, deposit=DEPOSIT)
     alone = solo.deploy(spec("solo"), deposit=DEPOSIT, failover=False)
     assert alone.provider == up.provider, "both services should share the provider killed"
     old_id = up.lease_id
@@ -178,6 +194,20 @@ def test_the_same_url_answers_from_the_other_provider(failover, net, gateway):
     assert market["provider"] == f["alive"].address and market["status"] == "serving"
     assert answers(gateway, "web")
     assert httpx.get(f["up"].path_url).status_code == 200
+
+
+def test_only_the_owner_leaves_inputs_and_only_the_specs(failover, net, sdk, solo):
+    payload = {"name": "web", "lease_id": failover["new"], "inputs": {"index.html": "aGk="}}
+    with pytest.raises(RefusedError, match="does not match its size and sha256"):
+        sdk.market.post_signed(
+            "/v1/services/web/inputs", purpose=purposes.SERVICE_INPUTS, payload=payload
+        )
+    with pytest.raises(RefusedError, match="only the renter who deployed web"):
+        solo.market.post_signed(
+            "/v1/services/web/inputs", purpose=purposes.SERVICE_INPUTS, payload=payload
+        )
+    r = httpx.post(f"{net.market_url}/v1/services/web/inputs", json={"payload": payload})
+    assert r.status_code == 422  # unsigned: refused by the schema, nothing kept
 
 
 def test_the_old_lease_stopped_accruing_and_ended_failed_over(failover):
@@ -235,14 +265,15 @@ def test_a_service_without_failover_ends_slashed_and_refunded(failover, net, sol
 
 
 def test_a_failover_push_from_a_key_without_the_role_is_refused(failover, net):
+    payload = {
+        "lease_id": failover["new"],
+        "from_lease_id": failover["old"],
+        "spec": spec("web", page=True).model_dump(mode="json"),
+    }
     forged = sign_request(
         dev_account(SOLO_RENTER),
         purpose=api.SERVICE_FAILOVER,
-        payload={
-            "lease_id": failover["new"],
-            "from_lease_id": failover["old"],
-            "spec": spec("web").model_dump(mode="json"),
-        },
+        payload=payload,
     )
     r = httpx.post(f"{failover['alive'].endpoint}/v1/services/failover", json=forged)
     assert r.status_code == 401, r.text

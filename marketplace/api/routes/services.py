@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from marketplace.api.deps import RawBodyDep, ServiceDep
 from marketplace.api.public import image_pull_public, placement_public, service_public
 from marketplace.api.schemas import (
+    ServiceInputsRequest,
     ServiceList,
     ServicePlacementPublic,
     ServicePublic,
@@ -21,7 +22,7 @@ from marketplace.api.schemas import (
 from marketplace.auth import authenticate
 from marketplace.errors import InvalidInputError
 from marketplace.service import Service
-from marketplace.services import catalog, deployments, expiry, reports
+from marketplace.services import catalog, deployments, expiry, inputs, reports
 from marketplace.services import routes as service_routes
 from marketplace.services.names import RULE
 from marketplace.services.placement import Placer
@@ -38,6 +39,7 @@ from protocol.services import (
 router = APIRouter(prefix="/v1/services", tags=["services"])
 
 DEPLOY, REPORT, STOP = purposes.SERVICE_DEPLOY, purposes.SERVICE_REPORT, purposes.SERVICE_STOP
+INPUTS = purposes.SERVICE_INPUTS
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -238,3 +240,37 @@ def stop(
         public = service_public(row, lease=catalog.lease_of(session, row), now=int(now))
     service.providers_changed()
     return public
+
+
+@router.post(
+    "/{name}/inputs",
+    response_model=ServicePublic,
+    responses={
+        **SIGNED_401,
+        **NOT_FOUND,
+        409: _error("the service runs under another lease"),
+        422: _error("the files are not the spec's, or too large to keep"),
+    },
+)
+def keep_inputs(
+    name: NameParam, body: Signed[ServiceInputsRequest], raw: RawBodyDep, service: ServiceDep
+) -> ServicePublic:
+    """The owner leaves a copy of its service's inputs for a failover (purpose
+    `dcloud/service.inputs`): exactly the files its spec declares, at most
+    `DCLOUD_FAILOVER_INPUTS_MB` in all. A failover sends them to the new provider."""
+    if body.payload.name != name:
+        raise InvalidInputError(f"the request is about {body.payload.name}, not {name}")
+    now = time.time()
+    with service.writing(), service.sessions() as session, session.begin():
+        renter = authenticate(
+            session, purpose=INPUTS, raw=raw, max_skew_s=service.settings.signature_max_skew_s
+        )
+        row = inputs.keep(
+            session,
+            renter=renter,
+            name=name,
+            lease_id=body.payload.lease_id,
+            inputs=body.payload.inputs,
+            max_bytes=int(service.settings.failover_inputs_mb * 1e6),
+        )
+        return service_public(row, lease=catalog.lease_of(session, row), now=int(now))

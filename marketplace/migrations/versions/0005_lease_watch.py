@@ -7,7 +7,7 @@ Create Date: 2026-12-05 00:00:00
 ``chain_leases`` gains what the watchers' reports did to a lease (seconds counted down,
 when it failed past the grace period), the failover rate cap the renter agreed to, and
 the lease a failover moved it to; ``services`` gains the lease a failover deployment
-replaced.
+replaced and the copy of its inputs a renter left for a failover.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("next_lease_id", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("services") as batch:
         batch.add_column(sa.Column("failover_from", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("inputs", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("services") as batch:
+        batch.drop_column("inputs")
         batch.drop_column("failover_from")
     with op.batch_alter_table("chain_leases") as batch:
         for column in ("next_lease_id", "failover_cap_wei", "failed_at", "down_s"):
