@@ -18,6 +18,8 @@ from agents.devnet.demo_image import DEMO_IMAGE, push_demo_image
 from agents.devnet.network import TOKEN, Network, dev_account
 from agents.errors import AgentError
 from agents.service import Gateway, Services, fmt_rate
+from agents.service.rates import fmt_duration
+from agents.service.views import place_of
 from agents.units import fmt_tokens
 from protocol.schemas import JobSpec
 from protocol.services import ServiceSpec
@@ -161,15 +163,40 @@ def deploy_demo_service(net: Network, gateway_url: str, *, progress: Callable[[s
             ],
         }
     )
+    again = ""
     try:
-        view = services.status(SERVICE_NAME, ask_provider=False)
-        if view.lease.live:
-            return f"demo service: {view.url} (still up from the last run; lease {view.lease_id})"
+        if services.status(SERVICE_NAME, ask_provider=False).lease.live:
+            again = "still up from the last run"
     except AgentError:
         pass  # never deployed by this renter
-    site = {"index.html": SITE}
-    done = services.deploy(spec, site, deposit=TOKEN, progress=progress)
-    return (
-        f"demo service: {done.url} (also {done.path_url}) · provider {done.place or done.provider}"
-        f", level {done.energy_level}, {fmt_rate(done.rate_wei_per_s)}"
+    if not again:
+        services.deploy(spec, {"index.html": SITE}, deposit=TOKEN, progress=progress)
+    return service_summary(services, SERVICE_NAME, note=again)
+
+
+def service_summary(services: Services, name: str, *, note: str = "") -> str:
+    """Where the demo service answers, which provider serves it, for how long and at what
+    rate, and what happens if that provider goes dark."""
+    view = services.status(name, ask_provider=False)
+    market = view.market or {}
+    provider = str(market.get("provider") or view.record["provider"])
+    place = place_of(services.market, provider) or provider[:10]
+    health = market.get("health") or {}
+    uptime = float(health.get("uptime_s") or 0)
+    state = health.get("state") or view.state
+    level = market.get("energy_level")
+    moved = view.record.get("failover_from")
+    parts = [
+        f"demo service: {view.url} (also {view.path_url})",
+        f"provider {place}" + (f", level {level}" if level is not None else ""),
+        f"up {fmt_duration(uptime)}, {state}",
+        fmt_rate(view.lease.rate_per_second),
+    ]
+    if moved:
+        parts.append(f"failed over from lease {moved}")
+    cap, _ = services.chain.leases.failover_of(view.lease_id)
+    grace = services.chain.leases.watch_rules().grace
+    parts.append(
+        f"moves to another provider if down {grace} s" if cap else "no failover (refund if down)"
     )
+    return " · ".join(parts) + (f" ({note})" if note else "")

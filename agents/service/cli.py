@@ -275,6 +275,13 @@ def status_lines(v: ServiceView, *, place: str = "") -> list[str]:
         f"  provider   {lease.provider}{f' ({place})' if place else ''} at {rec['endpoint']}"
         + (f" · energy level {level}" if level is not None else "")
     )
+    if rec.get("failover_from"):
+        lines.append(
+            f"  failover   moved here from lease {rec['failover_from']}, whose provider was "
+            "down past the grace period"
+        )
+    if lease.down_seconds:
+        lines.append(f"  down       {lease.down_seconds} s seen down by the watchers (not paid)")
     lines.append(
         f"  lease      {lease.status.name.lower()} · rate {fmt_rate(lease.rate_per_second)} · "
         f"deposit {fmt_tokens(lease.deposit)} · spent {fmt_tokens(v.spent)} · "
