@@ -8,6 +8,7 @@ import http.server
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,19 @@ def test_the_supervisor_starts_a_member_that_exited_again(supervised, docker_eng
     assert rt.get("a").last_error == "container api killed (exit code 137)"
     api.reload()
     assert api.status == "running"
+
+
+def test_following_a_deployments_logs_streams_every_containers_lines(make_runtime, docker_engine):
+    rt = make_runtime()
+    rec = rt.deploy("a", stack(), {"probe.py": PROBE.encode(), "index.html": b"a\n"})
+    wait_for(lambda: answers(rec.host_port), "the main container to answer on the host")
+    exec_in(docker_engine, rt, "a", "python3", "/input/probe.py", "api:9000")
+    stream = rt.logs_follow("a", since=time.time() - 600)
+    try:
+        seen: set[str] = set()
+        while seen != {"api", "web"}:
+            name, _, text = next(stream).decode().partition(" | ")
+            if "GET / HTTP" in text:
+                seen.add(name)
+    finally:
+        stream.close()

@@ -4,6 +4,7 @@ logs of a deployment's containers, merged in time order."""
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -88,3 +89,62 @@ def merged_tail(containers: list[Any], *, main: str, lines: int) -> bytes:
             stamped.append((at, i, name + b" | " + text + b"\n"))
     stamped.sort(key=lambda t: (t[0], t[1]))
     return b"".join(t[2] for t in stamped[-lines:] if lines)
+
+
+def merged_follow(
+    containers: list[Any],
+    *,
+    main: str,
+    since: float | None,
+    max_bytes: int,
+    stop: threading.Event | None = None,
+) -> Iterator[bytes]:
+    """New output lines of the containers, the main one first in `containers`: one
+    container's as :func:`follow_lines` yields them; several containers' as they come,
+    each after its container's name, until `max_bytes` were yielded, the main container
+    stops, `stop` is set, or the iterator is closed."""
+    if len(containers) == 1:
+        yield from follow_lines(containers[0], since=since, max_bytes=max_bytes, stop=stop)
+        return
+    lines: queue.Queue[bytes | None] = queue.Queue(maxsize=1024)
+    done = threading.Event()
+
+    def pump(c: Any, name: bytes, last: bool) -> None:
+        try:
+            for line in follow_lines(c, since=since, max_bytes=max_bytes, stop=done):
+                while not done.is_set():
+                    with contextlib.suppress(queue.Full):
+                        lines.put(name + b" | " + line, timeout=0.2)
+                        break
+        except Exception:  # an engine failure ends that container's lines only
+            pass
+        finally:
+            if last:
+                lines.put(None)  # the main container's lines ended: so does the whole
+
+    pumps = [
+        threading.Thread(
+            target=pump,
+            args=(c, (c.labels.get(eng.CONTAINER_LABEL) or main).encode(), i == 0),
+            name="logs-merge",
+            daemon=True,
+        )
+        for i, c in enumerate(containers)
+    ]
+    for t in pumps:
+        t.start()
+    sent = 0
+    try:
+        while not (stop is not None and stop.is_set()):
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None or sent + len(line) > max_bytes:
+                return
+            sent += len(line)
+            yield line
+    finally:
+        done.set()
+        for t in pumps:
+            t.join(timeout=5)

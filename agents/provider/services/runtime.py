@@ -39,7 +39,7 @@ from agents.provider.services import engine as eng
 from agents.provider.services import fence, objects, stack
 from agents.provider.services.area import remake_data
 from agents.provider.services.forward import PortForwarder
-from agents.provider.services.logs import follow_lines, merged_tail
+from agents.provider.services.logs import merged_follow, merged_tail
 from agents.provider.services.netns import connect_in
 from agents.provider.services.reach import Reach
 from agents.provider.services.store import FAILED, STARTING, ServiceRecord, ServiceStore
@@ -302,13 +302,8 @@ class ServiceRuntime:
         Raises:
             NotFoundError: the lease has no container.
         """
-        container, rec = self._container(lease), self.store.get(lease)
-        if container is None:
-            raise NotFoundError(f"lease {lease} has no service here")
-        every = [container]
-        if rec is not None and rec.spec.containers:
-            every = objects.containers(self.client, self.agent_id, every=True).get(lease, [])
-        data = merged_tail(every, main=rec.spec.alias or "" if rec else "", lines=max(lines, 0))
+        every, main = self._logged(lease)
+        data = merged_tail(every, main=main, lines=max(lines, 0))
         return data[-max_bytes:] if max_bytes > 0 else b""
 
     def logs_follow(
@@ -319,19 +314,24 @@ class ServiceRuntime:
         max_bytes: int = 2**20,
         stop: threading.Event | None = None,
     ) -> Iterator[bytes]:
-        """New lines of the service's output as they come (see ``logs.follow_lines``).
+        """New lines of the service's output as they come (see ``logs.follow_lines``; a
+        deployment's containers' as they come, each after its container's name).
 
         Lines since `since` (Unix seconds) first, when given. Ends after `max_bytes`,
-        when the container stops (a restart ends it too: follow again), when `stop` is
-        set, or when the caller closes the iterator.
+        when the (main) container stops (a restart ends it too: follow again), when `stop`
+        is set, or when the caller closes the iterator.
 
         Raises:
             NotFoundError: the lease has no container.
         """
+        every, main = self._logged(lease)
+        return merged_follow(every, main=main, since=since, max_bytes=max_bytes, stop=stop)
+
+    def _logged(self, lease: str) -> tuple[list[Any], str]:
         container = self._container(lease)
         if container is None:
             raise NotFoundError(f"lease {lease} has no service here")
-        return follow_lines(container, since=since, max_bytes=max_bytes, stop=stop)
+        return stack.logged(self.client, self.agent_id, self.store.get(lease), container)
 
     # --- internals ----------------------------------------------------------------------
 

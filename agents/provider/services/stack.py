@@ -22,7 +22,8 @@ from typing import Any
 import docker
 
 from agents.provider.services import engine as eng
-from agents.provider.services import fence
+from agents.provider.services import fence, objects
+from agents.provider.services.store import ServiceRecord
 from protocol.services import ServiceSpec, main_resources, start_order
 
 
@@ -120,3 +121,14 @@ def stopped(spec: ServiceSpec, found: Iterable[Any]) -> str:
         if not state.get("Running") or state.get("Restarting"):
             return f"container {c.name} {eng.exit_reason(state)}"
     return ""
+
+
+def logged(
+    client: docker.DockerClient, agent_id: str, rec: ServiceRecord | None, main: Any
+) -> tuple[list[Any], str]:
+    """The containers whose logs are the service's, the `main` one first, and the main
+    one's name in its deployment ('' for a single container)."""
+    if rec is None or not rec.spec.containers:
+        return [main], ""
+    every = objects.containers(client, agent_id, every=True).get(rec.lease, [])
+    return [main, *(c for c in every if eng.CONTAINER_LABEL in c.labels)], rec.spec.alias or ""
