@@ -164,15 +164,17 @@ def test_logs_of_a_deployment_name_each_line_s_container(make_runtime, docker_en
     assert any(line.startswith("web | ") and '"GET / HTTP/1.1" 200' in line for line in lines)
 
 
+@pytest.mark.parametrize("outbound", [False, True], ids=["internal", "with-outbound-network"])
 def test_a_deployments_containers_cannot_reach_the_providers_own_machine(
-    make_runtime, docker_engine
+    make_runtime, docker_engine, outbound
 ):
     server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        rt = make_runtime()
-        rec = rt.deploy("a", stack(), {"probe.py": PROBE.encode()})
+        rt = make_runtime(allow_network=outbound)
+        rec = rt.deploy("a", stack(network=outbound), {"probe.py": PROBE.encode()})
+        assert docker_engine.networks.get(rec.network).attrs["Internal"] is not outbound
         gateway = docker_engine.networks.get(rec.network).attrs["IPAM"]["Config"][0]["Gateway"]
         host_ip = socket.gethostbyname(socket.gethostname())
         assert answers(port)  # the owner's program listens on every address
