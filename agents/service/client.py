@@ -328,14 +328,18 @@ class Services:
             lease_id, provider = moved
             try:
                 endpoint = self.market.get(f"/v1/providers/{provider}")["endpoint"]
+                market = self.market.get(f"/v1/services/{rec['name']}")
             except (NotFoundError, RefusedError):
-                endpoint = ""
+                endpoint, market = "", {}
+            placed = market if market.get("lease_id") == lease_id else {}
             rec = {
                 **rec,
                 "lease_id": lease_id,
                 "provider": provider,
                 "endpoint": endpoint,
                 "rate_wei_per_s": self.chain.lease(lease_id).rate_per_second,
+                "energy_level": placed.get("energy_level"),
+                "distance_km": placed.get("distance_km"),
                 "failover_from": rec["lease_id"],
             }
             self.records.save(rec)

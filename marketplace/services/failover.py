@@ -35,7 +35,7 @@ from web3.logs import DISCARD
 from marketplace.compute import providers
 from marketplace.service import Service
 from marketplace.services import catalog
-from marketplace.services.placement import Placer
+from marketplace.services.placement import Placement, Placer
 from marketplace.services.serving import ServingReporter, error_name
 from marketplace.store.models import ChainLeaseRow, ProviderRow, ServiceRow
 from protocol import provider_api as api
@@ -143,7 +143,7 @@ class Failover:
                     extra={"lease_id": f.lease_id, "service": f.spec.name, "reason": reason},
                 )
             return None
-        row_id = self.record(f, placement.provider, placement.rate_wei_per_s)
+        row_id = self.record(f, placement)
         if row_id is None:
             return None
         try:
@@ -166,10 +166,11 @@ class Failover:
         self.deliver()
         return new_lease
 
-    def record(self, f: Failed, provider: str, rate: int) -> str | None:
-        """The new deployment, placed on `provider` with its capacity reserved; its id
-        (None when the provider filled up meanwhile)."""
+    def record(self, f: Failed, placement: Placement) -> str | None:
+        """The new deployment, placed as `placement` says with its capacity reserved; its
+        id (None when the provider filled up meanwhile)."""
         service, now = self.service, time.time()
+        provider = placement.provider
         with service.writing(), service.sessions() as session, session.begin():
             host = session.get(ProviderRow, provider)
             was = session.get(ServiceRow, f.row_id)
@@ -177,7 +178,8 @@ class Failover:
                 return None
             row = catalog.new_row(name=f.spec.name, renter=was.renter, spec=f.spec, now=now)
             row.status, row.provider, row.endpoint = catalog.PLACED, provider, host.endpoint
-            row.rate_wei_per_s, row.failover_from = rate, f.lease_id
+            row.rate_wei_per_s, row.failover_from = placement.rate_wei_per_s, f.lease_id
+            row.distance_km, row.energy_level = placement.distance_km, placement.energy_level
             row.inputs = was.inputs  # for the next failover
             row.reserved = True
             row.reserved_until = now + service.settings.service_reservation_s
