@@ -3,6 +3,8 @@ error that names the line, the key and the fix."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -155,3 +157,13 @@ def test_another_container_in_a_different_pushed_image_is_refused(tmp_path, imag
     with pytest.raises(UserError, match=r"services\.api\.image: myapp:1 is an image you pushed"):
         mf.build(write(tmp_path, text), name="", max_rate_wei_per_s=1, origin=MUNICH,
                  inputs=[], images=images)  # fmt: skip
+
+
+def test_the_cli_refuses_flags_the_manifest_already_says(tmp_path):
+    path = write(tmp_path, STACK)
+    argv = [sys.executable, "-m", "agents", "service", "deploy", "-f", str(path),
+            "--image", "x:1", "--port", "80", "--max-rate", "0.01/h",
+            "--home", str(tmp_path)]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "--image, --port: the manifest says these; edit it instead" in done.stderr
