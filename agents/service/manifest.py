@@ -35,7 +35,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from agents.errors import UserError
 from agents.image.records import ImageStore
@@ -50,6 +57,7 @@ from protocol.services import (
 )
 
 EnvValue = str | int | float | bool
+EnvKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_]\w*$")]
 PORTS_RULE = (
     "publish exactly one port, the one people reach at NAME.apps.<domain>: add "
     "`ports: [PORT]` to that service (the others reach each other on their private network "
@@ -72,7 +80,7 @@ class ManifestService(_Strict):
     image: ImageName
     command: list[str] | str = Field(default_factory=list)
     ports: list[int | str] = Field(default_factory=list, max_length=1)
-    env: dict[str, EnvValue] = Field(default_factory=dict)
+    env: dict[EnvKey, EnvValue] = Field(default_factory=dict)
     depends_on: list[ContainerName] = Field(default_factory=list)
     resources: ManifestResources = Field(default_factory=ManifestResources)
     health: HealthCheck | None = None
@@ -292,6 +300,8 @@ def _where(path: Path, root: yaml.Node | None, error: Any) -> str:
         msg = "required; add it"
     elif error["type"] == "string_pattern_mismatch" and "a-z0-9" in str(error.get("ctx")):
         msg = f"{error['input']!r} is not a name: use lower case letters, digits and inner hyphens"
+    elif error["type"] == "string_pattern_mismatch" and "A-Za-z_" in str(error.get("ctx")):
+        msg = f"{error['input']!r} is not a variable name: letters, digits and _, no digit first"
     return f"  {at}, {'.'.join(keys) or 'manifest'}: {msg}"
 
 

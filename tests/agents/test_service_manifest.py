@@ -102,6 +102,8 @@ def test_one_service_makes_a_plain_service(tmp_path):
          "line 11, services.api.image: required; add it"),
         (STACK.replace("  api:", "  API:"),
          "line 11, services.API: 'API' is not a name: use lower case letters"),
+        (STACK.replace("WORKERS", "MAX-WORKERS"),
+         "line 7, services.web.env.MAX-WORKERS: 'MAX-WORKERS' is not a variable name"),
         (STACK.replace('["8000"]', "[]"), "publish exactly one port"),
         (STACK.replace("  api:\n", "  api:\n    ports: [9000]\n"),
          "publish exactly one port"),
