@@ -12,7 +12,9 @@ import base64
 import binascii
 import hashlib
 import zlib
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import crc32c as _crc32c
 
@@ -20,6 +22,7 @@ from agents.s3.errors import S3Error
 
 CHECKSUM_HEADER = "x-amz-checksum-"
 ALGORITHMS = ("crc32", "crc32c", "sha1", "sha256")
+MAX_PENDING = 16  # chunks queued for the digest thread before the reader waits
 NOT_VALUES = ("algorithm", "type", "mode")  # x-amz-checksum-* headers that carry no checksum
 
 
@@ -100,13 +103,35 @@ class Digests:
         names = set(self.expected) | ({trailer} if trailer else set())
         self.running = {name: new_checksum(name) for name in names}
         self.trailer = trailer
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[None]] = deque()
+
+    def hash_in_background(self) -> None:
+        """Hash on a thread of its own from now on (hashlib and zlib release the GIL), so a
+        large body's digests run beside the read loop and the storage pipeline."""
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="s3-digests")
 
     def update(self, data: bytes) -> None:
+        if self._pool is None:
+            self._update(data)
+            return
+        self._pending.append(self._pool.submit(self._update, data))
+        while len(self._pending) > MAX_PENDING:
+            self._pending.popleft().result()
+
+    def _update(self, data: bytes) -> None:
         self.md5.update(data)
         if self.sha256 is not None:
             self.sha256.update(data)
         for checksum in self.running.values():
             checksum.update(data)
+
+    def _settle(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def verify(self, trailers: dict[str, str] | None = None) -> dict[str, str]:
         """Compare every declared value; the checksums that held, as base64 by algorithm.
@@ -114,6 +139,7 @@ class Digests:
         Raises:
             S3Error: BadDigest (Content-MD5 or a checksum), XAmzContentSHA256Mismatch.
         """
+        self._settle()
         if self.expected_md5 is not None and self.md5.digest() != self.expected_md5:
             raise S3Error(
                 "BadDigest", "The Content-MD5 you specified did not match what we received."
@@ -143,4 +169,5 @@ class Digests:
         return good
 
     def etag(self) -> str:
+        self._settle()
         return self.md5.hexdigest()

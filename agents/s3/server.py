@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import anyio
+from anyio.abc import TaskGroup
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -29,6 +30,9 @@ from agents.s3.errors import S3Error
 from agents.s3.sigv4 import Authorized, RequestView, Verifier
 
 logger = logging.getLogger(__name__)
+
+BATCH = 1 << 20  # request body bytes handed to the operation's thread at a time
+PREFETCH = 8  # batches received ahead of the operation
 
 
 @dataclass
@@ -61,6 +65,44 @@ def address(host: str, raw_path: str, domain: str) -> tuple[str, str]:
         return name[: -len(domain) - 1], path.lstrip("/")
     bucket, _, key = path.lstrip("/").partition("/")
     return bucket, key
+
+
+class Intake:
+    """A request body received ahead of the operation that reads it, into a bounded buffer
+    (at most PREFETCH batches of about BATCH bytes), so the network and the storage
+    pipeline work at the same time. Nothing is received before the operation first reads:
+    a request refused at once never asks a client waiting on 100-continue for its body."""
+
+    def __init__(self, request: Request, tg: TaskGroup) -> None:
+        self._request = request
+        self._tg = tg
+        self._send, self._receive = anyio.create_memory_object_stream[bytes](PREFETCH)
+        self._started = False
+        self.ended = False  # every byte of the body came in
+
+    async def _pump(self) -> None:
+        batch: list[bytes] = []
+        got = 0
+        async with self._send:
+            async for part in self._request.stream():
+                batch.append(part)
+                got += len(part)
+                if got >= BATCH:
+                    await self._send.send(b"".join(batch))
+                    batch, got = [], 0
+            self.ended = True
+            if batch:
+                await self._send.send(b"".join(batch))
+
+    def read(self) -> bytes:
+        """The next bytes of the body (b"" at its end); called on the operation's thread."""
+        if not self._started:
+            self._started = True
+            anyio.from_thread.run_sync(self._tg.start_soon, self._pump)
+        try:
+            return anyio.from_thread.run(self._receive.receive)
+        except anyio.EndOfStream:
+            return b""
 
 
 def _error_reply(err: S3Error, request_id: str, head: bool) -> Reply:
@@ -110,43 +152,35 @@ class S3App:
         for k, v in pairs:
             headers[k] = f"{headers[k]},{v}" if k in headers else v
         bucket, key = address(host, raw_path, self.domain)
-        stream: AsyncIterator[bytes] = request.stream().__aiter__()
-        ended = False
-
-        async def next_chunk() -> bytes:
-            nonlocal ended
+        async with anyio.create_task_group() as tg:
+            intake = Intake(request, tg)
+            call = Call(
+                method=request.method,
+                bucket=bucket,
+                key=key,
+                query=dict(request.query_params),
+                headers=headers,
+                view=RequestView(request.method, host, raw_path, raw_query, pairs),
+                source=intake.read,
+                request_id=request_id,
+            )
+            head = request.method == "HEAD"
             try:
-                return await stream.__anext__()
-            except StopAsyncIteration:
-                ended = True
-                return b""
-
-        def source() -> bytes:
-            return anyio.from_thread.run(next_chunk)
-
-        call = Call(
-            method=request.method,
-            bucket=bucket,
-            key=key,
-            query=dict(request.query_params),
-            headers=headers,
-            view=RequestView(request.method, host, raw_path, raw_query, pairs),
-            source=source,
-            request_id=request_id,
-        )
-        head = request.method == "HEAD"
-        try:
-            auth = self.verifier.verify(call.view)
-            reply = await anyio.to_thread.run_sync(self.handle, call, auth)
-        except S3Error as err:
-            reply = _error_reply(err, request_id, head)
-        except Exception:
-            logger.exception("s3 bug op=%s bucket=%s key=%s", call.op, bucket, key)
-            bug = S3Error("InternalError", "We encountered an internal error. Please try again.")
-            reply = _error_reply(bug, request_id, head)
+                auth = self.verifier.verify(call.view)
+                reply = await anyio.to_thread.run_sync(self.handle, call, auth)
+            except S3Error as err:
+                reply = _error_reply(err, request_id, head)
+            except Exception:
+                logger.exception("s3 bug op=%s bucket=%s key=%s", call.op, bucket, key)
+                bug = S3Error(
+                    "InternalError", "We encountered an internal error. Please try again."
+                )
+                reply = _error_reply(bug, request_id, head)
+            finally:
+                tg.cancel_scope.cancel()  # a body the operation did not read to its end
         reply.headers.setdefault("x-amz-request-id", request_id)
         has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
-        if has_body and not ended and reply.status >= 300:
+        if has_body and not intake.ended and reply.status >= 300:
             # Refused before its body was read (the client may wait on 100-continue and
             # never send it): the connection cannot carry another request.
             reply.headers["connection"] = "close"

@@ -19,6 +19,7 @@ from agents.s3.sigv4 import STREAMING, Authorized
 KEPT = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
 META = "x-amz-meta-"
 MAX_PUT = 5 * 10**12
+BACKGROUND_DIGESTS = 8 * 2**20  # bodies this large are hashed beside the read loop
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -57,6 +58,8 @@ def body(call: Call, auth: Authorized, *, require_integrity: bool = False) -> Bo
         checksums=declared,
         trailer=trailer.removeprefix(CHECKSUM_HEADER) if trailer else None,
     )
+    if size >= BACKGROUND_DIGESTS:
+        digests.hash_in_background()
     if not chunked and auth.payload in STREAMING:
         raise S3Error("InvalidRequest", f"{auth.payload} needs Content-Encoding: aws-chunked")
     return Body(call.source, size=size, digests=digests, chunked=chunked, auth=auth)
