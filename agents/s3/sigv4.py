@@ -127,28 +127,43 @@ class Verifier:
         self,
         req: RequestView,
         *,
-        auth: S3SigV4Auth,
+        key: AccessKey,
+        scope: tuple[str, str],  # (date, region) from the credential
         query: str,
-        signed: list[str],
+        signed: str,
         timestamp: str,
         given: str,
-    ) -> None:
+        payload: str,
+        presigned: bool,
+    ) -> Authorized:
+        """Recompute the signature with botocore's signer; the request authorized if equal."""
+        date, region = scope
+        signer = S3SigV4QueryAuth if presigned else S3SigV4Auth
+        auth = signer(Credentials(key.access_key_id, key.secret), "s3", region)
+        names = signed.split(";")
+        if "host" not in names:
+            raise S3Error("AccessDenied", "the host header must be signed")
         url = f"http://{req.host}{req.raw_path}" + (f"?{query}" if query else "")
         request = AWSRequest(method=req.method, url=url)
-        for name in signed:
+        for name in names:
             values = [v for k, v in req.headers if k == name]
             if not values and name != "host":
                 raise _mismatch()
             for value in values:
                 request.headers[name] = value
-        if "host" not in signed:
-            raise S3Error("AccessDenied", "the host header must be signed")
         request.context["timestamp"] = timestamp
-        expected = auth.signature(
-            auth.string_to_sign(request, auth.canonical_request(request)), request
-        )
+        canonical = auth.canonical_request(request)
+        expected = auth.signature(auth.string_to_sign(request, canonical), request)
         if not hmac.compare_digest(expected, given):
             raise _mismatch()
+        return Authorized(
+            key=key,
+            payload=payload,
+            timestamp=timestamp,
+            scope=f"{date}/{region}/s3/aws4_request",
+            signing_key=signing_key(key.secret, date, region),
+            seed_signature=given,
+        )
 
     def _verify_header(self, req: RequestView, header: str) -> Authorized:
         algorithm, _, rest = header.partition(" ")
@@ -177,22 +192,16 @@ class Verifier:
         payload = req.header("x-amz-content-sha256")
         if payload is None:
             raise S3Error("InvalidRequest", "x-amz-content-sha256 must be sent with SigV4")
-        auth = S3SigV4Auth(Credentials(key.access_key_id, key.secret), "s3", region)
-        self._check(
+        return self._check(
             req,
-            auth=auth,
+            key=key,
+            scope=(date, region),
             query=req.raw_query,
-            signed=signed.split(";"),
+            signed=signed,
             timestamp=timestamp,
             given=given,
-        )
-        return Authorized(
-            key=key,
             payload=payload,
-            timestamp=timestamp,
-            scope=f"{date}/{region}/s3/aws4_request",
-            signing_key=signing_key(key.secret, date, region),
-            seed_signature=given,
+            presigned=False,
         )
 
     def _verify_query(self, req: RequestView, query: dict[str, str]) -> Authorized:
@@ -214,21 +223,14 @@ class Verifier:
         unsigned = "&".join(
             pair for pair in req.raw_query.split("&") if not pair.startswith("X-Amz-Signature=")
         )
-        auth = S3SigV4QueryAuth(Credentials(key.access_key_id, key.secret), "s3", region)
-        self._check(
+        return self._check(
             req,
-            auth=auth,
+            key=key,
+            scope=(date, region),
             query=unsigned,
-            signed=signed.split(";"),
+            signed=signed,
             timestamp=timestamp,
             given=query["X-Amz-Signature"],
-        )
-        payload = req.header("x-amz-content-sha256") or UNSIGNED
-        return Authorized(
-            key=key,
-            payload=payload,
-            timestamp=timestamp,
-            scope=f"{date}/{region}/s3/aws4_request",
-            signing_key=signing_key(key.secret, date, region),
-            seed_signature=query["X-Amz-Signature"],
+            payload=req.header("x-amz-content-sha256") or UNSIGNED,
+            presigned=True,
         )
