@@ -28,6 +28,7 @@ def _mount() -> None:
     from agents.storage.files.cli import file_app
     from agents.storage.node.cli import node_app
     from agents.token.cli import app as token
+    from agents.watch.cli import app as watch
 
     app.add_typer(provider, name="provider", help="Lend a machine: run renters' jobs in Docker.")
     app.add_typer(job, name="job", help="Rent compute: submit jobs and fetch their results.")
@@ -39,6 +40,7 @@ def _mount() -> None:
     app.add_typer(file_app, name="file", help="Store files: encrypted, erasure-coded, spread.")
     app.add_typer(devnet, name="devnet", help="A whole local network with a demo.")
     app.add_typer(gateway, name="gateway", help="Route service names to where they run now.")
+    app.add_typer(watch, name="watch", help="Watch services and co-sign their down time.")
     app.add_typer(token, name="token", help="Your tokens: balance, buy, faucet, send, withdraw.")
     app.add_typer(s3, name="s3", help="An S3 endpoint over your storage, with access keys.")
 

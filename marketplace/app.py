@@ -15,6 +15,7 @@ from marketplace.api.limits import JsonDepthLimit
 from marketplace.api.routes import health, jobs, network, providers, regions
 from marketplace.api.routes import services as service_routes
 from marketplace.api.routes import storage as storage_routes
+from marketplace.api.routes import watch as watch_routes
 from marketplace.chain.indexer import Indexer
 from marketplace.compute import expiry
 from marketplace.compute.scheduler import Scheduler
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         scheduler.start()
         app.state.scheduler = scheduler
         expiry.start_sweeper(service, stop)  # ends when `stop` is set below
-        prober.start_worker(service, stop)  # services: reservations expire, health probes
+        # services: reservations expire, health probes, down reports, failover
+        app.state.down_watch = prober.start_worker(service, stop).watch
         try:
             yield
         finally:
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.state.service = service
     app.state.scheduler = None  # set while the app runs (lifespan)
     app.state.indexer = None  # set while the app runs, when a chain is configured
+    app.state.down_watch = None  # the services worker's, while the app runs
     errors.install(app)
     app.add_middleware(JsonDepthLimit)
     app.add_middleware(RateLimit, limiter=service.settings.rate_limiter())
@@ -81,5 +84,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.include_router(router)
     app.include_router(storage_routes.router)
     app.include_router(service_routes.router)
+    app.include_router(watch_routes.router)
     app.include_router(dashboard_router)
     return app

@@ -166,7 +166,7 @@ class Prober:
         watched = {t.lease_to_watch for t in found if t.lease_to_watch is not None}
         self.watch.observe(
             (
-                Look(p.target.lease_to_watch, at, p.healthy)
+                Look(p.target.lease_to_watch, at, p.healthy, p.target.name)
                 for p in probes
                 if p.target.lease_to_watch
             ),
@@ -203,9 +203,9 @@ class Prober:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def work_forever(service: Service, stop: threading.Event) -> None:
+def work_forever(service: Service, stop: threading.Event, prober: Prober | None = None) -> None:
     """Expire due reservations and probe services every interval until `stop` is set."""
-    prober = Prober(service)
+    prober = prober or Prober(service)
     failover = Failover(service, prober.reporter)
     every_s = service.settings.service_probe_interval_s
     try:
@@ -226,13 +226,15 @@ def work_forever(service: Service, stop: threading.Event) -> None:
         failover.close()
 
 
-def start_worker(service: Service, stop: threading.Event) -> threading.Thread:
-    """Run :func:`work_forever` in a daemon thread that ends once `stop` is set."""
+def start_worker(service: Service, stop: threading.Event) -> Prober:
+    """Run :func:`work_forever` in a daemon thread that ends once `stop` is set; its
+    prober (whose down watch the API shares with other watchers)."""
+    prober = Prober(service)
     thread = threading.Thread(
-        target=work_forever, args=(service, stop), name="services", daemon=True
+        target=work_forever, args=(service, stop, prober), name="services", daemon=True
     )
     thread.start()
-    return thread
+    return prober
 
 
 def _host(host: str) -> str:

@@ -15,25 +15,39 @@ The keys are the matcher key and ``DCLOUD_WATCHER_KEYS``; on local chains the we
 dev watcher key (``protocol.leases.DEV_WATCHER_KEY``) is the second, so the default
 quorum of 2 is met by this one process. That is a development setting: in production the
 quorum's other watchers are other parties' keys (the trust model is LeaseEscrow's
-header). Keys the escrow does not list as watchers are left out; with fewer than the
-quorum nothing is posted, said once in the log.
+header). They read the open stretches (``GET /v1/watch/down``: lease, name, from, to),
+look at each service through its public name themselves (``dcloud watch run``), and
+co-sign the stretches they also see down (``POST /v1/watch/down``, :meth:`DownWatch.cosign`:
+the signer must be a watcher on chain, the stretch open here and its start the same).
+A post then signs, with this marketplace's keys, the interval most co-signers signed and
+adds their signatures; a stretch nobody co-signed is posted up to now when this
+marketplace's keys alone make the quorum. Keys the escrow does not list as watchers are
+left out; a stretch without a quorum is not posted, said once in the log.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from marketplace.service import Service
-from protocol.leases import DEV_WATCHER_KEY, Leases, down_report, sign_watch_report
+from protocol.leases import (
+    DEV_WATCHER_KEY,
+    Leases,
+    down_report,
+    sign_watch_report,
+    watch_report_typed_data,
+)
 from protocol.network import DEV_CHAIN_IDS
 
 logger = logging.getLogger(__name__)
@@ -52,6 +66,21 @@ class Look:
     lease_id: int
     at: int
     healthy: bool
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """An open down stretch, as other watchers are asked to co-sign it."""
+
+    lease_id: int
+    name: str
+    start: int
+    end: int
+
+
+class CosignError(Exception):
+    """A co-signature this marketplace will not use (the message says why)."""
 
 
 class DownWatch:
@@ -68,6 +97,11 @@ class DownWatch:
         self.send = send
         self.clock = clock
         self.since: dict[int, int] = {}  # lease -> the second its down stretch started
+        self.names: dict[int, str] = {}
+        # lease -> co-signer -> (end, signature) of the open stretch, from other watchers
+        self.cosigned: dict[int, dict[str, tuple[int, bytes]]] = {}
+        self._watchers: dict[str, tuple[float, bool]] = {}  # address -> (read at, watcher?)
+        self._lock = threading.RLock()  # the worker looks and posts; the API co-signs
         self._last_post = 0.0
         self._keys: list[LocalAccount] = []
         self._keys_at = -KEYS_TTL_S
@@ -92,14 +126,85 @@ class DownWatch:
 
     def observe(self, looks: Iterable[Look], *, watched: set[int] | None = None) -> None:
         """Record probes; leases not in `watched` (no longer serving) are forgotten."""
+        with self._lock:
+            self._observe(looks, watched)
+
+    def _observe(self, looks: Iterable[Look], watched: set[int] | None) -> None:
         for look in looks:
             if look.healthy:
-                self.since.pop(look.lease_id, None)
+                self._close(look.lease_id)
             else:
                 self.since.setdefault(look.lease_id, look.at)
+                self.names[look.lease_id] = look.name
         if watched is not None:
             for lease_id in [i for i in self.since if i not in watched]:
-                del self.since[lease_id]
+                self._close(lease_id)
+
+    def _close(self, lease_id: int) -> None:
+        self.since.pop(lease_id, None)
+        self.names.pop(lease_id, None)
+        self.cosigned.pop(lease_id, None)
+
+    # ------------------------------------------------------------- other watchers
+
+    def stretches(self) -> list[Stretch]:
+        """The open down stretches, up to now, for other watchers to co-sign."""
+        end = self.now()
+        with self._lock:
+            return [
+                Stretch(lease_id, self.names.get(lease_id, ""), start, end)
+                for lease_id, start in sorted(self.since.items())
+                if start < end
+            ]
+
+    def cosign(self, lease_id: int, start: int, end: int, signature: bytes) -> str:
+        """Keep another watcher's signature of lease `lease_id` down over [start, end);
+        the signer's address.
+
+        Raises:
+            CosignError: no such open stretch, a bad interval or signature, or a signer
+                LeaseEscrow does not list as a watcher.
+        """
+        with self._lock:
+            open_from = self.since.get(lease_id)
+        if open_from != start:
+            raise CosignError(f"lease {lease_id} has no open down stretch from {start} here")
+        if not start < end <= self.now():
+            raise CosignError(f"[{start}, {end}) is not an interval ending by now")
+        chain = self.service.chain
+        assert chain is not None
+        full = watch_report_typed_data(
+            chain_id=chain.deployment.chain_id,
+            escrow=Leases(chain.w3, chain.deployment).address,
+            lease_id=lease_id,
+            start=start,
+            end=end,
+        )
+        try:
+            signer = str(
+                Account.recover_message(encode_typed_data(full_message=full), signature=signature)
+            )
+        except Exception:
+            raise CosignError("the signature is not a WatchReport signature") from None
+        if not self.is_watcher(signer):
+            raise CosignError(f"{signer} is not a LeaseEscrow watcher")
+        with self._lock:
+            if self.since.get(lease_id) == start:
+                self.cosigned.setdefault(lease_id, {})[signer] = (end, signature)
+        return signer
+
+    def is_watcher(self, address: str) -> bool:
+        """Whether LeaseEscrow lists `address` as a watcher (answers kept a minute)."""
+        now = self.clock()
+        known = self._watchers.get(address)
+        if known is not None and now - known[0] < KEYS_TTL_S:
+            return known[1]
+        chain = self.service.chain
+        if chain is None:
+            return False
+        answer = Leases(chain.w3, chain.deployment).is_watcher(address)
+        self._watchers[address] = (now, answer)
+        return answer
 
     # ------------------------------------------------------------------ posting
 
@@ -107,44 +212,65 @@ class DownWatch:
         """Post the open stretches if a post is due; how many reports the escrow counted
         (0 when nothing was due or posted). Never raises for chain trouble."""
         now = self.clock()
-        if not self.since or not self._refresh_keys(now):
+        if not self.since or self.service.chain is None:
             return 0
+        self._refresh_keys(now)
         end = self.now()
-        longest = max(end - start for start in self.since.values())
         interval = self.service.settings.watch_post_s
-        if now - self._last_post < interval and longest <= self._grace:
-            return 0
-        reports = self.reports(end)
+        with self._lock:
+            longest = max((end - start for start in self.since.values()), default=0)
+            if now - self._last_post < interval and longest <= self._grace:
+                return 0
+            reports = self.reports(end)
         if not reports:
             return 0
         self._last_post = now
         return self._post(reports)
 
     def reports(self, end: int) -> list[tuple[int, int, int, list[bytes]]]:
-        """Each open stretch up to `end`, signed by every watcher key held."""
+        """Each open stretch with a quorum: up to `end` when this marketplace's keys alone
+        make the quorum, else to the end most co-signers signed, with their signatures."""
+        out = []
+        for lease_id, start in sorted(self.since.items()):
+            others: list[tuple[str, bytes]] = []
+            if len(self._keys) >= self._quorum:
+                to = end
+            else:
+                to, others = self._cosigned_end(lease_id)
+            if start >= to or len(self._keys) + len(others) < self._quorum:
+                continue
+            out.append(down_report(lease_id, start, to, self._signed(lease_id, start, to) + others))
+        return out
+
+    def _cosigned_end(self, lease_id: int) -> tuple[int, list[tuple[str, bytes]]]:
+        """The end most co-signers signed (the latest of equals), and their signatures."""
+        by_end: dict[int, list[tuple[str, bytes]]] = {}
+        for signer, (end, signature) in self.cosigned.get(lease_id, {}).items():
+            if all(k.address != signer for k in self._keys):
+                by_end.setdefault(end, []).append((signer, signature))
+        if not by_end:
+            return 0, []
+        end = max(by_end, key=lambda e: (len(by_end[e]), e))
+        return end, by_end[end]
+
+    def _signed(self, lease_id: int, start: int, end: int) -> list[tuple[str, bytes]]:
         chain = self.service.chain
         assert chain is not None
         escrow = Leases(chain.w3, chain.deployment).address
-        out = []
-        for lease_id, start in sorted(self.since.items()):
-            if start >= end:
-                continue
-            signed = [
-                (
-                    key.address,
-                    sign_watch_report(
-                        key.key,
-                        chain_id=chain.deployment.chain_id,
-                        escrow=escrow,
-                        lease_id=lease_id,
-                        start=start,
-                        end=end,
-                    ),
-                )
-                for key in self._keys
-            ]
-            out.append(down_report(lease_id, start, end, signed))
-        return out
+        return [
+            (
+                key.address,
+                sign_watch_report(
+                    key.key,
+                    chain_id=chain.deployment.chain_id,
+                    escrow=escrow,
+                    lease_id=lease_id,
+                    start=start,
+                    end=end,
+                ),
+            )
+            for key in self._keys
+        ]
 
     def _post(self, reports: Sequence[tuple[int, int, int, list[bytes]]]) -> int:
         chain = self.service.chain
@@ -191,8 +317,9 @@ class DownWatch:
             self._warned = True
             logger.error(
                 "down reports need %d watchers' signatures and this marketplace holds %d "
-                "watcher keys: services seen down are not reported on chain (set "
-                "DCLOUD_WATCHER_KEYS to keys LeaseEscrow lists as watchers)",
+                "watcher keys: services seen down are reported on chain only as far as other "
+                "watchers co-sign them (POST /v1/watch/down; or set DCLOUD_WATCHER_KEYS to "
+                "keys LeaseEscrow lists as watchers)",
                 self._quorum,
                 len(self._keys),
             )

@@ -7,6 +7,7 @@ and the ingress gateway (real nginx)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import time
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from agents.devnet.network import Network, ProviderSpec, dev_account
-from agents.devnet.procs import free_port
+from agents.devnet.procs import free_port, python, spawn
 from agents.errors import RefusedError
 from agents.ingress import Controller, Nginx
 from agents.renter.client import Renter
@@ -22,7 +23,7 @@ from agents.service import Services
 from agents.service.gateway import Gateway
 from protocol import provider_api as api
 from protocol import purposes
-from protocol.leases import EndReason, Leases, LeaseStatus
+from protocol.leases import DEV_WATCHER, DEV_WATCHER_KEY, EndReason, Leases, LeaseStatus
 from protocol.services import ServiceSpec
 from protocol.signing import sign_request
 from tests.integration.chains import CHAINS, deploy_contracts, running_chain
@@ -143,7 +144,23 @@ def solo(net, gateway, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def failover(net, sdk, solo, gateway):
+def watcher(net, gateway):
+    """`dcloud watch run`, an independent watcher looking through the gateway (the dev
+    watcher's key; the marketplace holds it too on a devnet, so its co-signatures are
+    accepted and not needed)."""
+    proc = spawn(
+        "watcher",
+        python("-m", "agents", "watch", "run", "--marketplace", net.market_url,
+               "--gateway", gateway.url, "--interval", "0.5"),
+        logs=net.logs,
+        env={"DCLOUD_WATCHER_KEY": DEV_WATCHER_KEY},
+    )  # fmt: skip
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def failover(net, sdk, solo, gateway, watcher):
     """Deploy, wait until it is reported serving, kill its provider's agent, wait until
     the name answers from the other provider. What each step saw."""
     leases = Leases(net.escrow.w3, net.escrow.deployment)
@@ -208,6 +225,16 @@ def test_only_the_owner_leaves_inputs_and_only_the_specs(failover, net, sdk, sol
         )
     r = httpx.post(f"{net.market_url}/v1/services/web/inputs", json={"payload": payload})
     assert r.status_code == 422  # unsigned: refused by the schema, nothing kept
+
+
+def test_an_independent_watcher_cosigned_through_the_public_name(failover, watcher):
+    cosigned = [
+        json.loads(line)
+        for line in watcher.tail(200_000).splitlines()
+        if line.startswith("{") and '"co-signed"' in line
+    ]
+    assert {c["lease_id"] for c in cosigned} >= {failover["old"]}
+    assert all(c["detail"] == DEV_WATCHER for c in cosigned)
 
 
 def test_the_old_lease_stopped_accruing_and_ended_failed_over(failover):

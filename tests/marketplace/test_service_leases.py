@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from sqlalchemy import select
+from web3 import Web3
 from web3.logs import DISCARD
 
 from marketplace.chain.indexer import Indexer
@@ -26,10 +28,10 @@ from marketplace.services.failover import Failover
 from marketplace.services.placement import Placer
 from marketplace.services.prober import Prober
 from marketplace.services.serving import Outcome, ServingReporter
-from marketplace.services.watch import DownWatch, Look
+from marketplace.services.watch import CosignError, DownWatch, Look
 from marketplace.settings import Settings
 from marketplace.store.models import ChainLeaseRow, ProviderRow, ServiceRow
-from protocol.leases import Leases
+from protocol.leases import Leases, sign_watch_report
 from protocol.services import ServiceReport, ServiceSpec, ServiceState
 from tests.integration.chains import CHAINS, deploy_contracts, running_chain
 
@@ -37,7 +39,10 @@ pytestmark = pytest.mark.integration
 
 TOKEN = 10**18
 STAKE = 500 * TOKEN
-RATE = 10**12  # wei per second: the provider asks 10**12 per CPU-second, 1 CPU
+RATE = 10**12
+WATCHER_ROLE = Web3.keccak(
+    text="WATCHER_ROLE"
+)  # wei per second: the provider asks 10**12 per CPU-second, 1 CPU
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -448,5 +453,73 @@ def test_no_down_report_without_a_quorum_of_watcher_keys(chain_url, tmp_path, ca
         assert "need 2 watchers' signatures and this marketplace holds 1" in caplog.text
         watch.observe([Look(lease_id=1, at=watch.now(), healthy=True)])
         assert watch.since == {}  # healthy again: the stretch is closed
+    finally:
+        svc.close()
+
+
+def test_another_watchers_cosignature_makes_the_quorum(chain_url, tmp_path, caplog):
+    """A marketplace holding one watcher key cannot post alone; another watcher that also
+    saw the service down co-signs the stretch and the report counts. A co-signature from a
+    key that is not a watcher, or for a stretch not open here, is refused."""
+    url, deployments_file = chain_url
+    svc = Service(
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'market.db'}",
+            rpc_url=url,
+            deployments=deployments_file,
+            watcher_keys=["0x" + "42" * 32],  # not a watcher: the matcher key is alone
+        )
+    )
+    svc.open()
+    try:
+        chain = svc.chain
+        assert chain is not None
+        indexer = Indexer(svc.settings, svc.sessions, chain)
+        everyone = accounts(svc)
+        renter, provider = everyone[1], everyone[2]
+        leases = Leases(chain.w3, chain.deployment)
+        other = Account.create()
+        send(svc, leases.contract.functions.grantRole(WATCHER_ROLE, other.address), everyone[0])
+        staked_provider(svc, provider)
+        add_provider(svc, provider)
+        fund_matcher(svc)
+        row = place(svc, renter, "forum")
+        lease_id = open_lease(svc, row, renter, deposit=RATE * 3600)
+        leases.accept(sender_of(svc, provider), lease_id)
+        catch_up(indexer)
+        leases.report_serving(sender_of(svc, renter), lease_id)  # the renter may say so
+        catch_up(indexer)
+        watch = DownWatch(svc, ServingReporter(svc).send)
+        start = watch.now()
+        watch.observe([Look(lease_id, start, healthy=False, name="forum")], watched={lease_id})
+        time.sleep(1.1)
+        travel(svc, 0)  # a block a second later, as a live chain mines them
+        caplog.set_level(logging.ERROR, logger="marketplace.services.watch")
+        assert watch.post_due() == 0  # one key of a quorum of two
+        assert "holds 1 watcher keys" in caplog.text
+
+        [stretch] = watch.stretches()
+        assert (stretch.lease_id, stretch.name, stretch.start) == (lease_id, "forum", start)
+        end = stretch.end
+
+        def signed(key: Any, at: int = start) -> bytes:
+            return sign_watch_report(
+                key,
+                chain_id=chain.deployment.chain_id,
+                escrow=leases.address,
+                lease_id=lease_id,
+                start=at,
+                end=end,
+            )
+
+        with pytest.raises(CosignError, match="is not a LeaseEscrow watcher"):
+            watch.cosign(lease_id, start, end, signed(Account.create().key))
+        with pytest.raises(CosignError, match="no open down stretch"):
+            watch.cosign(lease_id, start - 1, end, signed(other.key, start - 1))
+        assert watch.cosign(lease_id, start, end, signed(other.key)) == other.address
+        watch._last_post = 0.0  # a post is due again
+        assert watch.post_due() == 1
+        lease = leases.lease(lease_id)
+        assert lease.down_seconds == end - max(start, lease.serving_at) > 0
     finally:
         svc.close()
