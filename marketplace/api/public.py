@@ -145,8 +145,13 @@ def lease_public(lease: ChainLeaseRow, *, now: int) -> LeasePublic:
     """The lease with what accrued by `now` (chain time) and when its deposit runs out."""
     rate, deposit, paid = int(lease.rate_wei_per_s), int(lease.deposit_wei), int(lease.paid_wei)
     running = lease.state == "running" and rate > 0
-    runs_out = lease.accepted_at + deposit // rate if running else 0
-    accrued = max(0, rate * max(0, min(now, runs_out) - lease.accepted_at) - paid) if running else 0
+    # as LeaseEscrow counts: down seconds are not paid and push the run-out later; a
+    # failed lease earns up to its failure, less the down time before the failing stretch
+    runs_out = lease.accepted_at + deposit // rate + lease.down_s if running else 0
+    until, down = min(now, runs_out), lease.down_s
+    if lease.failed_at:
+        until, down = lease.failed_at, lease.down_s - (lease.down_to - lease.failed_at)
+    accrued = max(0, rate * max(0, until - lease.accepted_at - down) - paid) if running else 0
     return LeasePublic(
         lease_id=lease.lease_id,
         state=cast(Literal["offered", "running", "ended"], lease.state),
@@ -162,6 +167,10 @@ def lease_public(lease: ChainLeaseRow, *, now: int) -> LeasePublic:
         serving_at=lease.serving_at,
         runs_out_at=runs_out,
         end_reason=lease.end_reason,
+        down_s=lease.down_s,
+        failed_at=lease.failed_at,
+        failover_cap_wei=lease.failover_cap_wei,
+        next_lease_id=lease.next_lease_id,
     )
 
 
@@ -192,6 +201,7 @@ def service_public(row: ServiceRow, *, lease: ChainLeaseRow | None, now: int) ->
         rate_wei_per_s=row.rate_wei_per_s,
         reserved_until=row.reserved_until,
         lease_id=row.lease_id,
+        failover_from=row.failover_from,
         health=ServiceHealthPublic(
             state=row.state,
             host_port=row.host_port,

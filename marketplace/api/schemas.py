@@ -266,6 +266,10 @@ class LeasePublic(BaseModel):
     serving_at: int
     runs_out_at: int = Field(description="when the deposit runs out (0 unless running)")
     end_reason: str
+    down_s: int = Field(description="seconds a quorum of watchers reported it down (not paid)")
+    failed_at: int = Field(description="down past the grace period since then (0: not failed)")
+    failover_cap_wei: str = Field(description="the renter's failover rate cap (0: none)")
+    next_lease_id: int | None = Field(description="the lease a failover moved it to")
 
 
 class ServicePublic(BaseModel):
@@ -287,6 +291,9 @@ class ServicePublic(BaseModel):
     rate_wei_per_s: int | None
     reserved_until: float | None
     lease_id: int | None
+    failover_from: int | None = Field(
+        description="the lease of the deployment this one replaced when its provider failed"
+    )
     health: ServiceHealthPublic
     lease: LeasePublic | None
 

@@ -180,7 +180,7 @@ def _slashed(session: Session, a: Args, block: int) -> None:
 def _down(session: Session, a: Args, block: int) -> None:
     lease = _lease(session, a, block)
     if lease is not None:
-        lease.down_s = int(a["downSeconds"])
+        lease.down_s, lease.down_to = int(a["downSeconds"]), int(a["to"])
 
 
 def _down_past_grace(session: Session, a: Args, block: int) -> None:

@@ -260,6 +260,7 @@ class ChainLeaseRow(Base):
     updated_block: Mapped[int] = mapped_column(BigInteger)
     # the watchers' reports: seconds counted down, and when it failed past the grace
     down_s: Mapped[int] = mapped_column(BigInteger, default=0)
+    down_to: Mapped[int] = mapped_column(BigInteger, default=0)  # end of the last counted
     failed_at: Mapped[int] = mapped_column(BigInteger, default=0)
     # the failover the renter agreed to (0: none), and the lease a failover moved it to
     failover_cap_wei: Mapped[str] = mapped_column(String(80), default="0")

@@ -24,6 +24,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("chain_leases") as batch:
         batch.add_column(sa.Column("down_s", sa.BigInteger(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("down_to", sa.BigInteger(), nullable=False, server_default="0"))
         batch.add_column(
             sa.Column("failed_at", sa.BigInteger(), nullable=False, server_default="0")
         )
@@ -41,5 +42,5 @@ def downgrade() -> None:
         batch.drop_column("inputs")
         batch.drop_column("failover_from")
     with op.batch_alter_table("chain_leases") as batch:
-        for column in ("next_lease_id", "failover_cap_wei", "failed_at", "down_s"):
+        for column in ("next_lease_id", "failover_cap_wei", "failed_at", "down_to", "down_s"):
             batch.drop_column(column)

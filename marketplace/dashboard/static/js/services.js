@@ -98,6 +98,10 @@ function row(item, lease) {
   const name = live
     ? [el("strong", {}, item.name), el("br"), el("a", { href: urls.host, target: "_blank", rel: "noopener", class: "service-url" }, urls.host)]
     : [el("strong", {}, item.name)];
+  if (item.failover_from) {
+    // its provider went dark: the marketplace moved it here, paid from the same deposit
+    name.push(el("br"), el("small", { class: "muted", "data-cell": "failover" }, `moved from lease ${item.failover_from}`));
+  }
   const actions = [];
   if (live) {
     actions.push(
