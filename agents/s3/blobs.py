@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +31,7 @@ from agents.storage.files.manifest import Manifest, RenterStore
 
 logger = logging.getLogger(__name__)
 
+ENDPOINTS_TTL_S = 10.0
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -76,6 +79,9 @@ class Blobs:
         self.client = client
         self.index = index
         self.k, self.n = k, n
+        self._lock = threading.Lock()
+        self._endpoints_cache: dict[str, str] = {}
+        self._endpoints_at = -ENDPOINTS_TTL_S
 
     def put(self, body: Readable, *, size: int, name: str) -> Blob:
         """Store `size` bytes from `body`; S3 errors the body raises pass through."""
@@ -124,7 +130,7 @@ class Blobs:
             pos += seg.plain_size
         if not chosen or first is None:
             return
-        endpoints = self.client.endpoints()
+        endpoints = self._endpoints()
         stats = NodeStats()
         window = self.client.window
         shard_pool = ThreadPoolExecutor(self.client.concurrency, thread_name_prefix="s3-shard")
@@ -156,6 +162,18 @@ class Blobs:
             seg_pool.shutdown(wait=True, cancel_futures=True)
             shard_pool.shutdown(wait=True, cancel_futures=True)
             self.client.send_reports(stats)
+
+    def _endpoints(self) -> dict[str, str]:
+        """The nodes' current endpoints, asked of the marketplace at most every
+        ENDPOINTS_TTL_S seconds (a parallel download's ranged GETs share one answer)."""
+        with self._lock:
+            if time.monotonic() - self._endpoints_at < ENDPOINTS_TTL_S:
+                return self._endpoints_cache
+        endpoints = self.client.endpoints()
+        if endpoints:
+            with self._lock:
+                self._endpoints_cache, self._endpoints_at = endpoints, time.monotonic()
+        return endpoints
 
     def delete(self, object_ids: list[str]) -> None:
         """Delete blobs from their nodes; those that cannot go now wait for the next sweep."""
