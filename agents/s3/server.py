@@ -57,14 +57,15 @@ class Reply:
     body: bytes | Iterator[bytes] = b""
 
 
-def address(host: str, raw_path: str, domain: str) -> tuple[str, str]:
-    """(bucket, key) of a request: virtual-host-style when the host is ``<bucket>.<domain>``."""
+def address(host: str, raw_path: str, domain: str) -> tuple[str, str, bool]:
+    """(bucket, key, virtual) of a request: virtual-host-style when the host is
+    ``<bucket>.<domain>``, else path-style."""
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     path = unquote(raw_path)
     if domain and name.endswith("." + domain) and name != domain:
-        return name[: -len(domain) - 1], path.lstrip("/")
+        return name[: -len(domain) - 1], path.lstrip("/"), True
     bucket, _, key = path.lstrip("/").partition("/")
-    return bucket, key
+    return bucket, key, False
 
 
 class Intake:
@@ -151,7 +152,7 @@ class S3App:
         headers: dict[str, str] = {}
         for k, v in pairs:
             headers[k] = f"{headers[k]},{v}" if k in headers else v
-        bucket, key = address(host, raw_path, self.domain)
+        bucket, key, virtual = address(host, raw_path, self.domain)
         async with anyio.create_task_group() as tg:
             intake = Intake(request, tg)
             call = Call(
@@ -160,7 +161,14 @@ class S3App:
                 key=key,
                 query=dict(request.query_params),
                 headers=headers,
-                view=RequestView(request.method, host, raw_path, raw_query, pairs),
+                view=RequestView(
+                    request.method,
+                    host,
+                    raw_path,
+                    raw_query,
+                    pairs,
+                    auth_path=f"/{bucket}{raw_path}" if virtual else raw_path,
+                ),
                 source=intake.read,
                 request_id=request_id,
             )

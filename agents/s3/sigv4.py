@@ -7,7 +7,9 @@ for presigned URLs) compute the signature with the access key's secret, and comp
 two in constant time. The payload hash the client declared (``x-amz-content-sha256``) is
 part of what is signed; the body reader then checks the bytes against it (see
 :mod:`agents.s3.body`), and for ``aws-chunked`` bodies signed chunk by chunk it gets the
-signing key and seed signature from here.
+signing key and seed signature from here. Presigned URLs of the older SigV2 kind (what
+boto3 makes unless told ``signature_version="s3v4"``) are checked with botocore's
+:class:`~botocore.auth.HmacV1QueryAuth` the same way.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import hmac
 import time
 from calendar import timegm
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
-from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+from botocore.auth import HmacV1QueryAuth, S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
 from agents.s3.errors import S3Error
@@ -45,6 +48,7 @@ class RequestView:
     raw_path: str
     raw_query: str
     headers: list[tuple[str, str]]  # names lower-case, in the order received
+    auth_path: str = ""  # /bucket/key as sent, also for virtual-host-style requests (SigV2)
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k == name), None)
@@ -109,6 +113,8 @@ class Verifier:
             return self._verify_header(req, header)
         if "X-Amz-Signature" in query:
             return self._verify_query(req, query)
+        if "Signature" in query and "AWSAccessKeyId" in query:
+            return self._verify_v2_query(req, query)
         raise S3Error("AccessDenied", "Anonymous access is not allowed: sign the request (SigV4)")
 
     def _credential(self, credential: str) -> tuple[AccessKey, str, str]:
@@ -233,4 +239,37 @@ class Verifier:
             given=query["X-Amz-Signature"],
             payload=req.header("x-amz-content-sha256") or UNSIGNED,
             presigned=True,
+        )
+
+    def _verify_v2_query(self, req: RequestView, query: dict[str, str]) -> Authorized:
+        """A presigned URL of the older kind (SigV2, HMAC-SHA1), which boto3 still makes
+        unless told ``signature_version="s3v4"``; checked with botocore's HmacV1QueryAuth."""
+        key = self.keys.get(query["AWSAccessKeyId"])
+        if key is None:
+            raise S3Error(
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.",
+            )
+        expires = query.get("Expires", "")
+        if not expires.isdigit():
+            raise S3Error("AuthorizationQueryParametersError", "Expires must be a Unix time")
+        if self._now() > int(expires):
+            raise S3Error("AccessDenied", "Request has expired")
+        signer = HmacV1QueryAuth(Credentials(key.access_key_id, key.secret))
+        signer._get_date = lambda: expires  # the time it was signed to expire at
+        headers = HTTPHeaders()
+        for name, value in req.headers:
+            if name in ("content-md5", "content-type") or name.startswith("x-amz-"):
+                headers[name] = value
+        split = urlsplit(f"http://{req.host}{req.raw_path}?{req.raw_query}")
+        expected = signer.get_signature(req.method, split, headers, auth_path=req.auth_path)
+        if not hmac.compare_digest(expected, query["Signature"]):
+            raise _mismatch()
+        return Authorized(
+            key=key,
+            payload=UNSIGNED,
+            timestamp="",
+            scope="",
+            signing_key=b"",
+            seed_signature="",
         )
