@@ -7,6 +7,7 @@ import ssl
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -68,23 +69,33 @@ class Gateway:
         # Any answer means it listens; an unsigned request gets S3's AccessDenied (403).
         _wait_http_any(self.url, self.proc, verify=str(tls[0]) if tls else None)
 
-    def client(self, key: tuple[str, str], **config: object) -> object:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url,
-            aws_access_key_id=key[0],
-            aws_secret_access_key=key[1],
-            region_name=REGION,
-            config=Config(
-                s3={"addressing_style": "path"},
-                signature_version="s3v4",  # presigned URLs too (boto3 presigns SigV2 otherwise)
-                retries={"max_attempts": 2, "mode": "standard"},
-                **config,  # type: ignore[arg-type]
-            ),
-        )
+    def client(self, key: tuple[str, str], **config: Any) -> Any:
+        return s3_client(self.url, key, **config)
 
     def stop(self) -> None:
         _stop(self.proc)
+
+
+def s3_client(
+    endpoint: str, key: tuple[str, str], *, verify: str | None = None, **config: Any
+) -> Any:
+    """boto3's S3 client as a user makes it: path-style, SigV4 everywhere (presigned URLs
+    too: boto3 presigns SigV2 otherwise), unless `config` says otherwise."""
+    settings: dict[str, Any] = {
+        "s3": {"addressing_style": "path"},
+        "signature_version": "s3v4",
+        "retries": {"max_attempts": 2, "mode": "standard"},
+    }
+    settings.update(config)
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=key[0],
+        aws_secret_access_key=key[1],
+        region_name=REGION,
+        verify=verify,
+        config=Config(**{k: v for k, v in settings.items() if v is not None}),
+    )
 
 
 def _wait_http_any(url: str, proc: subprocess.Popen[bytes], verify: str | None) -> None:

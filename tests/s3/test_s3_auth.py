@@ -5,18 +5,16 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import boto3
 import botocore.auth
 import botocore.crt.auth
 import httpx
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.s3.gateway import Gateway, dcloud, make_key
+from tests.s3.gateway import Gateway, dcloud, make_key, s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -123,14 +121,7 @@ def test_virtual_host_style_addressing(
     gateway: Gateway, key: tuple[str, str], s3: Any, bucket: str
 ) -> None:
     s3.put_object(Bucket=bucket, Key="v/h.txt", Body=b"virtual")
-    virtual = boto3.client(
-        "s3",
-        endpoint_url=f"http://localhost:{gateway.port}",
-        aws_access_key_id=key[0],
-        aws_secret_access_key=key[1],
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "virtual"}, signature_version="s3v4"),
-    )
+    virtual = s3_client(f"http://localhost:{gateway.port}", key, s3={"addressing_style": "virtual"})
     host = f"{bucket}.localhost:{gateway.port}"
     url = virtual.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "v/h.txt"})
     assert url.startswith(f"http://{host}/v/h.txt")
@@ -145,13 +136,7 @@ def test_boto3_default_presigned_urls_work_too(
     gateway: Gateway, key: tuple[str, str], bucket: str
 ) -> None:
     """boto3 presigns with SigV2 unless told s3v4; those URLs work (and are checked) too."""
-    plain = boto3.client(
-        "s3",
-        endpoint_url=gateway.url,
-        aws_access_key_id=key[0],
-        aws_secret_access_key=key[1],
-        region_name="us-east-1",
-    )
+    plain = s3_client(gateway.url, key, signature_version=None)  # boto3's own default
     put = plain.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "v2 key"})
     assert "AWSAccessKeyId=" in put and "X-Amz-Signature" not in put
     assert httpx.put(put, content=b"sigv2 body").status_code == 200

@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,7 +32,7 @@ from agents.s3.errors import S3Error
 from agents.s3.keys import KeyRing
 from agents.s3.sigv4 import RequestView, Verifier
 from tests.agents.storage.network import Network
-from tests.s3.gateway import Gateway
+from tests.s3.gateway import Gateway, s3_client
 
 # AWS's example of a PUT in signed chunks ("Signature Calculations for the Authorization
 # Header: Transferring Payload in Multiple Chunks"): 64 KiB + 1 KiB of "a".
@@ -144,15 +142,7 @@ def tls(
     """A second `dcloud s3 serve` of the same renter over HTTPS, and boto3 on it."""
     cert, pem_key = self_signed(tmp_path_factory.mktemp("tls"))
     gw = Gateway(gateway.home, market=s3_network.market.url, tls=(cert, pem_key))
-    client = boto3.client(
-        "s3",
-        endpoint_url=gw.url,
-        aws_access_key_id=key[0],
-        aws_secret_access_key=key[1],
-        region_name="us-east-1",
-        verify=str(cert),
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    client = s3_client(gw.url, key, verify=str(cert), signature_version=None)
     try:
         yield client
     finally:
