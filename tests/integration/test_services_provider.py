@@ -150,10 +150,14 @@ def wait_for(predicate, timeout=60.0, what="condition"):
 
 def containers(provider, lease_id: int) -> list:
     """The service containers of `provider` for the lease."""
-    found = ENGINE[0].containers.list(
-        all=True, filters={"label": f"{eng.AGENT_LABEL}={provider.address.lower()}"}
-    )
-    return [c for c in found if c.labels[eng.SERVICE_LABEL].endswith(f"-lease-{lease_id}")]
+    labels = {"label": f"{eng.AGENT_LABEL}={provider.address.lower()}"}
+    for _ in range(5):  # the SDK lists, then inspects each: one removed between is gone
+        try:
+            found = ENGINE[0].containers.list(all=True, filters=labels)
+        except docker.errors.NotFound:
+            continue
+        return [c for c in found if c.labels[eng.SERVICE_LABEL].endswith(f"-lease-{lease_id}")]
+    raise AssertionError("containers kept vanishing while listed")
 
 
 def serves(port: int, path: str = "/") -> bool:

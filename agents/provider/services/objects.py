@@ -25,13 +25,23 @@ def has_image(client: docker.DockerClient, image: str) -> bool:
     return True
 
 
+LIST_ATTEMPTS = 5
+
+
 def containers(
     client: docker.DockerClient, agent_id: str, *, every: bool = False
 ) -> dict[str, list[Any]]:
     """The agent's service containers, by lease: the main ones, or with `every` also the
     other containers of deployments (``stack.py``)."""
+    labels = {"label": f"{eng.AGENT_LABEL}={agent_id}"}
     with eng.engine("list service containers"):
-        found = client.containers.list(all=True, filters={"label": f"{eng.AGENT_LABEL}={agent_id}"})
+        for attempt in range(LIST_ATTEMPTS):  # the SDK lists, then inspects each container:
+            try:  # one removed in between is not found
+                found = client.containers.list(all=True, filters=labels)
+                break
+            except docker.errors.NotFound:
+                if attempt == LIST_ATTEMPTS - 1:
+                    raise
     out: dict[str, list[Any]] = {}
     for c in found:
         if every or eng.CONTAINER_LABEL not in c.labels:
