@@ -40,9 +40,10 @@ from pydantic import Field, StringConstraints
 
 from protocol import purposes, signing
 from protocol.images import ImageSource
-from protocol.keywrap import PublicKeyHex
+from protocol.keywrap import PublicKeyHex, WrappedKey
 from protocol.schemas import Address, Capacity, ImageName, JobSpec, Wire
 from protocol.services import ServiceSpec, ServiceState
+from protocol.snapshots import SnapshotRef
 
 PUSH = purposes.PROVIDER_PUSH
 FETCH = purposes.PROVIDER_FETCH
@@ -122,6 +123,11 @@ class ServicePush(Wire):
     image: ImageSource | None = Field(
         default=None, description="where to fetch the spec's pinned image, when it is the renter's"
     )
+    snapshot_key: WrappedKey | None = Field(
+        default=None,
+        description="the snapshot secret wrapped to this provider (protocol.snapshots), when "
+        "the spec asks for snapshots of /data",
+    )
 
 
 class ServiceFailover(Wire):
@@ -132,6 +138,12 @@ class ServiceFailover(Wire):
     from_lease_id: int = Field(ge=1, le=2**64, description="the lease that failed")
     spec: ServiceSpec
     inputs: dict[str, Base64] = Field(default_factory=dict, max_length=256)
+    snapshot_key: WrappedKey | None = Field(
+        default=None, description="the snapshot secret, wrapped to this provider for this lease"
+    )
+    snapshot: SnapshotRef | None = Field(
+        default=None, description="the newest snapshot of /data, restored before it starts"
+    )
 
 
 class ProviderService(Wire):

@@ -31,6 +31,8 @@ SERVICE_STOP = "dcloud/service.stop"
 """A renter marks its service as ending (the lease on chain carries the money)."""
 SERVICE_INPUTS = "dcloud/service.inputs"
 """A renter leaves a copy of its service's inputs for a failover to another provider."""
+SERVICE_SNAPSHOT = "dcloud/service.snapshot"
+"""A provider agent says where the newest snapshot of a service's /data is stored."""
 
 # -- checked by a provider agent (request headers or a signed envelope)
 PROVIDER_PUSH = "dcloud/provider.push"
@@ -60,6 +62,7 @@ ALL = (
     SERVICE_REPORT,
     SERVICE_STOP,
     SERVICE_INPUTS,
+    SERVICE_SNAPSHOT,
     PROVIDER_PUSH,
     PROVIDER_FETCH,
     PROVIDER_SERVICE_PUSH,

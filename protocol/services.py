@@ -107,6 +107,13 @@ class ServiceSpec(Wire):
     regions: list[RegionId] | None = Field(default=None, max_length=64)
     network: bool = Field(default=False, description="the service may open outbound connections")
     inputs: list[InputFile] = Field(default_factory=list, max_length=256)
+    snapshot_s: int | None = Field(
+        default=None,
+        ge=5,
+        le=86_400,
+        description="copy /data into the storage network this often (seconds), encrypted; "
+        "a failover restores the newest copy on the new provider (none: /data is local)",
+    )
     alias: ContainerName | None = Field(
         default=None, description="the main container's name on the deployment's network"
     )
@@ -192,14 +199,17 @@ def start_order(spec: ServiceSpec) -> list[str]:
 
 
 _DEPLOYMENT_FIELDS = ("alias", "depends_on", "containers")
+# fields a spec hashes without when they are empty, so older specs keep their hashes
+_LEFT_OUT_WHEN_EMPTY = (*_DEPLOYMENT_FIELDS, "snapshot_s")
 
 
 def service_spec_hash(spec: ServiceSpec) -> str:
     """keccak256 of the spec's canonical JSON: the lease's spec hash on chain. It covers
     every container of a deployment; a spec of one container hashes without the
-    deployment's fields (as it did before deployments had several)."""
+    deployment's fields (as it did before deployments had several), and one without
+    snapshots without ``snapshot_s``."""
     body = hashed_body(spec)
-    for key in _DEPLOYMENT_FIELDS:
+    for key in _LEFT_OUT_WHEN_EMPTY:
         if not body.get(key):
             body.pop(key, None)
     return "0x" + keccak(canonical_json(body)).hex()

@@ -25,6 +25,7 @@ from agents.provider.server import create_app
 from agents.provider.services.runtime import ServiceRuntime
 from agents.provider.services.store import ServiceStore
 from agents.provider.services.supervisor import Supervisor
+from agents.provider.snapshots import Snapshots
 from agents.provider.store import JobStore
 from agents.wallet import Wallet
 from protocol import purposes
@@ -98,6 +99,14 @@ class ProviderAgent:
             services=self.services,
             store=self.lease_store,
         )
+        self.snapshots = Snapshots(
+            home=home,
+            account=account,
+            marketplace_url=cfg.marketplace_url,
+            leases=self.lease_store,
+            data_area=self._data_area,
+        )
+        self.leasing.snapshots = self.snapshots
         self.lease_watcher = LeaseWatcher(self.leasing, self.market)
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -124,6 +133,7 @@ class ProviderAgent:
         self._spawn("watcher", self._watch)
         self._spawn("payout", self._payouts)
         self._spawn("leases", self._watch_leases)
+        self._spawn("snapshots", self._snapshots)
         logger.info(
             "provider agent started",
             extra={"address": self.wallet.address, "endpoint": self.cfg.endpoint},
@@ -212,6 +222,7 @@ class ProviderAgent:
                     )
                     # in this thread: one signer's requests reach the marketplace in order
                     self.lease_watcher.report()
+                    self.snapshots.report(self.market)
             except NotFoundError:
                 registered = False  # the marketplace forgot us (new database): register again
                 continue
@@ -249,6 +260,18 @@ class ProviderAgent:
                 self.lease_watcher.check()
             except Exception as exc:
                 logger.warning("lease watch failed; retrying", extra={"error": str(exc)})
+
+    def _data_area(self, key: str) -> str | None:
+        rec = self.service_store.get(key)
+        return rec.data_area if rec is not None else None
+
+    def _snapshots(self) -> None:
+        """Store each due snapshot of a service's /data (the heartbeat thread reports it)."""
+        while not self.stopping.wait(1.0):
+            try:
+                self.snapshots.take_due()
+            except Exception as exc:
+                logger.warning("snapshots failed; retrying", extra={"error": str(exc)})
 
     def _payouts(self) -> None:
         """Claim what the leases accrued, then withdraw each escrow's credit; one thread,

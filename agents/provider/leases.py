@@ -31,11 +31,13 @@ from agents.provider.services import engine as eng
 from agents.provider.services import store as service_states
 from agents.provider.services.runtime import ServiceRuntime
 from agents.provider.services.store import ServiceRecord
+from agents.provider.snapshots import Snapshots
 from agents.wallet import TRANSIENT, Wallet
 from protocol.leases import EndReason, Lease, Leases, LeaseStatus, min_deposit
 from protocol.provider_api import ProviderService, ServiceFailover, ServicePush
 from protocol.schemas import Capacity
 from protocol.services import ServiceSpec, ServiceState, service_spec_hash
+from protocol.snapshots import SnapshotRef
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +83,13 @@ class ServiceLeases:
         self._taking: set[int] = set()
         self._taking_lock = threading.Lock()
         runner.held = self.held  # jobs see the capacity services hold, and back
+        self.snapshots: Snapshots | None = None  # set by the agent
 
     # ------------------------------------------------------------------ intake
 
-    def receive(self, push: ServicePush, signer: str) -> LeaseRecord:
+    def receive(
+        self, push: ServicePush, signer: str, *, restore: SnapshotRef | None = None
+    ) -> LeaseRecord:
         """Check a renter's push against the lease on chain and this offer, deploy the
         service, then accept the lease.
 
@@ -116,6 +121,7 @@ class ServiceLeases:
         with self.runner.capacity_lock:  # a full provider refuses before it pulls, not after
             self._check_capacity(push.spec)
         ensure_image(self.runner.images, push.spec.image, push.image)  # the last check: a pull
+        data = self._snapshot(push, restore)
         rec = LeaseRecord(
             lease_id=lease_id,
             key=self.key(lease_id),
@@ -130,7 +136,7 @@ class ServiceLeases:
             with self._taking_lock:
                 self._taking.add(lease_id)
         try:
-            self._take(rec, lease, inputs)
+            self._take(rec, lease, inputs, data)
         finally:
             with self._taking_lock:
                 self._taking.discard(lease_id)
@@ -166,13 +172,29 @@ class ServiceLeases:
             "failed-over lease offered",
             extra={"lease": push.lease_id, "from_lease": push.from_lease_id},
         )
-        return self.receive(
-            ServicePush(lease_id=push.lease_id, spec=push.spec, inputs=push.inputs), lease.renter
+        forward = ServicePush(
+            lease_id=push.lease_id,
+            spec=push.spec,
+            inputs=push.inputs,
+            snapshot_key=push.snapshot_key,
         )
+        return self.receive(forward, lease.renter, restore=push.snapshot)
 
-    def _take(self, rec: LeaseRecord, lease: Lease, inputs: dict[str, bytes]) -> None:
+    def _snapshot(self, push: ServicePush, restore: SnapshotRef | None) -> bytes | None:
+        """Keep the lease's snapshot secret, if the spec asks for snapshots; the tar of
+        /data to start from, when a failover brought one."""
+        if not push.spec.snapshot_s or push.snapshot_key is None or self.snapshots is None:
+            return None
+        secret = self.snapshots.accept_secret(push.lease_id, push.snapshot_key)
+        if restore is None or secret is None:
+            return None
+        return self.snapshots.restore(push.lease_id, secret, restore)
+
+    def _take(
+        self, rec: LeaseRecord, lease: Lease, inputs: dict[str, bytes], restore: bytes | None
+    ) -> None:
         try:
-            self.services.deploy(rec.key, rec.spec, inputs)
+            self.services.deploy(rec.key, rec.spec, inputs, restore)
         except AgentError as exc:
             self._drop(rec)
             raise RefusedError(f"the service could not start here: {exc}") from None

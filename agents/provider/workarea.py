@@ -16,10 +16,12 @@ files). The output area has one of two kinds of size limit:
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -43,12 +45,21 @@ class WorkArea:
         self.output = root / "output"
 
     def prepare(
-        self, *, inputs: Mapping[str, bytes], disk_mb: int, uid: int, gid: int, tmpfs: bool
+        self,
+        *,
+        inputs: Mapping[str, bytes],
+        disk_mb: int,
+        uid: int,
+        gid: int,
+        tmpfs: bool,
+        restore: bytes | None = None,
     ) -> str:
-        """Create the folders, write `inputs`, and set up the output area; returns its kind.
+        """Create the folders, write `inputs`, and set up the output area, with the tar
+        `restore` unpacked in it (a service's snapshot); returns its kind.
 
         Raises:
-            RefusedError: an input path is not a plain relative path.
+            RefusedError: an input path is not a plain relative path, or `restore` is not a
+                tar whose members all stay inside the area.
         """
         files = {_safe_path(p): data for p, data in inputs.items()}
         self.remove()
@@ -72,7 +83,22 @@ class WorkArea:
             if os.geteuid() == 0:
                 os.chown(self.output, uid, gid)
             self.output.chmod(0o700)
+        if restore is not None:
+            self._unpack(restore, uid, gid)
         return kind
+
+    def _unpack(self, data: bytes, uid: int, gid: int) -> None:
+        """Unpack a tar into the output area: plain files and folders only (the "data"
+        filter refuses links out, devices and absolute paths), owned by the area's user."""
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+                tar.extractall(self.output, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise RefusedError(f"the snapshot of /data could not be restored: {exc}") from None
+        if os.geteuid() == 0:
+            for dirpath, dirs, names in os.walk(self.output):
+                for name in (*dirs, *names):
+                    os.lchown(os.path.join(dirpath, name), uid, gid)
 
     def used_bytes(self) -> int:
         """Bytes the job has written to its output area (file contents, not metadata)."""

@@ -130,6 +130,13 @@ def deploy(
     tcp: Annotated[bool, typer.Option("--tcp", help="healthy = accepts TCP connections")] = False,
     network: Annotated[bool, typer.Option(help="allow outbound connections")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for it to come up")] = 180,
+    snapshot_every: Annotated[
+        int | None,
+        typer.Option(
+            help="copy /data into the storage network this often (seconds, at least 5), "
+            "encrypted; a failover restores the newest copy (default: /data stays local)"
+        ),
+    ] = None,
     failover: Annotated[
         bool,
         typer.Option(
@@ -179,6 +186,8 @@ def deploy(
             network=network,
             images=services.renter.images,
         )
+        if snapshot_every is not None:
+            spec = build_spec({**spec.model_dump(mode="json"), "snapshot_s": snapshot_every})
     else:
         spec = build_spec(
             {
@@ -193,6 +202,7 @@ def deploy(
                 "origin": where.model_dump(),
                 "network": network,
                 "inputs": [f.model_dump() for f in files],
+                "snapshot_s": snapshot_every,
             }
         )
     amount = parse_tokens(deposit) if deposit is not None else None

@@ -27,11 +27,13 @@ import base64
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from agents.errors import NotFoundError, RefusedError, UserError, VerificationError
+from agents.image.source import provider_key
 from agents.renter.client import Renter
 from agents.renter.push import image_sources, pin_image
 from agents.service import peer
@@ -41,7 +43,8 @@ from agents.service.rates import fmt_rate
 from agents.service.records import Records
 from agents.service.views import Deployed, ServiceView, Stopped, TopUp, place_of
 from agents.units import fmt_tokens
-from protocol import purposes
+from protocol import keywrap, purposes, snapshots
+from protocol.keywrap import WrappedKey
 from protocol.leases import MIN_PREPAID_SECONDS, min_deposit
 from protocol.services import ServiceSpec, ServiceState, service_spec_hash
 
@@ -160,14 +163,16 @@ class Services:
         source = sources.get(placed["provider"])
         if source is not None:
             progress(f"the provider is fetching the image ({source.size / 1e6:.1f} MB)")
+        secret = os.urandom(32) if spec.snapshot_s else None
         try:
-            peer.push(self.renter, record, spec, inputs, image=source)
+            wrapped = self._wrap_snapshot_secret(secret, placed, lease_id)
+            peer.push(self.renter, record, spec, inputs, image=source, snapshot_key=wrapped)
         except RefusedError as exc:
             raise RefusedError(f"{exc}; lease {lease_id} {self._undo(record)}") from None
         progress("waiting for it to come up")
         self._wait_up(record, progress=progress, timeout_s=timeout_s)
-        if failover and inputs:  # the marketplace links the lease by now
-            self._leave_inputs(spec.name, lease_id, inputs, progress)
+        if failover and (inputs or secret):  # the marketplace links the lease by now
+            self._leave_inputs(spec.name, lease_id, inputs, progress, secret=secret)
         progress("checking the URL")
         ok, seen = self.gateway.check(spec.name, path=_check_path(spec))
         return Deployed(
@@ -184,17 +189,34 @@ class Services:
             detail=seen,
         )
 
+    def _wrap_snapshot_secret(
+        self, secret: bytes | None, placed: dict[str, Any], lease_id: int
+    ) -> WrappedKey | None:
+        """The snapshot secret wrapped to the placed provider's key for this lease."""
+        if secret is None:
+            return None
+        public = provider_key(self.renter.http, placed["provider"], placed["endpoint"])
+        return keywrap.wrap(secret, public, context=snapshots.context(lease_id))
+
     def _leave_inputs(
-        self, name: str, lease_id: int, inputs: dict[str, bytes], progress: Progress
+        self,
+        name: str,
+        lease_id: int,
+        inputs: dict[str, bytes],
+        progress: Progress,
+        *,
+        secret: bytes | None = None,
     ) -> None:
-        """Leave a copy of the inputs at the marketplace for a failover (signed); a
-        marketplace that will not keep them is said, and the deploy goes on (a failover
-        then refunds the rest of the deposit instead)."""
-        payload = {
+        """Leave a copy of the inputs (and the snapshot secret) at the marketplace for a
+        failover (signed); a marketplace that will not keep them is said, and the deploy
+        goes on (a failover then refunds the rest of the deposit instead)."""
+        payload: dict[str, Any] = {
             "name": name,
             "lease_id": lease_id,
             "inputs": {p: base64.b64encode(d).decode() for p, d in inputs.items()},
         }
+        if secret is not None:
+            payload["snapshot_key"] = "0x" + secret.hex()
         try:
             self.market.post_signed(
                 f"/v1/services/{name}/inputs", purpose=purposes.SERVICE_INPUTS, payload=payload

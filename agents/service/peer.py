@@ -15,6 +15,7 @@ from agents.renter.client import Renter
 from agents.renter.push import PULL_TIMEOUT_S, send
 from protocol import provider_api as api
 from protocol.images import ImageSource
+from protocol.keywrap import WrappedKey
 from protocol.services import ServiceSpec
 from protocol.signing import sign_request
 
@@ -28,6 +29,7 @@ def push(
     inputs: dict[str, bytes],
     *,
     image: ImageSource | None = None,
+    snapshot_key: WrappedKey | None = None,
 ) -> None:
     """POST the signed :class:`~protocol.provider_api.ServicePush` (with the source of the
     renter's own image, when the spec names one); a 503 (the provider's chain hiccuped) is
@@ -42,6 +44,7 @@ def push(
         spec=spec,
         inputs={p: base64.b64encode(d).decode() for p, d in inputs.items()},
         image=image,
+        snapshot_key=snapshot_key,
     ).model_dump(mode="json")
     send(
         renter,

@@ -202,6 +202,7 @@ def service_public(row: ServiceRow, *, lease: ChainLeaseRow | None, now: int) ->
         reserved_until=row.reserved_until,
         lease_id=row.lease_id,
         failover_from=row.failover_from,
+        snapshot_at=(row.snapshot or {}).get("taken_at"),
         health=ServiceHealthPublic(
             state=row.state,
             host_port=row.host_port,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from protocol.provider_api import Base64
 from protocol.schemas import Capacity, JobSpec, Location
 from protocol.services import ServiceName, ServiceSpec
+from protocol.snapshots import SecretHex, SnapshotRef
 
 
 class ProviderPublic(BaseModel):
@@ -294,6 +295,9 @@ class ServicePublic(BaseModel):
     failover_from: int | None = Field(
         description="the lease of the deployment this one replaced when its provider failed"
     )
+    snapshot_at: float | None = Field(
+        description="when the newest snapshot of /data was taken (None: none yet)"
+    )
     health: ServiceHealthPublic
     lease: LeasePublic | None
 
@@ -309,6 +313,18 @@ class ServiceInputsRequest(BaseModel):
     name: ServiceName
     lease_id: int = Field(ge=1, le=2**64, description="the lease the service runs under")
     inputs: dict[str, Base64] = Field(max_length=256)
+    snapshot_key: SecretHex | None = Field(
+        default=None, description="the snapshot secret (protocol.snapshots), if it asks for them"
+    )
+
+
+class ServiceSnapshotReport(BaseModel):
+    """Its provider's word on the newest snapshot of a service's /data (signed, purpose
+    `dcloud/service.snapshot`)."""
+
+    name: ServiceName
+    lease_id: int = Field(ge=1, le=2**64)
+    snapshot: SnapshotRef
 
 
 class ServiceStopRequest(BaseModel):

@@ -38,11 +38,15 @@ from marketplace.services import catalog
 from marketplace.services.placement import Placement, Placer
 from marketplace.services.serving import ServingReporter, error_name
 from marketplace.store.models import ChainLeaseRow, ProviderRow, ServiceRow
+from protocol import keywrap, snapshots
 from protocol import provider_api as api
+from protocol.errors import ProtocolError
 from protocol.images import is_pinned
+from protocol.keywrap import WrappedKey
 from protocol.leases import Leases
 from protocol.services import ServiceSpec
 from protocol.signing import sign_request
+from protocol.snapshots import SnapshotRef
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,8 @@ class Failed:
     row_id: str
     spec: ServiceSpec
     inputs: dict[str, str] | None  # the renter's copy, when it left one
+    snapshot_key: str | None = None  # the snapshot secret the renter left, 0x-hex
+    snapshot: dict[str, object] | None = None  # the newest snapshot of /data
 
 
 @dataclass
@@ -119,6 +125,8 @@ class Failover:
                     row_id=row.id,
                     spec=ServiceSpec.model_validate(row.spec),
                     inputs=row.inputs,
+                    snapshot_key=row.snapshot_key,
+                    snapshot=row.snapshot,
                 )
                 for lease, row in rows
             ]
@@ -155,8 +163,14 @@ class Failover:
             self.unrecord(row_id, "the escrow refused the failover")
             return None
         self._waiting.discard(f.lease_id)
+        wrapped, snapshot = self.snapshot_for(f, placement.provider, placement.endpoint, new_lease)
         payload = api.ServiceFailover(
-            lease_id=new_lease, from_lease_id=f.lease_id, spec=f.spec, inputs=f.inputs or {}
+            lease_id=new_lease,
+            from_lease_id=f.lease_id,
+            spec=f.spec,
+            inputs=f.inputs or {},
+            snapshot_key=wrapped,
+            snapshot=snapshot,
         )
         self.pending[new_lease] = Pending(
             url=f"{placement.endpoint.rstrip('/')}/v1/services/failover",
@@ -181,11 +195,50 @@ class Failover:
             row.rate_wei_per_s, row.failover_from = placement.rate_wei_per_s, f.lease_id
             row.distance_km, row.energy_level = placement.distance_km, placement.energy_level
             row.inputs = was.inputs  # for the next failover
+            row.snapshot_key, row.snapshot = was.snapshot_key, was.snapshot
             row.reserved = True
             row.reserved_until = now + service.settings.service_reservation_s
             providers.take(session, provider, f.spec.resources)
             session.add(row)
             return row.id
+
+    def snapshot_for(
+        self, f: Failed, provider: str, endpoint: str, lease_id: int
+    ) -> tuple[WrappedKey | None, SnapshotRef | None]:
+        """The snapshot secret wrapped to the new provider for the new lease, and the newest
+        snapshot, when the renter asked for snapshots and left the secret here (else the
+        service starts with an empty /data, said in the log)."""
+        if not f.spec.snapshot_s:
+            return None, None
+        if f.snapshot_key is None:
+            logger.warning(
+                "no snapshot secret left by the renter: /data starts empty",
+                extra={"service": f.spec.name, "lease_id": lease_id},
+            )
+            return None, None
+        public = self.public_key(provider, endpoint)
+        if public is None:
+            logger.warning(
+                "the new provider says no public key of its address: /data starts empty",
+                extra={"service": f.spec.name, "provider": provider},
+            )
+            return None, None
+        secret = bytes.fromhex(f.snapshot_key[2:])
+        wrapped = keywrap.wrap(secret, public, context=snapshots.context(lease_id))
+        snapshot = SnapshotRef.model_validate(f.snapshot) if f.snapshot else None
+        return wrapped, snapshot
+
+    def public_key(self, provider: str, endpoint: str) -> str | None:
+        """The public key `provider`'s agent publishes, if it hashes to its address."""
+        try:
+            key = self.http.get(f"{endpoint.rstrip('/')}/v1/health").json().get("public_key")
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        try:
+            ok = isinstance(key, str) and keywrap.address_of(key).lower() == provider.lower()
+        except (ValueError, ProtocolError):
+            return None
+        return key if ok else None
 
     def unrecord(self, row_id: str, reason: str) -> None:
         with self.service.writing(), self.service.sessions() as session, session.begin():

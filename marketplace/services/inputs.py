@@ -1,4 +1,5 @@
-"""The renter's copy of its service's inputs, kept for a failover.
+"""The renter's copy of its service's inputs (and snapshot secret), kept for a failover,
+and where its provider stored the newest snapshot of its /data.
 
 A failover starts the service on another provider while its renter may be away, and only
 the renter ever sent the inputs (to the first provider). A renter who agreed to failover
@@ -22,6 +23,7 @@ from marketplace.errors import AuthError, ConflictError, InvalidInputError, NotF
 from marketplace.services import catalog
 from marketplace.store.models import ServiceRow
 from protocol.services import ServiceSpec
+from protocol.snapshots import SnapshotRef
 
 
 def keep(
@@ -32,8 +34,10 @@ def keep(
     lease_id: int,
     inputs: dict[str, str],
     max_bytes: int,
+    snapshot_key: str | None = None,
 ) -> ServiceRow:
-    """Keep `inputs` (path -> base64) with `renter`'s live deployment of `name`.
+    """Keep `inputs` (path -> base64), and the snapshot secret when the spec asks for
+    snapshots, with `renter`'s live deployment of `name`.
 
     Raises:
         NotFoundError: no live deployment of `name`.
@@ -69,5 +73,29 @@ def keep(
             f"{max_bytes / 1e6:.1f} MB for a failover"
         )
     row.inputs = dict(inputs)
+    if snapshot_key is not None:
+        row.snapshot_key = snapshot_key
+    catalog.touch(row)
+    return row
+
+
+def keep_snapshot(
+    session: Session, *, provider: str, name: str, lease_id: int, snapshot: SnapshotRef
+) -> ServiceRow:
+    """Record where the newest snapshot of `name`'s /data is, as its provider says.
+
+    Raises:
+        NotFoundError: no live deployment of `name`.
+        AuthError: `provider` is not the one it is placed on.
+        ConflictError: it runs under another lease.
+    """
+    row = catalog.live(session, name)
+    if row is None:
+        raise NotFoundError(f"no live service named {name}")
+    if row.provider is None or row.provider.lower() != provider.lower():
+        raise AuthError(f"only the provider {name} is placed on may report its snapshots")
+    if row.lease_id != lease_id:
+        raise ConflictError(f"{name} runs under lease {row.lease_id}, not {lease_id}")
+    row.snapshot = snapshot.model_dump(mode="json")
     catalog.touch(row)
     return row

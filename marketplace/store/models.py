@@ -237,6 +237,9 @@ class ServiceRow(Base):
     failover_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # the renter's copy of its inputs for a failover (path -> base64), if it left one
     inputs: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    # the snapshot secret the renter left for a failover, and the newest snapshot of /data
+    snapshot_key: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ChainLeaseRow(Base):

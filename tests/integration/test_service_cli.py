@@ -15,9 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agents.devnet.network import PASSWORD, Network, ProviderSpec, dev_account
-from agents.devnet.procs import free_port
-from agents.ingress import Controller, Nginx
+from agents.devnet.network import PASSWORD, ProviderSpec, dev_account
 from agents.provider.services import engine as eng
 from agents.renter.client import Renter
 from agents.service import Services
@@ -26,7 +24,7 @@ from agents.units import fmt_tokens
 from protocol import purposes
 from protocol.leases import LeaseStatus
 from protocol.services import ServiceSpec
-from tests.integration.chains import CHAINS, deploy_contracts, running_chain
+from tests.integration.services_net import gateway_for, service_network
 
 pytestmark = pytest.mark.integration
 
@@ -39,27 +37,14 @@ TOKEN = 10**18
 @pytest.fixture(scope="module")
 def net(docker_engine, job_images, tmp_path_factory):
     root = tmp_path_factory.mktemp("net")
-    with running_chain("anvil-e2e") as url:
-        deploy_contracts(CHAINS["anvil-e2e"]["network"], root / "deployments.json")
-        network = Network(root=root, rpc_url=url, deployments=root / "deployments.json")
-        try:
-            network.start_marketplace()
-            network.add_provider(ProviderSpec("p-frankfurt", 1, 50.11, 8.68))
-            yield network
-        finally:
-            network.close()
+    with service_network(root, [ProviderSpec("p-frankfurt", 1, 50.11, 8.68)]) as network:
+        yield network
 
 
 @pytest.fixture(scope="module")
 def gateway(net, tmp_path_factory):
-    gw = Nginx(tmp_path_factory.mktemp("gateway"), port=free_port())
-    gw.start()
-    controller = Controller(gw, net.market_url, interval_s=0.3).start()
-    try:
+    with gateway_for(net.market_url, tmp_path_factory.mktemp("gateway")) as gw:
         yield gw
-    finally:
-        controller.stop()
-        gw.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,18 +15,16 @@ import httpx
 import pytest
 
 from agents.devnet.network import Network, ProviderSpec, dev_account
-from agents.devnet.procs import free_port, python, spawn
+from agents.devnet.procs import python, spawn
 from agents.errors import RefusedError
-from agents.ingress import Controller, Nginx
-from agents.renter.client import Renter
-from agents.service import Services
-from agents.service.gateway import Gateway
+from agents.ingress import Nginx
 from protocol import provider_api as api
 from protocol import purposes
 from protocol.leases import DEV_WATCHER, DEV_WATCHER_KEY, EndReason, Leases, LeaseStatus
 from protocol.services import ServiceSpec
 from protocol.signing import sign_request
-from tests.integration.chains import CHAINS, deploy_contracts, running_chain
+from tests.agents.storage.network import Node
+from tests.integration.services_net import gateway_for, service_network, services_of
 
 pytestmark = pytest.mark.integration
 
@@ -39,61 +37,55 @@ SLASH_BPS = 5000
 
 @pytest.fixture(scope="module")
 def net(docker_engine, job_images, tmp_path_factory):
+    providers = [
+        ProviderSpec("p-frankfurt", 1, 50.11, 8.68),
+        ProviderSpec("p-paris", 2, 48.86, 2.35),
+    ]
     root = tmp_path_factory.mktemp("failover")
-    with running_chain("anvil-e2e") as url:
-        deploy_contracts(
-            CHAINS["anvil-e2e"]["network"],
-            root / "deployments.json",
-            DCLOUD_LEASE_GRACE=str(GRACE_S),
-        )
-        network = Network(root=root, rpc_url=url, deployments=root / "deployments.json")
-        try:
-            network.start_marketplace()
-            network.add_provider(ProviderSpec("p-frankfurt", 1, 50.11, 8.68))
-            network.add_provider(ProviderSpec("p-paris", 2, 48.86, 2.35))
-            yield network
-        finally:
-            network.close()
+    with service_network(root, providers, DCLOUD_LEASE_GRACE=str(GRACE_S)) as network:
+        yield network
 
 
 @pytest.fixture(scope="module")
 def gateway(net, tmp_path_factory):
-    gw = Nginx(tmp_path_factory.mktemp("gateway"), port=free_port())
-    gw.start()
-    controller = Controller(gw, net.market_url, interval_s=0.3).start()
-    try:
+    with gateway_for(net.market_url, tmp_path_factory.mktemp("gateway")) as gw:
         yield gw
-    finally:
-        controller.stop()
-        gw.stop()
 
 
 @pytest.fixture(scope="module")
 def sdk(net, gateway, tmp_path_factory):
-    renter = Renter(
-        account=dev_account(RENTER),
-        marketplace_url=net.market_url,
-        rpc_url=net.rpc_url,
-        deployments=str(net.deployments),
-        home=tmp_path_factory.mktemp("renter"),
-    )
-    yield Services(renter, gateway=Gateway(gateway.url))
-    renter.close()
+    with services_of(net, RENTER, tmp_path_factory.mktemp("renter"), gateway) as services:
+        yield services
 
 
 PAGE = b"<h1>still here</h1>\n"
 
 
+# The site with a state: at its first start it copies its page from /input and notes when
+# it was born in /data, then serves /data; snapshots carry /data to the next provider.
+SITE = """
+import os, shutil, time, functools, http.server
+if not os.path.exists("/data/born"):
+    shutil.copy("/input/index.html", "/data/index.html")
+    with open("/data/born.tmp", "w") as fh:
+        fh.write(str(time.time_ns()))
+    os.rename("/data/born.tmp", "/data/born")
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory="/data")
+http.server.ThreadingHTTPServer(("", 8000), handler).serve_forever()
+"""
+
+
 def spec(name: str, *, page: bool = False) -> ServiceSpec:
-    """A site: with `page`, one input file served from /input (its failover copy is left at
-    the marketplace), else an empty folder."""
-    folder = "/input" if page else "/tmp"
+    """With `page`: the site above, its page an input file (its failover copy is left at
+    the marketplace), /data snapshotted every 5 s; else an empty folder served."""
     inputs = [{"path": "index.html", "size": len(PAGE), "sha256": hashlib.sha256(PAGE).hexdigest()}]
+    command = ["python3", "-c", SITE] if page else ["python3", "-m", "http.server", "8000"]
     return ServiceSpec.model_validate(
         {
             "name": name,
             "image": "dcloud/python:3.11",
-            "command": ["python3", "-m", "http.server", "8000", "--directory", folder],
+            "command": command + ([] if page else ["--directory", "/tmp"]),
+            "snapshot_s": 5 if page else None,
             "inputs": inputs if page else [],
             "port": 8000,
             "health": {"interval_s": 1, "start_period_s": 5},
@@ -129,18 +121,17 @@ def test_the_page_comes_back_with_the_service(failover, gateway):
     assert httpx.get(f"{gateway.url}/apps/web/index.html").content == PAGE
 
 
+def test_data_comes_back_from_the_newest_snapshot(failover, gateway):
+    """/data was restored on the new provider before the site started: it kept its birth
+    note instead of writing a new one."""
+    assert born(gateway) == failover["born"]
+
+
 @pytest.fixture(scope="module")
 def solo(net, gateway, tmp_path_factory):
     """A second renter, whose service agreed to no failover."""
-    renter = Renter(
-        account=dev_account(SOLO_RENTER),
-        marketplace_url=net.market_url,
-        rpc_url=net.rpc_url,
-        deployments=str(net.deployments),
-        home=tmp_path_factory.mktemp("solo"),
-    )
-    yield Services(renter, gateway=Gateway(gateway.url))
-    renter.close()
+    with services_of(net, SOLO_RENTER, tmp_path_factory.mktemp("solo"), gateway) as services:
+        yield services
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +151,38 @@ def watcher(net, gateway):
 
 
 @pytest.fixture(scope="module")
-def failover(net, sdk, solo, gateway, watcher):
+def storage(net, tmp_path_factory):
+    """Four storage nodes on the marketplace: where snapshots of /data go."""
+    folder = tmp_path_factory.mktemp("storage")
+    places = [(59.33, 18.07), (41.90, 12.50), (40.71, -74.0), (35.68, 139.69)]
+    nodes = [
+        Node(folder / f"node{i}", name=f"failover-node-{i}", market=net.market_url,
+             quota=50 * 10**6, place=place)
+        for i, place in enumerate(places)
+    ]  # fmt: skip
+    for node in nodes:
+        node.start()
+    try:
+        for node in nodes:
+            node.wait_ready()
+        wait_for("the nodes registered", lambda: len(storage_nodes(net)) >= len(nodes))
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def storage_nodes(net: Network) -> list[dict[str, object]]:
+    items: list[dict[str, object]] = httpx.get(f"{net.market_url}/v1/storage/nodes").json()["items"]
+    return items
+
+
+def born(gateway: Nginx) -> str:
+    return httpx.get(f"{gateway.url}/apps/web/born", timeout=5).text
+
+
+@pytest.fixture(scope="module")
+def failover(net, sdk, solo, gateway, watcher, storage):
     """Deploy, wait until it is reported serving, kill its provider's agent, wait until
     the name answers from the other provider. What each step saw."""
     leases = Leases(net.escrow.w3, net.escrow.deployment)
@@ -174,6 +196,13 @@ def failover(net, sdk, solo, gateway, watcher):
         wait_for("the serving report", lambda i=lease_id: leases.lease(i).serving_at)
     assert leases.failover_of(old_id)[0] == 10**12  # the cap: the spec's max rate
     assert leases.failover_of(alone.lease_id)[0] == 0
+    first = wait_for("the site's birth note", lambda: answers(gateway, "web") and born(gateway))
+
+    def snapshot_taken() -> bool:
+        at = httpx.get(f"{net.market_url}/v1/services/web").json()["snapshot_at"]
+        return at is not None and at > float(first) / 1e9
+
+    wait_for("a snapshot of /data after the birth note", snapshot_taken)
     dead = next(p for p in net.providers if p.address == up.provider)
     alive = next(p for p in net.providers if p.address != up.provider)
     killed_at = time.monotonic()
@@ -198,6 +227,7 @@ def failover(net, sdk, solo, gateway, watcher):
         "seconds": seconds,
         "balance_before": balance_before,
         "solo": alone,
+        "born": first,
         "solo_before": solo_before,
     }
 
@@ -207,8 +237,13 @@ def test_the_same_url_answers_from_the_other_provider(failover, net, gateway):
     new = f["leases"].lease(f["new"])
     assert new.provider == f["alive"].address
     assert new.status == LeaseStatus.RUNNING and new.serving_at > 0
-    market = httpx.get(f"{net.market_url}/v1/services/web").json()
-    assert market["provider"] == f["alive"].address and market["status"] == "serving"
+
+    def serving() -> dict[str, object] | None:  # once the indexer saw LeaseServing
+        market: dict[str, object] = httpx.get(f"{net.market_url}/v1/services/web").json()
+        return market if market["status"] == "serving" else None
+
+    market = wait_for("the marketplace to follow the serving report", serving)
+    assert market["provider"] == f["alive"].address and market["failover_from"] == f["old"]
     assert answers(gateway, "web")
     assert httpx.get(f["up"].path_url).status_code == 200
 

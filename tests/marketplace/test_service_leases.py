@@ -62,17 +62,25 @@ def chain_url(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         yield url, deployments_file
 
 
-@pytest.fixture
-def service(chain_url, tmp_path) -> Iterator[Service]:
+def open_service(chain_url: tuple[str, Path], folder: Path, **settings: Any) -> Service:
+    """A marketplace service (not its HTTP app) on the module's chain, its database in
+    `folder`; `settings` override the defaults."""
     url, deployments_file = chain_url
     svc = Service(
         Settings(
-            database_url=f"sqlite:///{tmp_path / 'market.db'}",
+            database_url=f"sqlite:///{folder / 'market.db'}",
             rpc_url=url,
             deployments=deployments_file,
+            **settings,
         )
     )
     svc.open()
+    return svc
+
+
+@pytest.fixture
+def service(chain_url, tmp_path) -> Iterator[Service]:
+    svc = open_service(chain_url, tmp_path)
     yield svc
     svc.close()
 
@@ -433,17 +441,8 @@ def test_a_service_seen_down_is_reported_by_a_quorum_fails_and_moves(service):
 
 
 def test_no_down_report_without_a_quorum_of_watcher_keys(chain_url, tmp_path, caplog):
-    url, deployments_file = chain_url
     stranger = "0x" + "42" * 32  # a key LeaseEscrow does not list as a watcher
-    svc = Service(
-        Settings(
-            database_url=f"sqlite:///{tmp_path / 'market.db'}",
-            rpc_url=url,
-            deployments=deployments_file,
-            watcher_keys=[stranger],
-        )
-    )
-    svc.open()
+    svc = open_service(chain_url, tmp_path, watcher_keys=[stranger])
     try:
         watch = DownWatch(svc, ServingReporter(svc).send)
         assert len(watch.candidates()) == 2  # the matcher key and the stranger's
@@ -461,16 +460,8 @@ def test_another_watchers_cosignature_makes_the_quorum(chain_url, tmp_path, capl
     """A marketplace holding one watcher key cannot post alone; another watcher that also
     saw the service down co-signs the stretch and the report counts. A co-signature from a
     key that is not a watcher, or for a stretch not open here, is refused."""
-    url, deployments_file = chain_url
-    svc = Service(
-        Settings(
-            database_url=f"sqlite:///{tmp_path / 'market.db'}",
-            rpc_url=url,
-            deployments=deployments_file,
-            watcher_keys=["0x" + "42" * 32],  # not a watcher: the matcher key is alone
-        )
-    )
-    svc.open()
+    # a key that is not a watcher: the matcher key is alone
+    svc = open_service(chain_url, tmp_path, watcher_keys=["0x" + "42" * 32])
     try:
         chain = svc.chain
         assert chain is not None

@@ -111,7 +111,9 @@ class ServiceRuntime:
 
     # --- life of a service --------------------------------------------------------------
 
-    def deploy(self, lease: str, spec: ServiceSpec, inputs: dict[str, bytes]) -> ServiceRecord:
+    def deploy(
+        self, lease: str, spec: ServiceSpec, inputs: dict[str, bytes], restore: bytes | None = None
+    ) -> ServiceRecord:
         """Start the lease's service; for a lease already deployed, make sure it runs.
 
         Outbound network is given only when the spec asks and the owner allows it.
@@ -153,6 +155,7 @@ class ServiceRuntime:
                     uid=self._user[0],
                     gid=self._user[1],
                     tmpfs=disk_mb <= self.tmpfs_max_mb,
+                    restore=restore,  # a snapshot of /data, unpacked before the start
                 )
                 self.store.update(lease, area_kind=kind)
                 rec.area_kind = kind

@@ -16,6 +16,7 @@ from marketplace.api.schemas import (
     ServicePlacementPublic,
     ServicePublic,
     ServiceQuotePublic,
+    ServiceSnapshotReport,
     ServiceStatusName,
     ServiceStopRequest,
 )
@@ -39,7 +40,7 @@ from protocol.services import (
 router = APIRouter(prefix="/v1/services", tags=["services"])
 
 DEPLOY, REPORT, STOP = purposes.SERVICE_DEPLOY, purposes.SERVICE_REPORT, purposes.SERVICE_STOP
-INPUTS = purposes.SERVICE_INPUTS
+INPUTS, SNAPSHOT = purposes.SERVICE_INPUTS, purposes.SERVICE_SNAPSHOT
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -272,5 +273,33 @@ def keep_inputs(
             lease_id=body.payload.lease_id,
             inputs=body.payload.inputs,
             max_bytes=int(service.settings.failover_inputs_mb * 1e6),
+            snapshot_key=body.payload.snapshot_key,
+        )
+        return service_public(row, lease=catalog.lease_of(session, row), now=int(now))
+
+
+@router.post(
+    "/{name}/snapshot",
+    response_model=ServicePublic,
+    responses={**SIGNED_401, **NOT_FOUND, 409: _error("the service runs under another lease")},
+)
+def snapshot(
+    name: NameParam, body: Signed[ServiceSnapshotReport], raw: RawBodyDep, service: ServiceDep
+) -> ServicePublic:
+    """Its provider says where the newest snapshot of the service's /data is (purpose
+    `dcloud/service.snapshot`); a failover restores it on the new provider."""
+    if body.payload.name != name:
+        raise InvalidInputError(f"the report is about {body.payload.name}, not {name}")
+    now = time.time()
+    with service.writing(), service.sessions() as session, session.begin():
+        provider = authenticate(
+            session, purpose=SNAPSHOT, raw=raw, max_skew_s=service.settings.signature_max_skew_s
+        )
+        row = inputs.keep_snapshot(
+            session,
+            provider=provider,
+            name=name,
+            lease_id=body.payload.lease_id,
+            snapshot=body.payload.snapshot,
         )
         return service_public(row, lease=catalog.lease_of(session, row), now=int(now))

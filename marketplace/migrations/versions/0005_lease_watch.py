@@ -7,7 +7,8 @@ Create Date: 2026-12-05 00:00:00
 ``chain_leases`` gains what the watchers' reports did to a lease (seconds counted down,
 when it failed past the grace period), the failover rate cap the renter agreed to, and
 the lease a failover moved it to; ``services`` gains the lease a failover deployment
-replaced and the copy of its inputs a renter left for a failover.
+replaced, the copy of its inputs and the snapshot secret a renter left for a failover,
+and where the newest snapshot of its /data is.
 """
 
 from __future__ import annotations
@@ -35,10 +36,14 @@ def upgrade() -> None:
     with op.batch_alter_table("services") as batch:
         batch.add_column(sa.Column("failover_from", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("inputs", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("snapshot_key", sa.String(length=66), nullable=True))
+        batch.add_column(sa.Column("snapshot", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("services") as batch:
+        batch.drop_column("snapshot")
+        batch.drop_column("snapshot_key")
         batch.drop_column("inputs")
         batch.drop_column("failover_from")
     with op.batch_alter_table("chain_leases") as batch:
