@@ -264,7 +264,9 @@ def test_fee_raised_by_the_admin_does_not_reach_a_live_deal(
         PARAMS.fee_bps,
         raised,
     ]
-    deals.sleep_epochs(new_deal, 1)
+    # one epoch after the last start: `offered` was accepted a block after `new_deal`
+    # began (on Ganache that block can be a second later), and each must have a whole one
+    deals.sleep_epochs(offered, 1)
     tx = storage.settleMany([old_deal, offered, new_deal], {"from": outsider})
     assert [e["fee"] for e in tx.events["EpochsPaid"]] == [
         EPOCH_FEE,
