@@ -296,13 +296,12 @@ class DownWatch:
         )
         return len(counted)
 
-    def _refresh_keys(self, now: float) -> bool:
-        """Whether this marketplace holds a quorum of watcher keys (re-read every minute)."""
-        if now - self._keys_at < KEYS_TTL_S:
-            return len(self._keys) >= self._quorum
+    def _refresh_keys(self, now: float) -> None:
+        """Read again, once a minute, which of this marketplace's keys LeaseEscrow lists as
+        watchers, and the quorum and grace."""
         chain = self.service.chain
-        if chain is None:
-            return False
+        if now - self._keys_at < KEYS_TTL_S or chain is None:
+            return
         self._keys_at = now
         try:
             leases = Leases(chain.w3, chain.deployment)
@@ -312,7 +311,7 @@ class DownWatch:
         except Exception as exc:
             logger.warning("cannot read LeaseEscrow's watchers (%s)", exc)
             self._keys = []
-            return False
+            return
         if len(self._keys) < self._quorum and not self._warned:
             self._warned = True
             logger.error(
@@ -323,7 +322,6 @@ class DownWatch:
                 self._quorum,
                 len(self._keys),
             )
-        return len(self._keys) >= self._quorum
 
     def candidates(self) -> list[LocalAccount]:
         """The matcher key and the configured watcher keys (the dev watcher's on local
