@@ -168,6 +168,21 @@ class JobSpec(Wire):
     regions: list[RegionId] | None = Field(default=None, max_length=64)
     network: bool = Field(default=False, description="the job needs network access")
     inputs: list[InputFile] = Field(default_factory=list, max_length=256)
+    start_by: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**32 - 1,
+        description="latest start the renter accepts (unix seconds): the marketplace holds "
+        "the job and starts it at the hour and place of least expected energy cost until then "
+        "(at most two days ahead); unset: start now",
+    )
+    max_km: float | None = Field(
+        default=None,
+        ge=0,
+        le=40_000,
+        description="how many km farther than the nearest provider that can run it the job "
+        "may be sent for cheaper energy; unset: the marketplace's energy weight decides",
+    )
 
     @model_validator(mode="after")
     def _inputs_fit(self) -> JobSpec:
@@ -184,12 +199,19 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+# Fields added to specs after their first release: left out of the hash when unset, so
+# a spec that does not use them hashes as it did before they existed.
+_LATER_FIELDS = ("image_bytes", "start_by", "max_km")
+
+
 def hashed_body(spec: BaseModel) -> dict[str, Any]:
-    """What a spec's hash covers: its JSON, without ``image_bytes`` when it is unset (so
-    specs of offered images hash as they did before renters could push images)."""
+    """What a spec's hash covers: its JSON, without the later optional fields that are
+    unset (``image_bytes`` before renters could push images, a job's start window and
+    distance bound)."""
     body = spec.model_dump(mode="json")
-    if body.get("image_bytes", 0) is None:
-        del body["image_bytes"]
+    for name in _LATER_FIELDS:
+        if name in body and body[name] is None:
+            del body[name]
     return body
 
 

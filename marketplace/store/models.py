@@ -65,6 +65,9 @@ class JobRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     matched_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     chain_job_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    # a held job's planned start (unix s; None: now) and the energy trade behind it
+    start_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     assignments: Mapped[list[AssignmentRow]] = relationship(
         back_populates="job", order_by="AssignmentRow.slot", cascade="all, delete-orphan"
     )
