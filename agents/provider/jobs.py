@@ -11,14 +11,12 @@ waited for, a job that can still finish by its deadline is run, others are faile
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from agents.provider.config import ProviderConfig
 from agents.provider.images.offer import check_image, ensure_image
 from agents.provider.images.pull import ImagePuller
 from agents.provider.images.source import engine_image
+from agents.provider.inputs import decode_inputs
 from agents.provider.runtime import DockerRuntime, RunLimits, RunResult
 from agents.provider.store import JobRecord, JobStore
 from agents.wallet import TRANSIENT, Wallet
@@ -44,37 +43,13 @@ from protocol.provider_api import (
     SETTLED,
     JobPush,
 )
-from protocol.schemas import Capacity, InputFile, JobSpec, spec_hash
+from protocol.schemas import Capacity, JobSpec, spec_hash
 
 logger = logging.getLogger(__name__)
 
 DEV_CHAINS = (1337, 31337)
 # A job is only started when it can finish this long before its commit deadline.
 COMMIT_MARGIN_S = 10
-
-
-def decode_inputs(declared: Sequence[InputFile], sent: Mapping[str, str]) -> dict[str, bytes]:
-    """The pushed input files, decoded and checked against the spec's sizes and hashes.
-
-    Raises:
-        VerificationError: a file is missing, extra, not base64, or not what was declared.
-    """
-    by_path = {f.path: f for f in declared}
-    if set(sent) != set(by_path):
-        raise VerificationError(
-            f"inputs sent {sorted(sent)} differ from the spec's {sorted(by_path)}"
-        )
-    out: dict[str, bytes] = {}
-    for path, b64 in sent.items():
-        try:
-            data = base64.b64decode(b64, validate=True)
-        except ValueError:
-            raise VerificationError(f"input {path} is not valid base64") from None
-        f = by_path[path]
-        if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.sha256:
-            raise VerificationError(f"input {path} does not match its size and sha256")
-        out[path] = data
-    return out
 
 
 class JobRunner:

@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 from agents.errors import AgentError, ChainUnavailableError, RefusedError, VerificationError
 from agents.provider.config import ProviderConfig
 from agents.provider.images.offer import check_image, ensure_image
-from agents.provider.jobs import JobRunner, decode_inputs
+from agents.provider.inputs import decode_inputs
+from agents.provider.jobs import JobRunner
 from agents.provider.lease_store import ENDED, LIVE, RECEIVED, LeaseRecord, LeaseStore
 from agents.provider.services import engine as eng
 from agents.provider.services import store as service_states
