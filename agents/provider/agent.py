@@ -14,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from agents.errors import AgentError, NotFoundError
 from agents.market import MarketClient
 from agents.network import open_deployment
+from agents.provider import held
 from agents.provider.config import ProviderConfig
 from agents.provider.images.pull import ImagePuller
 from agents.provider.jobs import JobRunner
@@ -134,6 +135,7 @@ class ProviderAgent:
         self._spawn("payout", self._payouts)
         self._spawn("leases", self._watch_leases)
         self._spawn("snapshots", self._snapshots)
+        self._spawn("held", self._held_starts)
         logger.info(
             "provider agent started",
             extra={"address": self.wallet.address, "endpoint": self.cfg.endpoint},
@@ -272,6 +274,10 @@ class ProviderAgent:
                 self.snapshots.take_due()
             except Exception as exc:
                 logger.warning("snapshots failed; retrying", extra={"error": str(exc)})
+
+    def _held_starts(self) -> None:
+        """Start held jobs when the chain's clock reaches their start (``held.py``)."""
+        held.start_forever(self.runner, self.escrow.now, self.stopping, max(self.cfg.poll_s, 1.0))
 
     def _payouts(self) -> None:
         """Claim what the leases accrued, then withdraw each escrow's credit; one thread,

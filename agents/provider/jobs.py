@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.errors import ChainUnavailableError, RefusedError, VerificationError
+from agents.provider import held
 from agents.provider.config import ProviderConfig
 from agents.provider.images.offer import check_image, ensure_image
 from agents.provider.images.pull import ImagePuller
@@ -120,17 +121,22 @@ class JobRunner:
         with self._lock:  # a full provider refuses before it pulls an image, not after
             self._check_capacity(push.spec.resources)
         ensure_image(self.images, push.spec.image, push.image)  # the last check: a pull
+        start = held.start_of(job, self.escrow.windows())
         rec = JobRecord(
             chain_job_id=job_id,
             renter=signer,
             spec=push.spec.model_dump(mode="json"),
             state=RECEIVED,
+            start_at=start if start > self.escrow.now() else 0,
         )
         with self._lock:
             self._check_capacity(push.spec.resources)
             if not self.store.add(rec):
                 raise RefusedError(f"job {job_id} is already being taken")
         self._save_inputs(job_id, inputs)
+        if rec.start_at:  # held: started when the chain's clock reaches it (held.py)
+            logger.info("job held", extra={"job": job_id, "start_at": rec.start_at})
+            return rec
         try:
             self._accept(rec, job)
         except RefusedError as exc:
@@ -196,7 +202,7 @@ class JobRunner:
             )
         if spec.network and not self.cfg.allow_network:
             raise RefusedError("this provider does not give jobs network access")
-        now = self.escrow.now()
+        now = max(self.escrow.now(), held.start_of(job, self.escrow.windows()))
         if now > job.accept_by:
             raise RefusedError(f"job {job_id}'s accept window closed at {job.accept_by}")
         if now + spec.time_limit_s + COMMIT_MARGIN_S > job.deadline:
@@ -222,7 +228,7 @@ class JobRunner:
             self.cfg.caps.disk_mb,
         )
         for rec in self.store.all(unfinished=True):
-            if rec.state in (RECEIVED, ACCEPTED, RUNNING):
+            if rec.state in (RECEIVED, ACCEPTED, RUNNING) and not held.waiting(rec):
                 r = rec.spec["resources"]
                 cpu -= r["cpu"]
                 mem -= r["memory_mb"]
@@ -252,8 +258,9 @@ class JobRunner:
 
     def resume_all(self) -> None:
         for rec in self.store.all(unfinished=True):
-            logger.info("resuming job", extra={"job": rec.chain_job_id, "state": rec.state})
-            self.start(rec.chain_job_id)
+            if not rec.start_at or rec.state != RECEIVED:  # held ones start at their start
+                logger.info("resuming job", extra={"job": rec.chain_job_id, "state": rec.state})
+                self.start(rec.chain_job_id)
 
     def shutdown(self) -> None:
         self.stop.set()

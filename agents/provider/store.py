@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     salt TEXT,
     result_hash TEXT,
     run TEXT,
+    start_at INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -44,6 +45,7 @@ class JobRecord:
     salt: str | None = None
     result_hash: str | None = None
     run: dict[str, Any] = field(default_factory=dict)
+    start_at: int = 0  # a held job's start on chain (unix s); 0: it starts when received
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -55,6 +57,9 @@ class JobRecord:
 class JobStore(LocalDB):
     def __init__(self, path: Path) -> None:
         super().__init__(path, _SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "start_at" not in columns:  # a store from before held jobs
+            self._db.execute("ALTER TABLE jobs ADD COLUMN start_at INTEGER NOT NULL DEFAULT 0")
 
     def add(self, rec: JobRecord) -> bool:
         """Insert `rec`; False when the job is already known (nothing changes)."""
@@ -62,13 +67,14 @@ class JobStore(LocalDB):
         with self._lock:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO jobs (chain_job_id, renter, spec, state, detail, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "start_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     rec.chain_job_id,
                     rec.renter,
                     json.dumps(rec.spec),
                     rec.state,
                     rec.detail,
+                    rec.start_at,
                     now,
                     now,
                 ),
@@ -79,7 +85,7 @@ class JobStore(LocalDB):
         with self._lock:
             row = self._db.execute(
                 "SELECT chain_job_id, renter, spec, state, detail, salt, result_hash, run, "
-                "created_at, updated_at FROM jobs WHERE chain_job_id = ?",
+                "created_at, updated_at, start_at FROM jobs WHERE chain_job_id = ?",
                 (job_id,),
             ).fetchone()
         return _record(row) if row else None
@@ -99,7 +105,8 @@ class JobStore(LocalDB):
         with self._lock:
             rows = self._db.execute(
                 "SELECT chain_job_id, renter, spec, state, detail, salt, result_hash, run, "
-                f"created_at, updated_at FROM jobs {where} ORDER BY chain_job_id DESC LIMIT ?",
+                f"created_at, updated_at, start_at FROM jobs {where} "
+                "ORDER BY chain_job_id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_record(r) for r in rows]
@@ -130,4 +137,5 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         run=json.loads(row[7]) if row[7] else {},
         created_at=row[8],
         updated_at=row[9],
+        start_at=int(row[10]),
     )
