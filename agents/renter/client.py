@@ -177,7 +177,8 @@ class Renter:
                 raise VerificationError("the marketplace signed other providers than it named")
         else:
             signed = unsigned(providers)
-        job_id = self._fund(spec, price, signed)
+        start_at = int(job.get("start_at") or 0)  # a held job: the marketplace's plan
+        job_id = self._fund(spec, price, signed, start_at=start_at)
         record = {
             "job_id": job_id,
             "marketplace_id": job["id"],
@@ -185,6 +186,8 @@ class Renter:
             "price_wei": price,
             "assignments": assignments,
             "submitted_at": time.time(),
+            "start_at": start_at,
+            "plan": job.get("plan"),
         }
         self.save(job_id, record)
         self._keep_inputs(job_id, inputs)
@@ -206,24 +209,22 @@ class Renter:
             if hashlib.sha256(data).hexdigest() != declared[path].sha256:
                 raise UserError(f"input {path} does not match the sha256 in the spec")
 
-    def _fund(self, spec: JobSpec, price: int, assignment: Assignment) -> int:
+    def _fund(self, spec: JobSpec, price: int, assignment: Assignment, *, start_at: int) -> int:
+        """Fund the escrow with a permit; a job planned to start later (`start_at`) is
+        funded held (``fundAt``): nobody can accept it before then, its deadline counts
+        from then, and the renter may cancel it for a full refund until it starts."""
         w = self.escrow.windows()
         now = self.escrow.now()
-        deadline = now + w.accept + spec.time_limit_s + DEADLINE_MARGIN_S
+        held = start_at > now
+        deadline = max(now, start_at) + w.accept + spec.time_limit_s + DEADLINE_MARGIN_S
         amount = price * spec.replicas
         permit_deadline = now + 3600
         v, r, s = self._permit(amount, permit_deadline)
-        fn = self.escrow.contract.functions.fundWithPermit(
-            bytes.fromhex(spec_hash(spec)[2:]),
-            pack_resources(spec.resources),
-            price,
-            deadline,
-            spec.replicas,
-            assignment.as_arg(),
-            permit_deadline,
-            v,
-            r,
-            s,
+        terms = (bytes.fromhex(spec_hash(spec)[2:]), pack_resources(spec.resources), price)
+        when = (start_at, deadline) if held else (deadline,)
+        fund = self.escrow.contract.functions
+        fn = (fund.fundAtWithPermit if held else fund.fundWithPermit)(
+            *terms, *when, spec.replicas, assignment.as_arg(), permit_deadline, v, r, s
         )
         receipt = self.wallet.transact(fn)
         events = self.escrow.contract.events.JobFunded().process_receipt(receipt, errors=DISCARD)
