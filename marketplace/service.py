@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from marketplace.chain.client import ChainClient
 from marketplace.chain.matcher import MatcherSigner
 from marketplace.energy.grid import Grid
+from marketplace.energy.levels import EnergyBasis
 from marketplace.metrics import Metrics
 from marketplace.settings import Settings
 from marketplace.store.db import make_engine, migrate, session_factory
@@ -33,7 +34,9 @@ class Service:
         self.settings = settings
         self.engine: Engine = make_engine(settings.database_url)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
-        self.grid = grid or Grid()
+        self.grid = grid or Grid(
+            basis=EnergyBasis(settings.energy_basis, settings.energy_carbon_weight)
+        )
         self.chain: ChainClient | None = None
         self.matcher: MatcherSigner | None = None
         self.metrics = Metrics()

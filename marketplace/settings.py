@@ -7,7 +7,7 @@ without a chain (stake is then not verified and the API says so).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +48,17 @@ class Settings(BaseSettings, RateLimitSettings):
     signature_max_skew_s: float = Field(default=120.0, gt=0)
 
     energy_weight_km: float = Field(default=2000.0, ge=0, description="km per energy level")
+    energy_basis: Literal["price", "carbon", "mix"] = Field(
+        default="price",
+        description="what the energy level measures: the electricity price (with demand), "
+        "the grid's carbon intensity, or a mix of the two (see energy_carbon_weight)",
+    )
+    energy_carbon_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="with energy_basis=mix, the weight of carbon (the price gets the rest)",
+    )
     batch_window_ms: int = Field(default=150, ge=0, le=10_000, description="packing batch window")
     batch_quiet_ms: int = Field(
         default=30,

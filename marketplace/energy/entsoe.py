@@ -22,10 +22,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import numpy as np
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from marketplace.energy.sources import HOUR, BundledPriceSource, PricePoint, Region, require_utc
+from marketplace.energy.sources import (
+    HOUR,
+    BundledPriceSource,
+    Forecast,
+    PricePoint,
+    Region,
+    require_utc,
+)
 from marketplace.errors import (
     FeedNotConfiguredError,
     FeedParseError,
@@ -364,15 +372,37 @@ class EntsoePriceSource:
 
     def price(self, region: str, at: datetime) -> PricePoint:
         """The day-ahead price (hourly mean) of ``region`` in the hour containing ``at``."""
+        hour = require_utc(at).replace(minute=0, second=0, microsecond=0)
+        price, currency = self._price(region, hour)
+        demand = None
+        if self._with_demand:
+            demand = self._day("load", self._zones[region], hour.replace(hour=0))[0].get(hour)
+        return PricePoint(region, hour, price, currency or "EUR", demand)
+
+    def _price(self, region: str, hour: datetime) -> tuple[float, str | None]:
         if region not in self._zones:
             raise UnknownRegionError(
                 f"region {region!r} has no ENTSO-E zone; known: {', '.join(sorted(self._zones))}"
             )
-        hour = require_utc(at).replace(minute=0, second=0, microsecond=0)
-        day = hour.replace(hour=0)
-        zone = self._zones[region]
-        prices, currency = self._day("prices", zone, day)
+        prices, currency = self._day("prices", self._zones[region], hour.replace(hour=0))
         if hour not in prices:
             raise PriceUnavailableError(f"ENTSO-E has no price for {region} at {hour.isoformat()}")
-        demand = self._day("load", zone, day)[0].get(hour) if self._with_demand else None
-        return PricePoint(region, hour, prices[hour], currency or "EUR", demand)
+        return prices[hour], currency
+
+    def forecast(self, region_ids: Sequence[str], start: datetime, hours: int) -> Forecast:
+        """Day-ahead prices of ``region_ids`` for ``hours`` hours from the hour of ``start``
+        (no carbon: NaN), ending before the first hour not yet published (day-ahead
+        auctions publish the next day's prices around noon CET)."""
+        first = require_utc(start).replace(minute=0, second=0, microsecond=0)
+        rows: list[list[float]] = []
+        for h in range(hours):
+            hour = first + timedelta(hours=h)
+            try:
+                row = [self._price(r, hour)[0] for r in region_ids]
+            except (PriceUnavailableError, FeedParseError, FeedRequestError):
+                if h == 0:
+                    raise
+                break
+            rows.append(row)
+        price = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(region_ids)).T.copy()
+        return Forecast(tuple(region_ids), first, price, np.full(price.shape, np.nan))

@@ -1,4 +1,5 @@
-"""Generate the bundled synthetic electricity series (``data/regions.csv``, ``data/prices.csv``).
+"""Generate the bundled synthetic electricity series (``data/regions.csv``, ``data/prices.csv``,
+``data/carbon.csv``).
 
 Run from the repository root to rewrite the files (the output is deterministic)::
 
@@ -20,7 +21,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-__all__ = ["DAYS", "REGION_SPECS", "SEED", "START", "RegionSpec", "main", "render"]
+__all__ = [
+    "CARBON_SPECS",
+    "DAYS",
+    "REGION_SPECS",
+    "SEED",
+    "START",
+    "CarbonSpec",
+    "RegionSpec",
+    "main",
+    "render",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +82,56 @@ NZ-AKL|Auckland (NZ)        |Oceania      |-36.85| 174.76| 13|  70|0.40| 0.05|0.
 """
 
 
+def _rows(table: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("|")] for line in table.strip().splitlines()[1:]]
+
+
 def _parse_specs(table: str) -> tuple[RegionSpec, ...]:
-    rows = [[c.strip() for c in line.split("|")] for line in table.strip().splitlines()[1:]]
-    return tuple(RegionSpec(r[0], r[1], r[2], *(float(x) for x in r[3:])) for r in rows)
+    return tuple(RegionSpec(r[0], r[1], r[2], *(float(x) for x in r[3:])) for r in _rows(table))
 
 
 REGION_SPECS: tuple[RegionSpec, ...] = _parse_specs(_SPEC_TABLE)
+
+
+@dataclass(frozen=True)
+class CarbonSpec:
+    """The parameters that shape a region's synthetic carbon-intensity series."""
+
+    id: str
+    mean_g_kwh: float  # annual mean intensity of generation, gCO2/kWh (see data/README.md)
+    swing: float  # relative change of intensity per unit of net load above its mean
+    wind: float  # std of the slow (rho 0.95/h) relative anomaly: wind and imports
+
+
+# mean: rounded annual means of each grid's generation (data/README.md says from where).
+# swing: how much the fuel at the margin follows net load: high where gas or coal plants
+# ramp against solar and evening peaks (California, Spain, Chile, France's peakers), low
+# where one fuel runs flat out all day (coal in Poland, South Africa; gas in Singapore).
+_CARBON_TABLE = """
+id    |mean|swing|wind
+NO-OSL|  30| 0.30|0.05
+FR-PAR|  56| 1.20|0.10
+DE-FRA| 381| 0.80|0.20
+ES-MAD| 174| 1.20|0.20
+PL-WAW| 662| 0.20|0.08
+GB-LON| 238| 0.90|0.25
+US-CAL| 220| 1.30|0.08
+US-TEX| 376| 0.60|0.20
+US-NYC| 231| 0.60|0.05
+CA-QC |   2| 0.50|0.05
+BR-SP |  98| 0.80|0.10
+CL-SCL| 290| 1.20|0.05
+ZA-JNB| 709| 0.15|0.03
+IN-BOM| 713| 0.30|0.05
+SG-SIN| 417| 0.05|0.00
+JP-TYO| 485| 0.40|0.05
+AU-SYD| 680| 0.50|0.05
+NZ-AKL| 100| 0.90|0.10
+"""
+
+CARBON_SPECS: tuple[CarbonSpec, ...] = tuple(
+    CarbonSpec(r[0], float(r[1]), float(r[2]), float(r[3])) for r in _rows(_CARBON_TABLE)
+)
 
 
 def _demand_shape(hour: float) -> float:
@@ -92,8 +147,11 @@ def _solar(hour: float) -> float:
     return max(0.0, math.sin(math.pi * (hour - 6.5) / 12.0))
 
 
-def _region_rows(spec: RegionSpec, rng: random.Random) -> list[tuple[datetime, float, float]]:
-    rows: list[tuple[datetime, float, float]] = []
+def _region_rows(
+    spec: RegionSpec, rng: random.Random
+) -> list[tuple[datetime, float, float, float]]:
+    """Hourly (time, price, demand, net load shape); the net load also shapes carbon."""
+    rows: list[tuple[datetime, float, float, float]] = []
     weather = 0.0  # slow multiplicative demand anomaly (temperature), AR(1)
     noise = 0.0  # fast price noise, AR(1)
     cloud = 1.0
@@ -112,12 +170,26 @@ def _region_rows(spec: RegionSpec, rng: random.Random) -> list[tuple[datetime, f
         price = spec.base_price * (1.0 + spec.amplitude * (net - 0.9) + noise)
         if 17.0 <= hour <= 21.0 and rng.random() < spec.spike_prob * 5:
             price += spec.base_price * rng.uniform(1.0, 3.0)
-        rows.append((at, max(price, -15.0), demand))
+        rows.append((at, max(price, -15.0), demand, net))
     return rows
 
 
-def render() -> tuple[str, str]:
-    """Return the contents of ``regions.csv`` and ``prices.csv`` as text."""
+def _carbon_series(spec: CarbonSpec, net: list[float], rng: random.Random) -> list[float]:
+    """Hourly intensity: the annual mean x (1 + swing x net-load anomaly + wind anomaly),
+    floored at 15% of the mean, then scaled so the 14 days average the annual mean."""
+    mean_net = sum(net) / len(net)
+    innovation = spec.wind * math.sqrt(1.0 - 0.95**2)  # stationary std = spec.wind
+    wind = rng.gauss(0.0, spec.wind)
+    raw: list[float] = []
+    for n in net:
+        wind = 0.95 * wind + rng.gauss(0.0, innovation)
+        raw.append(max(0.15, 1.0 + spec.swing * (n - mean_net) + wind))
+    scale = spec.mean_g_kwh / (sum(raw) / len(raw))
+    return [r * scale for r in raw]
+
+
+def render() -> tuple[str, str, str]:
+    """Return the contents of ``regions.csv``, ``prices.csv`` and ``carbon.csv`` as text."""
     rng = random.Random(SEED)
     regions = io.StringIO()
     w = csv.writer(regions, lineterminator="\n")
@@ -130,9 +202,23 @@ def render() -> tuple[str, str]:
     w.writerow(["timestamp", "region", "price_eur_mwh", "demand_mw"])
     for t in range(DAYS * 24):
         for s in REGION_SPECS:
-            at, price, demand = series[s.id][t]
+            at, price, demand, _ = series[s.id][t]
             w.writerow([at.strftime("%Y-%m-%dT%H:%M:%SZ"), s.id, f"{price:.2f}", f"{demand:.0f}"])
-    return regions.getvalue(), prices.getvalue()
+    # A stream of its own, so the price series stays as it was before carbon was added.
+    crng = random.Random(SEED + 1)
+    by_id = {c.id: c for c in CARBON_SPECS}
+    carbon = {
+        s.id: _carbon_series(by_id[s.id], [row[3] for row in series[s.id]], crng)
+        for s in REGION_SPECS
+    }
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["timestamp", "region", "carbon_g_kwh"])
+    for t in range(DAYS * 24):
+        for s in REGION_SPECS:
+            at = series[s.id][t][0]
+            w.writerow([at.strftime("%Y-%m-%dT%H:%M:%SZ"), s.id, f"{carbon[s.id][t]:.1f}"])
+    return regions.getvalue(), prices.getvalue(), out.getvalue()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,10 +226,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data")
     args = parser.parse_args(argv)
-    regions, prices = render()
+    regions, prices, carbon = render()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "regions.csv").write_text(regions, encoding="utf-8")
     (args.out / "prices.csv").write_text(prices, encoding="utf-8")
+    (args.out / "carbon.csv").write_text(carbon, encoding="utf-8")
     print(f"wrote {len(REGION_SPECS)} regions x {DAYS * 24} hours to {args.out}")
 
 

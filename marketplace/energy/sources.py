@@ -1,10 +1,16 @@
-"""Electricity price sources: the interface and the bundled offline default.
+"""Electricity price sources: the interface, forecasts and the bundled offline default.
 
 A :class:`PriceSource` answers "what does electricity cost in region R at time T" with a
-:class:`PricePoint` (price per MWh, and demand in MW when the source knows it). Sources are
-small, swappable objects: the bundled synthetic series (:class:`BundledPriceSource`) works
-offline, and adapters such as :class:`marketplace.energy.entsoe.EntsoePriceSource` read
-real feeds.
+:class:`PricePoint` (price per MWh, demand in MW and grid carbon intensity in gCO2/kWh when
+the source knows them). Sources are small, swappable objects: the bundled synthetic series
+(:class:`BundledPriceSource`) works offline, and adapters such as
+:class:`marketplace.energy.entsoe.EntsoePriceSource` read real feeds.
+
+:func:`forecast` answers the coming hours of several regions at once as a
+:class:`Forecast` (arrays of price and carbon per region and hour). A source may answer it
+itself with a ``forecast`` method of the same signature (the bundled series slices its
+arrays; ENTSO-E reads day-ahead prices); otherwise it is asked hour by hour, and the
+forecast ends at the first hour the source has no price for.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from marketplace.geo import to_xyz_km, validate_location
 
 __all__ = [
     "BundledPriceSource",
+    "Forecast",
     "PricePoint",
     "PriceSource",
     "Region",
     "floor_hour",
+    "forecast",
     "nearest_region",
     "nearest_region_indices",
     "price_at_location",
@@ -78,6 +86,7 @@ class PricePoint:
         price: Price per MWh in ``currency`` (may be negative).
         currency: ISO currency code of ``price``.
         demand_mw: Demand (load) in MW over the interval, or None when unknown.
+        carbon_g_kwh: Grid carbon intensity (gCO2 per kWh) over the interval, or None.
     """
 
     region: str
@@ -85,6 +94,38 @@ class PricePoint:
     price: float
     currency: str = "EUR"
     demand_mw: float | None = None
+    carbon_g_kwh: float | None = None
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Price and carbon intensity of several regions over consecutive hours.
+
+    Attributes:
+        region_ids: The regions, in the order of the arrays' rows.
+        start: The first hour (a UTC hour start).
+        price: Shape ``(regions, hours)``, per MWh.
+        carbon: Shape ``(regions, hours)``, gCO2/kWh; NaN where the source has no figure.
+    """
+
+    region_ids: tuple[str, ...]
+    start: datetime
+    price: NDArray[np.float64]
+    carbon: NDArray[np.float64]
+
+    @property
+    def hours(self) -> int:
+        """How many hours the forecast covers (from ``start``)."""
+        return int(self.price.shape[1])
+
+    def row(self, region: str) -> int:
+        """The row of ``region`` in the arrays."""
+        try:
+            return self.region_ids.index(region)
+        except ValueError:
+            raise UnknownRegionError(
+                f"region {region!r} is not in this forecast; ask for it in region_ids"
+            ) from None
 
 
 @runtime_checkable
@@ -118,6 +159,40 @@ def require_utc(at: datetime) -> datetime:
 def floor_hour(at: datetime) -> datetime:
     """The start of the UTC hour containing ``at``."""
     return require_utc(at).replace(minute=0, second=0, microsecond=0)
+
+
+def forecast(
+    source: PriceSource, region_ids: Sequence[str], start: datetime, hours: int
+) -> Forecast:
+    """Price and carbon of ``region_ids`` for ``hours`` hours from the hour of ``start``.
+
+    Uses ``source.forecast`` when the source has one; otherwise asks ``source.price`` hour
+    by hour. Either way the forecast ends before the first hour the source has no price
+    for; :class:`PriceUnavailableError` when it knows not even the first.
+    """
+    if hours < 1:
+        raise InvalidTimeError(f"hours={hours}; ask for 1 or more")
+    own = getattr(source, "forecast", None)
+    if callable(own):
+        fc = own(region_ids, start, hours)
+        if not isinstance(fc, Forecast):
+            raise PriceUnavailableError(f"{type(source).__name__}.forecast returned {fc!r}")
+        return fc
+    first = floor_hour(start)
+    prices: list[list[float]] = []
+    carbon: list[list[float]] = []
+    for h in range(hours):
+        try:
+            points = [source.price(r, first + h * HOUR) for r in region_ids]
+        except PriceUnavailableError:
+            if h == 0:
+                raise
+            break
+        prices.append([p.price for p in points])
+        carbon.append([math.nan if p.carbon_g_kwh is None else p.carbon_g_kwh for p in points])
+    return Forecast(
+        tuple(region_ids), first, np.asarray(prices).T.copy(), np.asarray(carbon).T.copy()
+    )
 
 
 def nearest_region_indices(
@@ -160,6 +235,7 @@ class _Bundle:
     hours: int
     prices: dict[str, NDArray[np.float64]]
     demand: dict[str, NDArray[np.float64]]
+    carbon: dict[str, NDArray[np.float64]]
 
 
 def _read_text(name: str) -> str:
@@ -187,10 +263,13 @@ def _load_bundle() -> _Bundle:
             times.append(row["timestamp"])
         prices[row["region"]].append(float(row["price_eur_mwh"]))
         demand[row["region"]].append(float(row["demand_mw"]))
+    carbon: dict[str, list[float]] = {r.id: [] for r in regions}
+    for row in csv.DictReader(io.StringIO(_read_text("carbon.csv"))):
+        carbon[row["region"]].append(float(row["carbon_g_kwh"]))
     start = datetime.fromisoformat(times[0].replace("Z", "+00:00"))
     hours = len(times)
     for rid in prices:
-        if len(prices[rid]) != hours:
+        if len(prices[rid]) != hours or len(carbon[rid]) != hours:
             raise PriceUnavailableError(f"bundled data for {rid} is incomplete; regenerate it")
     logger.debug("loaded bundled prices: %d regions x %d hours", len(regions), hours)
     return _Bundle(
@@ -199,11 +278,13 @@ def _load_bundle() -> _Bundle:
         hours=hours,
         prices={k: np.asarray(v) for k, v in prices.items()},
         demand={k: np.asarray(v) for k, v in demand.items()},
+        carbon={k: np.asarray(v) for k, v in carbon.items()},
     )
 
 
 class BundledPriceSource:
-    """The offline default: synthetic hourly prices and demand bundled with the package.
+    """The offline default: synthetic hourly prices, demand and carbon intensity bundled
+    with the package.
 
     The series covers 14 days (two whole weeks, starting on a Monday). With ``cyclic=True``
     (the default) any time maps onto the same hour of the same weekday inside those two
@@ -240,12 +321,15 @@ class BundledPriceSource:
             )
         return int(offset)
 
-    def price(self, region: str, at: datetime) -> PricePoint:
-        """The bundled price and demand of ``region`` in the hour containing ``at``."""
+    def _check(self, region: str) -> None:
         if region not in self._by_id:
             raise UnknownRegionError(
                 f"unknown region {region!r}; known regions: {', '.join(sorted(self._by_id))}"
             )
+
+    def price(self, region: str, at: datetime) -> PricePoint:
+        """The bundled price, demand and carbon of ``region`` in the hour containing ``at``."""
+        self._check(region)
         i = self._hour_index(at)
         price = float(self._bundle.prices[region][i])
         demand = float(self._bundle.demand[region][i])
@@ -255,4 +339,23 @@ class BundledPriceSource:
             price=price,
             currency="EUR",
             demand_mw=demand if math.isfinite(demand) else None,
+            carbon_g_kwh=float(self._bundle.carbon[region][i]),
         )
+
+    def forecast(self, region_ids: Sequence[str], start: datetime, hours: int) -> Forecast:
+        """The next ``hours`` hours from the hour of ``start`` (see :func:`forecast`): the
+        series itself, as if it were known ahead (without ``cyclic``, cut at its end)."""
+        for r in region_ids:
+            self._check(r)
+        b = self._bundle
+        first = self._hour_index(start)
+        if self._cyclic:
+            idx = (first + np.arange(hours)) % b.hours
+        else:
+            idx = np.arange(first, min(first + hours, b.hours))
+        price = np.zeros((len(region_ids), len(idx)))
+        carbon = np.zeros((len(region_ids), len(idx)))
+        for row, r in enumerate(region_ids):
+            price[row] = b.prices[r][idx]
+            carbon[row] = b.carbon[r][idx]
+        return Forecast(tuple(region_ids), floor_hour(start), price, carbon)

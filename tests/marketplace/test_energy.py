@@ -63,8 +63,14 @@ def test_bundled_source_implements_the_price_source_protocol():
 
 
 def test_bundled_files_match_their_generator():
-    regions_csv, prices_csv = generate_data.render()
+    regions_csv, prices_csv, carbon_csv = generate_data.render()
     shipped = Path(generate_data.__file__).parent / "data"
+    got_c = (shipped / "carbon.csv").read_text(encoding="utf-8").splitlines()
+    want_c = carbon_csv.splitlines()
+    assert len(got_c) == len(want_c) and got_c[0] == want_c[0]
+    for g, w in zip(got_c[1:], want_c[1:], strict=True):
+        assert g.split(",")[:2] == w.split(",")[:2]
+        assert abs(float(g.split(",")[2]) - float(w.split(",")[2])) <= 0.11
     assert (shipped / "regions.csv").read_text(encoding="utf-8") == regions_csv
     got = (shipped / "prices.csv").read_text(encoding="utf-8").splitlines()
     want = prices_csv.splitlines()
