@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from agents import keys
 from agents.errors import UserError
 from agents.network import open_deployment
 from agents.origin import parse_origin
-from agents.renter import deadlines, disputes
+from agents.renter import deadlines, disputes, when
 from agents.renter.client import Renter
 from agents.renter.inputs import input_files
 from agents.token.payback import payback
@@ -36,6 +37,17 @@ Home = Annotated[
     Path | None, typer.Option("--home", help="renter folder (default ~/.dcloud/renter)")
 ]
 JobId = Annotated[int, typer.Argument(help="the job's on-chain id (from `submit` or `list`)")]
+StartBy = Annotated[
+    str | None,
+    typer.Option(help="start at the cheapest hour until then: +6h, 18:00 or an ISO time"),
+]
+FinishBy = Annotated[
+    str | None, typer.Option(help="finish by then (the latest start less the time limit)")
+]
+MaxKm = Annotated[
+    float | None,
+    typer.Option(help="km farther than the nearest provider the job may go for energy"),
+]
 
 
 class RenterConfig(Wire):
@@ -157,9 +169,10 @@ def _spec(
     inputs: list[Path],
     *,
     origin: Location | None = None,
+    window: tuple[str | None, str | None] = (None, None),
 ) -> tuple[JobSpec, dict[str, bytes]]:
-    """The spec from the file, the options over it, and the renter's origin if neither
-    names one."""
+    """The spec from the file, the options over it, the renter's origin if neither
+    names one, and the start window (--start-by, --finish-by) as its latest start."""
     data: dict[str, Any] = {}
     if spec_file is not None:
         try:
@@ -167,6 +180,11 @@ def _spec(
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read spec {spec_file} ({exc})") from None
     data.update({k: v for k, v in fields.items() if v is not None})
+    latest = when.start_by(
+        start=window[0], finish=window[1], time_limit_s=data.get("time_limit_s"), now=time.time()
+    )
+    if latest is not None:
+        data["start_by"] = latest
     if "origin" not in data:
         if origin is None:
             raise UserError(
@@ -213,12 +231,22 @@ def submit(
         list[Path] | None, typer.Option("--input", help="file sent to /input")
     ] = None,
     spec: Annotated[Path | None, typer.Option(help="JSON job spec (options override it)")] = None,
+    start_by: StartBy = None,
+    finish_by: FinishBy = None,
+    max_km: MaxKm = None,
+    estimate: Annotated[
+        bool, typer.Option(help="only show who would run it, when, and the cost; pay nothing")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="folder for the result")] = None,
     wait: Annotated[bool, typer.Option(help="wait for the result, verify and confirm")] = True,
     timeout: Annotated[float, typer.Option(help="seconds to wait")] = 600,
     home: Home = None,
 ) -> None:
-    """Submit a job: match, pay into escrow, run, verify the result, confirm."""
+    """Submit a job: match, pay into escrow, run, verify the result, confirm.
+
+    With --start-by or --finish-by the marketplace may hold the job and start it later,
+    at the hour and place of least expected energy cost; you pay now, and `dcloud job
+    cancel` refunds it all until it starts."""
     fields: dict[str, Any] = {
         "image": image,
         "command": command or None,
@@ -232,8 +260,15 @@ def submit(
         fields["resources"] = {k: v for k, v in res.items() if v is not None}
     if origin:
         fields["origin"] = parse_origin(origin).model_dump()
-    job_spec, contents = _spec(spec, fields, input_ or [], origin=_config(home).origin)
+    job_spec, contents = _spec(
+        spec, fields, input_ or [], origin=_config(home).origin, window=(start_by, finish_by)
+    )
+    if max_km is not None:
+        job_spec = job_spec.model_copy(update={"max_km": max_km})
     renter = _renter(home)
+    if estimate:
+        _estimate(renter.quote(job_spec), time.time())
+        return
     with console.status("submitting") as status:
         job_id = renter.submit(job_spec, contents, progress=lambda s: status.update(s))
     rec = renter.record(job_id)
@@ -243,6 +278,16 @@ def submit(
             f"{a['distance_km']:.0f} km · energy level {a['energy_level']} · "
             f"{fmt_tokens(a['cost_wei'])}"
         )
+    now = renter.escrow.now()
+    for line in when.plan_lines(rec.get("plan"), now):
+        console.print(f"  {line}")
+    if rec.get("start_at", 0) > now:
+        console.print(
+            f"job {job_id} is held until {when.local(rec['start_at'], now)}; follow it with "
+            f"`dcloud job status {job_id}`, fetch it with `dcloud job result {job_id}`, or "
+            f"`dcloud job cancel {job_id}` for a full refund until it starts"
+        )
+        return
     if not wait:
         console.print(
             f"funded {fmt_tokens(rec['price_wei'] * job_spec.replicas)}; "
@@ -250,6 +295,19 @@ def submit(
         )
         return
     _finish(renter, job_id, out or Path(f"dcloud-job-{job_id}"), timeout)
+
+
+def _estimate(quote: dict[str, Any], now: float) -> None:
+    if quote.get("price_wei") is None:
+        raise UserError(f"no provider can run this job: {quote['reason']}")
+    for a in quote["candidates"]:
+        console.print(
+            f"{a['provider']} · {a['distance_km']:.0f} km · energy level {a['energy_level']} · "
+            f"{fmt_tokens(a['cost_wei'])}"
+        )
+    for line in when.plan_lines(quote.get("plan"), now):
+        console.print(f"  {line}")
+    console.print(f"price {fmt_tokens(quote['price_wei'])} per replica; nothing was paid")
 
 
 def _pair(text: str) -> tuple[str, str]:
