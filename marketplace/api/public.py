@@ -18,6 +18,7 @@ from marketplace.api.schemas import (
     JobPublic,
     JobStatusName,
     LeasePublic,
+    PlanPublic,
     ProviderPublic,
     ReplicaSlotPublic,
     ServiceHealthPublic,
@@ -91,6 +92,8 @@ def job_public(
         matched_at=row.matched_at,
         assignments=assignments,
         price_wei=max((a.cost_wei for a in assignments), default=None),
+        start_at=row.start_at,
+        plan=PlanPublic.model_validate(row.plan) if row.plan else None,
         chain=chain,
         events=[
             ChainEventPublic(

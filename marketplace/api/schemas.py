@@ -120,6 +120,29 @@ JobStatusName = Literal[
 is expired; a funded one follows its escrow state (funded ... settled or cancelled)."""
 
 
+class PlanPublic(BaseModel):
+    """When and where a job with a start window (or a distance bound) runs, and the energy
+    trade against running it now at the nearest candidate provider."""
+
+    start_at: int = Field(description="planned start, unix seconds (now for a job not held)")
+    provider: str
+    region: str
+    km_added: float = Field(description="km beyond the nearest candidate provider")
+    cost_eur: float = Field(description="expected energy cost over the time limit, EUR")
+    cost_now_eur: float = Field(description="the same, starting now at the nearest provider")
+    saving_pct: float
+    co2_g: float | None = Field(description="expected CO2, grams (null: no carbon series)")
+    co2_now_g: float | None
+    basis: str = Field(description="what the plan minimised: price, carbon or mix")
+
+
+PLAN_FIELD = Field(
+    default=None,
+    description="jobs with start_by or max_km: the planned start and place and the energy "
+    "trade; null for others",
+)
+
+
 class JobPublic(BaseModel):
     id: str
     renter: str
@@ -139,6 +162,12 @@ class JobPublic(BaseModel):
     )
     chain: ChainJobPublic | None = None
     events: list[ChainEventPublic] = []
+    start_at: int | None = Field(
+        default=None,
+        description="a held job's planned start (unix s): fund it with JobEscrow.fundAt; "
+        "null: it starts now",
+    )
+    plan: PlanPublic | None = PLAN_FIELD
 
 
 class ImagePullPublic(BaseModel):
@@ -168,6 +197,7 @@ class QuotePublic(BaseModel):
     price_wei: int | None
     reason: str
     image_pull: ImagePullPublic | None = IMAGE_PULL_FIELD
+    plan: PlanPublic | None = PLAN_FIELD
 
 
 class RegionPublic(BaseModel):

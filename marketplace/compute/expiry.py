@@ -62,7 +62,7 @@ def expire(session: Session, *, now: float, after_s: float) -> list[str]:
         if getattr(flipped, "rowcount", 0) != 1:
             continue
         spec = JobSpec.model_validate(row.spec)
-        for a in row.assignments:
+        for a in row.assignments if row.start_at is None else ():  # held: nothing reserved
             providers.release(session, a.provider, spec, reserved_at=row.matched_at or 0.0)
         expired.append(row.id)
     return expired

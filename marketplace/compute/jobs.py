@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from marketplace.compute import held
 from marketplace.compute.images import ImagePull
 from marketplace.energy.grid import Grid
 from marketplace.errors import InvalidInputError, NotFoundError
@@ -22,6 +23,7 @@ PENDING, MATCHED, UNMATCHED, EXPIRED = "pending", "matched", "unmatched", "expir
 
 def create(session: Session, *, renter: str, spec: JobSpec, grid: Grid) -> JobRow:
     """Record a new job (status pending) from a verified spec."""
+    held.check_window(spec, time.time())
     if spec.regions:
         unknown = sorted(set(spec.regions) - grid.region_ids())
         if unknown:

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from marketplace.compute import expiry, images, jobs, providers
+from marketplace.compute import expiry, held, images, jobs, providers
 from marketplace.compute.assign import Choice, Item, choose
 from marketplace.compute.images import ImagePull
 from marketplace.compute.unmatched import explain_unmatched
@@ -146,10 +146,28 @@ class Scheduler:
         found = index.query_batch(
             requests, k=max(k, max((s.replicas for _, s in specs), default=1) * 2)
         )
+        now, grid = time.time(), self.service.grid
         return [
-            prefer_regions(matches, set(spec.regions), self.regions) if spec.regions else matches
+            held.order(
+                spec,
+                prefer_regions(matches, set(spec.regions), self.regions)
+                if spec.regions
+                else matches,
+                self.regions,
+                grid,
+                now,
+            )
             for (_, spec), matches in zip(specs, found, strict=True)
         ]
+
+    def plan(self, item: Item, chosen: list[Choice]) -> held.Planned | None:
+        """A job with a start window or distance bound: its start and energy trade on the
+        provider chosen first (``held.py``); None for other jobs."""
+        if not chosen:
+            return None
+        return held.plan_for(
+            item.spec, chosen[0].match, item.matches, self.regions, self.service.grid, time.time()
+        )
 
     def explain(self, spec: JobSpec, placed: int) -> str:
         """Why `spec` got only `placed` of its replicas placed, against the providers of
@@ -202,8 +220,12 @@ class Scheduler:
                     service.metrics.matches.labels("unmatched").inc()
                 else:
                     row.assignments.extend(self.assignment_rows(chosen))
-                    for choice in chosen:
-                        providers.reserve(session, choice.match.provider_id, item.spec)
+                    planned = self.plan(item, chosen)
+                    if planned is not None:
+                        row.start_at, row.plan = planned.start_at, planned.plan
+                    if row.start_at is None:  # a held job takes capacity from its start
+                        for choice in chosen:
+                            providers.reserve(session, choice.match.provider_id, item.spec)
                     row.status, row.matched_at = jobs.MATCHED, now
                     service.metrics.matches.labels("matched").inc()
                 outcomes[item.job_id] = row.status
