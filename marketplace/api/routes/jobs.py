@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -14,12 +15,13 @@ from marketplace.api.schemas import (
     DisputeRequest,
     JobList,
     JobPublic,
+    PlanPublic,
     QuotePublic,
     SignedAssignmentPublic,
     VerifiersPublic,
 )
 from marketplace.auth import authenticate
-from marketplace.compute import disputes, expiry, images, jobs
+from marketplace.compute import disputes, expiry, held, images, jobs
 from marketplace.compute.assign import Choice, Item, choose
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
 from marketplace.service import Service
@@ -44,6 +46,8 @@ def quote(spec: JobSpec, scheduler: SchedulerDep) -> QuotePublic:
     matches = scheduler.candidates([("quote", spec)])[0]
     item = Item("quote", spec, matches)
     chosen = choose([item], scheduler.records)["quote"]
+    held.check_window(spec, time.time())
+    planned = scheduler.plan(item, chosen) if len(chosen) == spec.replicas else None
     candidates = [assignment_public(r, spec) for r in scheduler.assignment_rows(chosen)]
     enough = len(chosen) == spec.replicas
     pull = scheduler.pull_of(spec)
@@ -54,6 +58,7 @@ def quote(spec: JobSpec, scheduler: SchedulerDep) -> QuotePublic:
         price_wei=max((c.cost_wei for c in candidates), default=None) if enough else None,
         reason="" if enough else scheduler.explain(spec, len(chosen)),
         image_pull=image_pull_public(pull, pulling) if enough else None,
+        plan=PlanPublic.model_validate(planned.plan) if planned else None,
     )
 
 
