@@ -18,8 +18,11 @@ import {EscrowCredits} from "./EscrowCredits.sol";
  *    provider or is open to any active provider. A replicated job names one provider
  *    per replica, and the matcher must have signed that choice ({JobAssignments}):
  *    whoever picks the voters of a majority picks its outcome, so the renter may not.
- * 2. `accept` until `acceptBy`: a provider takes a replica slot and the registry
- *    locks `collateral` of its stake.
+ *    `fundAt` holds a job until a planned hour `startAt` (at most `MAX_HOLD` ahead):
+ *    its acceptance window opens then, and the deadline counts from its end.
+ * 2. `accept` from the start until `acceptBy`: a provider takes a replica slot and
+ *    the registry locks `collateral` of its stake. The start is not stored: it is
+ *    `acceptBy - acceptWindow` (a dispute moves both to the dispute's time).
  * 3. `commit` until `deadline`: keccak256(abi.encode(resultHash, salt, provider)).
  * 4. Single-replica job: the result stays hidden. The provider hands the hash and
  *    salt to the renter with the files, off chain; the renter checks them against the
@@ -76,6 +79,8 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
     uint8 private constant _DISPUTE_REPLICAS = 3;
     /// @notice The longest a job may run between its acceptance window and its deadline.
     uint32 public constant MAX_RUN_TIME = 7 days;
+    /// @notice The longest a job may be held between its funding and its start.
+    uint32 public constant MAX_HOLD = 2 days;
 
     IProviderRegistry private immutable _registry;
     uint32 private immutable _acceptWindow;
@@ -142,7 +147,35 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         uint8 replicas,
         Assignment calldata assignment
     ) external nonReentrant returns (uint256 jobId) {
-        return _fund(specHash, resources, price, deadline, replicas, assignment);
+        uint256 amount;
+        (jobId, amount) = _open(specHash, resources, price, 0, deadline, replicas, assignment);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /**
+     * @notice {fund} for a job held until `startAt` (a planned hour): nobody may accept
+     * it before then, its acceptance window opens at `startAt`, and the deadline rules
+     * count from that window's end. Until a provider accepts, the renter may `cancel`
+     * for a full refund; nobody else can before the window closes.
+     * @param startAt When providers may start accepting; at or before now means now
+     * (exactly {fund}).
+     *
+     * Requirements: as {fund}; `startAt` at most `MAX_HOLD` after now.
+     *
+     * Emits {JobFunded}, then {JobHeld} for a job that starts later.
+     */
+    function fundAt(
+        bytes32 specHash,
+        uint256 resources,
+        uint96 price,
+        uint32 startAt,
+        uint32 deadline,
+        uint8 replicas,
+        Assignment calldata assignment
+    ) external nonReentrant returns (uint256 jobId) {
+        uint256 amount;
+        (jobId, amount) = _open(specHash, resources, price, startAt, deadline, replicas, assignment);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
     }
 
     /**
@@ -163,10 +196,35 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         bytes32 r,
         bytes32 s
     ) external nonReentrant returns (uint256 jobId) {
-        uint256 amount = uint256(price) * replicas;
-        try IERC20Permit(address(_token)).permit(msg.sender, address(this), amount, permitDeadline, v, r, s) {}
-            catch {}
-        return _fund(specHash, resources, price, deadline, replicas, assignment);
+        _permit(uint256(price) * replicas, permitDeadline, v, r, s);
+        uint256 amount;
+        (jobId, amount) = _open(specHash, resources, price, 0, deadline, replicas, assignment);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /**
+     * @notice {fundAt} with an ERC-2612 permit instead of a prior approval, as
+     * {fundWithPermit}.
+     *
+     * Emits {JobFunded}, then {JobHeld} for a job that starts later.
+     */
+    function fundAtWithPermit(
+        bytes32 specHash,
+        uint256 resources,
+        uint96 price,
+        uint32 startAt,
+        uint32 deadline,
+        uint8 replicas,
+        Assignment calldata assignment,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant returns (uint256 jobId) {
+        _permit(uint256(price) * replicas, permitDeadline, v, r, s);
+        uint256 amount;
+        (jobId, amount) = _open(specHash, resources, price, startAt, deadline, replicas, assignment);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
     }
 
     /**
@@ -290,14 +348,19 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
     /**
      * @notice Takes a replica slot of a job and locks collateral from the caller's stake.
      *
-     * Requirements: before `acceptBy`; the caller is named for a free slot, or the job
-     * is open, has a free slot and the caller holds none; enough free stake.
+     * Requirements: the job has started (see {fundAt}) and `acceptBy` has not passed;
+     * the caller is named for a free slot, or the job is open, has a free slot and the
+     * caller holds none; enough free stake.
      *
      * Emits {JobAccepted}.
      */
     function accept(uint256 jobId) external nonReentrant {
         Job storage job = _live(jobId);
-        if (block.timestamp > job.acceptBy) revert EscrowWindowClosed(jobId, job.acceptBy);
+        uint256 acceptBy = job.acceptBy;
+        if (block.timestamp > acceptBy) revert EscrowWindowClosed(jobId, acceptBy);
+        // the window opens at the start: a held job's planned hour, else its funding
+        // (or its dispute, which moves the window to then)
+        if (block.timestamp < acceptBy - _acceptWindow) revert EscrowNotStarted(jobId, acceptBy - _acceptWindow);
         uint256 slot = _freeSlot(jobId, job);
         Replica storage replica = _replicas[jobId][slot];
         replica.provider = msg.sender;
@@ -427,6 +490,13 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         return _jobCount;
     }
 
+    /// @notice When providers may start accepting `jobId` (its funding, unless it was
+    /// held for later; a dispute restarts the window at the dispute).
+    function startsAt(uint256 jobId) external view returns (uint256) {
+        uint256 acceptBy = _jobs[jobId].acceptBy;
+        return acceptBy == 0 ? 0 : acceptBy - _acceptWindow;
+    }
+
     /// @notice When `jobId` can be finalized (it can strictly after this time).
     function finalizableAt(uint256 jobId) external view returns (uint256) {
         return _finalizableAt(_jobs[jobId]);
@@ -461,38 +531,19 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
 
     // ----------------------------------------------------------------- internal
 
-    function _fund(
+    /// @dev Records a funded job (the caller pays `amount` afterwards) and emits its events.
+    function _open(
         bytes32 specHash,
         uint256 resources,
         uint96 price,
+        uint32 startAt,
         uint32 deadline,
         uint8 replicas,
         Assignment calldata assignment
-    ) private returns (uint256 jobId) {
-        if (price == 0) revert EscrowZeroPrice();
-        if (replicas == 0 || replicas > MAX_REPLICAS) revert EscrowBadReplicas(replicas, MAX_REPLICAS);
-        uint32 acceptBy = uint32(block.timestamp) + _acceptWindow;
-        if (deadline <= acceptBy) revert EscrowDeadlineTooSoon(deadline, acceptBy);
-        if (deadline - acceptBy > MAX_RUN_TIME) revert EscrowDeadlineTooLate(deadline, acceptBy + MAX_RUN_TIME);
-        address[] calldata providers = assignment.providers;
-        if (replicas != 1) {
-            // co-replicas vote on each other's results: the matcher chooses them
-            if (providers.length != replicas) revert EscrowBadProviders(providers.length, replicas);
-            _checkAssignment(msg.sender, specHash, assignment);
-        } else if (providers.length > 1) {
-            revert EscrowBadProviders(providers.length, replicas);
-        }
-        uint256 collateral = (uint256(price) * _collateralBps) / 10_000;
-        if (collateral > type(uint96).max) revert EscrowPriceTooHigh(price);
+    ) private returns (uint256 jobId, uint256 amount) {
+        uint32 acceptBy = _acceptBy(startAt, deadline);
         jobId = ++_jobCount;
-        for (uint256 i; i < providers.length; ++i) {
-            address provider = providers[i];
-            if (provider == address(0) || (replicas != 1 && provider == msg.sender)) revert EscrowBadProvider(provider);
-            for (uint256 j; j < i; ++j) {
-                if (providers[j] == provider) revert EscrowBadProvider(provider);
-            }
-            _replicas[jobId][i].provider = provider;
-        }
+        bool open = _name(jobId, specHash, replicas, assignment);
         _jobs[jobId] = Job({
             renter: msg.sender,
             price: price,
@@ -504,13 +555,68 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
             committed: 0,
             revealed: 0,
             status: JobStatus.Funded,
-            open: providers.length == 0,
-            collateral: uint96(collateral),
+            open: open,
+            collateral: _collateralOf(price),
             feeBps: _currentFeeBps()
         });
-        uint256 amount = uint256(price) * replicas;
-        emit JobFunded(jobId, msg.sender, specHash, resources, amount, deadline, replicas, providers);
-        _token.safeTransferFrom(msg.sender, address(this), amount);
+        amount = uint256(price) * replicas;
+        emit JobFunded(jobId, msg.sender, specHash, resources, amount, deadline, replicas, assignment.providers);
+        if (startAt > block.timestamp) emit JobHeld(jobId, startAt);
+    }
+
+    /// @dev The end of a job's acceptance window: `_acceptWindow` after its start (now,
+    /// or a later `startAt`); the deadline counts from there.
+    function _acceptBy(uint32 startAt, uint32 deadline) private view returns (uint32 acceptBy) {
+        uint256 start = block.timestamp;
+        if (startAt > start) {
+            uint256 latest = start + MAX_HOLD;
+            if (startAt > latest) revert EscrowStartTooLate(startAt, latest);
+            start = startAt;
+        }
+        acceptBy = uint32(start) + _acceptWindow;
+        if (deadline <= acceptBy) revert EscrowDeadlineTooSoon(deadline, acceptBy);
+        if (deadline - acceptBy > MAX_RUN_TIME) revert EscrowDeadlineTooLate(deadline, acceptBy + MAX_RUN_TIME);
+    }
+
+    /// @dev Each replica's collateral; checks the price.
+    function _collateralOf(uint96 price) private view returns (uint96) {
+        if (price == 0) revert EscrowZeroPrice();
+        uint256 collateral = (uint256(price) * _collateralBps) / 10_000;
+        if (collateral > type(uint96).max) revert EscrowPriceTooHigh(price);
+        return uint96(collateral);
+    }
+
+    /// @dev Checks the replicas and their providers and names them in their slots;
+    /// true when nobody is named (any active provider may accept).
+    function _name(uint256 jobId, bytes32 specHash, uint8 replicas, Assignment calldata assignment)
+        private
+        returns (bool open)
+    {
+        if (replicas == 0 || replicas > MAX_REPLICAS) revert EscrowBadReplicas(replicas, MAX_REPLICAS);
+        address[] calldata providers = assignment.providers;
+        if (replicas != 1) {
+            // co-replicas vote on each other's results: the matcher chooses them
+            if (providers.length != replicas) revert EscrowBadProviders(providers.length, replicas);
+            _checkAssignment(msg.sender, specHash, assignment);
+        } else if (providers.length > 1) {
+            revert EscrowBadProviders(providers.length, replicas);
+        }
+        for (uint256 i; i < providers.length; ++i) {
+            address provider = providers[i];
+            if (provider == address(0) || (replicas != 1 && provider == msg.sender)) revert EscrowBadProvider(provider);
+            for (uint256 j; j < i; ++j) {
+                if (providers[j] == provider) revert EscrowBadProvider(provider);
+            }
+            _replicas[jobId][i].provider = provider;
+        }
+        return providers.length == 0;
+    }
+
+    /// @dev Applies an ERC-2612 permit for `amount`; one already used (for example
+    /// front-run) is ignored, and the transfer then needs the allowance it left.
+    function _permit(uint256 amount, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s) private {
+        try IERC20Permit(address(_token)).permit(msg.sender, address(this), amount, permitDeadline, v, r, s) {}
+            catch {}
     }
 
     /// @dev Slot the caller may take: its named slot, or (open job) the first empty one.

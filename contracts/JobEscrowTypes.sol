@@ -85,6 +85,8 @@ abstract contract JobEscrowTypes {
     error EscrowNotDisputable(uint256 jobId);
     error EscrowNotCancellable(uint256 jobId);
     error EscrowNotNoShow(uint256 jobId);
+    error EscrowStartTooLate(uint256 startAt, uint256 latest);
+    error EscrowNotStarted(uint256 jobId, uint256 startAt);
 
     event JobFunded(
         uint256 indexed jobId,
@@ -96,6 +98,7 @@ abstract contract JobEscrowTypes {
         uint256 replicas,
         address[] providers
     );
+    event JobHeld(uint256 indexed jobId, uint256 startAt);
     event JobAccepted(uint256 indexed jobId, address indexed provider, uint256 slot);
     event ResultCommitted(uint256 indexed jobId, address indexed provider, bytes32 commitment);
     event ResultRevealed(uint256 indexed jobId, address indexed provider, bytes32 resultHash);
