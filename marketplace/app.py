@@ -23,12 +23,15 @@ from marketplace.api.routes import storage as storage_routes
 from marketplace.api.routes import watch as watch_routes
 from marketplace.chain.indexer import Indexer
 from marketplace.compute import expiry
+from marketplace.compute.providers import Listing
 from marketplace.compute.scheduler import Scheduler
 from marketplace.dashboard import router as dashboard_router
+from marketplace.errors import MarketplaceError
 from marketplace.leader import Leadership, campaign
 from marketplace.service import Service
 from marketplace.services import prober
 from marketplace.settings import Settings
+from marketplace.store.batch import BatchWriter
 from protocol.ratelimit import OPENAPI_429, RateLimit
 
 logger = logging.getLogger(__name__)
@@ -82,6 +85,14 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.state.scheduler = None  # set while the app runs (lifespan)
     app.state.indexer = None  # set while the app runs, when a chain is configured
     app.state.down_watch = None  # the services worker's, while the app runs
+    app.state.database_probe = health.DatabaseProbe(service.engine)
+    app.state.provider_listing = Listing()
+    app.state.quote_index_seen = jobs.IndexSeen()
+    # heartbeats arriving together share a transaction (its thread starts on the first)
+    heartbeat_writer = BatchWriter(
+        service.sessions, writing=service.writing, refusals=(MarketplaceError,), name="heartbeats"
+    )
+    app.state.heartbeat_writer = heartbeat_writer
     app.state.leadership = None  # set while the app runs
     errors.install(app)
     app.add_middleware(JsonDepthLimit)

@@ -7,6 +7,7 @@ requests change shared state, and a restart must not reopen a replay window.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,6 +28,12 @@ class DatabaseClock:
         self.session = session
 
     def admit(self, signer: str, timestamp_ms: int, signature: str) -> None:
+        self.check(signer, timestamp_ms)
+        self.record(signer, timestamp_ms)
+
+    def check(self, signer: str, timestamp_ms: int) -> None:
+        """Raise SignatureError unless `timestamp_ms` is newer than the signer's clock
+        (locking its row); changes nothing."""
         clock = self.session.get(SignerClock, signer, with_for_update=True)
         if clock is not None and timestamp_ms <= clock.last_timestamp_ms:
             raise SignatureError(
@@ -34,6 +41,10 @@ class DatabaseClock:
                 f"request ({clock.last_timestamp_ms}): a replay, or two requests signed in the "
                 "same millisecond; sign each request afresh"
             )
+
+    def record(self, signer: str, timestamp_ms: int) -> None:
+        """Move the signer's clock to `timestamp_ms` (after :meth:`check` passed)."""
+        clock = self.session.get(SignerClock, signer)
         if clock is None:
             self.session.add(SignerClock(address=signer, last_timestamp_ms=timestamp_ms))
         else:
@@ -57,3 +68,46 @@ def authenticate(
         )
     except SignatureError as exc:
         raise AuthError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A signed request whose signature and clock skew were checked, not yet admitted.
+
+    For writes applied later in a shared transaction: :meth:`check` refuses a replay
+    without changing anything, :meth:`record` admits the request once its write is done.
+    """
+
+    signer: str
+    timestamp_ms: int
+
+    def check(self, session: Session) -> None:
+        try:
+            DatabaseClock(session).check(self.signer, self.timestamp_ms)
+        except SignatureError as exc:
+            raise AuthError(str(exc)) from None
+
+    def record(self, session: Session) -> None:
+        DatabaseClock(session).record(self.signer, self.timestamp_ms)
+
+
+class _Deferred:
+    """A replay guard that only notes what it was asked to admit."""
+
+    timestamp_ms = 0
+
+    def admit(self, signer: str, timestamp_ms: int, signature: str) -> None:
+        self.timestamp_ms = timestamp_ms
+
+
+def verify(*, purpose: str, raw: dict[str, Any], max_skew_s: float) -> Verified:
+    """Check the signature and clock of the signed envelope `raw`, without a database;
+    the replay check is left to :meth:`Verified.check` (same errors as :func:`authenticate`)."""
+    deferred = _Deferred()
+    try:
+        signer = verify_envelope(
+            raw, purpose=purpose, guard=deferred, max_skew_ms=int(max_skew_s * 1000)
+        )
+    except SignatureError as exc:
+        raise AuthError(str(exc)) from None
+    return Verified(signer, deferred.timestamp_ms)

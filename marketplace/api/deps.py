@@ -9,9 +9,11 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from marketplace.chain.indexer import Indexer
+from marketplace.compute.providers import Listing
 from marketplace.compute.scheduler import Scheduler
 from marketplace.errors import InvalidInputError, UnavailableError
 from marketplace.service import Service
+from marketplace.store.batch import BatchWriter
 
 
 def get_service(request: Request) -> Service:
@@ -40,6 +42,24 @@ def get_indexer(request: Request) -> Indexer | None:
 
 
 IndexerDep = Annotated[Indexer | None, Depends(get_indexer)]
+
+
+def get_listing(request: Request) -> Listing:
+    """The providers' listing copy (see :class:`marketplace.compute.providers.Listing`)."""
+    listing: Listing = request.app.state.provider_listing
+    return listing
+
+
+ListingDep = Annotated[Listing, Depends(get_listing)]
+
+
+def get_heartbeat_writer(request: Request) -> BatchWriter:
+    """The writer that applies heartbeats in shared transactions."""
+    writer: BatchWriter = request.app.state.heartbeat_writer
+    return writer
+
+
+HeartbeatWriterDep = Annotated[BatchWriter, Depends(get_heartbeat_writer)]
 
 
 def get_session(service: ServiceDep, request: Request) -> Iterator[Session]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -290,3 +291,66 @@ def snapshot(
             if stake_verified and not r.stake_active and is_online(r, now=now, settings=settings)
         ),
     )
+
+
+LISTING_MAX_AGE_S = 1.0
+
+
+class Listing:
+    """Every provider row, read once and shared by listings until providers change.
+
+    The rows are detached copies: a listing filters, orders and pages them in memory
+    instead of querying per request. They are read again when this process notes a
+    provider change (``version``) or when older than `max_age_s` (writes this process
+    does not note, such as the chain indexer's counters or another replica's heartbeats).
+    """
+
+    def __init__(self, *, max_age_s: float = LISTING_MAX_AGE_S) -> None:
+        self.max_age_s = max_age_s
+        self._rows: list[ProviderRow] = []
+        self._version: int | None = None
+        self._read_at = -float("inf")
+        self._lock = threading.Lock()
+
+    def current(self, version: int) -> list[ProviderRow] | None:
+        """The rows if read at `version` and recently enough, else None (call :meth:`read`)."""
+        fresh = time.monotonic() - self._read_at <= self.max_age_s
+        return self._rows if fresh and self._version == version else None
+
+    def read(self, session_factory: Callable[[], Session], version: int) -> list[ProviderRow]:
+        """Read every row now (blocking), newest heartbeat first, for `version`."""
+        with self._lock:
+            if (rows := self.current(version)) is not None:  # another request just read
+                return rows
+            with session_factory() as session:
+                rows = list(
+                    session.scalars(
+                        select(ProviderRow).order_by(
+                            ProviderRow.last_heartbeat_at.desc(), ProviderRow.address
+                        )
+                    ).all()
+                )
+                session.expunge_all()
+            self._rows, self._version, self._read_at = rows, version, time.monotonic()
+            return rows
+
+
+def page_of(
+    rows: Sequence[ProviderRow],
+    *,
+    settings: Settings,
+    online: bool | None,
+    region: str | None,
+    limit: int,
+    offset: int,
+    now: float,
+) -> tuple[int, list[ProviderRow]]:
+    """What :func:`list_page` answers, from rows already ordered newest heartbeat first."""
+    cutoff = now - settings.offline_after_s
+    found = [
+        r
+        for r in rows
+        if (region is None or r.region == region)
+        and (online is None or (r.last_heartbeat_at >= cutoff) == online)
+    ]
+    return len(found), found[offset : offset + limit]

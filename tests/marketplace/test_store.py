@@ -348,8 +348,9 @@ def test_replayed_request_is_refused(client):
 )
 def test_nul_characters_in_the_url_get_a_client_answer(client, database_url, path):
     # PostgreSQL text cannot hold NUL: a 422 that says so; SQLite simply finds nothing.
+    # The provider listing filters a copy in memory, so it finds nothing on both.
     r = client.get(path)
-    if database_url.startswith("postgresql"):
+    if database_url.startswith("postgresql") and not path.startswith("/v1/providers"):
         assert r.status_code == 422 and "NUL" in r.json()["detail"], r.text
     else:
         assert r.status_code in (200, 404), r.text
@@ -378,14 +379,17 @@ def test_two_replicas_on_one_postgres_serve_the_same_network(request):
         p = _register(a, "rep-provider")
         assert b.get(f"/v1/providers/{p.address}").status_code == 200
 
+        # The first replica leads (marketplace/leader.py): it matches; the other refuses
+        # placement before recording anything and serves the outcome from the database.
         renter = account("rep-renter")
-        r = b.post("/v1/jobs", json=signed(renter, SUBMIT, job_spec()))
+        assert b.post("/v1/jobs", json=signed(renter, SUBMIT, job_spec())).status_code == 503
+        r = a.post("/v1/jobs", json=signed(renter, SUBMIT, job_spec()))
         assert r.status_code == 201, r.text
         job = r.json()
         assert job["status"] == "matched" and job["assignments"][0]["provider"] == p.address
-        seen = a.get(f"/v1/jobs/{job['id']}").json()
+        seen = b.get(f"/v1/jobs/{job['id']}").json()
         assert seen["status"] == "matched" and seen["assignments"] == job["assignments"]
-        assert a.get("/v1/jobs").json()["total"] == 1
+        assert b.get("/v1/jobs").json()["total"] == 1
 
         # Replay protection is shared: what one replica accepted the other refuses.
         envelope = signed(p, HEARTBEAT, {"free": {"cpu": 2, "memory_mb": 1000}})

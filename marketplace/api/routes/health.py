@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
-from sqlalchemy import text
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine, text
 
 from marketplace.api.deps import IndexerDep, ServiceDep
 from marketplace.api.schemas import Health
@@ -13,16 +16,59 @@ from marketplace.metrics import render
 
 router = APIRouter(tags=["health"])
 
+DATABASE_CHECK_MAX_AGE_S = 1.0
+
+
+class DatabaseProbe:
+    """Whether the database answers, asked at most once per `max_age_s`.
+
+    A liveness probe polled hard would otherwise cost a pooled connection and a query per
+    request; the answer it reports is never older than `max_age_s`.
+    """
+
+    def __init__(self, engine: Engine, *, max_age_s: float = DATABASE_CHECK_MAX_AGE_S) -> None:
+        self.engine = engine
+        self.max_age_s = max_age_s
+        self._answer = ""
+        self._asked_at = -float("inf")
+        self._lock = threading.Lock()
+
+    def fresh(self) -> str | None:
+        """The last answer if it is recent enough, else None."""
+        if time.monotonic() - self._asked_at <= self.max_age_s:
+            return self._answer
+        return None
+
+    def ask(self) -> str:
+        """Query the database now ("ok" or "error: <type>"); blocking."""
+        with self._lock:
+            if (answer := self.fresh()) is not None:  # another request just asked
+                return answer
+            try:
+                with self.engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                answer = "ok"
+            except Exception as exc:  # report, do not fail the probe with a 500
+                answer = f"error: {type(exc).__name__}"
+            self._answer, self._asked_at = answer, time.monotonic()
+            return answer
+
+
+def get_probe(request: Request) -> DatabaseProbe:
+    probe: DatabaseProbe = request.app.state.database_probe
+    return probe
+
+
+ProbeDep = Annotated[DatabaseProbe, Depends(get_probe)]
+
 
 @router.get("/healthz", response_model=Health)
-def health(service: ServiceDep, indexer: IndexerDep) -> Health:
-    """Whether the database answers and how far the chain indexer is."""
-    try:
-        with service.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        database = "ok"
-    except Exception as exc:  # report, do not fail the probe with a 500
-        database = f"error: {type(exc).__name__}"
+async def health(service: ServiceDep, indexer: IndexerDep, probe: ProbeDep) -> Health:
+    """Whether the database answers (asked at most once a second) and how far the chain
+    indexer is."""
+    database = probe.fresh()
+    if database is None:
+        database = await run_in_threadpool(probe.ask)
     chain: dict[str, Any] | None = None
     if service.chain is not None:
         chain = {

@@ -6,11 +6,13 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
-from marketplace.api.deps import RawBodyDep, ServiceDep, SessionDep
+from marketplace.api.deps import HeartbeatWriterDep, ListingDep, RawBodyDep, ServiceDep, SessionDep
 from marketplace.api.public import provider_public
 from marketplace.api.schemas import ProviderList, ProviderPublic
-from marketplace.auth import authenticate
+from marketplace.auth import authenticate, verify
 from marketplace.compute import providers
 from marketplace.errors import InvalidInputError
 from marketplace.store.models import ProviderRow
@@ -39,22 +41,32 @@ def register(
 
 
 @router.post("/heartbeat", response_model=ProviderPublic)
-def heartbeat(
-    body: Signed[Heartbeat], raw: RawBodyDep, service: ServiceDep, session: SessionDep
+async def heartbeat(
+    body: Signed[Heartbeat], raw: RawBodyDep, service: ServiceDep, writer: HeartbeatWriterDep
 ) -> ProviderPublic:
-    """Report free capacity now. Signed with purpose `dcloud/provider.heartbeat`."""
-    address = authenticate(
-        session, purpose=HEARTBEAT, raw=raw, max_skew_s=service.settings.signature_max_skew_s
-    )
-    row = providers.heartbeat(session, address=address, hb=body.payload, chain=service.chain)
+    """Report free capacity now. Signed with purpose `dcloud/provider.heartbeat`.
+
+    Answered once the heartbeat is committed (heartbeats arriving together share one
+    transaction)."""
+    signed = verify(purpose=HEARTBEAT, raw=raw, max_skew_s=service.settings.signature_max_skew_s)
+
+    def apply(session: Session) -> ProviderPublic:
+        signed.check(session)  # a replay is refused before anything changes
+        row = providers.heartbeat(
+            session, address=signed.signer, hb=body.payload, chain=service.chain
+        )
+        signed.record(session)
+        return _public(service, row)
+
+    public = await writer.submit(apply)
     service.providers_changed()
-    return _public(service, row)
+    return public
 
 
 @router.get("", response_model=ProviderList)
-def list_providers(
+async def list_providers(
     service: ServiceDep,
-    session: SessionDep,
+    listing: ListingDep,
     online: Annotated[
         bool | None, Query(description="only online (true) or offline (false)")
     ] = None,
@@ -62,10 +74,15 @@ def list_providers(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> ProviderList:
-    """Providers, newest heartbeat first."""
+    """Providers, newest heartbeat first (from a copy of every provider read at most a
+    second ago, and again after any change this marketplace applied)."""
+    version = service.providers_version
+    everyone = listing.current(version)
+    if everyone is None:
+        everyone = await run_in_threadpool(listing.read, service.sessions, version)
     now = time.time()
-    total, rows = providers.list_page(
-        session,
+    total, rows = providers.page_of(
+        everyone,
         settings=service.settings,
         online=online,
         region=region,

@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1/regions", tags=["regions"])
 
 
 @router.get("", response_model=list[RegionPublic])
-def list_regions(service: ServiceDep) -> list[RegionPublic]:
+async def list_regions(service: ServiceDep) -> list[RegionPublic]:
     """Every region: price per MWh and discrete energy level (0 = cheapest) this hour."""
     return [
         RegionPublic(
