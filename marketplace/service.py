@@ -19,6 +19,7 @@ from marketplace.chain.client import ChainClient
 from marketplace.chain.matcher import MatcherSigner
 from marketplace.energy.grid import Grid
 from marketplace.energy.levels import EnergyBasis
+from marketplace.energy.sources import BundledPriceSource
 from marketplace.metrics import Metrics
 from marketplace.settings import Settings
 from marketplace.store.db import make_engine, migrate, session_factory
@@ -35,7 +36,8 @@ class Service:
         self.engine: Engine = make_engine(settings.database_url)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.grid = grid or Grid(
-            basis=EnergyBasis(settings.energy_basis, settings.energy_carbon_weight)
+            BundledPriceSource(folder=settings.energy_series_dir),
+            basis=EnergyBasis(settings.energy_basis, settings.energy_carbon_weight),
         )
         self.chain: ChainClient | None = None
         self.matcher: MatcherSigner | None = None

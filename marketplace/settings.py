@@ -53,6 +53,11 @@ class Settings(BaseSettings, RateLimitSettings):
         description="what the energy level measures: the electricity price (with demand), "
         "the grid's carbon intensity, or a mix of the two (see energy_carbon_weight)",
     )
+    energy_series_dir: str | None = Field(
+        default=None,
+        description="a folder of regions.csv, prices.csv and carbon.csv in the bundled "
+        "format, used instead of the bundled (synthetic) series",
+    )
     energy_carbon_weight: float = Field(
         default=0.5,
         ge=0,

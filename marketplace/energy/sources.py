@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -238,12 +239,21 @@ class _Bundle:
     carbon: dict[str, NDArray[np.float64]]
 
 
-def _read_text(name: str) -> str:
+def _read_text(name: str, folder: str | None = None) -> str:
+    """A series file: the bundled one, or the one in `folder` (the same format)."""
+    if folder is not None:
+        try:
+            return (Path(folder) / name).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PriceUnavailableError(
+                f"cannot read {name} in the energy series folder {folder} ({exc}); it needs "
+                "regions.csv, prices.csv and carbon.csv in the bundled format"
+            ) from None
     return (resources.files("marketplace.energy") / "data" / name).read_text(encoding="utf-8")
 
 
 @cache
-def _load_bundle() -> _Bundle:
+def _load_bundle(folder: str | None = None) -> _Bundle:
     regions = tuple(
         Region(
             id=row["id"],
@@ -253,18 +263,18 @@ def _load_bundle() -> _Bundle:
             lon=float(row["lon"]),
             utc_offset_hours=float(row["utc_offset_hours"]),
         )
-        for row in csv.DictReader(io.StringIO(_read_text("regions.csv")))
+        for row in csv.DictReader(io.StringIO(_read_text("regions.csv", folder)))
     )
     times: list[str] = []
     prices: dict[str, list[float]] = {r.id: [] for r in regions}
     demand: dict[str, list[float]] = {r.id: [] for r in regions}
-    for row in csv.DictReader(io.StringIO(_read_text("prices.csv"))):
+    for row in csv.DictReader(io.StringIO(_read_text("prices.csv", folder))):
         if not times or times[-1] != row["timestamp"]:
             times.append(row["timestamp"])
         prices[row["region"]].append(float(row["price_eur_mwh"]))
         demand[row["region"]].append(float(row["demand_mw"]))
     carbon: dict[str, list[float]] = {r.id: [] for r in regions}
-    for row in csv.DictReader(io.StringIO(_read_text("carbon.csv"))):
+    for row in csv.DictReader(io.StringIO(_read_text("carbon.csv", folder))):
         carbon[row["region"]].append(float(row["carbon_g_kwh"]))
     start = datetime.fromisoformat(times[0].replace("Z", "+00:00"))
     hours = len(times)
@@ -290,11 +300,12 @@ class BundledPriceSource:
     (the default) any time maps onto the same hour of the same weekday inside those two
     weeks, so the source answers for any date; with ``cyclic=False`` times outside the
     period raise :class:`PriceUnavailableError`. See ``data/README.md`` for how the
-    figures were shaped.
+    figures were shaped. ``folder`` names a folder of the same three files (regions.csv,
+    prices.csv, carbon.csv) to use instead (``DCLOUD_ENERGY_SERIES_DIR``).
     """
 
-    def __init__(self, *, cyclic: bool = True) -> None:
-        self._bundle = _load_bundle()
+    def __init__(self, *, cyclic: bool = True, folder: str | None = None) -> None:
+        self._bundle = _load_bundle(folder)
         self._cyclic = cyclic
         self._by_id = {r.id: r for r in self._bundle.regions}
 
