@@ -103,6 +103,7 @@ class Network:
     offline_after_s: float = 4.0
     probe_s: float = 1.0  # the prober's interval: down time is seen within it
     market_port: int = 0
+    market_env: dict[str, str] = field(default_factory=dict)  # more DCLOUD_* settings
     market: Proc | None = None
     providers: list[Provider] = field(default_factory=list)
     _renters: dict[int, Renter] = field(default_factory=dict)
@@ -130,6 +131,7 @@ class Network:
             "DCLOUD_OFFLINE_AFTER_S": str(self.offline_after_s),
             "DCLOUD_SERVICE_PROBE_INTERVAL_S": str(self.probe_s),
             "DCLOUD_WATCH_POST_S": str(max(2.0, self.probe_s)),
+            **self.market_env,
         }
         self.market = spawn("marketplace", python("-m", "marketplace"), logs=self.logs, env=env)
         wait_http(self.market, f"{self.market_url}/healthz")
