@@ -345,7 +345,7 @@ def status(job_id: JobId, home: Home = None) -> None:
         f"{c.committed} committed · {c.revealed} revealed · price {fmt_tokens(c.price)} per replica"
     )
     now = renter.escrow.now()
-    for label, moment in deadlines.deadlines(c, now=now):
+    for label, moment in deadlines.deadlines(c, now=now, windows=renter.escrow.windows()):
         console.print(f"  {label}: {moment}")
     table = Table("slot", "provider", "on chain", "at provider", "detail")
     for r in view.replicas:

@@ -13,9 +13,20 @@ from protocol.escrow import ChainJob, Escrow, JobStatus, Windows
 from protocol.reverts import Revert, when
 
 
-def deadlines(job: ChainJob, *, now: float) -> list[tuple[str, str]]:
+def held_until(job: ChainJob, windows: Windows, now: float) -> int | None:
+    """A held job's start (``JobEscrow.fundAt``) while it is still ahead; else None."""
+    start = job.accept_by - windows.accept
+    return start if job.live and job.accepted == 0 and start > now else None
+
+
+def deadlines(
+    job: ChainJob, *, now: float, windows: Windows | None = None
+) -> list[tuple[str, str]]:
     """(label, "14:32:05 local time (in 2 min)") for each deadline the job has."""
     out = [("accept by", when(job.accept_by, now)), ("deadline", when(job.deadline, now))]
+    start = held_until(job, windows, now) if windows is not None else None
+    if start is not None:
+        out.insert(0, ("held until", when(start, now)))
     if job.challenge_ends:
         out.append(("challenge ends", when(job.challenge_ends, now)))
     return out
@@ -71,7 +82,9 @@ def actions(job: ChainJob, windows: Windows, *, now: float) -> list[str]:
         else:
             out.append(f"claim it as a no-show after {when(no_show, now)} if no result comes")
     if can_cancel(job, now):
-        out.append(f"cancel it (`dcloud job cancel {n}`) for a full refund")
+        until = held_until(job, windows, now)
+        tail = f" until it starts, {when(until, now)}" if until is not None else ""
+        out.append(f"cancel it (`dcloud job cancel {n}`) for a full refund{tail}")
     elif (
         job.status == JobStatus.FUNDED
         and job.committed == 0

@@ -66,3 +66,13 @@ def test_a_job_nobody_accepted_can_be_cancelled():
 def test_a_closed_job_offers_nothing():
     job = dataclasses.replace(FUNDED, status=JobStatus.SETTLED)
     assert actions(job, WINDOWS, now=NOW) == ["nothing: the job is settled"]
+
+
+def test_a_held_job_says_when_it_starts_and_cancels_in_full_until_then():
+    held = dataclasses.replace(FUNDED, accepted=0, accept_by=NOW + 7200 + 60, deadline=NOW + 9000)
+    shown = dict(deadlines(held, now=NOW, windows=WINDOWS))
+    assert shown["held until"].endswith("(in 2 h)")
+    said = " ".join(actions(held, WINDOWS, now=NOW))
+    assert "for a full refund until it starts" in said
+    started = dataclasses.replace(FUNDED, accepted=0)
+    assert "held until" not in dict(deadlines(started, now=NOW, windows=WINDOWS))
