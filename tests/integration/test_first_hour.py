@@ -201,6 +201,15 @@ def test_a_renter_and_a_provider_follow_the_readme(devnet, user):
     assert (own / "outputs" / "hello.txt").read_text().strip() == "hello from my own image"
     assert "myapp:1" in outputs["dcloud image ls"]
 
+    # a job that may wait: estimated, then planned (held until its hour, or run now)
+    for command in readme_commands("held"):
+        outputs[command] = user.run(command)
+    estimate = " ".join(next(o for c, o in outputs.items() if "--estimate" in c).split())
+    assert "saved for" in estimate and "nothing was paid" in estimate, estimate
+    planned = " ".join(next(o for c, o in outputs.items() if "--finish-by" in c).split())
+    assert "saved for" in planned, planned
+    assert "is held until" in planned or "verified" in planned, planned
+
     for command in readme_commands("service"):
         outputs[command] = user.run(command)
         if command.startswith("dcloud service deploy"):
