@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from marketplace.api import errors
+from marketplace.api.deps import Pages
 from marketplace.api.follower import LeaderOnly
 from marketplace.api.limits import JsonDepthLimit
 from marketplace.api.routes import health, jobs, network, providers, regions
@@ -87,10 +88,15 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.state.down_watch = None  # the services worker's, while the app runs
     app.state.database_probe = health.DatabaseProbe(service.engine)
     app.state.provider_listing = Listing()
+    app.state.provider_pages = Pages()
     app.state.quote_index_seen = jobs.IndexSeen()
     # heartbeats arriving together share a transaction (its thread starts on the first)
     heartbeat_writer = BatchWriter(
-        service.sessions, writing=service.writing, refusals=(MarketplaceError,), name="heartbeats"
+        service.sessions,
+        writing=service.writing,
+        refusals=(MarketplaceError,),
+        prepare=providers.read_heartbeat_batch,
+        name="heartbeats",
     )
     app.state.heartbeat_writer = heartbeat_writer
     app.state.leadership = None  # set while the app runs

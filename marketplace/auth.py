@@ -7,9 +7,11 @@ requests change shared state, and a restart must not reopen a replay window.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from marketplace.errors import AuthError
@@ -31,10 +33,13 @@ class DatabaseClock:
         self.check(signer, timestamp_ms)
         self.record(signer, timestamp_ms)
 
-    def check(self, signer: str, timestamp_ms: int) -> None:
+    def check(self, signer: str, timestamp_ms: int, *, locked: bool = False) -> None:
         """Raise SignatureError unless `timestamp_ms` is newer than the signer's clock
-        (locking its row); changes nothing."""
-        clock = self.session.get(SignerClock, signer, with_for_update=True)
+        (locking its row, unless :func:`lock_clocks` already did); changes nothing."""
+        if locked:
+            clock = self.session.get(SignerClock, signer)
+        else:
+            clock = self.session.get(SignerClock, signer, with_for_update=True)
         if clock is not None and timestamp_ms <= clock.last_timestamp_ms:
             raise SignatureError(
                 f"request timestamp {timestamp_ms} is not newer than this signer's last "
@@ -49,6 +54,14 @@ class DatabaseClock:
             self.session.add(SignerClock(address=signer, last_timestamp_ms=timestamp_ms))
         else:
             clock.last_timestamp_ms = timestamp_ms
+
+
+def lock_clocks(session: Session, signers: Collection[str]) -> None:
+    """Read and lock the clocks of `signers` in one query (for requests checked together)."""
+    # the session's identity map holds rows weakly: keep them for the session's life
+    session.info["dcloud.auth.clocks"] = session.scalars(
+        select(SignerClock).where(SignerClock.address.in_(set(signers))).with_for_update()
+    ).all()
 
 
 def authenticate(
@@ -81,9 +94,10 @@ class Verified:
     signer: str
     timestamp_ms: int
 
-    def check(self, session: Session) -> None:
+    def check(self, session: Session, *, locked: bool = False) -> None:
+        """Refuse a replay (AuthError); `locked`: :func:`lock_clocks` read the clock."""
         try:
-            DatabaseClock(session).check(self.signer, self.timestamp_ms)
+            DatabaseClock(session).check(self.signer, self.timestamp_ms, locked=locked)
         except SignatureError as exc:
             raise AuthError(str(exc)) from None
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Hashable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -51,6 +52,39 @@ def get_listing(request: Request) -> Listing:
 
 
 ListingDep = Annotated[Listing, Depends(get_listing)]
+
+
+class Pages:
+    """Listing pages as sent, built from one copy of the rows and at most `max_age_s` old
+    (their online flags, uptime and reputation are as of when they were built)."""
+
+    def __init__(self, *, max_age_s: float = 1.0, max_pages: int = 64) -> None:
+        self.max_age_s = max_age_s
+        self.max_pages = max_pages
+        self._rows: object = None
+        self._pages: dict[Hashable, tuple[float, bytes]] = {}
+
+    def get(self, rows: object, key: Hashable) -> bytes | None:
+        if rows is not self._rows:
+            return None
+        found = self._pages.get(key)
+        if found is None or time.monotonic() - found[0] > self.max_age_s:
+            return None
+        return found[1]
+
+    def put(self, rows: object, key: Hashable, body: bytes) -> None:
+        if rows is not self._rows or len(self._pages) >= self.max_pages:
+            self._rows, self._pages = rows, {}
+        self._pages[key] = (time.monotonic(), body)
+
+
+def get_pages(request: Request) -> Pages:
+    """The providers listing's pages (see :class:`Pages`)."""
+    pages: Pages = request.app.state.provider_pages
+    return pages
+
+
+PagesDep = Annotated[Pages, Depends(get_pages)]
 
 
 def get_heartbeat_writer(request: Request) -> BatchWriter:

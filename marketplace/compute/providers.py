@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -233,16 +233,47 @@ def _hold_service_reservations(session: Session, row: ProviderRow) -> None:
     not yet running there (its lease not accepted, or accepted and not reported) is still
     held here, across heartbeats, until it runs, expires or ends.
     """
+    read: dict[str, tuple[float, int, int, int]] | None = session.info.get(_HELD)
+    if read is not None and row.address in read:
+        _subtract(row, *read[row.address])
+        return
     with session.no_autoflush:  # a new row is not complete yet
         held = session.execute(
-            select(
-                func.coalesce(func.sum(ServiceRow.cpu), 0.0),
-                func.coalesce(func.sum(ServiceRow.memory_mb), 0),
-                func.coalesce(func.sum(ServiceRow.gpu), 0),
-                func.coalesce(func.sum(ServiceRow.disk_mb), 0),
-            ).where(ServiceRow.provider == row.address, ServiceRow.reserved.is_(True))
+            select(*_HELD_SUMS).where(
+                ServiceRow.provider == row.address, ServiceRow.reserved.is_(True)
+            )
         ).one()
     _subtract(row, *held)
+
+
+_READ = "dcloud.providers.read"  # session.info key: the rows read_for_heartbeats read
+_HELD = "dcloud.providers.held"  # session.info key: reservations read by read_for_heartbeats
+_HELD_SUMS = (
+    func.coalesce(func.sum(ServiceRow.cpu), 0.0),
+    func.coalesce(func.sum(ServiceRow.memory_mb), 0),
+    func.coalesce(func.sum(ServiceRow.gpu), 0),
+    func.coalesce(func.sum(ServiceRow.disk_mb), 0),
+)
+
+
+def read_for_heartbeats(session: Session, addresses: Collection[str]) -> None:
+    """Read the providers `addresses` and the service capacity held on them, two queries
+    for all, so the :func:`heartbeat` calls that follow in this session need none."""
+    wanted = set(addresses)
+    # the session's identity map holds rows weakly: keep them for the session's life
+    session.info[_READ] = session.scalars(
+        select(ProviderRow).where(ProviderRow.address.in_(wanted))
+    ).all()
+    held: dict[str, tuple[float, int, int, int]] = dict.fromkeys(wanted, (0.0, 0, 0, 0))
+    rows = session.execute(
+        select(ServiceRow.provider, *_HELD_SUMS)
+        .where(ServiceRow.provider.in_(wanted), ServiceRow.reserved.is_(True))
+        .group_by(ServiceRow.provider)
+    ).all()
+    for provider, cpu, memory_mb, gpu, disk_mb in rows:
+        if provider is not None:
+            held[provider] = (cpu, memory_mb, gpu, disk_mb)
+    session.info[_HELD] = held
 
 
 def _set_free(row: ProviderRow, free: Capacity) -> None:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -36,6 +36,7 @@ MAX_BATCH = 256
 @dataclass
 class _Write(Generic[T]):
     apply: Callable[[Session], T]
+    key: Hashable
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[T]
 
@@ -59,6 +60,8 @@ class BatchWriter:
         sessions: makes a session per transaction.
         writing: held around each transaction (the service's write slot).
         refusals: exceptions a write raises, before changing anything, to refuse itself.
+        prepare: called first in each transaction with the writes' keys (to read or lock
+            the rows they touch in one query instead of one per write).
         name: the thread's name.
     """
 
@@ -68,12 +71,14 @@ class BatchWriter:
         *,
         writing: Callable[[], AbstractContextManager[None]],
         refusals: tuple[type[BaseException], ...],
+        prepare: Callable[[Session, list[Hashable]], None] | None = None,
         name: str = "batch-writer",
         max_batch: int = MAX_BATCH,
     ) -> None:
         self.sessions = sessions
         self.writing = writing
         self.refusals = refusals
+        self.prepare = prepare
         self.name = name
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
@@ -81,11 +86,12 @@ class BatchWriter:
         self._start_lock = threading.Lock()
         self.batches = 0  # transactions committed, for benchmarks and logs
 
-    async def submit(self, apply: Callable[[Session], T]) -> T:
-        """Apply `apply` in the next batch; its result once that batch committed."""
+    async def submit(self, apply: Callable[[Session], T], *, key: Hashable = None) -> T:
+        """Apply `apply` in the next batch; its result once that batch committed. `key`
+        is handed to `prepare`."""
         self._ensure_started()
         loop = asyncio.get_running_loop()
-        write: _Write[T] = _Write(apply, loop, loop.create_future())
+        write: _Write[T] = _Write(apply, key, loop, loop.create_future())
         self._queue.put(write)
         return await write.future
 
@@ -134,6 +140,8 @@ class BatchWriter:
         answers: list[tuple[_Write[Any], Any, BaseException | None]] = []
         try:
             with self.writing(), self.sessions() as session, session.begin():
+                if self.prepare is not None:
+                    self.prepare(session, [w.key for w in batch])
                 for write in batch:
                     try:
                         answers.append((write, write.apply(session), None))

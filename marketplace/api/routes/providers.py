@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from marketplace.api.deps import HeartbeatWriterDep, ListingDep, RawBodyDep, ServiceDep, SessionDep
+from marketplace.api.deps import (
+    HeartbeatWriterDep,
+    ListingDep,
+    PagesDep,
+    RawBodyDep,
+    ServiceDep,
+    SessionDep,
+)
 from marketplace.api.public import provider_public
 from marketplace.api.schemas import ProviderList, ProviderPublic
-from marketplace.auth import authenticate, verify
+from marketplace.auth import authenticate, lock_clocks, verify
 from marketplace.compute import providers
 from marketplace.errors import InvalidInputError
 from marketplace.store.models import ProviderRow
@@ -51,14 +59,14 @@ async def heartbeat(
     signed = verify(purpose=HEARTBEAT, raw=raw, max_skew_s=service.settings.signature_max_skew_s)
 
     def apply(session: Session) -> ProviderPublic:
-        signed.check(session)  # a replay is refused before anything changes
+        signed.check(session, locked=True)  # a replay is refused before anything changes
         row = providers.heartbeat(
             session, address=signed.signer, hb=body.payload, chain=service.chain
         )
         signed.record(session)
         return _public(service, row)
 
-    public = await writer.submit(apply)
+    public = await writer.submit(apply, key=signed.signer)
     service.providers_changed()
     return public
 
@@ -67,36 +75,43 @@ async def heartbeat(
 async def list_providers(
     service: ServiceDep,
     listing: ListingDep,
+    pages: PagesDep,
     online: Annotated[
         bool | None, Query(description="only online (true) or offline (false)")
     ] = None,
     region: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-) -> ProviderList:
+) -> Response:
     """Providers, newest heartbeat first (from a copy of every provider read at most a
     second ago, and again after any change this marketplace applied)."""
     version = service.providers_version
     everyone = listing.current(version)
     if everyone is None:
         everyone = await run_in_threadpool(listing.read, service.sessions, version)
-    now = time.time()
-    total, rows = providers.page_of(
-        everyone,
-        settings=service.settings,
-        online=online,
-        region=region,
-        limit=limit,
-        offset=offset,
-        now=now,
-    )
-    levels = service.grid.levels()
-    return ProviderList(
-        total=total,
-        limit=limit,
-        offset=offset,
-        items=[_public(service, r, now=now, levels=levels) for r in rows],
-    )
+    key = (online, region, limit, offset)
+    body = pages.get(everyone, key)
+    if body is None:
+        now = time.time()
+        total, rows = providers.page_of(
+            everyone,
+            settings=service.settings,
+            online=online,
+            region=region,
+            limit=limit,
+            offset=offset,
+            now=now,
+        )
+        levels = service.grid.levels()
+        page = ProviderList(
+            total=total,
+            limit=limit,
+            offset=offset,
+            items=[_public(service, r, now=now, levels=levels) for r in rows],
+        )
+        body = page.model_dump_json().encode()
+        pages.put(everyone, key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{address}", response_model=ProviderPublic)
@@ -125,3 +140,11 @@ def _public(
         levels=levels if levels is not None else service.grid.levels(),
         stake_verified=service.stake_verified,
     )
+
+
+def read_heartbeat_batch(session: Session, signers: list[Hashable]) -> None:
+    """Before a batch of heartbeats: lock their signers' clocks and read their providers
+    and service reservations, one query each for the whole batch."""
+    addresses = [str(s) for s in signers]
+    lock_clocks(session, addresses)
+    providers.read_for_heartbeats(session, addresses)
