@@ -38,7 +38,7 @@ lint: setup
 	@.venv/bin/python tools/import_cycles.py protocol marketplace agents bench
 	@.venv/bin/python tools/module_sizes.py protocol marketplace agents bench
 
-# Every benchmark (gas, matching, packing, api, grid, storage, images, e2e, services): `bench` at the quick
+# Every benchmark (gas, matching, packing, api, grid, storage, images, e2e, services, scale): `bench` at the quick
 # sizes into bench/results.md, bench/results/ and docs/; `bench-full` at full size there;
 # `bench-quick` (CI, part of `make test`) at the quick sizes into .dev/bench-quick.
 bench: setup

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the benchmarks: `tools/bench.sh [--quick] [--out DIR] [NAME...]`
 #
-#   NAME     gas matching packing api grid storage s3 images e2e services (default: each of them whose
+#   NAME     gas matching packing api grid storage s3 images e2e services scale (default: each of them whose
 #            bench/<name>.py exists, in that order)
 #   --quick  the small sizes (`make bench`, CI); without it the full sizes (`make bench-full`)
 #   --out    write results.md, <name>.json and plots to DIR instead of bench/results.md,
@@ -13,7 +13,7 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root" || exit 2
-all=(gas matching packing api grid storage s3 images e2e services)
+all=(gas matching packing api grid storage s3 images e2e services scale)
 trap 'echo "[bench] interrupted" >&2; exit 130' INT TERM
 
 # Colour on a terminal, plain lines when piped.
