@@ -1,4 +1,4 @@
-"""Matching benchmark: the energy-weighted BallTree index vs a brute-force numpy scan.
+"""Matching benchmark: the energy-weighted k-d tree index vs a brute-force numpy scan.
 
 Run from the repository root::
 
@@ -8,9 +8,9 @@ Run from the repository root::
 Both sides answer the same jobs over the same providers, weights, scorer and filters
 (CPU, memory, GPU, disk, image, price; 20% of providers full, 3% offline), k = 10. Every
 answer is compared. Single mode times one query per call; batch mode sends the jobs in
-batches of 100. The refresh rows change 1% of providers and rebuild the index on a
-background thread (tree built in a worker process) while the main thread keeps querying,
-against a plain ``BallTree`` build over all providers.
+batches of 100. The refresh rows change 1% of providers and refresh the index on a
+background thread while the main thread keeps querying, against one plain build of the
+same kind of tree over all providers (and a ``BallTree`` build, the tree used before).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from marketplace.matching import (
     brute_force_match,
     distance_only,
 )
-from marketplace.matching.tree_build import InlineTreeBuilder, ProcessTreeBuilder
+from marketplace.matching.tree_build import InlineTreeBuilder, build_tree
 
 logger = logging.getLogger(__name__)
 
@@ -235,33 +235,34 @@ def _refresh_while_querying(
 
 
 def bench_refresh(table: ProviderTable, jobs: list[JobRequest], seed: int) -> dict[str, Any]:
-    """Refresh after 1% changes on a background thread while this thread keeps querying.
+    """Refresh after 1% changes, alone and then on a background thread while querying.
 
-    Done twice: with the tree built in a worker process (the way to run a large index) and
-    built inline on the refresh thread (which holds the GIL while sklearn builds).
+    The baseline is one plain build of the tree the index uses (a ``cKDTree`` over every
+    provider's four coordinates, same leaf size); a ``BallTree`` build (the tree the
+    index used before) is timed beside it.
     """
     n = len(table)
     points = np.empty((n, 4))
     points[:, :3] = table.xyz
     points[:, 3] = ProviderIndex().snapshot.weight_km * table.level
     t = time.perf_counter()
-    BallTree(points, leaf_size=40)
+    build_tree(points, leaf_size=40)
     full_build_s = time.perf_counter() - t
+    t = time.perf_counter()
+    BallTree(points, leaf_size=40)
+    balltree_build_s = time.perf_counter() - t
     changes = _changes(table, seed)
-    with ProcessTreeBuilder(min_points=50_000) as builder:
-        builder.build(points[:60_000].copy(), leaf_size=40)  # start the worker
-        live = ProviderIndex(table, builder=builder)
-        idle = []
-        for job in jobs[:200]:
-            t = time.perf_counter()
-            live.query(job, k=K)
-            idle.append(time.perf_counter() - t)
-            time.sleep(0.0005)
+    live = ProviderIndex(table)
+    idle = []
+    for job in jobs[:200]:
         t = time.perf_counter()
-        live.refresh(changed=changes)  # nothing else running: the refresh's own cost
-        refresh_s = time.perf_counter() - t
-        busy_s, during, snap = _refresh_while_querying(live, _changes(table, seed + 1), jobs)
-    inline_s, inline_during, _ = _refresh_while_querying(ProviderIndex(table), changes, jobs)
+        live.query(job, k=K)
+        idle.append(time.perf_counter() - t)
+        time.sleep(0.0005)
+    t = time.perf_counter()
+    live.refresh(changed=changes)  # nothing else running: the refresh's own cost
+    refresh_s = time.perf_counter() - t
+    busy_s, during, snap = _refresh_while_querying(live, _changes(table, seed + 1), jobs)
     agree = all(
         snap.query(job, k=K) == brute_force_match(snap.table, job, k=K) for job in jobs[:50]
     )
@@ -272,13 +273,13 @@ def bench_refresh(table: ProviderTable, jobs: list[JobRequest], seed: int) -> di
         "refresh_s": refresh_s,
         "full_build_s": full_build_s,
         "ratio": refresh_s / full_build_s,
+        "balltree_build_s": balltree_build_s,
+        "ratio_to_balltree": refresh_s / balltree_build_s,
         "busy_refresh_s": busy_s,
         "queries_during": len(during),
         "p99_ms": _p99_ms(during),
         "max_ms": float(np.max(during)) * 1e3,
         "idle_p99_ms": _p99_ms(idle),
-        "inline_busy_refresh_s": inline_s,
-        "inline_max_ms": float(np.max(inline_during)) * 1e3,
         "agree": agree,
     }
 
@@ -304,21 +305,22 @@ def main(argv: list[str] | None = None) -> None:
     write_results(
         "matching",
         rows + refresh_rows,
-        title="Matching (energy-weighted BallTree vs brute-force numpy scan)",
+        title="Matching (energy-weighted k-d trees vs brute-force numpy scan)",
         notes=(
             "k = 10; 20% of providers full, 3% offline, 20 images, 70% of jobs with a price "
             "cap, 5% wanting a GPU. `scorer`: reputation = the default ReputationPenalty "
             "(20 km), distance = distance_only. Times are per query (batch: batches of "
             f"{BATCH}, p50/p99 are per batch). `agree` = every answer equal to the "
             "brute-force scan's (same scorer).\n\nRefresh (1% of providers changed): "
-            "`refresh_s` is the whole refresh (table update, snapshot, tree built in a "
-            "worker process) with nothing else running, against `full_build_s`, one plain "
-            "BallTree build over all providers (`ratio`). Then another 1% is refreshed on "
-            "a background thread while this thread keeps querying the old snapshot: "
+            "`refresh_s` is the whole refresh (table update, memory order, columns, one "
+            "k-d tree per energy level) with nothing else running, against `full_build_s`, "
+            "one plain build of the same kind of tree (cKDTree, leaf size 40) over all "
+            "providers (`ratio`); `balltree_build_s`: a plain sklearn BallTree build of "
+            "the same points, the tree the index used before. Then another 1% is refreshed "
+            "on a background thread while this thread keeps querying the old snapshot: "
             "`busy_refresh_s`, and the query latency during it (`p99_ms`, `max_ms`; "
-            "`idle_p99_ms` without a refresh). `inline_*`: the same with the tree built on "
-            "the refresh thread, which holds the GIL for sklearn's whole build.\n\n"
-            + format_table(refresh_rows)
+            "`idle_p99_ms` without a refresh); the k-d tree builds with the GIL released."
+            "\n\n" + format_table(refresh_rows)
         ),
         columns=[
             "providers",

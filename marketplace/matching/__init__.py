@@ -6,6 +6,8 @@
   :class:`JobRequest`, :class:`Match`, :class:`Resources`), scorers and energy weights.
 - :mod:`~marketplace.matching.core`: exact scoring shared by the index and the brute-force
   oracle.
+- :mod:`~marketplace.matching.classes`: capacity classes (one tree each, one per energy
+  level).
 - :mod:`~marketplace.matching.table`: the columnar provider store.
 - :mod:`~marketplace.matching.tree_build`: tree builders (inline or in a worker process).
 - :mod:`~marketplace.matching.spatial`: the memory order of a class (level, Morton curve).

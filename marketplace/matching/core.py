@@ -6,11 +6,12 @@ Everything that decides *which* providers a job gets lives here and is used by b
 candidates they look at, never in how a candidate is judged: the same values go through
 the same correctly rounded operations, so equal inputs give equal bits.
 
-A :class:`CapacityClass` keeps its own copy of the provider columns in the order of the
-points of its tree, sorted by energy level and then along a Morton (Z-order) curve of the
-position, so that providers near each other in the tree are near each other in memory.
-That makes both the tree's leaf scans and the gathers of candidate attributes cache
-friendly, which roughly halves query and build times on a million providers.
+A capacity class (:mod:`~marketplace.matching.classes`) keeps its own copy of the provider
+columns in the order of the points of its tree, sorted by energy level and then along a
+Morton (Z-order) curve of the position, so that providers near each other in the tree are
+near each other in memory. That makes both the tree's leaf scans and the gathers of
+candidate attributes cache friendly, which roughly halves query and build times on a
+million providers.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,14 +35,10 @@ from marketplace.matching.records import (
     Match,
     Scorer,
 )
-from marketplace.matching.spatial import spatial_order
 from marketplace.matching.table import ProviderTable
-from marketplace.matching.tree_build import TreeBuilder
 
 __all__ = [
-    "FEW_HOLDERS",
     "REL_TOL",
-    "CapacityClass",
     "Columns",
     "JobThresholds",
     "Thresholds",
@@ -61,9 +58,6 @@ logger = logging.getLogger(__name__)
 
 REL_TOL = 1e-9
 """Relative slack between the tree's distances and ours (they may differ in the last bits)."""
-
-FEW_HOLDERS = 1024
-"""An image held by at most this many providers of a class is searched among them alone."""
 
 
 def check_k(k: int) -> None:
@@ -187,6 +181,17 @@ class Columns:
             f=self.f[positions],
             i=self.i[positions],
             bits=np.take(self.bits, positions, axis=1),
+            image_index=self.image_index,
+        )
+
+    def slice(self, start: int, stop: int) -> Columns:
+        """The entries ``start .. stop - 1`` (views, not copies)."""
+        return Columns(
+            rows=self.rows[start:stop],
+            names=self.names,
+            f=self.f[start:stop],
+            i=self.i[start:stop],
+            bits=self.bits[:, start:stop],
             image_index=self.image_index,
         )
 
@@ -392,99 +397,3 @@ def merge_top_k(a: list[Match], b: list[Match], k: int) -> list[Match]:
     if not a or not b:
         return (a or b)[:k]
     return sorted(a + b, key=lambda m: (m.score, m.provider_id))[:k]
-
-
-@dataclass(frozen=True, eq=False)
-class CapacityClass:
-    """Providers in one tree (columns in tree order), with bounds for quick rejection."""
-
-    cols: Columns
-    tree: Any
-    max_cpu: float
-    max_memory_mb: int
-    max_gpu: int
-    max_disk_mb: int
-    min_price: int
-    image_share: Mapping[str, float]
-    _few: dict[str, NDArray[np.int64] | None] = field(default_factory=dict, repr=False)
-
-    def few_holders(self, image: str) -> NDArray[np.int64] | None:
-        """Positions (ascending) of the providers holding ``image`` when at most
-        :data:`FEW_HOLDERS` do, else None; computed once per image."""
-        if image in self._few:
-            return self._few[image]
-        b = self.cols.image_index.get(image)
-        got: NDArray[np.int64] | None = np.zeros(0, dtype=np.int64)
-        if b is not None:
-            held = (self.cols.bits[b // 64] >> np.uint64(b % 64)) & np.uint64(1)
-            many = int(np.count_nonzero(held)) > FEW_HOLDERS
-            got = None if many else np.flatnonzero(held).astype(np.int64)
-        self._few[image] = got  # racing threads store equal values
-        return got
-
-    @classmethod
-    def build(
-        cls,
-        table: ProviderTable,
-        rows: NDArray[np.int64],
-        *,
-        weight_km: float,
-        leaf_size: int,
-        builder: TreeBuilder,
-    ) -> CapacityClass:
-        """Order ``rows`` spatially, copy their columns and build the tree over them."""
-        order = rows[spatial_order(table.xyz[rows], table.level[rows])]
-        return cls.of_columns(
-            Columns.of_table(table, order),
-            weight_km=weight_km,
-            leaf_size=leaf_size,
-            builder=builder,
-        )
-
-    @classmethod
-    def of_columns(
-        cls, cols: Columns, *, weight_km: float, leaf_size: int, builder: TreeBuilder
-    ) -> CapacityClass:
-        """Build the tree over packed columns (already in spatial order)."""
-        n = len(cols)
-        if n == 0:
-            return cls(cols, None, 0.0, 0, 0, 0, MAX_PRICE_WEI, {})
-        # Share of providers holding each image, from an evenly spread sample: only a hint
-        # for how many neighbours to ask for first.
-        sample = np.unique(np.linspace(0, n - 1, min(n, 4096)).astype(np.int64))
-        # Every image's bit of every sampled provider at once (bit b = column b).
-        words = np.ascontiguousarray(np.take(cols.bits, sample, axis=1).T).astype("<u8")
-        held = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little").sum(axis=0)
-        share = {image: float(held[b]) / sample.shape[0] for image, b in cols.image_index.items()}
-        points = np.empty((n, 4), dtype=np.float64)
-        points[:, :3] = cols.f[:, :3]
-        points[:, 3] = weight_km * cols.i[:, _LEVEL]
-        return cls(
-            cols=cols,
-            tree=builder.build(points, leaf_size=leaf_size),
-            max_cpu=float(cols.f[:, _CPU].max()),
-            max_memory_mb=int(cols.i[:, _MEM].max()),
-            max_gpu=int(cols.i[:, _GPU].max()),
-            max_disk_mb=int(cols.i[:, _DISK].max()),
-            min_price=int(cols.i[:, _PRICE].min()),
-            image_share=share,
-        )
-
-    def first_pull(self, job: JobThresholds, base: int, k: int) -> int:
-        """Neighbours to ask for first: ``base``, more when the job's image is rare."""
-        if job.image is None:
-            return base
-        share = self.image_share.get(job.image, 0.0)
-        return base if share <= 0 else max(base, math.ceil(4.0 * k / share))
-
-    def could_serve(self, job: JobThresholds) -> bool:
-        """False when no provider of the class can take ``job`` (a cheap exact test)."""
-        return (
-            len(self.cols) > 0
-            and job.cpu <= self.max_cpu
-            and job.memory_mb <= self.max_memory_mb
-            and job.gpu <= self.max_gpu
-            and job.disk_mb <= self.max_disk_mb
-            and job.max_price >= self.min_price
-            and (job.image is None or job.image in self.cols.image_index)
-        )

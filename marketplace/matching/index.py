@@ -60,13 +60,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import sklearn
 from numpy.typing import ArrayLike
 
 from marketplace.errors import InvalidInputError
+from marketplace.matching.classes import CapacityClass
 from marketplace.matching.core import (
     REL_TOL,
-    CapacityClass,
+    Columns,
     JobThresholds,
     Thresholds,
     brute_force_match,
@@ -90,6 +90,7 @@ from marketplace.matching.records import (
     distance_only,
     unit_budget_wei,
 )
+from marketplace.matching.spatial import spatial_order
 from marketplace.matching.table import ProviderTable
 from marketplace.matching.tree_build import InlineTreeBuilder, TreeBuilder
 
@@ -119,6 +120,11 @@ _GROWTH = 4
 _SCAN_DIVISOR = 16
 _SCAN_FLOOR = 2048
 
+SCAN_BELOW = 0
+"""A capacity class of at most this many providers is answered by scoring all of them: a
+numpy scan that small costs less than the tree's round trips (chosen by measurement,
+bench/matching.py)."""
+
 
 @dataclass(frozen=True, eq=False)
 class IndexSnapshot:
@@ -135,8 +141,8 @@ class IndexSnapshot:
     weight_km: float
     scorer: Scorer
     version: int
-    _general: CapacityClass
-    _gpu: CapacityClass
+    _general: tuple[CapacityClass, ...]
+    _gpu: tuple[CapacityClass, ...]
 
     @classmethod
     def build(
@@ -158,9 +164,10 @@ class IndexSnapshot:
         active = table.online & table.present & (table.cpu > 0) & (table.memory_mb > 0)
         rows = np.flatnonzero(active).astype(np.int64)
         opts: dict[str, Any] = {"weight_km": weight_km, "leaf_size": leaf_size, "builder": b}
-        general = CapacityClass.build(table, rows, **opts)
-        with_gpu = np.flatnonzero(general.cols.i[:, 1] > 0)  # keeps the spatial order
-        gpu = CapacityClass.of_columns(general.cols.subset(with_gpu), **opts)
+        cols = Columns.of_table(table, rows[spatial_order(table.xyz[rows], table.level[rows])])
+        with_gpu = np.flatnonzero(cols.i[:, 1] > 0)  # keeps the spatial order
+        general = CapacityClass.by_level(cols, **opts)
+        gpu = CapacityClass.by_level(cols.subset(with_gpu), **opts)
         logger.debug(
             "index v%d: %d providers, %d in tree, %d with GPU",
             version,
@@ -179,10 +186,10 @@ class IndexSnapshot:
         check_k(k)
         specs = [JobThresholds.of(j) for j in jobs]
         out: list[list[Match]] = [[] for _ in specs]
-        for cls_, wants_gpu in ((self._general, False), (self._gpu, True)):
+        for levels, wants_gpu in ((self._general, False), (self._gpu, True)):
             live = [i for i, j in enumerate(specs) if (j.gpu > 0) == wants_gpu]
-            if live:
-                self._search_class(cls_, jobs, specs, live, k, out)
+            for c in levels if live else ():  # lowest level first: the caps tighten fastest
+                self._search_class(c, jobs, specs, live, k, out)
         return out
 
     def _search_class(
@@ -194,13 +201,19 @@ class IndexSnapshot:
         k: int,
         out: list[list[Match]],
     ) -> None:
-        """Answer the jobs ``live`` from one class; a job preferring an image is searched
-        as its two halves (holders; those that must pull), the likelier to hold the best
-        first, the other capped by the first's k-th cost, and the answers merged."""
+        """Merge into ``out`` the jobs ``live``'s answers from class ``c``, searching only for
+        providers that could beat each job's k-th cost so far. A job preferring an image is
+        searched as its two halves (holders; those that must pull), the likelier to hold
+        the best first, the other capped by the first's k-th cost."""
         first: list[tuple[int, JobThresholds]] = []
         second: list[tuple[int, JobThresholds]] = []
         for i in live:
+            cap = _kth_cost(out[i], k)
+            if c.floor > cap * (1.0 + REL_TOL):  # nobody here can make the top k
+                continue
             j, job = specs[i], jobs[i]
+            if cap < math.inf:
+                j = j.capped(cap)
             if not prefers(job):
                 if c.could_serve(j):
                     first.append((i, j))
@@ -218,8 +231,8 @@ class IndexSnapshot:
                 first += [(i, pulling)]
                 second += [(i, holding)]
         for (i, _), found in zip(first, self._search(c, [t for _, t in first], k), strict=True):
-            out[i] = found
-        capped = [t.capped(out[i][-1].score if len(out[i]) == k else math.inf) for i, t in second]
+            out[i] = merge_top_k(out[i], found, k)
+        capped = [t.capped(min(t.cap, _kth_cost(out[i], k))) for i, t in second]
         for (i, _), found in zip(second, self._search(c, capped, k), strict=True):
             out[i] = merge_top_k(out[i], found, k)
 
@@ -230,8 +243,11 @@ class IndexSnapshot:
             return out
         cols = c.cols
         n = len(cols)
-        scan_at = max(_SCAN_FLOOR, n // _SCAN_DIVISOR)
         opts: dict[str, Any] = {"weight_km": self.weight_km, "scorer": self.scorer}
+        if n <= SCAN_BELOW:  # a small class: scoring all of it beats any tree walk
+            every = c.every()
+            return [scan(cols, every, spec, k=k, **opts) for spec in specs]
+        scan_at = max(_SCAN_FLOOR, n // _SCAN_DIVISOR)
         # Searches waiting for a tree query, by how many neighbours they need.
         base = max(_MIN_PULL, _PULL_PER_K * k)
         groups: dict[int, list[int]] = {}
@@ -245,13 +261,14 @@ class IndexSnapshot:
             pull = min(groups)
             pending = groups.pop(pull)
             jobs = [specs[i] for i in pending]
-            q = np.array([j.point for j in jobs], dtype=np.float64)
-            q4 = np.zeros((q.shape[0], 4), dtype=np.float64)
-            q4[:, :3] = q
-            with sklearn.config_context(assume_finite=True):  # q4 is finite by construction
-                dist, pos = c.tree.query(q4, k=pull)
+            m = len(jobs)
+            q4 = np.zeros((m, 4), dtype=np.float64)
+            q4[:, :3] = [j.point for j in jobs]
+            q = q4[:, :3]
+            dist, pos = c.tree.query(q4, k=pull)
+            dist, pos = dist.reshape(m, pull), pos.reshape(m, pull)
             th: Thresholds
-            if len(jobs) == 1:  # one job: scalar thresholds broadcast
+            if m == 1:  # one job: scalar thresholds broadcast
                 j0 = jobs[0]
                 th = Thresholds(j0.cpu, j0.memory_mb, j0.gpu, j0.disk_mb, j0.max_price)
             else:
@@ -269,21 +286,20 @@ class IndexSnapshot:
                 ok[rows] &= ~cols.holds(image, pos[rows])
             # Every candidate not seen yet costs at least `bound` (penalty included).
             bound = dist[:, -1]
-            if any(j.penalty > 0 for j in jobs):
-                penalty = np.array([j.penalty for j in jobs], dtype=np.float64)
+            penalty = np.array([j.penalty for j in jobs], dtype=np.float64)
+            if bool(penalty.any()):
                 cost = cost + penalty[:, None]
                 bound = bound + penalty
             n_ok = ok.sum(axis=1)
             if pull >= k:  # inf when fewer than k are eligible
                 limit = np.partition(np.where(ok, cost, np.inf), k - 1, axis=1)[:, k - 1]
             else:
-                limit = np.full(len(jobs), np.inf)
+                limit = np.full(m, np.inf)
             if any(j.cap < math.inf for j in jobs):  # a capped half needs only cost <= cap
                 limit = np.minimum(limit, np.array([j.cap for j in jobs], dtype=np.float64))
-            if pull >= n:  # the whole class was returned
-                done = np.ones(len(jobs), dtype=np.bool_)
-            else:
-                done = bound > limit * (1.0 + REL_TOL)
+            limit = limit * (1.0 + REL_TOL)
+            # Complete when the whole class was returned or the bound passes the limit.
+            done = np.ones(m, dtype=np.bool_) if pull >= n else bound > limit
             for t in np.flatnonzero(done).tolist():
                 sel = ok[t]
                 p = pos[t][sel]
@@ -291,14 +307,28 @@ class IndexSnapshot:
                     cols.names, cols.rows[p], cols.i[p, 4], chord[t][sel], s[t][sel],
                     cost[t][sel], k,
                 )  # fmt: skip
-            for t in np.flatnonzero(~done).tolist():
+            # k are eligible: every provider that could beat the k-th cost lies within that
+            # cost (less the penalty) of the job, so one radius query finishes the search.
+            known = n_ok >= k
+            bounded = np.flatnonzero(~done & known)
+            if bounded.shape[0]:
+                radius = np.maximum(limit[bounded] - penalty[bounded], 0.0)
+                near = c.tree.query_ball_point(q4[bounded], radius, return_sorted=False)
+                for t, found in zip(bounded.tolist(), near.tolist(), strict=True):
+                    idx = np.asarray(found, dtype=np.int64)
+                    out[pending[t]] = scan(cols, idx, specs[pending[t]], k=k, **opts)
+            for t in np.flatnonzero(~done & ~known).tolist():
                 want = min(n, _next_pull(pull, k, int(n_ok[t])))
                 if want > scan_at:  # the answer lies deep: a linear scan is cheaper
-                    every = np.arange(n, dtype=np.int64)
-                    out[pending[t]] = scan(cols, every, specs[pending[t]], k=k, **opts)
+                    out[pending[t]] = scan(cols, c.every(), specs[pending[t]], k=k, **opts)
                 else:
                     groups.setdefault(want, []).append(pending[t])
         return out
+
+
+def _kth_cost(found: list[Match], k: int) -> float:
+    """The k-th cost of an answer so far (inf while it has fewer than ``k``)."""
+    return found[-1].score if len(found) == k else math.inf
 
 
 def _by_image(jobs: list[JobThresholds], field: str) -> dict[str, list[int]]:
@@ -312,10 +342,9 @@ def _by_image(jobs: list[JobThresholds], field: str) -> dict[str, list[int]]:
 
 
 def _next_pull(pull: int, k: int, n_ok: int) -> int:
-    """How many neighbours to ask for next."""
-    if n_ok < k:  # eligible ones are rare here: scale by the observed rate
-        return max(pull * _GROWTH, math.ceil(2.0 * pull * (k + 1) / max(n_ok, 1)))
-    return pull * _GROWTH  # k eligible, but the bound reaches past the last neighbour
+    """How many neighbours to ask for next when fewer than ``k`` of ``pull`` were eligible:
+    scaled by the observed eligible rate, at least ``_GROWTH`` times more."""
+    return max(pull * _GROWTH, math.ceil(2.0 * pull * (k + 1) / max(n_ok, 1)))
 
 
 class ProviderIndex:

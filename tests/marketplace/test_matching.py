@@ -1,4 +1,4 @@
-"""Matching: the BallTree index against a brute-force oracle on seeded random sets."""
+"""Matching: the k-d tree index against a brute-force oracle on seeded random sets."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from marketplace.matching import (
     distance_only,
     unit_budget_wei,
 )
+from marketplace.matching import index as index_module
 from marketplace.matching.core import job_point
-from marketplace.matching.tree_build import ProcessTreeBuilder
 
 IMAGES = ("a", "b", "c")
 WEIGHTS = (0.0, 500.0, DEFAULT_ENERGY_WEIGHT_KM, LEXICOGRAPHIC_ENERGY_WEIGHT_KM)
@@ -356,14 +356,29 @@ def test_queries_keep_answering_during_a_background_refresh():
     assert threading.active_count() >= 1
 
 
-def test_process_tree_builder_gives_the_same_answers():
+@pytest.mark.parametrize("weight", (DEFAULT_ENERGY_WEIGHT_KM, LEXICOGRAPHIC_ENERGY_WEIGHT_KM))
+def test_levels_searched_one_tree_each_give_the_oracles_answers(monkeypatch, weight):
+    # Every level in a tree of its own (no small class scanned whole), batch and single.
+    monkeypatch.setattr(index_module, "SCAN_BELOW", 0)
     rng = np.random.default_rng(9)
-    providers = random_providers(rng, 2000)
+    providers = random_providers(rng, 3000)
+    jobs = random_jobs(rng, 40)
+    scorer = ReputationPenalty(km=300.0)
+    index = ProviderIndex(providers, weight_km=weight, scorer=scorer)
+    want = [oracle(providers, j, k=7, weight_km=weight, scorer=scorer) for j in jobs]
+    assert index.query_batch(jobs, k=7) == want
+    assert [index.query(j, k=7) for j in jobs] == want
+
+
+def test_small_classes_scanned_whole_give_the_oracles_answers(monkeypatch):
+    monkeypatch.setattr(index_module, "SCAN_BELOW", 10**9)
+    rng = np.random.default_rng(10)
+    providers = random_providers(rng, 800)
     jobs = random_jobs(rng, 30)
-    inline = ProviderIndex(providers)
-    with ProcessTreeBuilder(min_points=0) as builder:
-        remote = ProviderIndex(providers, builder=builder)
-        assert remote.query_batch(jobs, k=5) == inline.query_batch(jobs, k=5)
+    index = ProviderIndex(providers)
+    s = index.snapshot
+    want = [oracle(providers, j, k=5, weight_km=s.weight_km, scorer=s.scorer) for j in jobs]
+    assert index.query_batch(jobs, k=5) == want
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
