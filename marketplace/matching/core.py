@@ -184,6 +184,33 @@ class Columns:
             image_index=self.image_index,
         )
 
+    def updated(
+        self,
+        table: ProviderTable,
+        keep: NDArray[np.bool_],
+        add: NDArray[np.int64],
+        at: NDArray[np.int64],
+    ) -> Columns:
+        """A copy with the entries ``keep`` and ``table``'s rows ``add`` inserted before the
+        kept positions ``at`` (ascending), the columns of ``table`` (a later version of this
+        one's, its rows in the same places)."""
+        new = Columns.of_table(table, add)
+        n_kept = int(np.count_nonzero(keep))
+        placed = at + np.arange(add.shape[0])  # where the added entries land
+        src = np.empty(n_kept + add.shape[0], dtype=np.int64)  # in (old entries, added)
+        src[placed] = len(self) + np.arange(add.shape[0])
+        kept = np.ones(src.shape[0], dtype=np.bool_)
+        kept[placed] = False
+        src[kept] = np.flatnonzero(keep)
+        return Columns(
+            rows=np.concatenate([self.rows, add])[src],
+            names=table.ids,
+            f=np.take(np.concatenate([self.f, new.f]), src, axis=0),
+            i=np.take(np.concatenate([self.i, new.i]), src, axis=0),
+            bits=np.take(np.concatenate([self.bits, new.bits], axis=1), src, axis=1),
+            image_index=table.image_index,
+        )
+
     def slice(self, start: int, stop: int) -> Columns:
         """The entries ``start .. stop - 1`` (views, not copies)."""
         return Columns(

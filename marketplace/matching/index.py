@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from marketplace.errors import InvalidInputError
 from marketplace.matching.classes import CapacityClass
@@ -90,7 +90,7 @@ from marketplace.matching.records import (
     distance_only,
     unit_budget_wei,
 )
-from marketplace.matching.spatial import spatial_order
+from marketplace.matching.spatial import spatial_codes
 from marketplace.matching.table import ProviderTable
 from marketplace.matching.tree_build import InlineTreeBuilder, TreeBuilder
 
@@ -143,6 +143,8 @@ class IndexSnapshot:
     version: int
     _general: tuple[CapacityClass, ...]
     _gpu: tuple[CapacityClass, ...]
+    _cols: Columns
+    _codes: NDArray[np.uint64]
 
     @classmethod
     def build(
@@ -154,17 +156,29 @@ class IndexSnapshot:
         leaf_size: int = 40,
         builder: TreeBuilder | None = None,
         version: int = 1,
+        previous: IndexSnapshot | None = None,
+        touched: NDArray[np.int64] | None = None,
     ) -> IndexSnapshot:
-        """Build the trees over the providers of ``table`` that could take some job."""
+        """Build the trees over the providers of ``table`` that could take some job.
+
+        Given the ``previous`` snapshot, whose table ``table`` is a later version of (rows
+        kept in place, new rows appended), and the rows ``touched`` since (changed or
+        removed), the memory order and columns are updated instead of made anew.
+        """
         if not (math.isfinite(weight_km) and weight_km >= 0):
             raise InvalidInputError(f"weight_km={weight_km!r}; use a number of km >= 0")
         if leaf_size < 1:
             raise InvalidInputError(f"leaf_size={leaf_size}; use 1 or more (40 is typical)")
         b = builder or InlineTreeBuilder()
-        active = table.online & table.present & (table.cpu > 0) & (table.memory_mb > 0)
-        rows = np.flatnonzero(active).astype(np.int64)
         opts: dict[str, Any] = {"weight_km": weight_km, "leaf_size": leaf_size, "builder": b}
-        cols = Columns.of_table(table, rows[spatial_order(table.xyz[rows], table.level[rows])])
+        if previous is not None and touched is not None and _updatable(previous, table, touched):
+            cols, codes = _updated(previous, table, touched)
+        else:
+            active = table.online & table.present & (table.cpu > 0) & (table.memory_mb > 0)
+            rows = np.flatnonzero(active).astype(np.int64)
+            codes = spatial_codes(table.xyz[rows], table.level[rows])
+            order = np.argsort(codes)
+            cols, codes = Columns.of_table(table, rows[order]), codes[order]
         with_gpu = np.flatnonzero(cols.i[:, 1] > 0)  # keeps the spatial order
         general = CapacityClass.by_level(cols, **opts)
         gpu = CapacityClass.by_level(cols.subset(with_gpu), **opts)
@@ -172,10 +186,10 @@ class IndexSnapshot:
             "index v%d: %d providers, %d in tree, %d with GPU",
             version,
             len(table),
-            rows.shape[0],
+            len(cols),
             with_gpu.shape[0],
         )
-        return cls(table, weight_km, scorer, version, general, gpu)
+        return cls(table, weight_km, scorer, version, general, gpu, cols, codes)
 
     def query(self, job: JobRequest, *, k: int = 5) -> list[Match]:
         """The ``k`` best eligible providers for ``job``, best first (fewer if not enough)."""
@@ -326,6 +340,49 @@ class IndexSnapshot:
         return out
 
 
+_UPDATE_AT_MOST = 0.25
+"""A refresh touching more than this share of the rows rebuilds the order from scratch."""
+
+
+def _updatable(previous: IndexSnapshot, table: ProviderTable, touched: NDArray[np.int64]) -> bool:
+    """Whether ``table`` kept ``previous``'s rows in place and few rows were touched."""
+    old = previous.table
+    return (
+        len(table) >= len(old)
+        and table.image_bits.shape[0] == old.image_bits.shape[0]
+        and touched.shape[0] <= _UPDATE_AT_MOST * len(table)
+    )
+
+
+def _updated(
+    previous: IndexSnapshot, table: ProviderTable, touched: NDArray[np.int64]
+) -> tuple[Columns, NDArray[np.uint64]]:
+    """``previous``'s columns and sort keys without the ``touched`` rows, with those of
+    them active in ``table`` inserted at their places in the memory order."""
+    stale = np.zeros(len(table), dtype=np.bool_)
+    stale[touched] = True
+    old = previous._cols
+    keep = ~stale[old.rows]
+    t = touched[
+        table.online[touched]
+        & table.present[touched]
+        & (table.cpu[touched] > 0)
+        & (table.memory_mb[touched] > 0)
+    ]
+    add_codes = spatial_codes(table.xyz[t], table.level[t])
+    by_code = np.argsort(add_codes)
+    add, add_codes = t[by_code], add_codes[by_code]
+    kept_codes = previous._codes[keep]
+    at = np.searchsorted(kept_codes, add_codes, side="right")
+    codes = np.empty(kept_codes.shape[0] + add.shape[0], dtype=np.uint64)
+    placed = at + np.arange(add.shape[0])
+    codes[placed] = add_codes
+    kept = np.ones(codes.shape[0], dtype=np.bool_)
+    kept[placed] = False
+    codes[kept] = kept_codes
+    return old.updated(table, keep, add, at), codes
+
+
 def _kth_cost(found: list[Match], k: int) -> float:
     """The k-th cost of an answer so far (inf while it has fewer than ``k``)."""
     return found[-1].score if len(found) == k else math.inf
@@ -416,11 +473,22 @@ class ProviderIndex:
             table: Replace the whole table (applied before the other changes).
         """
         with self._write_lock:
-            base = self._snapshot.table if table is None else table
+            old = self._snapshot
+            base = old.table if table is None else table
             if levels is not None:
                 base = base.with_levels(levels)
-            base = base.with_changes(changed, removed)
-            snap = IndexSnapshot.build(base, version=self._snapshot.version + 1, **self._opts)
+            ch, rm = list(changed), list(removed)
+            base = base.with_changes(ch, rm)
+            touched = None
+            added = sum(p.id not in old.table.row_of for p in ch)
+            if table is None and levels is None and len(base) == len(old.table) + added:
+                # Rows stayed in place (the table was not compacted): update the order.
+                gone = [old.table.row_of[pid] for pid in rm if pid in old.table.row_of]
+                now = [base.row_of[p.id] for p in ch]
+                touched = np.unique(np.array(gone + now, dtype=np.int64))
+            snap = IndexSnapshot.build(
+                base, version=old.version + 1, previous=old, touched=touched, **self._opts
+            )
             self._snapshot = snap  # one reference assignment: atomic for readers
         return snap
 

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from marketplace.geo import EARTH_RADIUS_KM
 
-__all__ = ["spatial_order"]
+__all__ = ["spatial_codes", "spatial_order"]
 
 
 def _spread_lut() -> NDArray[np.uint64]:
@@ -27,14 +27,20 @@ def _spread_lut() -> NDArray[np.uint64]:
 _SPREAD = _spread_lut()
 
 
+def spatial_codes(xyz: NDArray[np.float64], level: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """The sort key of each point: its level above a Morton code of ``xyz``."""
+    q = (xyz + EARTH_RADIUS_KM) * (1023.0 / (2 * EARTH_RADIUS_KM))
+    np.clip(q, 0, 1023, out=q)
+    qi = q.astype(np.int64)
+    code = _SPREAD[qi[:, 0]] | (_SPREAD[qi[:, 1]] << np.uint64(1))
+    code |= _SPREAD[qi[:, 2]] << np.uint64(2)
+    code |= level.astype(np.uint64) << np.uint64(32)
+    return code
+
+
 def spatial_order(xyz: NDArray[np.float64], level: NDArray[np.int64]) -> NDArray[np.int64]:
     """A permutation sorting points by level, then along a Morton curve of ``xyz``.
 
     Only memory locality depends on it, never a result.
     """
-    q = ((xyz + EARTH_RADIUS_KM) * (1023.0 / (2 * EARTH_RADIUS_KM))).clip(0, 1023)
-    qi = q.astype(np.int64)
-    code = _SPREAD[qi[:, 0]] | (_SPREAD[qi[:, 1]] << np.uint64(1))
-    code |= _SPREAD[qi[:, 2]] << np.uint64(2)
-    code |= level.astype(np.uint64) << np.uint64(32)
-    return np.argsort(code).astype(np.int64)
+    return np.argsort(spatial_codes(xyz, level)).astype(np.int64)
