@@ -1,4 +1,5 @@
-"""What a job's electricity costs: region prices and levels hour by hour, energy times price."""
+"""What a job's electricity costs: region prices, carbon and levels hour by hour, energy
+times price (or intensity)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from marketplace.energy import PriceSource, region_levels
+from marketplace.energy.plan import PUE, WATTS_PER_CORE
 
-WATTS_PER_CORE = 10.0  # a busy server core with its share of memory, disks and fans
-PUE = 1.4  # power usage effectiveness: facility energy over IT energy
+__all__ = ["PUE", "WATTS_PER_CORE", "HourlyGrid", "energy_cost_eur"]
 
 
 class HourlyGrid:
-    """Region prices and levels by hour from the day's start (cached)."""
+    """Region prices, carbon intensities and levels by hour from the day's start (cached)."""
 
     def __init__(self, source: PriceSource, day: datetime) -> None:
         self.source = source
@@ -24,25 +25,37 @@ class HourlyGrid:
         self.region_ids = [r.id for r in source.regions()]
         self._levels: dict[int, NDArray[np.int64]] = {}
         self._prices: dict[int, NDArray[np.float64]] = {}
+        self._carbon: dict[int, NDArray[np.float64]] = {}
 
-    def _at(self, hour: int) -> datetime:
+    def at(self, hour: int) -> datetime:
+        """The start of hour ``hour`` counted from the day's start."""
         return self.day + timedelta(hours=hour)
 
     def levels(self, hour: int) -> NDArray[np.int64]:
         """Each region's level in that hour (index as ``source.regions()``)."""
         if hour not in self._levels:
-            lv = region_levels(self.source, self._at(hour))
+            lv = region_levels(self.source, self.at(hour))
             self._levels[hour] = np.array([lv[r] for r in self.region_ids], dtype=np.int64)
         return self._levels[hour]
 
     def prices(self, hour: int) -> NDArray[np.float64]:
         """Each region's price in that hour, EUR/MWh."""
         if hour not in self._prices:
-            at = self._at(hour)
+            at = self.at(hour)
             self._prices[hour] = np.array(
                 [self.source.price(r, at).price for r in self.region_ids], dtype=np.float64
             )
         return self._prices[hour]
+
+    def carbon(self, hour: int) -> NDArray[np.float64]:
+        """Each region's carbon intensity in that hour, gCO2/kWh (NaN when unknown)."""
+        if hour not in self._carbon:
+            at = self.at(hour)
+            points = [self.source.price(r, at) for r in self.region_ids]
+            self._carbon[hour] = np.array(
+                [np.nan if p.carbon_g_kwh is None else p.carbon_g_kwh for p in points]
+            )
+        return self._carbon[hour]
 
 
 def energy_cost_eur(

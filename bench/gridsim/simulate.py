@@ -1,9 +1,8 @@
-"""The day run batch by batch through the real matching index, and its figures per weight."""
+"""The day run batch by batch through the real matching index, and the figures of a run."""
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.gridsim.energy import PUE, WATTS_PER_CORE, HourlyGrid, energy_cost_eur
-from bench.gridsim.world import WARMUP_S, Config, World, make_world
-from marketplace.energy import BundledPriceSource, PriceSource
+from bench.gridsim.world import WARMUP_S, World
 from marketplace.geo import chord_to_great_circle_km, to_xyz_km
 from marketplace.matching import (
     IndexSnapshot,
@@ -119,59 +117,52 @@ def simulate(world: World, grid: HourlyGrid, weight_km: float) -> Placement:
 
 def summarise(
     world: World,
-    placements: Sequence[tuple[float, Placement]],
-    costs: Sequence[NDArray[np.float64]],
+    placements: Sequence[tuple[dict[str, Any], Placement]],
+    grid: HourlyGrid,
     *,
     capacity_factor: float,
 ) -> list[dict[str, Any]]:
-    """One row per weight over the counted jobs; the first placement is the baseline."""
+    """One row per placement over the counted jobs, led by its ``label`` keys (mode,
+    window, weight...); the first placement is the baseline."""
     c = world.counted
     kwh = float((world.job_cores * world.job_run_s)[c].sum() * WATTS_PER_CORE * PUE / 3.6e6)
-    base = float(costs[0][c].sum())
+    totals = []
+    for _, p in placements:
+        region = world.site_region[p.site]
+        cost, co2 = (
+            energy_cost_eur(
+                start_s=p.start_s, run_s=world.job_run_s, cores=world.job_cores,
+                region=region, price_of_hour=per_hour,
+            )
+            for per_hour in (grid.prices, grid.carbon)  # EUR; kg of CO2
+        )  # fmt: skip
+        totals.append((float(cost[c].sum()), float(co2[c].sum())))
+    base, base_co2 = totals[0]
     rows = []
-    for (weight, p), cost in zip(placements, costs, strict=True):
+    for (label, p), (total, co2_kg) in zip(placements, totals, strict=True):
         added = (p.km - p.nearest_km)[c]
-        total = float(cost[c].sum())
+        delay = (p.start_s - world.job_arrival_s)[c]
         rows.append(
             {
-                "weight": int(weight) if float(weight).is_integer() else weight,
+                **label,
                 "capacity_factor": capacity_factor,
                 "jobs": int(c.sum()),
                 "energy_cost_eur": round(total, 2),
                 "eur_per_mwh": round(total / kwh * 1000.0, 2),
                 "cost_saved_pct": round(100.0 * (1.0 - total / base), 2),
+                "co2_kg": round(co2_kg, 1),
+                "g_co2_per_kwh": round(co2_kg / kwh * 1000.0, 1),
+                "co2_saved_pct": round(100.0 * (1.0 - co2_kg / base_co2), 2),
                 "km_added_mean": round(float(added.mean()), 1),
                 "km_added_p95": round(float(np.percentile(added, 95)), 1),
                 "moved_pct": round(100.0 * float((added > 1.0).mean()), 1),
                 "km_mean": round(float(p.km[c].mean()), 1),
-                "level_mean": round(float(p.level[c].mean()), 2),
-                "waited_pct": round(
-                    100.0 * float((p.start_s - world.job_arrival_s > BATCH_S)[c].mean()), 2
+                "km_vs_nearest_now": round(
+                    float(p.km[c].mean() - placements[0][1].km[c].mean()), 1
                 ),
+                "level_mean": round(float(p.level[c].mean()), 2),
+                "waited_pct": round(100.0 * float((delay > BATCH_S).mean()), 2),
+                "delay_mean_h": round(float(delay.mean()) / 3600.0, 2),
             }
         )
     return rows
-
-
-def run(cfg: Config, source: PriceSource | None = None) -> list[dict[str, Any]]:
-    """Simulate the day at every weight of ``cfg``; rows as :func:`summarise`."""
-    src = source or BundledPriceSource()
-    world = make_world(cfg, src)
-    grid = HourlyGrid(src, cfg.day)
-    placements, costs = [], []
-    for w in cfg.weights:
-        t0 = time.perf_counter()
-        p = simulate(world, grid, w)
-        region = world.site_region[p.site]
-        cost = energy_cost_eur(
-            start_s=p.start_s, run_s=world.job_run_s, cores=world.job_cores,
-            region=region, price_of_hour=grid.prices,
-        )  # fmt: skip
-        placements.append((w, p))
-        costs.append(cost)
-        print(
-            f"  capacity x{cfg.capacity_factor:g}, weight {w:>7.0f} km/level: "
-            f"{time.perf_counter() - t0:.1f}s",
-            flush=True,
-        )
-    return summarise(world, placements, costs, capacity_factor=cfg.capacity_factor)

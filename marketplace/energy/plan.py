@@ -47,6 +47,7 @@ __all__ = [
     "ForecastIntegral",
     "Site",
     "StartPlan",
+    "candidate_starts",
     "choose",
     "job_power_kw",
     "plan_job",
@@ -176,12 +177,19 @@ class ForecastIntegral:
         return self._at(which, rows, start_s + run_s) - self._at(which, rows, start_s)
 
 
+def candidate_starts(now_s: float, window_s: float) -> NDArray[np.float64]:
+    """The starts a plan may choose: ``now_s`` and every whole hour after it up to
+    ``now_s + window_s`` (seconds on the forecast's clock)."""
+    later = np.arange(math.floor(now_s / 3600.0) + 1, math.floor((now_s + window_s) / 3600.0) + 1)
+    return np.concatenate([[now_s], later * 3600.0])
+
+
 def choose(
     integral: ForecastIntegral,
     *,
     rows: NDArray[np.intp],
     km: NDArray[np.float64],
-    available_now: NDArray[np.bool_],
+    available: NDArray[np.bool_],
     nearest: int,
     now_s: float,
     window_s: float,
@@ -190,13 +198,13 @@ def choose(
 ) -> tuple[int, float] | None:
     """The (site index, start in seconds from the forecast's start) of least expected index.
 
-    ``rows``, ``km`` and ``available_now`` describe the candidate sites; the starts are
-    ``now_s`` and each whole hour after it up to ``now_s + window_s``. The ``nearest``
-    site is allowed whatever ``max_km``. None when no site may take the job now and the
-    window holds no later hour.
+    ``rows`` and ``km`` describe the candidate sites; the starts are
+    :func:`candidate_starts`. ``available`` says which site can take the job: shape
+    ``(sites,)`` for now only (any later hour allowed), or ``(sites, starts)`` for each
+    start (a caller that books capacity ahead knows). The ``nearest`` site is allowed
+    whatever ``max_km``. None when no allowed site is available at any start.
     """
-    later = np.arange(math.floor(now_s / 3600.0) + 1, math.floor((now_s + window_s) / 3600.0) + 1)
-    starts = np.concatenate([[now_s], later * 3600.0])
+    starts = candidate_starts(now_s, window_s)
     allowed = np.ones(km.shape[0], dtype=np.bool_)
     if max_km is not None:
         allowed = km <= max_km
@@ -205,7 +213,10 @@ def choose(
     per_region = integral.over("index", uniq[:, None], starts[None, :], run_s)
     score = per_region[inverse]  # (sites, starts)
     ok = np.repeat(allowed[:, None], starts.shape[0], axis=1)
-    ok[:, 0] &= available_now
+    if available.ndim == 1:
+        ok[:, 0] &= available
+    else:
+        ok &= available
     if not ok.any():
         return None
     site_i, start_i = np.nonzero(ok)
@@ -268,7 +279,7 @@ def plan_start(
         integral,
         rows=rows,
         km=km,
-        available_now=np.array([s.available_now for s in sites], dtype=np.bool_),
+        available=np.array([s.available_now for s in sites], dtype=np.bool_),
         nearest=nearest,
         now_s=now_s,
         window_s=window_s,

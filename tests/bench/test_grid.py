@@ -7,13 +7,17 @@ import pytest
 
 from bench.gridsim import (
     CITIES,
+    Calendar,
     Config,
     HourlyGrid,
+    day_integral,
     energy_cost_eur,
     make_world,
     parse_cities,
     simulate,
+    simulate_shift,
     site_capacity,
+    summarise,
 )
 from marketplace.energy import BundledPriceSource
 
@@ -78,3 +82,49 @@ def test_weight_zero_places_every_job_at_the_nearest_site_with_room() -> None:
     assert placed.site.min() >= 0
     assert np.all(placed.start_s >= world.job_arrival_s)
     assert placed.km == pytest.approx(placed.nearest_km, abs=1e-6)
+
+
+def test_calendar_refuses_a_site_booked_full_over_the_run() -> None:
+    cal = Calendar(np.array([4, 8]), 0.0, 7200.0)
+    cal.book(0, 600.0, 1200.0, 3)
+    assert list(cal.room(0.0, 600.0, 4)) == [True, True]  # ends as the booking starts
+    assert list(cal.room(0.0, 700.0, 2)) == [False, True]
+    assert list(cal.room(1800.0, 600.0, 4)) == [True, True]
+
+
+@pytest.fixture(scope="module")
+def small_world():  # type: ignore[no-untyped-def]
+    src = BundledPriceSource()
+    cfg = Config(jobs=400, seed=5)
+    world = make_world(cfg, src)
+    grid = HourlyGrid(src, cfg.day)
+    return world, grid, day_integral(world, grid)
+
+
+def test_temporal_without_a_window_is_the_nearest_site_with_room_now(small_world) -> None:  # type: ignore[no-untyped-def]
+    world, grid, integral = small_world
+    base = simulate(world, grid, 0.0)
+    shifted = simulate_shift(world, integral, mode="temporal", window_h=0.0)
+    assert np.array_equal(shifted.start_s, base.start_s)
+    assert shifted.km == pytest.approx(base.km, abs=1e-6)
+
+
+def test_windows_start_jobs_within_them_and_save_energy_cost(small_world) -> None:  # type: ignore[no-untyped-def]
+    world, grid, integral = small_world
+    base = simulate(world, grid, 0.0)
+    placements = [({"mode": "nearest"}, base)]
+    for mode in ("temporal", "both"):
+        p = simulate_shift(world, integral, mode=mode, window_h=6.0, max_km=1500.0)
+        delay = p.start_s - world.job_arrival_s
+        assert p.site.min() >= 0 and delay.min() >= 0
+        assert np.quantile(delay, 0.9) <= 6 * 3600 + 60  # a few wait past it for room
+        placements.append(({"mode": mode}, p))
+    rows = summarise(world, placements, grid, capacity_factor=2.0)
+    assert rows[1]["cost_saved_pct"] > 0 and rows[2]["cost_saved_pct"] > 0
+    assert rows[1]["km_added_mean"] == pytest.approx(0.0, abs=1.0)
+
+
+def test_both_keeps_jobs_within_max_km_when_a_site_there_has_room(small_world) -> None:  # type: ignore[no-untyped-def]
+    world, _, integral = small_world
+    p = simulate_shift(world, integral, mode="both", window_h=2.0, max_km=800.0)
+    assert np.mean(p.km <= 800.0 + 1e-6) > 0.95
