@@ -142,8 +142,9 @@ class Columns:
     price_wei, level``, one row per provider, so one fancy index fetches a candidate's
     whole record. ``bits`` are the image bitsets (see
     :class:`~marketplace.matching.table.ProviderTable`), ``rows`` the table row of each
-    entry and ``names`` the table's ids (shared, not copied). Every provider in it is
-    online.
+    entry and ``names`` the table's ids (shared, not copied). Every provider in it was
+    online when it was packed; ``live``, when set, marks the entries still current (the
+    others changed since and are never eligible here).
     """
 
     rows: NDArray[np.int64]
@@ -152,6 +153,7 @@ class Columns:
     i: NDArray[np.int64]
     bits: NDArray[np.uint64]
     image_index: Mapping[str, int]
+    live: NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
@@ -182,6 +184,7 @@ class Columns:
             i=self.i[positions],
             bits=np.take(self.bits, positions, axis=1),
             image_index=self.image_index,
+            live=None if self.live is None else self.live[positions],
         )
 
     def updated(
@@ -220,6 +223,7 @@ class Columns:
             i=self.i[start:stop],
             bits=self.bits[:, start:stop],
             image_index=self.image_index,
+            live=None if self.live is None else self.live[start:stop],
         )
 
     def holds(self, image: str, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -302,6 +306,8 @@ def evaluate(
         & (i[..., _DISK] >= disk_mb)
         & (i[..., _PRICE] <= price)
     )
+    if cols.live is not None:
+        ok &= cols.live[idx]
     chord, s = distances(f[..., _X], f[..., _Y], f[..., _Z], i[..., _LEVEL], q, weight_km)
     return np.asarray(ok), chord, s, scored(scorer, s, f[..., _REP])
 

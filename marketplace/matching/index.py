@@ -66,7 +66,6 @@ from marketplace.errors import InvalidInputError
 from marketplace.matching.classes import CapacityClass
 from marketplace.matching.core import (
     REL_TOL,
-    Columns,
     JobThresholds,
     Thresholds,
     brute_force_match,
@@ -90,9 +89,17 @@ from marketplace.matching.records import (
     distance_only,
     unit_budget_wei,
 )
-from marketplace.matching.spatial import spatial_codes
 from marketplace.matching.table import ProviderTable
 from marketplace.matching.tree_build import InlineTreeBuilder, TreeBuilder
+from marketplace.matching.update import (
+    SIDE_AT_MOST,
+    Packed,
+    packed,
+    side_classes,
+    updatable,
+    updated_columns,
+    with_side,
+)
 
 __all__ = [
     "DEFAULT_ENERGY_WEIGHT_KM",
@@ -143,8 +150,7 @@ class IndexSnapshot:
     version: int
     _general: tuple[CapacityClass, ...]
     _gpu: tuple[CapacityClass, ...]
-    _cols: Columns
-    _codes: NDArray[np.uint64]
+    _state: Packed
 
     @classmethod
     def build(
@@ -163,7 +169,10 @@ class IndexSnapshot:
 
         Given the ``previous`` snapshot, whose table ``table`` is a later version of (rows
         kept in place, new rows appended), and the rows ``touched`` since (changed or
-        removed), the memory order and columns are updated instead of made anew.
+        removed), only those rows are indexed anew: in small side trees searched beside the
+        previous snapshot's trees (whose entries for them are masked), until the side
+        holds more than :data:`~marketplace.matching.update.SIDE_AT_MOST` of the rows;
+        then the memory order and columns are updated and every tree is rebuilt.
         """
         if not (math.isfinite(weight_km) and weight_km >= 0):
             raise InvalidInputError(f"weight_km={weight_km!r}; use a number of km >= 0")
@@ -171,17 +180,23 @@ class IndexSnapshot:
             raise InvalidInputError(f"leaf_size={leaf_size}; use 1 or more (40 is typical)")
         b = builder or InlineTreeBuilder()
         opts: dict[str, Any] = {"weight_km": weight_km, "leaf_size": leaf_size, "builder": b}
-        if previous is not None and touched is not None and _updatable(previous, table, touched):
-            cols, codes = _updated(previous, table, touched)
+        if previous is not None and touched is not None:
+            side = np.union1d(previous._state.side, touched)
+            if side.shape[0] <= SIDE_AT_MOST * len(table):
+                general, gpu, state = with_side(
+                    previous._general, previous._gpu, previous._state, table, side, **opts
+                )
+                return cls(table, weight_km, scorer, version, general, gpu, state)
+            if updatable(previous._state, previous.table, table, side):
+                cols, codes = updated_columns(previous._state, table, side)
+            else:
+                cols, codes = packed(table)
         else:
-            active = table.online & table.present & (table.cpu > 0) & (table.memory_mb > 0)
-            rows = np.flatnonzero(active).astype(np.int64)
-            codes = spatial_codes(table.xyz[rows], table.level[rows])
-            order = np.argsort(codes)
-            cols, codes = Columns.of_table(table, rows[order]), codes[order]
+            cols, codes = packed(table)
         with_gpu = np.flatnonzero(cols.i[:, 1] > 0)  # keeps the spatial order
-        general = CapacityClass.by_level(cols, **opts)
-        gpu = CapacityClass.by_level(cols.subset(with_gpu), **opts)
+        no_side = side_classes(table, np.zeros(0, dtype=np.int64), **opts)
+        general = (no_side[0], *CapacityClass.by_level(cols, **opts))
+        gpu = (no_side[1], *CapacityClass.by_level(cols.subset(with_gpu), **opts))
         logger.debug(
             "index v%d: %d providers, %d in tree, %d with GPU",
             version,
@@ -189,7 +204,8 @@ class IndexSnapshot:
             len(cols),
             with_gpu.shape[0],
         )
-        return cls(table, weight_km, scorer, version, general, gpu, cols, codes)
+        state = Packed(cols, codes, with_gpu, np.zeros(0, dtype=np.int64))
+        return cls(table, weight_km, scorer, version, general, gpu, state)
 
     def query(self, job: JobRequest, *, k: int = 5) -> list[Match]:
         """The ``k`` best eligible providers for ``job``, best first (fewer if not enough)."""
@@ -202,7 +218,9 @@ class IndexSnapshot:
         out: list[list[Match]] = [[] for _ in specs]
         for levels, wants_gpu in ((self._general, False), (self._gpu, True)):
             live = [i for i, j in enumerate(specs) if (j.gpu > 0) == wants_gpu]
-            for c in levels if live else ():  # lowest level first: the caps tighten fastest
+            # The side (rows changed since the last rebuild) first, then the levels, lowest
+            # first: the caps tighten fastest.
+            for c in levels if live else ():
                 self._search_class(c, jobs, specs, live, k, out)
         return out
 
@@ -338,49 +356,6 @@ class IndexSnapshot:
                 else:
                     groups.setdefault(want, []).append(pending[t])
         return out
-
-
-_UPDATE_AT_MOST = 0.25
-"""A refresh touching more than this share of the rows rebuilds the order from scratch."""
-
-
-def _updatable(previous: IndexSnapshot, table: ProviderTable, touched: NDArray[np.int64]) -> bool:
-    """Whether ``table`` kept ``previous``'s rows in place and few rows were touched."""
-    old = previous.table
-    return (
-        len(table) >= len(old)
-        and table.image_bits.shape[0] == old.image_bits.shape[0]
-        and touched.shape[0] <= _UPDATE_AT_MOST * len(table)
-    )
-
-
-def _updated(
-    previous: IndexSnapshot, table: ProviderTable, touched: NDArray[np.int64]
-) -> tuple[Columns, NDArray[np.uint64]]:
-    """``previous``'s columns and sort keys without the ``touched`` rows, with those of
-    them active in ``table`` inserted at their places in the memory order."""
-    stale = np.zeros(len(table), dtype=np.bool_)
-    stale[touched] = True
-    old = previous._cols
-    keep = ~stale[old.rows]
-    t = touched[
-        table.online[touched]
-        & table.present[touched]
-        & (table.cpu[touched] > 0)
-        & (table.memory_mb[touched] > 0)
-    ]
-    add_codes = spatial_codes(table.xyz[t], table.level[t])
-    by_code = np.argsort(add_codes)
-    add, add_codes = t[by_code], add_codes[by_code]
-    kept_codes = previous._codes[keep]
-    at = np.searchsorted(kept_codes, add_codes, side="right")
-    codes = np.empty(kept_codes.shape[0] + add.shape[0], dtype=np.uint64)
-    placed = at + np.arange(add.shape[0])
-    codes[placed] = add_codes
-    kept = np.ones(codes.shape[0], dtype=np.bool_)
-    kept[placed] = False
-    codes[kept] = kept_codes
-    return old.updated(table, keep, add, at), codes
 
 
 def _kth_cost(found: list[Match], k: int) -> float:

@@ -308,6 +308,39 @@ def test_table_changes_equal_a_fresh_build():
         assert updated.provider(pid) == p
 
 
+@pytest.mark.parametrize("scan_below", (0, 10**9))
+def test_refreshes_by_side_trees_then_a_rebuild_answer_as_the_oracle(monkeypatch, scan_below):
+    # Small change sets go to the side trees (the big ones masked); once the side holds
+    # more than 5% of the rows the trees are rebuilt from the updated memory order. New
+    # providers, removals, offline ones and an image first seen in a change all pass.
+    monkeypatch.setattr(index_module, "SCAN_BELOW", scan_below)
+    rng = np.random.default_rng(31)
+    current = {p.id: p for p in random_providers(rng, 1500, dup=0)}
+    index = ProviderIndex(list(current.values()), scorer=ReputationPenalty(km=300.0))
+    sides = []
+    for step in range(6):
+        fresh = random_providers(np.random.default_rng(100 + step), 1700, dup=0)
+        changed = [fresh[int(i)] for i in rng.choice(1700, size=40, replace=False)]
+        changed = [
+            Provider(p.id, p.lat, p.lon, p.free, p.price_wei, p.images | {f"new{step}"},
+                     p.online, p.energy_level, p.reputation) if i % 3 == 0 else p
+            for i, p in enumerate(changed)
+        ]  # fmt: skip
+        ids = {p.id for p in changed}
+        removed = [pid for pid in list(current)[:: 97 + step] if pid not in ids][:5]
+        snap = index.refresh(changed=changed, removed=removed)
+        sides.append(snap._state.side.shape[0])
+        for pid in removed:
+            del current[pid]
+        current.update({p.id: p for p in changed})
+        providers = list(current.values())
+        new_image = JobRequest(10.0, 10.0, Resources(cpu=0.5, memory_mb=256), image=f"new{step}")
+        for job in [*random_jobs(rng, 15), new_image]:
+            assert snap.query(job, k=5) == oracle(providers, job, k=5, weight_km=snap.weight_km,
+                                                  scorer=snap.scorer)  # fmt: skip
+    assert max(sides) > 0 and min(sides[1:]) < max(sides)  # the side filled, then emptied
+
+
 def test_many_removals_compact_the_table():
     providers = random_providers(np.random.default_rng(8), 200, dup=0)
     table = ProviderTable.from_providers(providers).with_changes(
