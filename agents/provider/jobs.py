@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 DEV_CHAINS = (1337, 31337)
 # A job is only started when it can finish this long before its commit deadline.
 COMMIT_MARGIN_S = 10
+# A delivered result waits for the renter's confirm or the end of the challenge window:
+# nothing hurries, so the chain is read at most this often meanwhile.
+SETTLE_POLL_S = 1.0
 
 
 class JobRunner:
@@ -290,12 +293,15 @@ class JobRunner:
             rec = self.store.get(job_id)
             if rec is None or rec.final:
                 return
+            wait_s = self.cfg.poll_s
             try:
                 job = self.escrow.job(job_id)
                 if not job.live:
                     self._closed(rec, job)
                     return
                 progressed = steps[rec.state](rec, job)
+                if rec.state == REVEALED or (rec.state == COMMITTED and job.hidden):
+                    wait_s = max(wait_s, SETTLE_POLL_S)  # delivered: settling is not urgent
             except (RefusedError, ChainUnavailableError, *TRANSIENT) as exc:
                 # A transaction the chain refused, or a chain that did not answer: the next
                 # pass re-reads the chain and either finds the step done, or the job
@@ -303,7 +309,7 @@ class JobRunner:
                 logger.warning("step refused", extra={"job": job_id, "error": str(exc)})
                 progressed = False
             if not progressed:
-                self.stop.wait(self.cfg.poll_s)
+                self.stop.wait(wait_s)
 
     def _key(self, job_id: int) -> str:
         """The job's name at the Docker engine: unique per chain and escrow, not just per id."""
@@ -324,7 +330,8 @@ class JobRunner:
 
     def _run(self, rec: JobRecord, job: ChainJob) -> bool:
         job_id = rec.chain_job_id
-        if rec.result_hash is None:
+        fresh = rec.result_hash is None
+        if fresh:
             spec = JobSpec.model_validate(rec.spec)
             limits = self._limits(spec)
             result = None
@@ -352,10 +359,20 @@ class JobRunner:
                         limits=limits,
                     )
             rec = self._record_result(rec, result)
-        if self._mine(job) >= ReplicaState.COMMITTED:
+        try:
+            return self._commit(rec, job, fresh=fresh)
+        finally:  # the result is stored: the container and its work area can go
+            self.runtime.cleanup(self._key(job_id))
+
+    def _commit(self, rec: JobRecord, job: ChainJob, *, fresh: bool) -> bool:
+        """Commit the stored result. A result just recorded (`fresh`) was never committed
+        (the commitment needs it) and, past the deadline, the commit is refused and the
+        next pass fails the job: the chain is not read first then."""
+        job_id = rec.chain_job_id
+        if not fresh and self._mine(job) >= ReplicaState.COMMITTED:
             self.store.update(job_id, state=COMMITTED)
             return True
-        if self.escrow.now() > job.deadline:
+        if not fresh and self.escrow.now() > job.deadline:
             self.store.update(job_id, state=FAILED, detail="the deadline passed before the commit")
             return True
         assert rec.result_hash is not None and rec.salt is not None
@@ -403,7 +420,6 @@ class JobRunner:
         self.store.update(
             job_id, result_hash="0x" + digest.hex(), salt=salt, run=run, detail=detail
         )
-        self.runtime.cleanup(self._key(job_id))
         logger.info(
             "job ran",
             extra={"job": job_id, "exit_code": result.exit_code, "error": result.error},
