@@ -12,7 +12,7 @@ import itertools
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -62,13 +62,6 @@ class CapacityClass:
     image_share: Mapping[str, float]
     floor: float = 0.0
     _few: dict[str, NDArray[np.int64] | None] = field(default_factory=dict, repr=False)
-    _every: list[NDArray[np.int64]] = field(default_factory=list, repr=False)
-
-    def every(self) -> NDArray[np.int64]:
-        """Every position of the class, ``0 .. n - 1`` (made once)."""
-        if not self._every:
-            self._every.append(np.arange(len(self.cols), dtype=np.int64))
-        return self._every[0]
 
     def few_holders(self, image: str) -> NDArray[np.int64] | None:
         """Positions (ascending) of the providers holding ``image`` when at most
@@ -86,7 +79,13 @@ class CapacityClass:
 
     @classmethod
     def by_level(
-        cls, cols: Columns, *, weight_km: float, leaf_size: int, builder: TreeBuilder
+        cls,
+        cols: Columns,
+        *,
+        weight_km: float,
+        leaf_size: int,
+        builder: TreeBuilder,
+        whole_below: int = 0,
     ) -> tuple[CapacityClass, ...]:
         """One class per energy level of ``cols`` (sorted by level), lowest level first.
 
@@ -95,23 +94,39 @@ class CapacityClass:
         tree over all levels sees a job from afar and must walk a thin shell of nearly
         equidistant points; a tree per level is asked only near the job, and only while its
         level can still beat the k-th cost found so far. With ``weight_km == 0`` levels do
-        not matter and one class holds everyone.
+        not matter and one class holds everyone, as it does when there are at most
+        ``whole_below`` providers (a class the index scans whole rather than searching).
         """
         opts: dict[str, Any] = {"weight_km": weight_km, "leaf_size": leaf_size, "builder": builder}
         level = cols.i[:, _LEVEL]
         n = level.shape[0]
-        if weight_km == 0 or n == 0 or level[0] == level[-1]:
-            return (cls.of_columns(cols, **opts),)
+        if weight_km == 0 or n <= whole_below or level[0] == level[-1]:
+            return (cls.of_columns(cols, whole_below=whole_below, **opts),)
         starts = np.flatnonzero(np.diff(level)) + 1
         edges = [0, *starts.tolist(), n]
-        return tuple(cls.of_columns(cols.slice(a, b), **opts) for a, b in itertools.pairwise(edges))
+        return tuple(
+            cls.of_columns(cols.slice(a, b), whole_below=whole_below, **opts)
+            for a, b in itertools.pairwise(edges)
+        )
 
     @classmethod
     def of_columns(
-        cls, cols: Columns, *, weight_km: float, leaf_size: int, builder: TreeBuilder
+        cls,
+        cols: Columns,
+        *,
+        weight_km: float,
+        leaf_size: int,
+        builder: TreeBuilder,
+        whole_below: int = 0,
     ) -> CapacityClass:
-        """Build the tree over packed columns (already in spatial order)."""
+        """Build the tree over packed columns (already in spatial order).
+
+        A class of at most ``whole_below`` providers is scanned whole, one attribute at a
+        time: its columns are stored attribute by attribute (Fortran order) for that.
+        """
         n = len(cols)
+        if 0 < n <= whole_below:
+            cols = replace(cols, f=np.asfortranarray(cols.f), i=np.asfortranarray(cols.i))
         if n == 0:
             return cls(cols, None, 0.0, 0, 0, 0, MAX_PRICE_WEI, {})
         # Share of providers holding each image, from an evenly spread sample: only a hint

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -154,6 +154,7 @@ class Columns:
     bits: NDArray[np.uint64]
     image_index: Mapping[str, int]
     live: NDArray[np.bool_] | None = None
+    _masks: dict[str, NDArray[np.bool_]] = field(default_factory=dict, init=False, repr=False)
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
@@ -226,8 +227,14 @@ class Columns:
             live=None if self.live is None else self.live[start:stop],
         )
 
-    def holds(self, image: str, idx: NDArray[np.int64]) -> NDArray[np.bool_]:
-        """Whether the providers at ``idx`` hold ``image``."""
+    def holds(self, image: str, idx: NDArray[np.int64] | None) -> NDArray[np.bool_]:
+        """Whether the providers at ``idx`` (None: all, a mask made once per image) hold
+        ``image``."""
+        if idx is None:
+            mask = self._masks.get(image)
+            if mask is None:
+                mask = self._masks[image] = self.holds(image, np.arange(len(self)))
+            return mask
         b = self.image_index.get(image)
         if b is None:
             return np.zeros(idx.shape, dtype=np.bool_)
@@ -357,25 +364,39 @@ def select_top_k(
 
 def scan(
     cols: Columns,
-    idx: NDArray[np.int64],
+    idx: NDArray[np.int64] | None,
     job: JobThresholds,
     *,
     k: int,
     weight_km: float,
     scorer: Scorer,
 ) -> list[Match]:
-    """Exact answer among the candidates ``idx`` by scoring every eligible one."""
-    th = Thresholds(job.cpu, job.memory_mb, job.gpu, job.disk_mb, job.max_price)
-    q = np.asarray(job.point)
-    ok, chord, s, cost = evaluate(cols, idx, q, th, weight_km=weight_km, scorer=scorer)
+    """Exact answer among the candidates ``idx`` (None: all of ``cols``) by filtering them
+    first and scoring the eligible ones."""
+    f = cols.f if idx is None else cols.f[idx]
+    i = cols.i if idx is None else cols.i[idx]
+    ok = (
+        (f[:, _CPU] >= job.cpu)
+        & (i[:, _MEM] >= job.memory_mb)
+        & (i[:, _GPU] >= job.gpu)
+        & (i[:, _DISK] >= job.disk_mb)
+        & (i[:, _PRICE] <= job.max_price)
+    )
+    if cols.live is not None:
+        ok &= cols.live if idx is None else cols.live[idx]
     if job.image is not None:
         ok &= cols.holds(job.image, idx)
     if job.exclude is not None:
         ok &= ~cols.holds(job.exclude, idx)
+    e = np.flatnonzero(ok)
+    fe, ie = f[e], i[e]
+    q = np.asarray(job.point)
+    chord, s = distances(fe[:, _X], fe[:, _Y], fe[:, _Z], ie[:, _LEVEL], q, weight_km)
+    cost = scored(scorer, s, fe[:, _REP])
     if job.penalty > 0:
         cost = cost + job.penalty
-    e = idx[ok]
-    return select_top_k(cols.names, cols.rows[e], cols.i[e, _LEVEL], chord[ok], s[ok], cost[ok], k)
+    rows = cols.rows[e] if idx is None else cols.rows[idx[e]]
+    return select_top_k(cols.names, rows, ie[:, _LEVEL], chord, s, cost, k)
 
 
 def brute_force_match(

@@ -127,7 +127,7 @@ _GROWTH = 4
 _SCAN_DIVISOR = 16
 _SCAN_FLOOR = 2048
 
-SCAN_BELOW = 0
+SCAN_BELOW = 3000
 """A capacity class of at most this many providers is answered by scoring all of them: a
 numpy scan that small costs less than the tree's round trips (chosen by measurement,
 bench/matching.py)."""
@@ -184,7 +184,13 @@ class IndexSnapshot:
             side = np.union1d(previous._state.side, touched)
             if side.shape[0] <= SIDE_AT_MOST * len(table):
                 general, gpu, state = with_side(
-                    previous._general, previous._gpu, previous._state, table, side, **opts
+                    previous._general,
+                    previous._gpu,
+                    previous._state,
+                    table,
+                    side,
+                    whole_below=SCAN_BELOW,
+                    **opts,
                 )
                 return cls(table, weight_km, scorer, version, general, gpu, state)
             if updatable(previous._state, previous.table, table, side):
@@ -194,9 +200,10 @@ class IndexSnapshot:
         else:
             cols, codes = packed(table)
         with_gpu = np.flatnonzero(cols.i[:, 1] > 0)  # keeps the spatial order
-        no_side = side_classes(table, np.zeros(0, dtype=np.int64), **opts)
-        general = (no_side[0], *CapacityClass.by_level(cols, **opts))
-        gpu = (no_side[1], *CapacityClass.by_level(cols.subset(with_gpu), **opts))
+        whole = {"whole_below": SCAN_BELOW, **opts}
+        no_side = side_classes(table, np.zeros(0, dtype=np.int64), **whole)
+        general = (no_side[0], *CapacityClass.by_level(cols, **whole))
+        gpu = (no_side[1], *CapacityClass.by_level(cols.subset(with_gpu), **whole))
         logger.debug(
             "index v%d: %d providers, %d in tree, %d with GPU",
             version,
@@ -277,8 +284,7 @@ class IndexSnapshot:
         n = len(cols)
         opts: dict[str, Any] = {"weight_km": self.weight_km, "scorer": self.scorer}
         if n <= SCAN_BELOW:  # a small class: scoring all of it beats any tree walk
-            every = c.every()
-            return [scan(cols, every, spec, k=k, **opts) for spec in specs]
+            return [scan(cols, None, spec, k=k, **opts) for spec in specs]
         scan_at = max(_SCAN_FLOOR, n // _SCAN_DIVISOR)
         # Searches waiting for a tree query, by how many neighbours they need.
         base = max(_MIN_PULL, _PULL_PER_K * k)
@@ -352,7 +358,7 @@ class IndexSnapshot:
             for t in np.flatnonzero(~done & ~known).tolist():
                 want = min(n, _next_pull(pull, k, int(n_ok[t])))
                 if want > scan_at:  # the answer lies deep: a linear scan is cheaper
-                    out[pending[t]] = scan(cols, c.every(), specs[pending[t]], k=k, **opts)
+                    out[pending[t]] = scan(cols, None, specs[pending[t]], k=k, **opts)
                 else:
                     groups.setdefault(want, []).append(pending[t])
         return out

@@ -66,13 +66,16 @@ def packed(table: ProviderTable) -> tuple[Columns, NDArray[np.uint64]]:
 
 
 def side_classes(
-    table: ProviderTable, rows: NDArray[np.int64], **opts: Any
+    table: ProviderTable, rows: NDArray[np.int64], *, whole_below: int, **opts: Any
 ) -> tuple[CapacityClass, CapacityClass]:
     """The side classes (all, and those with a free GPU) over the active ``rows``."""
     act = _active(table, rows)
     cols = Columns.of_table(table, act[np.argsort(spatial_codes(table.xyz[act], table.level[act]))])
     gpu = cols.subset(np.flatnonzero(cols.i[:, 1] > 0))
-    return CapacityClass.of_columns(cols, **opts), CapacityClass.of_columns(gpu, **opts)
+    return (
+        CapacityClass.of_columns(cols, whole_below=whole_below, **opts),
+        CapacityClass.of_columns(gpu, whole_below=whole_below, **opts),
+    )
 
 
 def _masked(classes: tuple[CapacityClass, ...], live: NDArray[np.bool_]) -> list[CapacityClass]:
@@ -91,6 +94,8 @@ def with_side(
     state: Packed,
     table: ProviderTable,
     side: NDArray[np.int64],
+    *,
+    whole_below: int,
     **opts: Any,
 ) -> tuple[tuple[CapacityClass, ...], tuple[CapacityClass, ...], Packed]:
     """The classes of a snapshot whose rows ``side`` (a superset of the previous side) were
@@ -100,7 +105,7 @@ def with_side(
     stale = np.zeros(len(table), dtype=np.bool_)
     stale[side] = True
     live = ~stale[state.cols.rows]
-    side_all, side_gpu = side_classes(table, side, **opts)
+    side_all, side_gpu = side_classes(table, side, whole_below=whole_below, **opts)
     return (
         (side_all, *_masked(general[1:], live)),
         (side_gpu, *_masked(gpu[1:], live[state.gpu_pos])),
