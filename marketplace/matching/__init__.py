@@ -1,7 +1,7 @@
 """Energy-weighted matching of jobs to providers: what the rest of the marketplace may use.
 
-- :mod:`~marketplace.matching.index`: :class:`ProviderIndex`, the ``BallTree`` index with
-  exact top-k search and refresh by snapshot swap.
+- :mod:`~marketplace.matching.index`: :class:`ProviderIndex`, the k-d tree index (a tree
+  per energy level) with exact top-k search and refresh by snapshot swap.
 - :mod:`~marketplace.matching.records`: the records (:class:`Provider`,
   :class:`JobRequest`, :class:`Match`, :class:`Resources`), scorers and energy weights.
 - :mod:`~marketplace.matching.core`: exact scoring shared by the index and the brute-force
@@ -9,7 +9,8 @@
 - :mod:`~marketplace.matching.classes`: capacity classes (one tree each, one per energy
   level).
 - :mod:`~marketplace.matching.table`: the columnar provider store.
-- :mod:`~marketplace.matching.tree_build`: tree builders (inline or in a worker process).
+- :mod:`~marketplace.matching.tree_build`: tree builders.
+- :mod:`~marketplace.matching.update`: refresh by what changed (side classes, masks).
 - :mod:`~marketplace.matching.spatial`: the memory order of a class (level, Morton curve).
 """
 

@@ -1,7 +1,7 @@
 """Exact scoring and selection shared by the matching index and its brute-force oracle.
 
 Everything that decides *which* providers a job gets lives here and is used by both
-:class:`marketplace.matching.IndexSnapshot` (on the candidates a ``BallTree`` returns) and
+:class:`marketplace.matching.IndexSnapshot` (on the candidates its trees return) and
 :func:`brute_force_match` (on every provider), so the two can only differ in which
 candidates they look at, never in how a candidate is judged: the same values go through
 the same correctly rounded operations, so equal inputs give equal bits.

@@ -1,4 +1,4 @@
-"""Energy-weighted matching of jobs to providers with scikit-learn's ``BallTree``.
+"""Energy-weighted matching of jobs to providers with SciPy's k-d trees (``cKDTree``).
 
 Each provider is a point in four dimensions: its position on the Earth sphere in km
 (:mod:`marketplace.geo`) and ``weight_km * energy_level``, the coordinate through which
@@ -19,17 +19,25 @@ fetch: a preference, not a filter). The scorer contract (``score >= augmented_km
 makes the search exact:
 
 - Providers that can never take a job (offline, no free CPU or memory) are left out of
-  the tree; GPU jobs search a second tree of the providers with a free GPU.
-- The tree is asked for the ``k'`` nearest points, ``k' = max(64, 16k)`` (more for an
-  image few providers hold: ``4k / share``), and the eligible ones among them are
-  scored. Once ``k`` are eligible, the ``k``-th best score ``C`` bounds the answer: a
-  provider whose augmented distance exceeds ``C`` scores more than ``C`` too. If the
-  ``k'``-th distance exceeds ``C`` the answer is complete.
-- Otherwise ``k'`` grows (fourfold, or by the observed eligible rate when fewer than
-  ``k`` were eligible) and the tree is asked again, until complete or exhausted; past
+  the trees; GPU jobs search a second set of trees, of the providers with a free GPU.
+- Each energy level has a tree of its own (one tree over all levels sees every job from
+  afar, ``weight_km * level`` off its hyperplane, and walks a thin shell of nearly
+  equidistant points). Levels are searched lowest first, each only while its
+  ``weight_km * level`` (a lower bound of every cost in it) does not exceed the k-th
+  cost found so far; the answers merge by ``(score, provider_id)``.
+- Within a level the tree is asked for the ``k'`` nearest points, ``k' = max(64, 16k)``
+  (more for an image few providers hold: ``4k / share``), and the eligible ones among
+  them are scored. Once ``k`` are eligible, the ``k``-th best score ``C`` bounds the
+  answer: a provider whose augmented distance exceeds ``C`` scores more than ``C`` too.
+  If the ``k'``-th distance exceeds ``C`` the answer is complete; otherwise one radius
+  query (every point within ``C``) completes it.
+- While fewer than ``k`` are eligible ``k'`` grows (by the observed eligible rate, at
+  least fourfold) and the tree is asked again, until complete or exhausted; past
   ``n / 16`` a linear scan of the class is cheaper and is used instead.
-- An image held by at most 1024 providers of a class (a renter's image in a few caches,
-  a rare offered one) is answered by scoring exactly those holders, without the tree.
+- A class of at most :data:`SCAN_BELOW` providers (a small network, a sparse level) is
+  scanned whole, and an image held by at most 1024 providers of a class (a renter's
+  image in a few caches, a rare offered one) is answered by scoring exactly those
+  holders, without the tree.
 - A job preferring an image is two searches over disjoint providers: those holding it
   (a filter, as for a required image) and those that must pull it (the holders left
   out, ``pull_km`` added to every cost, so the bound is the ``k'``-th distance plus
@@ -37,16 +45,15 @@ makes the search exact:
   providers costing at most the first half's ``k``-th cost ``C`` and stops once the
   tree's distances pass ``C``. The best ``k`` of both, by ``(score, provider_id)``, is
   the answer.
-  (``BallTree.query_radius`` is not used: it allocates two arrays the size of the whole
-  tree per call.)
 
 So the result is identical to :func:`brute_force_match`, which scores every provider.
 
 Refresh: an :class:`IndexSnapshot` is immutable (table, trees, settings). ``refresh``
 builds a new snapshot off to the side and swaps one reference; a query uses the snapshot it
-grabbed, so it never waits for a refresh. Build with
-:class:`~marketplace.matching.tree_build.ProcessTreeBuilder` so that large builds do not hold the
-GIL either.
+grabbed, so it never waits for a refresh, and the trees build with the GIL released, so
+a refresh on a background thread does not stall query threads either. A refresh of a few
+providers indexes only them, in a side class searched first, masking their old entries
+(:mod:`~marketplace.matching.update`).
 """
 
 from __future__ import annotations
@@ -392,10 +399,8 @@ class ProviderIndex:
         providers: Initial providers (records or a :class:`ProviderTable`).
         weight_km: Energy weight in km per level (0 = nearest only).
         scorer: Ranking cost; must satisfy the :data:`Scorer` contract.
-        leaf_size: ``BallTree`` leaf size.
-        builder: How trees are built; pass a
-            :class:`~marketplace.matching.tree_build.ProcessTreeBuilder` for large indexes so a
-            refresh never holds the GIL (the caller owns and closes it).
+        leaf_size: Tree leaf size.
+        builder: How trees are built (inline by default; the build releases the GIL).
 
     Thread-safety: any number of threads may query while one refreshes; concurrent
     refreshes are serialised.
