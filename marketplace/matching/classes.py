@@ -61,21 +61,24 @@ class CapacityClass:
     min_price: int
     image_share: Mapping[str, float]
     floor: float = 0.0
-    _few: dict[str, NDArray[np.int64] | None] = field(default_factory=dict, repr=False)
+    _held: dict[str, NDArray[np.int64]] = field(default_factory=dict, repr=False)
+
+    def holders(self, image: str) -> NDArray[np.int64]:
+        """Positions (ascending) of the providers holding ``image``; made once per image."""
+        got = self._held.get(image)
+        if got is None:
+            got = np.zeros(0, dtype=np.int64)
+            b = self.cols.image_index.get(image)
+            if b is not None:
+                held = (self.cols.bits[b // 64] >> np.uint64(b % 64)) & np.uint64(1)
+                got = np.flatnonzero(held).astype(np.int64)
+            self._held[image] = got  # racing threads store equal values
+        return got
 
     def few_holders(self, image: str) -> NDArray[np.int64] | None:
-        """Positions (ascending) of the providers holding ``image`` when at most
-        :data:`FEW_HOLDERS` do, else None; computed once per image."""
-        if image in self._few:
-            return self._few[image]
-        b = self.cols.image_index.get(image)
-        got: NDArray[np.int64] | None = np.zeros(0, dtype=np.int64)
-        if b is not None:
-            held = (self.cols.bits[b // 64] >> np.uint64(b % 64)) & np.uint64(1)
-            many = int(np.count_nonzero(held)) > FEW_HOLDERS
-            got = None if many else np.flatnonzero(held).astype(np.int64)
-        self._few[image] = got  # racing threads store equal values
-        return got
+        """:meth:`holders` when at most :data:`FEW_HOLDERS` providers hold ``image``."""
+        got = self.holders(image)
+        return got if got.shape[0] <= FEW_HOLDERS else None
 
     @classmethod
     def by_level(

@@ -135,9 +135,7 @@ _SCAN_DIVISOR = 16
 _SCAN_FLOOR = 2048
 
 SCAN_BELOW = 3000
-"""A capacity class of at most this many providers is answered by scoring all of them: a
-numpy scan that small costs less than the tree's round trips (chosen by measurement,
-bench/matching.py)."""
+"""A class of at most this many providers is scanned whole (cheaper than tree round trips)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -365,7 +363,9 @@ class IndexSnapshot:
             for t in np.flatnonzero(~done & ~known).tolist():
                 want = min(n, _next_pull(pull, k, int(n_ok[t])))
                 if want > scan_at:  # the answer lies deep: a linear scan is cheaper
-                    out[pending[t]] = scan(cols, None, specs[pending[t]], k=k, **opts)
+                    spec = specs[pending[t]]  # of the image's holders, if it needs one
+                    held = None if spec.image is None else c.holders(spec.image)
+                    out[pending[t]] = scan(cols, held, spec, k=k, **opts)
                 else:
                     groups.setdefault(want, []).append(pending[t])
         return out

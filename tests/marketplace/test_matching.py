@@ -33,7 +33,7 @@ from marketplace.matching import (
     unit_budget_wei,
 )
 from marketplace.matching import index as index_module
-from marketplace.matching.core import job_point
+from marketplace.matching.core import job_point, scan
 
 IMAGES = ("a", "b", "c")
 WEIGHTS = (0.0, 500.0, DEFAULT_ENERGY_WEIGHT_KM, LEXICOGRAPHIC_ENERGY_WEIGHT_KM)
@@ -401,6 +401,39 @@ def test_levels_searched_one_tree_each_give_the_oracles_answers(monkeypatch, wei
     want = [oracle(providers, j, k=7, weight_km=weight, scorer=scorer) for j in jobs]
     assert index.query_batch(jobs, k=7) == want
     assert [index.query(j, k=7) for j in jobs] == want
+
+
+def test_a_deep_search_scans_only_the_holders_of_the_jobs_image(monkeypatch):
+    # 6000 providers on one level, half holding "a" (too many to score them up front),
+    # only two of those cheap enough: the tree rounds run dry and the class's holders of
+    # "a" are scanned, not the whole class.
+    scanned = []
+
+    def recording_scan(cols, idx, spec, **kw):
+        scanned.append(len(cols) if idx is None else len(idx))
+        return scan(cols, idx, spec, **kw)
+
+    monkeypatch.setattr(index_module, "scan", recording_scan)
+    rng = np.random.default_rng(12)
+    providers = [
+        Provider(
+            f"p{i:05d}",
+            float(rng.uniform(-60, 60)),
+            float(rng.uniform(-180, 180)),
+            Resources(cpu=4, memory_mb=4096, disk_mb=1000),
+            price_wei=10 if i in (7, 1500, 4001) else 1000,
+            images=frozenset({"a"}) if i % 2 else frozenset(),
+            energy_level=1,
+        )
+        for i in range(6000)
+    ]
+    index = ProviderIndex(providers)
+    s = index.snapshot
+    job = JobRequest(0.0, 0.0, Resources(cpu=1, memory_mb=512), image="a", max_price_wei=10)
+    got = index.query(job, k=5)
+    assert got == oracle(providers, job, k=5, weight_km=s.weight_km, scorer=s.scorer)
+    assert {m.provider_id for m in got} == {"p00007", "p04001"}  # 1500 lacks "a"
+    assert scanned == [3000]
 
 
 def test_small_classes_scanned_whole_give_the_oracles_answers(monkeypatch):
