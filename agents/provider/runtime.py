@@ -259,8 +259,12 @@ class DockerRuntime:
         self._area(job_key).remove()
 
     def cleanup(self, job_key: str) -> None:
-        """Remove the job's container and work area once its result is stored elsewhere."""
-        self.kill(job_key)
+        """Remove the job's container and work area once its result is stored elsewhere;
+        safe if absent. The container is removed by its name, which only this agent's
+        container of that job has (one request, where kill() looks it up first)."""
+        with _engine("remove the job's container"), contextlib.suppress(docker.errors.NotFound):
+            self.client.api.remove_container(f"dcloud-{self._name(job_key)}", force=True)
+        self._area(job_key).remove()
 
     def orphans(self) -> list[str]:
         """Job keys of every container of this agent (running or not)."""

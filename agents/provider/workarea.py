@@ -4,7 +4,7 @@ Each job gets ``<work_root>/<name>/`` holding ``input/`` (bind-mounted read-only
 ``/input``) and ``output/`` (bind-mounted at ``/output``, the only place a job can keep
 files). The output area has one of two kinds of size limit:
 
-- ``tmpfs``: when the agent runs as root and ``mount -t tmpfs`` works, a tmpfs of exactly
+- ``tmpfs``: when the agent runs as root and mounting a tmpfs works, a tmpfs of exactly
   ``disk_mb`` is mounted on ``output/``; writes past it fail inside the job with "No space
   left on device". The area lives in RAM, and the kernel charges its pages to the job's
   memory cgroup (the runtime raises the container's memory cap by ``disk_mb`` for that).
@@ -16,11 +16,12 @@ files). The output area has one of two kinds of size limit:
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import io
 import logging
 import os
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -32,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 TMPFS = "tmpfs"
 FOLDER = "folder"
-_MOUNT_TIMEOUT_S = 10
+_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2  # from <sys/mount.h>
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if os.name == "posix" else None
 _INODES_PER_MB = 256  # tmpfs file-count limit: 4096 files in a 16 MB area
 
 
@@ -125,40 +127,48 @@ class WorkArea:
     def remove(self) -> None:
         """Unmount the output area if it is a tmpfs and delete the whole folder."""
         if os.path.ismount(self.output):
-            for args in (["umount", str(self.output)], ["umount", "-l", str(self.output)]):
-                done = subprocess.run(args, capture_output=True, timeout=_MOUNT_TIMEOUT_S)
-                if done.returncode == 0:
+            for flags in (0, _MNT_DETACH):  # then lazily, once nothing holds it
+                try:
+                    _libc_call("umount2", str(self.output).encode(), flags)
                     break
-                logger.warning(
-                    "could not unmount a job's work area",
-                    extra={"path": str(self.output), "stderr": done.stderr.decode()[-300:]},
-                )
+                except OSError as exc:
+                    logger.warning(
+                        "could not unmount a job's work area",
+                        extra={"path": str(self.output), "error": str(exc)},
+                    )
         if self.root.exists():
             shutil.rmtree(self.root)
 
     def _mount_tmpfs(self, disk_mb: int, uid: int, gid: int) -> bool:
+        """Mount the output tmpfs with mount(2) itself (no mount(8) process per job)."""
         if os.geteuid() != 0:
             return False
-        opts = (
+        data = (
             f"size={disk_mb}m,nr_inodes={max(1024, disk_mb * _INODES_PER_MB)},"
-            f"mode=0700,uid={uid},gid={gid},nosuid,nodev"
+            f"mode=0700,uid={uid},gid={gid}"
         )
         try:
-            done = subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", opts, "dcloud-job", str(self.output)],
-                capture_output=True,
-                timeout=_MOUNT_TIMEOUT_S,
+            _libc_call(
+                "mount",
+                b"dcloud-job",
+                str(self.output).encode(),
+                b"tmpfs",
+                _MS_NOSUID | _MS_NODEV,
+                data.encode(),
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except OSError as exc:
             logger.warning("tmpfs mount failed; using a plain folder", extra={"error": str(exc)})
             return False
-        if done.returncode != 0:
-            logger.warning(
-                "tmpfs mount failed; using a plain folder",
-                extra={"stderr": done.stderr.decode()[-300:]},
-            )
-            return False
         return True
+
+
+def _libc_call(name: str, *args: bytes | int) -> None:
+    """Call mount(2) or umount2(2) through the C library; raises OSError with its errno."""
+    if _LIBC is None:  # not a POSIX system: no tmpfs, the caller uses a folder
+        raise OSError(f"{name}(2) is not available here")
+    if getattr(_LIBC, name)(*args) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{name}: {os.strerror(errno)}")
 
 
 def _safe_path(path: str) -> PurePosixPath:
