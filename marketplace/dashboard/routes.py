@@ -201,6 +201,27 @@ async def region_history(
     return JSONResponse(await run_in_threadpool(_history, service, hours))
 
 
+@router.get("/api/regions/ahead")
+async def region_ahead(
+    service: ServiceDep, hours: Annotated[int, Query(ge=1, le=48)] = 12
+) -> JSONResponse:
+    """Each region's energy level for the next `hours` hours from this one (fewer when the
+    price source does not know that far ahead)."""
+    return JSONResponse(await run_in_threadpool(_ahead, service, hours))
+
+
+def _ahead(service: Service, hours: int) -> dict[str, Any]:
+    now = floor_hour(datetime.now(UTC))
+    ahead = service.grid.levels_ahead(hours, now)
+    return {
+        "start": int(now.timestamp()),
+        "basis": service.grid.basis.kind,
+        "regions": [
+            {"id": r.id, "levels": [lv[r.id] for lv in ahead]} for r in service.grid.regions()
+        ],
+    }
+
+
 def _history(service: Service, hours: int) -> list[dict[str, Any]]:
     now = floor_hour(datetime.now(UTC))
     with _history_lock:
@@ -209,7 +230,7 @@ def _history(service: Service, hours: int) -> list[dict[str, Any]]:
             return cached
         source = service.grid.source
         stamps = [now - timedelta(hours=k) for k in range(hours - 1, -1, -1)]
-        levels = [region_levels(source, t) for t in stamps]
+        levels = [region_levels(source, t, basis=service.grid.basis) for t in stamps]
         out = [
             {
                 "id": region.id,

@@ -63,3 +63,22 @@ def _rgb_hex(css: str) -> str:
     """'rgb(26, 152, 80)' -> '#1a9850' (the form a browser reports inline colours in)."""
     parts = css[css.index("(") + 1 : css.index(")")].split(",")
     return "#" + "".join(f"{int(p):02x}" for p in parts)
+
+
+def test_each_region_shows_its_levels_for_the_next_twelve_hours(tab, network, providers):
+    page = tab.goto("/providers")
+    strip = page.locator("#charts li[data-region='DE-FRA'] div.ahead span")
+    expect(strip).to_have_count(12)
+    ahead = page.evaluate("fetch('/dashboard/api/regions/ahead?hours=12').then(r => r.json())")
+    de = next(r for r in ahead["regions"] if r["id"] == "DE-FRA")
+    assert [int(x) for x in strip.all_inner_texts()] == de["levels"]
+    first = strip.first.evaluate("s => s.style.background")
+    swatch = (
+        page.locator("#legend .swatch").nth(de["levels"][0]).evaluate("s => s.style.background")
+    )
+    assert first == swatch
+    expect(page.locator("#charts li[data-region='DE-FRA'] div.ahead")).to_have_attribute(
+        "aria-label", re.compile(r"Energy level \(price\), next 12 h: (\d, ){11}\d; lowest \d")
+    )
+    regions_now = page.evaluate("fetch('/v1/regions').then(r => r.json())")
+    assert de["levels"][0] == next(r for r in regions_now if r["id"] == "DE-FRA")["energy_level"]

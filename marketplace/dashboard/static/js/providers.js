@@ -1,5 +1,6 @@
 // Providers on a world map (bundled Natural Earth shapes from world-atlas, equirectangular
-// SVG), coloured by energy level, and each region's electricity price over the last day.
+// SVG), coloured by energy level, each region's electricity price over the last day and its
+// energy level over the coming hours (a strip of coloured hours, refreshed with the page).
 import { $, el, svg, api, shortAddress, every } from "/dashboard/static/js/ui.js";
 import "/dashboard/static/js/wallet.js";
 import { imagesSummary } from "/dashboard/static/js/images.js";
@@ -182,9 +183,49 @@ function drawCharts(history, regionsNow) {
           svg("polyline", { class: "line", points: prices.map((v, i) => `${px(i).toFixed(1)},${py(v).toFixed(1)}`).join(" ") }),
           svg("circle", { cx: px(prices.length - 1), cy: py(last.price), r: 3, fill: LEVEL_COLOURS[now ? now.energy_level : last.level], stroke: "#111" }),
         ),
+        el("div", { class: "ahead", role: "img", "aria-label": "Energy level over the next hours" }),
+        el("p", { class: "hint ahead-caption" }, ""),
       );
     }),
   );
+}
+
+const AHEAD_HOURS = 12;
+
+function hourLabel(t) {
+  return new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function drawAhead(ahead) {
+  for (const region of ahead.regions) {
+    const strip = document.querySelector(`#charts li[data-region='${region.id}'] .ahead`);
+    if (!strip) continue;
+    const hours = region.levels.map((level, i) => ({ level, t: ahead.start + i * 3600 }));
+    const best = Math.min(...region.levels);
+    const firstBest = hours.find((h) => h.level === best);
+    const summary =
+      `Energy level (${ahead.basis}), next ${hours.length} h: ${region.levels.join(", ")}; ` +
+      `lowest ${best} from ${hourLabel(firstBest.t)}`;
+    strip.setAttribute("aria-label", summary);
+    strip.replaceChildren(
+      ...hours.map((h, i) =>
+        el(
+          "span",
+          {
+            "data-level": h.level,
+            title: `${i === 0 ? "now" : hourLabel(h.t)}: level ${h.level}`,
+            style: `background: ${LEVEL_COLOURS[h.level]}`,
+          },
+          String(h.level),
+        ),
+      ),
+    );
+    strip.nextElementSibling.textContent = `next ${hours.length} h, lowest level ${best} from ${hourLabel(firstBest.t)}`;
+  }
+}
+
+async function refreshAhead() {
+  drawAhead(await api(`/dashboard/api/regions/ahead?hours=${AHEAD_HOURS}`));
 }
 
 async function refresh() {
@@ -200,4 +241,6 @@ await drawBase();
 const regions = await refresh();
 const history = await api("/dashboard/api/regions/history?hours=24");
 drawCharts(history, regions);
+await refreshAhead();
 every(10000, refresh, { now: false });
+every(10000, refreshAhead, { now: false });
