@@ -44,7 +44,7 @@ def plot(
     windows = sorted({r["window_h"] for _, group in series for r in group})
     x = np.arange(len(windows))
     width = 0.8 / max(1, len(series))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5.6), constrained_layout=True)
     for i, (name, group) in enumerate(series):
         by_window = {r["window_h"]: r for r in group}
         pos = x - 0.4 + width * (i + 0.5)
@@ -78,7 +78,7 @@ def plot(
         ax.set_xticks(x, [f"{w:g} h" for w in windows])
         ax.set_xlabel("start window (slack)")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
     jobs = rows[0]["jobs"]
     fig.suptitle(
         f"Grid impact: {jobs:,} jobs over one simulated day, {len(CITIES)} city sites "
