@@ -11,17 +11,19 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from marketplace.api import errors
 from marketplace.api.deps import Pages
 from marketplace.api.follower import LeaderOnly
 from marketplace.api.limits import JsonDepthLimit
+from marketplace.api.methods import DeclaredMethods
 from marketplace.api.routes import health, jobs, network, providers, regions
 from marketplace.api.routes import leader as leader_routes
 from marketplace.api.routes import services as service_routes
 from marketplace.api.routes import storage as storage_routes
 from marketplace.api.routes import watch as watch_routes
+from marketplace.api.strict import strict_body
 from marketplace.chain.indexer import Indexer
 from marketplace.compute import expiry
 from marketplace.compute.providers import Listing
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         "packs them into free capacity, and follows the escrow contracts on chain.",
         lifespan=lifespan,
         responses=OPENAPI_429,
+        dependencies=[Depends(strict_body)],
     )
     app.state.service = service
     app.state.scheduler = None  # set while the app runs (lifespan)
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.state.leadership = None  # set while the app runs
     errors.install(app)
     app.add_middleware(JsonDepthLimit)
+    app.add_middleware(DeclaredMethods, openapi=lambda: app.openapi())
     app.add_middleware(LeaderOnly, leadership=lambda: app.state.leadership)
     app.add_middleware(RateLimit, limiter=service.settings.rate_limiter())
     app.add_middleware(service.metrics.middleware)
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.include_router(watch_routes.router)
     app.include_router(leader_routes.router)
     app.include_router(dashboard_router)
+    errors.document(app, regions=service.grid.region_ids())
     return app
 
 

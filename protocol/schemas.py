@@ -110,8 +110,11 @@ class Heartbeat(Wire):
     price_wei: int | None = Field(default=None, ge=0, le=MAX_PRICE_PER_SECOND_WEI)
 
 
+# '/'-separated names, none of them "." or ".." (the pattern says so, for the schema too)
+_SEGMENT = r"(?:[\w-][\w.-]*|\.[\w-][\w.-]*|\.\.[\w.-]+)"
 InputPath = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\w.-]+(/[\w.-]+)*$")
+    str,
+    StringConstraints(min_length=1, max_length=255, pattern=rf"^{_SEGMENT}(?:/{_SEGMENT})*$"),
 ]
 
 

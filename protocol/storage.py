@@ -70,7 +70,8 @@ SIGNATURE_HEADER = signing.SIGNATURE_HEADER
 
 MAX_SHARD_BYTES = 64 * 2**20
 """The largest shard a node accepts (a segment of 64 MiB with k = 1)."""
-MAX_CAPACITY_BYTES = 2**60
+MAX_CAPACITY_BYTES = 2**53 - 1
+"""8 PiB: the largest integer every JSON reader holds exactly, so schema and check agree."""
 MAX_PLACEMENT_SEGMENTS = 4096
 MAX_SHARDS_PER_SEGMENT = 32  # ISA-L's Reed-Solomon backends stop at 32 fragments
 

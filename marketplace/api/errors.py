@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError
 
+from marketplace.api.follower import leader_only
 from marketplace.errors import (
     AuthError,
     ConfigurationError,
@@ -34,6 +37,54 @@ STATUS: list[tuple[type[MarketplaceError], int]] = [
     (UnavailableError, 503),
     (ConfigurationError, 503),
 ]
+
+
+class Problem(BaseModel):
+    """The body of every refusal: what is wrong and how to fix it, and the error's name."""
+
+    detail: str
+    error: str
+
+
+class ValidationIssue(BaseModel):
+    """One field that failed validation (FastAPI's shape)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    """A 422: the fields that failed validation, or a sentence (with `error`) for a body
+    that is not a JSON object, nests too deeply, or holds what the database cannot store."""
+
+    detail: list[ValidationIssue] | str
+    error: str | None = None
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def refusal(description: str) -> dict[str, Any]:
+    """A documented error answer (for FastAPI's ``responses=``), its body a Problem."""
+    return {"model": Problem, "description": description}
+
+
+INVALID: Responses = {
+    422: {
+        "model": ValidationProblem,
+        "description": "the request does not fit its schema, or holds a value that cannot be "
+        "stored",
+    }
+}
+SIGNED: Responses = {
+    401: refusal("the signature, signer or timestamp is not acceptable, or it is a replay"),
+    409: refusal(
+        "the signer is not registered, or another request of the signer was applied at the "
+        "same moment"
+    ),
+}
+UNAVAILABLE: Responses = {503: refusal("the marketplace cannot answer this now (see detail)")}
 
 
 def status_of(exc: MarketplaceError) -> int:
@@ -111,3 +162,66 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(IntegrityError, _raced)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def document(app: FastAPI, *, regions: Collection[str]) -> None:
+    """Make the app's OpenAPI document say what its errors really are: every 422 is a
+    :class:`ValidationProblem` (a list of fields, or a sentence) in place of FastAPI's
+    list-only default, every operation with a body documents it (and the 400 of a body
+    that cannot be read), and every operation a follower replica refuses documents that
+    503. A member's `region` lists the `regions` this marketplace knows."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        ref = "#/components/schemas/{model}"
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ValidationProblem, Problem):
+            found = model.model_json_schema(ref_template=ref)
+            components.update(found.pop("$defs", {}))
+            components[model.__name__] = found
+        invalid = {
+            "description": INVALID[422]["description"],
+            "content": {
+                "application/json": {"schema": {"$ref": ref.format(model="ValidationProblem")}}
+            },
+        }
+        unreadable = {
+            "description": "the body cannot be read as JSON text (for example, not UTF-8)",
+            "content": {
+                "application/json": {"schema": {"$ref": ref.format(model="ValidationProblem")}}
+            },
+        }
+        unavailable = {
+            "description": UNAVAILABLE[503]["description"],
+            "content": {"application/json": {"schema": {"$ref": ref.format(model="Problem")}}},
+        }
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses or "requestBody" in operation:
+                    responses["422"] = invalid
+                if "requestBody" in operation:
+                    responses["400"] = unreadable
+                if leader_only(method.upper(), path):
+                    responses.setdefault("503", unavailable)
+        for name, component in components.items():
+            if name.endswith("Registration"):  # a member names its region
+                _known_regions(component.get("properties", {}).get("region"), sorted(regions))
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _known_regions(field: dict[str, Any] | None, regions: list[str]) -> None:
+    """Give a `region` field's string alternative the enum of known regions."""
+    if field is None:
+        return
+    for alternative in [field, *field.get("anyOf", [])]:
+        if alternative.get("type") == "string":
+            alternative["enum"] = regions

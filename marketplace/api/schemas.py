@@ -11,6 +11,10 @@ from protocol.schemas import Capacity, JobSpec, Location
 from protocol.services import ServiceName, ServiceSpec
 from protocol.snapshots import SecretHex, SnapshotRef
 
+# Chain ids (jobs, leases) count up from 1; this bound is the largest integer every JSON
+# reader holds exactly, so the schema's bound and the check are the same number everywhere.
+MAX_ID = 2**53 - 1
+
 
 class ProviderPublic(BaseModel):
     address: str
@@ -90,7 +94,7 @@ class SignedAssignmentPublic(BaseModel):
 class DisputeRequest(BaseModel):
     """A renter's request for verifiers of its job (signed, purpose `dcloud/job.dispute`)."""
 
-    chain_job_id: int = Field(ge=1, le=2**64 - 1)
+    chain_job_id: int = Field(ge=1, le=MAX_ID)
 
 
 class VerifiersPublic(BaseModel):
@@ -341,7 +345,7 @@ class ServiceInputsRequest(BaseModel):
     `dcloud/service.inputs`): exactly the files the spec declares, base64-encoded."""
 
     name: ServiceName
-    lease_id: int = Field(ge=1, le=2**64, description="the lease the service runs under")
+    lease_id: int = Field(ge=1, le=MAX_ID, description="the lease the service runs under")
     inputs: dict[str, Base64] = Field(max_length=256)
     snapshot_key: SecretHex | None = Field(
         default=None, description="the snapshot secret (protocol.snapshots), if it asks for them"
@@ -353,7 +357,7 @@ class ServiceSnapshotReport(BaseModel):
     `dcloud/service.snapshot`)."""
 
     name: ServiceName
-    lease_id: int = Field(ge=1, le=2**64)
+    lease_id: int = Field(ge=1, le=MAX_ID)
     snapshot: SnapshotRef
 
 

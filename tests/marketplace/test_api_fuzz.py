@@ -1,9 +1,14 @@
-"""Schema fuzzing: every operation of the OpenAPI schema, valid and invalid inputs, no 5xx.
+"""Schema fuzzing: every operation of the OpenAPI schema, valid and invalid inputs, every
+check schemathesis has.
 
 Schemathesis generates requests from the app's own OpenAPI schema (positive and negative
 modes; its examples, coverage and fuzzing phases) and sends them in-process over ASGI to a
-marketplace on a fresh SQLite file that already knows a few providers. Signed endpoints
-mostly answer 401 or 422 to generated envelopes; the one check is that nothing answers 5xx.
+marketplace on a fresh SQLite file that already knows a few providers; half of the signed
+envelopes get a valid signature, so payloads reach the handlers. Every answer is checked
+with all of schemathesis's checks: no 5xx, status codes, content types, headers and bodies
+as documented, invalid data refused, valid data accepted, 405 with the right Allow header
+for undeclared methods. A deliberate 503 (with the service's reason) is checked the same
+way, less the no-5xx check.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from marketplace.api.limits import json_depth_exceeds
 from marketplace.app import create_app
@@ -89,22 +96,47 @@ def _sign_some(case) -> None:
 
 @schema.parametrize()
 @settings(
-    max_examples=40,
+    max_examples=12,  # per operation and phase: the whole test stays near a minute
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_operation_answers_with_a_server_error(case):
+def test_every_operation_keeps_to_its_openapi_document(case):
     _sign_some(case)
     response = case.call()
+    excluded = [positive_data_acceptance]
     if response.status_code == 503:
         # a deliberate refusal (e.g. too few storage nodes online right now) carries
         # the service's reason; an unexpected failure would be a bare 500
         body = response.json()
         assert body.get("error") == "UnavailableError" and body.get("detail"), body
-        return
-    case.validate_response(response, checks=[not_a_server_error])
+        excluded.append(not_a_server_error)
+    case.validate_response(response, excluded_checks=excluded)
+    try:
+        case.validate_response(response, checks=[positive_data_acceptance])
+    except FailureGroup:
+        if case.operation.label not in SCHEMA_CANNOT_SAY:
+            raise
+
+
+# Operations where a body the schema allows can still be refused (422), for a rule JSON
+# Schema cannot state or a bound it cannot hold exactly; each is a known gap, named here so
+# that a new one anywhere else fails this test.
+SCHEMA_CANNOT_SAY = {
+    # price_wei <= 2**63 - 1: past 2**53 JSON numbers are doubles, so a schema validator
+    # takes 2**63 + 192 for the bound itself
+    "POST /v1/providers",
+    "POST /v1/providers/heartbeat",
+    # start_by at most the escrow's hold ahead of now: depends on the clock
+    "POST /v1/jobs/quote",
+    "POST /v1/jobs",
+    # free_bytes <= capacity_bytes: a rule between two fields
+    "POST /v1/storage/nodes",
+    # a deployment of several containers names its main one: a rule between fields
+    "POST /v1/services/quote",
+    "POST /v1/services",
+}
 
 
 # Found by fuzzing and probing around it; each was a 500 or worse before the fix.

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from marketplace.api.deps import RawBodyDep, SchedulerDep, ServiceDep
+from marketplace.api.errors import SIGNED, UNAVAILABLE, refusal
 from marketplace.api.public import assignment_public, image_pull_public, job_public
 from marketplace.api.schemas import (
     DisputeRequest,
@@ -36,7 +37,7 @@ SUBMIT = purposes.JOB_SUBMIT
 DISPUTE = purposes.JOB_DISPUTE
 
 
-@router.post("/quote", response_model=QuotePublic)
+@router.post("/quote", response_model=QuotePublic, responses=UNAVAILABLE)
 async def quote(
     spec: JobSpec, service: ServiceDep, scheduler: SchedulerDep, request: Request
 ) -> QuotePublic:
@@ -91,7 +92,12 @@ def _quote(spec: JobSpec, scheduler: Scheduler) -> QuotePublic:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobPublic,
+    responses={**SIGNED, **UNAVAILABLE},
+)
 async def submit(
     body: Signed[JobSpec], raw: RawBodyDep, service: ServiceDep, scheduler: SchedulerDep
 ) -> JobPublic:
@@ -124,7 +130,16 @@ async def submit(
     return await run_in_threadpool(_get_public, service, job_id, False)
 
 
-@router.post("/disputes", response_model=VerifiersPublic)
+@router.post(
+    "/disputes",
+    response_model=VerifiersPublic,
+    responses={
+        **SIGNED,
+        404: refusal("no such job funded through this marketplace"),
+        409: refusal("the job is not the signer's, or cannot be disputed now"),
+        **UNAVAILABLE,
+    },
+)
 def dispute_verifiers(
     body: Signed[DisputeRequest], raw: RawBodyDep, service: ServiceDep, scheduler: SchedulerDep
 ) -> VerifiersPublic:
@@ -196,7 +211,7 @@ def list_jobs(
     return JobList(total=total, limit=limit, offset=offset, items=items)
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses={404: refusal("no such job")})
 def get_job(job_id: str, service: ServiceDep) -> JobPublic:
     """One job with its assignments, on-chain state and chain events."""
     return _get_public(service, job_id, True)

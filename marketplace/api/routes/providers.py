@@ -18,6 +18,7 @@ from marketplace.api.deps import (
     ServiceDep,
     SessionDep,
 )
+from marketplace.api.errors import SIGNED, refusal
 from marketplace.api.public import provider_public
 from marketplace.api.schemas import ProviderList, ProviderPublic
 from marketplace.auth import authenticate, lock_clocks, verify
@@ -33,7 +34,9 @@ REGISTER = purposes.PROVIDER_REGISTER
 HEARTBEAT = purposes.PROVIDER_HEARTBEAT
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProviderPublic)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ProviderPublic, responses=SIGNED
+)
 def register(
     body: Signed[ProviderRegistration], raw: RawBodyDep, service: ServiceDep, session: SessionDep
 ) -> ProviderPublic:
@@ -48,7 +51,7 @@ def register(
     return _public(service, row)
 
 
-@router.post("/heartbeat", response_model=ProviderPublic)
+@router.post("/heartbeat", response_model=ProviderPublic, responses=SIGNED)
 async def heartbeat(
     body: Signed[Heartbeat], raw: RawBodyDep, service: ServiceDep, writer: HeartbeatWriterDep
 ) -> ProviderPublic:
@@ -114,7 +117,9 @@ async def list_providers(
     return Response(body, media_type="application/json")
 
 
-@router.get("/{address}", response_model=ProviderPublic)
+@router.get(
+    "/{address}", response_model=ProviderPublic, responses={404: refusal("no such provider")}
+)
 def get_provider(address: Address, service: ServiceDep, session: SessionDep) -> ProviderPublic:
     """One provider by address (any letter case)."""
     from web3 import Web3

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from marketplace.api.deps import RawBodyDep, ServiceDep
+from marketplace.api.errors import Responses, refusal
 from marketplace.api.public import image_pull_public, placement_public, service_public
 from marketplace.api.schemas import (
     ServiceInputsRequest,
@@ -21,7 +22,7 @@ from marketplace.api.schemas import (
     ServiceStopRequest,
 )
 from marketplace.auth import authenticate
-from marketplace.errors import InvalidInputError
+from marketplace.errors import ConflictError
 from marketplace.service import Service
 from marketplace.services import catalog, deployments, expiry, inputs, reports
 from marketplace.services import routes as service_routes
@@ -43,21 +44,7 @@ DEPLOY, REPORT, STOP = purposes.SERVICE_DEPLOY, purposes.SERVICE_REPORT, purpose
 INPUTS, SNAPSHOT = purposes.SERVICE_INPUTS, purposes.SERVICE_SNAPSHOT
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"detail": {"type": "string"}, "error": {"type": "string"}},
-                }
-            }
-        },
-    }
-
-
-Responses = dict[int | str, dict[str, Any]]
+_error = refusal
 SIGNED_401: Responses = {401: _error("the signature, signer or timestamp is not acceptable")}
 NOT_FOUND: Responses = {404: _error("no such service")}
 CONFLICT: Responses = {409: _error("the name is another renter's, or it runs under a lease")}
@@ -195,7 +182,11 @@ def get_service(name: NameParam, service: ServiceDep) -> ServicePublic:
 @router.post(
     "/{name}/report",
     response_model=ServicePublic,
-    responses={**SIGNED_401, **NOT_FOUND, 409: _error("the service runs under another lease")},
+    responses={
+        **SIGNED_401,
+        **NOT_FOUND,
+        409: _error("the service runs under another lease, or the body names another service"),
+    },
 )
 def report(
     name: NameParam, body: Signed[ServiceReport], raw: RawBodyDep, service: ServiceDep
@@ -204,7 +195,7 @@ def report(
     port, health, restarts, uptime. Only the provider the service is placed on may send
     it (401 for anyone else)."""
     if body.payload.name != name:
-        raise InvalidInputError(f"the report is about {body.payload.name}, not {name}")
+        raise ConflictError(f"the report is about {body.payload.name}, not {name}")
     now = time.time()
     with service.writing(), service.sessions() as session, session.begin():
         provider = authenticate(
@@ -223,7 +214,11 @@ def report(
     return public
 
 
-@router.post("/{name}/stop", response_model=ServicePublic, responses={**SIGNED_401, **NOT_FOUND})
+@router.post(
+    "/{name}/stop",
+    response_model=ServicePublic,
+    responses={**SIGNED_401, **NOT_FOUND, 409: _error("the body names another service")},
+)
 def stop(
     name: NameParam, body: Signed[ServiceStopRequest], raw: RawBodyDep, service: ServiceDep
 ) -> ServicePublic:
@@ -231,7 +226,7 @@ def stop(
     ends now and its capacity is freed; with one it is `ending` until the lease, which
     the renter closes on chain, ends."""
     if body.payload.name != name:
-        raise InvalidInputError(f"the request stops {body.payload.name}, not {name}")
+        raise ConflictError(f"the request stops {body.payload.name}, not {name}")
     now = time.time()
     with service.writing(), service.sessions() as session, session.begin():
         renter = authenticate(
@@ -249,7 +244,7 @@ def stop(
     responses={
         **SIGNED_401,
         **NOT_FOUND,
-        409: _error("the service runs under another lease"),
+        409: _error("the service runs under another lease, or the body names another service"),
         422: _error("the files are not the spec's, or too large to keep"),
     },
 )
@@ -260,7 +255,7 @@ def keep_inputs(
     `dcloud/service.inputs`): exactly the files its spec declares, at most
     `DCLOUD_FAILOVER_INPUTS_MB` in all. A failover sends them to the new provider."""
     if body.payload.name != name:
-        raise InvalidInputError(f"the request is about {body.payload.name}, not {name}")
+        raise ConflictError(f"the request is about {body.payload.name}, not {name}")
     now = time.time()
     with service.writing(), service.sessions() as session, session.begin():
         renter = authenticate(
@@ -281,7 +276,11 @@ def keep_inputs(
 @router.post(
     "/{name}/snapshot",
     response_model=ServicePublic,
-    responses={**SIGNED_401, **NOT_FOUND, 409: _error("the service runs under another lease")},
+    responses={
+        **SIGNED_401,
+        **NOT_FOUND,
+        409: _error("the service runs under another lease, or the body names another service"),
+    },
 )
 def snapshot(
     name: NameParam, body: Signed[ServiceSnapshotReport], raw: RawBodyDep, service: ServiceDep
@@ -289,7 +288,7 @@ def snapshot(
     """Its provider says where the newest snapshot of the service's /data is (purpose
     `dcloud/service.snapshot`); a failover restores it on the new provider."""
     if body.payload.name != name:
-        raise InvalidInputError(f"the report is about {body.payload.name}, not {name}")
+        raise ConflictError(f"the report is about {body.payload.name}, not {name}")
     now = time.time()
     with service.writing(), service.sessions() as session, session.begin():
         provider = authenticate(

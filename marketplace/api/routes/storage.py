@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from web3 import Web3
 
 from marketplace.api.deps import RawBodyDep, ServiceDep, SessionDep
+from marketplace.api.errors import SIGNED, refusal
 from marketplace.auth import authenticate
 from marketplace.errors import InvalidInputError
 from marketplace.storage import nodes as storage_nodes
@@ -30,7 +31,12 @@ from protocol.storage import (
 router = APIRouter(prefix="/v1/storage", tags=["storage"])
 
 
-@router.post("/nodes", status_code=status.HTTP_201_CREATED, response_model=StorageNodePublic)
+@router.post(
+    "/nodes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StorageNodePublic,
+    responses=SIGNED,
+)
 def register(
     body: Signed[StorageNodeRegistration],
     raw: RawBodyDep,
@@ -45,7 +51,7 @@ def register(
     return storage_nodes.to_public(row, now=row.last_heartbeat_at, settings=service.settings)
 
 
-@router.post("/nodes/heartbeat", response_model=StorageNodePublic)
+@router.post("/nodes/heartbeat", response_model=StorageNodePublic, responses=SIGNED)
 def heartbeat(
     body: Signed[StorageHeartbeat], raw: RawBodyDep, service: ServiceDep, session: SessionDep
 ) -> StorageNodePublic:
@@ -79,7 +85,11 @@ def list_nodes(
     )
 
 
-@router.get("/nodes/{address}", response_model=StorageNodePublic)
+@router.get(
+    "/nodes/{address}",
+    response_model=StorageNodePublic,
+    responses={404: refusal("no such storage node")},
+)
 def get_node(address: Address, service: ServiceDep, session: SessionDep) -> StorageNodePublic:
     """One storage node by address (any letter case)."""
     try:
@@ -90,7 +100,11 @@ def get_node(address: Address, service: ServiceDep, session: SessionDep) -> Stor
     return storage_nodes.to_public(row, now=time.time(), settings=service.settings)
 
 
-@router.post("/placement", response_model=Placement)
+@router.post(
+    "/placement",
+    response_model=Placement,
+    responses={503: refusal("too few storage nodes online with room for the segments")},
+)
 def placement(body: PlacementRequest, service: ServiceDep, session: SessionDep) -> Placement:
     """n distinct online nodes for each segment, spread over regions, reliable ones first.
 
@@ -99,7 +113,7 @@ def placement(body: PlacementRequest, service: ServiceDep, session: SessionDep) 
     return storage_nodes.placement(session, request=body, settings=service.settings)
 
 
-@router.post("/reports", response_model=ReportResult)
+@router.post("/reports", response_model=ReportResult, responses=SIGNED)
 def report(
     body: Signed[StorageReport], raw: RawBodyDep, service: ServiceDep, session: SessionDep
 ) -> ReportResult:

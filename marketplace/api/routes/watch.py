@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from marketplace.api.deps import ServiceDep
+from marketplace.api.schemas import MAX_ID
 from marketplace.errors import NotFoundError
 from marketplace.services.watch import CosignError, DownWatch
 from protocol.leases import Leases
@@ -43,7 +44,7 @@ class DownStretches(BaseModel):
 
 
 class CoSignature(BaseModel):
-    lease_id: int = Field(ge=1, le=2**64)
+    lease_id: int = Field(ge=1, le=MAX_ID)
     start: int = Field(ge=0, le=2**32 - 1)
     end: int = Field(ge=1, le=2**32 - 1)
     signature: str = Hex65
