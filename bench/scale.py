@@ -194,6 +194,7 @@ def measure(
     workdir: Path,
 ) -> list[dict[str, Any]]:
     """Step the network up against `replicas` replicas on a fresh database."""
+    began = time.monotonic()
     database_url = server.create_database(f"scale_{replicas}_{os.getpid()}")
     network.migrate(database_url)
     rows: list[dict[str, Any]] = []
@@ -201,7 +202,14 @@ def measure(
     with ExitStack() as stack:
         cluster = clusters.start(database_url, replicas=replicas, workdir=workdir)
         stack.callback(cluster.stop)
-        print(f"  {replicas} replica(s) up (pids {cluster.pids}), balancer {cluster.url}")
+        network.register(database_url, 0, steps[0])
+        registered = steps[0]
+        warm_up(cluster.url, cluster.ports)
+        print(
+            f"  {replicas} replica(s) up (pids {cluster.pids}), balancer {cluster.url}, "
+            f"{time.monotonic() - began:.1f} s",
+            flush=True,
+        )
         for n in steps:
             network.register(database_url, registered, n)
             registered = n
@@ -234,6 +242,19 @@ def measure(
             if not row["sustained"]:
                 break
     return rows
+
+
+def warm_up(url: str, ports: list[int]) -> None:
+    """Have each replica do once what it does first slowly (imports, the first index
+    build, the first pooled connections), so the first step measures a running network."""
+    import httpx
+
+    from bench.scalesim.network import job_spec
+
+    for port in ports:
+        httpx.get(f"http://{clusters.HOST}:{port}/v1/providers?limit=1", timeout=60)
+    for j in range(3):
+        httpx.post(url + "/v1/jobs/quote", json=job_spec(j), timeout=60)
 
 
 def largest(rows: list[dict[str, Any]], replicas: int, base: int | None) -> dict[str, Any]:

@@ -158,7 +158,8 @@ def start(database_url: str, *, replicas: int, workdir: Path) -> Cluster:
                 )
             cluster.replicas.append(Process(f"replica-{i}", proc, log))
             cluster.ports.append(port)
-            _wait_ready(cluster.replicas[-1], f"http://{HOST}:{port}/v1/providers?limit=1")
+        for replica, port in zip(cluster.replicas, cluster.ports, strict=True):
+            _wait_ready(replica, f"http://{HOST}:{port}/v1/providers?limit=1")
         lb_port = free_port()
         config = workdir / "haproxy.cfg"
         config.write_text(haproxy_config(port=lb_port, replicas=cluster.ports))
