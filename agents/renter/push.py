@@ -148,7 +148,9 @@ def send(
     timeout_s: float,
 ) -> None:
     """POST `body` signed (anew each try: a signature counts once); a 503 (the provider's
-    chain hiccuped) is retried after its Retry-After.
+    chain hiccuped) is retried after its Retry-After, and a kept-alive connection the
+    provider closed as it was reused (no answer at all) at once: a push taken twice is
+    taken once.
 
     Raises:
         RefusedError: unreachable, or refused (its reason).
@@ -159,6 +161,10 @@ def send(
         )
         try:
             r = renter.http.post(url, json=signed, timeout=timeout_s)
+        except httpx.RemoteProtocolError:
+            if attempt < PUSH_ATTEMPTS - 1:
+                continue
+            raise RefusedError(f"{who} at {url} closed the connection without answering") from None
         except httpx.HTTPError as exc:
             raise RefusedError(
                 f"{who} at {url} is unreachable ({exc.__class__.__name__})"
