@@ -24,15 +24,14 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from marketplace.compute import images, providers
 from marketplace.compute.images import ImagePull
 from marketplace.compute.scheduler import prefer_regions
 from marketplace.compute.unmatched import explain_unmatched
-from marketplace.energy.levels import region_levels
 from marketplace.energy.sources import floor_hour
-from marketplace.errors import InvalidInputError, MarketplaceError
+from marketplace.errors import InvalidInputError
 from marketplace.matching import JobRequest, Provider, ProviderIndex, Resources, unit_budget_wei
 from marketplace.service import Service
 from marketplace.store.models import ProviderRow
@@ -94,14 +93,7 @@ def forecast_levels(
 ) -> tuple[dict[str, int], str]:
     """Each region's mean energy level over the next `hours` hours (rounded), and a
     sentence saying what the mean covers."""
-    now = floor_hour(at or datetime.now(UTC))
-    source = service.grid.source
-    known: list[dict[str, int]] = [service.grid.levels(now)]
-    for h in range(1, hours):
-        try:
-            known.append(region_levels(source, now + timedelta(hours=h)))
-        except MarketplaceError:  # the source does not know prices that far ahead
-            break
+    known = service.grid.levels_ahead(hours, floor_hour(at or datetime.now(UTC)))
     if len(known) == 1:
         return known[0], "energy level now (the price source has no forecast)"
     levels = {rid: round(sum(k[rid] for k in known) / len(known)) for rid in known[0]}
