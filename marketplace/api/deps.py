@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the service, its workers, a database session, the raw request body."""
+"""FastAPI dependencies: the service, its workers, a database session, the raw request body.
+
+Dependencies that only look something up are ``async def``: FastAPI runs a plain ``def``
+dependency on its thread pool, a hop that cost more than the lookup on every request.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from marketplace.service import Service
 from marketplace.store.batch import BatchWriter
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
@@ -25,7 +29,7 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_scheduler(request: Request) -> Scheduler:
+async def get_scheduler(request: Request) -> Scheduler:
     """The running scheduler (the composition root starts it in the app's lifespan)."""
     scheduler: Scheduler | None = request.app.state.scheduler
     if scheduler is None:
@@ -36,7 +40,7 @@ def get_scheduler(request: Request) -> Scheduler:
 SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
 
 
-def get_indexer(request: Request) -> Indexer | None:
+async def get_indexer(request: Request) -> Indexer | None:
     """The chain indexer, or None when no chain is configured."""
     indexer: Indexer | None = request.app.state.indexer
     return indexer
@@ -45,7 +49,7 @@ def get_indexer(request: Request) -> Indexer | None:
 IndexerDep = Annotated[Indexer | None, Depends(get_indexer)]
 
 
-def get_listing(request: Request) -> Listing:
+async def get_listing(request: Request) -> Listing:
     """The providers' listing copy (see :class:`marketplace.compute.providers.Listing`)."""
     listing: Listing = request.app.state.provider_listing
     return listing
@@ -78,7 +82,7 @@ class Pages:
         self._pages[key] = (time.monotonic(), body)
 
 
-def get_pages(request: Request) -> Pages:
+async def get_pages(request: Request) -> Pages:
     """The providers listing's pages (see :class:`Pages`)."""
     pages: Pages = request.app.state.provider_pages
     return pages
@@ -87,7 +91,7 @@ def get_pages(request: Request) -> Pages:
 PagesDep = Annotated[Pages, Depends(get_pages)]
 
 
-def get_heartbeat_writer(request: Request) -> BatchWriter:
+async def get_heartbeat_writer(request: Request) -> BatchWriter:
     """The writer that applies heartbeats in shared transactions."""
     writer: BatchWriter = request.app.state.heartbeat_writer
     return writer

@@ -54,7 +54,7 @@ class DatabaseProbe:
             return answer
 
 
-def get_probe(request: Request) -> DatabaseProbe:
+async def get_probe(request: Request) -> DatabaseProbe:
     probe: DatabaseProbe = request.app.state.database_probe
     return probe
 
