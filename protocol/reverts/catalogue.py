@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
             "latest",
             "servingAt",
             "ranOutAt",
+            "startAt",
         ),
         "time",
     ),
@@ -103,6 +104,15 @@ SENTENCES: dict[str, str] = {
         "has not lapsed, or a result is in"
     ),
     "EscrowNotNoShow": "cannot claim job {jobId} as a no-show yet",
+    "EscrowStartTooLate": (
+        "a job may be held at most two days: the start {startAt} is after {latest}"
+    ),
+    "EscrowNotStarted": "job {jobId} is held until {startAt}; nobody may accept it before",
+    "EscrowEmptyBatch": "the batch is empty; pass at least one job",
+    "EscrowBatchTooLarge": "a batch of {size} jobs is too large; send at most {maxSize} at once",
+    "EscrowBatchLengthMismatch": (
+        "the batch names {jobIds} jobs but {values} values; pass one value per job"
+    ),
     "EscrowAssignmentExpired": "the marketplace's signed assignment expired at {expires}",
     "EscrowNotMatcherSigned": (
         "the assignment is signed by {signer}, not by the escrow's matcher {matcher}"
