@@ -231,7 +231,8 @@ def measure(
                 print(
                     f"  {replicas} replica(s), {n} providers: heartbeat p99 "
                     f"{row['heartbeat_p99_ms']} ms, lost {row['lost_writes']}, errors "
-                    f"{row['heartbeat_errors']}, jobs {row['jobs_per_s']}/s, generator lag p99 "
+                    f"{row['heartbeat_errors']}, jobs {row['jobs_per_s']}/s "
+                    f"({row['job_errors']} failed), generator lag p99 "
                     f"{row['generator_lag_p99_ms']} ms -> {'ok' if row['sustained'] else 'limit'}",
                     flush=True,
                 )
@@ -246,15 +247,23 @@ def measure(
 
 def warm_up(url: str, ports: list[int]) -> None:
     """Have each replica do once what it does first slowly (imports, the first index
-    build, the first pooled connections), so the first step measures a running network."""
+    build, the first pooled connections), so the first step measures a running network,
+    and wait until the balancer sends placement to the leader alone."""
     import httpx
 
     from bench.scalesim.network import job_spec
 
     for port in ports:
         httpx.get(f"http://{clusters.HOST}:{port}/v1/providers?limit=1", timeout=60)
-    for j in range(3):
-        httpx.post(url + "/v1/jobs/quote", json=job_spec(j), timeout=60)
+    # quotes go to the leader only once HAProxy's checks have found the followers out
+    in_a_row, deadline = 0, time.monotonic() + 60
+    while in_a_row < 6 and time.monotonic() < deadline:
+        r = httpx.post(url + "/v1/jobs/quote", json=job_spec(in_a_row), timeout=60)
+        in_a_row = in_a_row + 1 if r.status_code == 200 else 0
+        if r.status_code != 200:
+            time.sleep(0.5)
+    if in_a_row < 6:
+        raise SystemExit("the balancer did not settle on one leader within 60 s")
 
 
 def largest(rows: list[dict[str, Any]], replicas: int, base: int | None) -> dict[str, Any]:

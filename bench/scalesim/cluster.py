@@ -132,9 +132,12 @@ backend replicas
 {servers}
 
 backend leader
+  # a follower answers 503 at once; a leader slow to answer on a busy machine is still
+  # the leader: three failed checks, each given 5 s, before it counts as gone
   option httpchk GET /v1/leader
   http-check expect status 200
-  default-server inter 500ms fall 1 rise 1
+  timeout check 5s
+  default-server inter 1s fall 3 rise 1
 {checked}
 """
 
