@@ -19,6 +19,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class BatchWriter:
         prepare: called first in each transaction with the writes' keys (to read or lock
             the rows they touch in one query instead of one per write).
         name: the thread's name.
+        max_batch: the most writes one transaction holds.
+        linger_s: how long a batch waits for more writes after its first (a little
+            latency for fewer, larger transactions).
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class BatchWriter:
         prepare: Callable[[Session, list[Hashable]], None] | None = None,
         name: str = "batch-writer",
         max_batch: int = MAX_BATCH,
+        linger_s: float = 0.0,
     ) -> None:
         self.sessions = sessions
         self.writing = writing
@@ -81,6 +86,7 @@ class BatchWriter:
         self.prepare = prepare
         self.name = name
         self.max_batch = max_batch
+        self.linger_s = linger_s
         self._queue: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -118,9 +124,11 @@ class BatchWriter:
                 return
             batch: list[_Write[Any]] = [first]
             ending = False
+            linger_until = time.monotonic() + self.linger_s
             while len(batch) < self.max_batch:
+                wait = linger_until - time.monotonic()
                 try:
-                    more = self._queue.get_nowait()
+                    more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
