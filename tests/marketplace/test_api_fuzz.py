@@ -68,6 +68,7 @@ def fresh_marketplace(tmp_path) -> Iterator[None]:
     _current.app = app
     yield
     _current.app = None
+    app.state.heartbeat_writer.stop()  # the app's lifespan never ran to stop it
 
 
 PURPOSES = {
