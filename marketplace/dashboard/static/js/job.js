@@ -7,6 +7,8 @@ import { wallet, ready, config, contract, send, chainNow, onChange } from "/dash
 import { assignmentTable } from "/dashboard/static/js/assignments.js";
 import { pushJob, providerGet, ProviderError } from "/dashboard/static/js/provider.js";
 import { DISPUTE, resultHash, signEnvelope } from "/dashboard/static/js/protocol.js";
+import { heldSentence, isHeld, renderHeld } from "/dashboard/static/js/held.js";
+import { renderTimeline } from "/dashboard/static/js/timeline.js";
 
 const JOB_ID = $("#job-root").dataset.jobId;
 const CHAIN_STATUS = ["none", "funded", "disputed", "settled", "cancelled"];
@@ -38,10 +40,11 @@ async function load() {
 async function readChain(chainJobId) {
   const escrow = await contract("JobEscrow");
   if (!escrow) return null;
-  const [j, now, finalizableAt] = await Promise.all([
+  const [j, now, finalizableAt, startsAt] = await Promise.all([
     escrow.getJob(chainJobId),
     chainNow(),
     escrow.finalizableAt(chainJobId),
+    escrow.startsAt(chainJobId), // a held job's planned start (else its funding time)
   ]);
   const replicas = await Promise.all(
     Array.from({ length: Number(j.replicas) }, (_, slot) => escrow.getReplica(chainJobId, slot)),
@@ -52,6 +55,7 @@ async function readChain(chainJobId) {
     replicas: replicas.map((r, slot) => ({ slot, provider: r[0], state: Number(r[1]), hash: r[2] })),
     now,
     finalizableAt: Number(finalizableAt),
+    startsAt: Number(startsAt),
   };
 }
 
@@ -66,7 +70,8 @@ function render() {
   document.title = `Job ${JOB_ID.slice(0, 8)} (${job.status}) · dcloud`;
   renderSpec();
   renderEscrow();
-  renderTimeline();
+  renderTimeline(job);
+  renderHeld(job, chain);
   const assignments = $("#assignments");
   if (job.assignments.length) {
     assignments.replaceChildren(
@@ -145,35 +150,6 @@ function renderEscrow() {
   if (c.result_hash) fact(dl, "Result hash", el("code", { title: c.result_hash }, shortHash(c.result_hash)));
 }
 
-const EVENT_TEXT = {
-  JobFunded: (a) => [`Funded: ${tokens(a.deposit)} deposited`, ""],
-  JobAccepted: (a) => [`Accepted by ${shortAddress(a.provider)} (slot ${a.slot})`, ""],
-  ResultCommitted: (a) => [`Result committed by ${shortAddress(a.provider)}`, ""],
-  ResultRevealed: (a) => [`Result revealed by ${shortAddress(a.provider)}: ${shortHash(a.resultHash)}`, ""],
-  JobDisputed: (a) => [`Disputed: bond ${tokens(a.bond)}, verifiers due ${when(Number(a.deadline))}`, "bad"],
-  ReplicaPaid: (a) => [`Paid ${shortAddress(a.provider)} ${tokens(a.amount)}`, "good"],
-  ReplicaSlashed: (a) => [`Slashed ${shortAddress(a.provider)}: ${tokens(a.collateral)} collateral`, "bad"],
-  JobSettled: (a) => [`Settled${BigInt(a.refund) ? `: ${tokens(a.refund)} refunded` : ""}`, "good"],
-  JobCancelled: (a) => [`Cancelled: ${tokens(a.refund)} refunded`, "bad"],
-};
-
-function renderTimeline() {
-  const items = [el("li", {}, `Submitted ${when(job.created_at)}`)];
-  if (job.matched_at) {
-    items.push(
-      el("li", { class: job.status === "unmatched" ? "bad" : "" },
-        job.status === "unmatched" ? `Unmatched: ${job.reason}` : `Matched ${when(job.matched_at)}`),
-    );
-  }
-  if (job.status === "expired") items.push(el("li", { class: "bad" }, `Expired: ${job.reason}`));
-  for (const e of job.events) {
-    const [text, kind] = (EVENT_TEXT[e.name] ?? ((a) => [`${e.name} ${JSON.stringify(a)}`, ""]))(e.args);
-    items.push(el("li", { class: kind, "data-event": e.name }, text, " ",
-      el("span", { class: "hint" }, `block ${e.block_number}, tx ${shortHash(e.tx_hash)}`)));
-  }
-  $("#timeline").replaceChildren(...items);
-}
-
 function stateSentence() {
   if (job.status === "unmatched") return `No provider could run this job: ${job.reason}`;
   if (job.status === "expired") {
@@ -190,6 +166,7 @@ function stateSentence() {
   const status = CHAIN_STATUS[Number(j.status)];
   if (status === "settled") return "Settled: the providers were paid (or slashed) and any refund credited to you.";
   if (status === "cancelled") return "Cancelled: the deposit was credited back to you; withdraw it at the top.";
+  if (isHeld(chain)) return heldSentence(chain);
   if (Number(j.replicas) === 1 && Number(j.committed) === 1) {
     return `The provider committed its result (kept off chain until a dispute). Fetch it to check it against the commitment, then confirm to pay now or dispute; otherwise it finalizes after the challenge window (${relative(Number(j.challengeEnds), now)}).`;
   }

@@ -11,11 +11,15 @@ export const FETCH = "dcloud/provider.fetch";
 /**
  * The spec as pydantic dumps it (protocol.schemas.JobSpec, mode="json"): every field,
  * defaults filled, floats as floats. Its canonical JSON is what the spec hash covers.
+ * The fields added after the first release (image_bytes, start_by, max_km) are left out
+ * when unset, as protocol.schemas.hashed_body leaves them out of the hash.
  */
 export function normalizeSpec(spec) {
   const r = spec.resources;
+  const unset = (v) => v === undefined || v === null;
   return {
     image: spec.image,
+    image_bytes: unset(spec.image_bytes) ? undefined : Number(spec.image_bytes),
     command: [...(spec.command ?? [])],
     env: { ...(spec.env ?? {}) },
     resources: {
@@ -31,6 +35,8 @@ export function normalizeSpec(spec) {
     regions: spec.regions && spec.regions.length ? [...spec.regions] : null,
     network: Boolean(spec.network),
     inputs: (spec.inputs ?? []).map((f) => ({ path: f.path, size: Number(f.size), sha256: f.sha256 })),
+    start_by: unset(spec.start_by) ? undefined : Number(spec.start_by),
+    max_km: unset(spec.max_km) ? undefined : pyFloat(Number(spec.max_km)),
   };
 }
 

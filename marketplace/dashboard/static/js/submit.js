@@ -8,6 +8,7 @@ import { wallet, ready, config, contract, send, chainNow, refreshBalance } from 
 import { assignmentTable } from "/dashboard/static/js/assignments.js";
 import { pushJob } from "/dashboard/static/js/provider.js";
 import { imagePullText, offeredImages } from "/dashboard/static/js/images.js";
+import { clock, heldUntil, parseStartBy, planFacts } from "/dashboard/static/js/plan.js";
 
 const MAX_JOB_PRICE_WEI = 2n ** 96n - 1n;
 const MAX_INPUT_BYTES = 64 * 2 ** 20;
@@ -78,6 +79,19 @@ function readInputs() {
   return inputs;
 }
 
+function readStartBy() {
+  try {
+    return parseStartBy($("#start_by").value, Math.floor(Date.now() / 1000));
+  } catch (err) {
+    throw new FieldError("start_by", err.message);
+  }
+}
+
+function readMaxKm() {
+  if (!value("max_km")) return null;
+  return number("max_km", { min: 0, max: 40000, label: "Max km for energy" });
+}
+
 /** Read and check the form; returns {spec, errors} (one error per field at most). */
 function readForm() {
   const errors = [];
@@ -107,6 +121,8 @@ function readForm() {
   take(() => number("lat", { min: -90, max: 90, label: "Latitude" }), (v) => (spec.origin.lat = v));
   take(() => number("lon", { min: -180, max: 180, label: "Longitude" }), (v) => (spec.origin.lon = v));
   take(readInputs, (v) => (spec.inputs = v));
+  take(readStartBy, (v) => (spec.start_by = v));
+  take(readMaxKm, (v) => (spec.max_km = v));
   return { spec, errors };
 }
 
@@ -127,6 +143,8 @@ const FIELD_OF = {
   "origin.lon": "lon",
   origin: "lat",
   inputs: "inputs",
+  start_by: "start_by",
+  max_km: "max_km",
   regions: "form",
   network: "network",
 };
@@ -184,8 +202,18 @@ async function estimate() {
       "Providers are paid only for a result; a provider that vanishes is slashed and you are refunded.",
     ),
     ...(pullText ? [el("p", { id: "quote-image" }, pullText)] : []),
+    ...(quote.plan ? planView(quote.plan, await chainNow()) : []),
     assignmentTable(quote.candidates, cfg.energy_weight_km, "Providers that would run the job"),
   );
+}
+
+/** The estimate's plan: when and where the job would run, and the energy trade. */
+function planView(plan, nowS) {
+  const later = plan.start_at > nowS + 60;
+  const lead = later
+    ? `The marketplace would hold the job and start it at ${clock(plan.start_at)}, when energy is cheapest in your window:`
+    : "Starting now is cheapest in your window:";
+  return [el("h3", { id: "quote-plan-heading" }, "When and where"), el("p", { id: "quote-plan-lead" }, lead), planFacts(plan, nowS, { id: "quote-plan" })];
 }
 
 // ------------------------------------------------------------------ pay and run
@@ -265,8 +293,13 @@ async function payAndRun() {
 
     current = "fund";
     step("fund", "active");
+    // A held job (the marketplace planned a later start) is funded to start then: nobody
+    // may accept it before, its deadline counts from then, and it can be cancelled for a
+    // full refund until a provider accepts.
+    const now = await chainNow();
+    const startAt = job.start_at && job.start_at > now ? Number(job.start_at) : 0;
     const deadline =
-      (await chainNow()) + cfg.chain.parameters.accept_window + spec.time_limit_s + DEADLINE_MARGIN_S;
+      Math.max(now, startAt) + cfg.chain.parameters.accept_window + spec.time_limit_s + DEADLINE_MARGIN_S;
     // A replicated job's co-replicas vote on each other's results, so the escrow takes them
     // only as the marketplace's matcher signed them; a single provider needs no signature.
     let assignment = [providers, 0, "0x"];
@@ -274,14 +307,10 @@ async function payAndRun() {
       if (!job.assignment) throw new Error("the marketplace did not sign the providers it chose; nothing was paid");
       assignment = [job.assignment.providers, job.assignment.expires, job.assignment.signature];
     }
-    const receipt = await send(escrow, "fund", [
-      job.spec_hash,
-      packResources(spec.resources),
-      price,
-      deadline,
-      spec.replicas,
-      assignment,
-    ]);
+    const terms = [job.spec_hash, packResources(spec.resources), price];
+    const receipt = startAt
+      ? await send(escrow, "fundAt", [...terms, startAt, deadline, spec.replicas, assignment])
+      : await send(escrow, "fund", [...terms, deadline, spec.replicas, assignment]);
     const funded = receipt.logs
       .map((log) => {
         try {
@@ -292,7 +321,8 @@ async function payAndRun() {
       })
       .find((e) => e && e.name === "JobFunded");
     const chainJobId = funded.args.jobId;
-    step("fund", "done", `escrow job #${chainJobId}`);
+    const heldText = startAt ? heldUntil(startAt, await chainNow()) : "";
+    step("fund", "done", `escrow job #${chainJobId}${startAt ? `, ${heldText}` : ""}`);
 
     current = "push";
     step("push", "active");
@@ -302,16 +332,23 @@ async function payAndRun() {
     );
     const failed = results.filter((r) => r.status === "rejected");
     const link = el("a", { href: `/dashboard/jobs/${job.id}`, id: "job-link" }, "Watch the job");
+    const held = startAt ? heldNote(escrow, chainJobId, heldText, total) : [];
     if (failed.length) {
       step("push", "failed", failed.map((r) => r.reason.message).join("; "));
       $("#progress-result").replaceChildren(
         "The job is paid for but not every provider has it. ",
         link,
         ": it can be sent again there, or cancelled for a full refund if nobody accepts.",
+        ...held,
       );
       return;
     }
     step("push", "done");
+    if (startAt) {
+      $("#progress-result").replaceChildren("The provider has the job. ", link, ".", ...held);
+      announce(`Job ${job.id.slice(0, 8)} funded, ${heldText}`, "ok");
+      return;
+    }
     $("#progress-result").replaceChildren("The job is on its way. ", link, ".");
     announce(`Job ${job.id.slice(0, 8)} funded and sent`, "ok");
     setTimeout(() => location.assign(link.href), 1200);
@@ -321,6 +358,26 @@ async function payAndRun() {
   } finally {
     pay.disabled = false;
   }
+}
+
+/** A held job's note: until when, and a button that cancels it for a full refund. */
+function heldNote(escrow, chainJobId, heldText, total) {
+  const note = el("span", { id: "held-note" }, ` The job is ${heldText}: no provider may start it earlier. Until one accepts it you may cancel it for a full refund.`);
+  const cancel = el("button", { type: "button", class: "danger small", id: "held-cancel" }, "Cancel for a full refund");
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      await send(escrow, "cancel", [chainJobId]);
+      note.textContent = ` Cancelled: ${tokens(total)} is credited back to you; withdraw it at the top.`;
+      cancel.remove();
+      await refreshBalance();
+      announce(`Escrow job #${chainJobId} cancelled and refunded`, "ok");
+    } catch (err) {
+      cancel.disabled = false;
+      announce(`The job was not cancelled: ${err.message}`, "error");
+    }
+  });
+  return [note, " ", cancel];
 }
 
 // ------------------------------------------------------------------ set-up
