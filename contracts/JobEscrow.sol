@@ -81,6 +81,9 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
     uint32 public constant MAX_RUN_TIME = 7 days;
     /// @notice The longest a job may be held between its funding and its start.
     uint32 public constant MAX_HOLD = 2 days;
+    /// @notice The most jobs one batched call (`fundMany`, `acceptMany`, `commitMany`,
+    /// `revealMany`) takes, so a batch always fits in a block.
+    uint256 public constant MAX_BATCH = 100;
 
     IProviderRegistry private immutable _registry;
     uint32 private immutable _acceptWindow;
@@ -228,6 +231,43 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
     }
 
     /**
+     * @notice Funds several jobs in one transaction, each as {fundAt} would, with one
+     * token transfer of their summed deposits. All or nothing: if any job's terms are
+     * refused, the whole batch reverts with that job's error.
+     * @return firstJobId The first job's id; the others follow it consecutively, in
+     * the order of `jobs`.
+     *
+     * Requirements: 1 to `MAX_BATCH` jobs; each as {fundAt}; the caller approved the
+     * escrow for the sum of the deposits.
+     *
+     * Emits {JobFunded} (and {JobHeld} for a held job) per job.
+     */
+    function fundMany(JobRequest[] calldata jobs) external nonReentrant returns (uint256 firstJobId) {
+        uint256 amount;
+        (firstJobId, amount) = _openMany(jobs);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /**
+     * @notice {fundMany} with an ERC-2612 permit for the sum of the deposits instead of
+     * a prior approval, as {fundWithPermit}.
+     *
+     * Emits {JobFunded} (and {JobHeld} for a held job) per job.
+     */
+    function fundManyWithPermit(
+        JobRequest[] calldata jobs,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant returns (uint256 firstJobId) {
+        uint256 amount;
+        (firstJobId, amount) = _openMany(jobs);
+        _permit(amount, permitDeadline, v, r, s);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /**
      * @notice Accepts the result early: pays by the settlement rule.
      *
      * Requirements: caller is the renter; a single-replica job's provider committed
@@ -244,7 +284,7 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         } else if (!_allRevealed(job)) {
             revert EscrowNotAllRevealed(jobId, job.revealed, job.replicas);
         }
-        _settle(jobId, job);
+        _settleAlone(jobId, job);
     }
 
     /**
@@ -340,7 +380,7 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
             ? block.timestamp > job.deadline
             : job.replicas != 1 && block.timestamp > revealEnds;
         if (job.accepted == 0 || job.revealed != 0 || !noRevealPossible) revert EscrowNotNoShow(jobId);
-        _settle(jobId, job);
+        _settleAlone(jobId, job);
     }
 
     // ---------------------------------------------------------------- providers
@@ -355,19 +395,28 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
      * Emits {JobAccepted}.
      */
     function accept(uint256 jobId) external nonReentrant {
-        Job storage job = _live(jobId);
-        uint256 acceptBy = job.acceptBy;
-        if (block.timestamp > acceptBy) revert EscrowWindowClosed(jobId, acceptBy);
-        // the window opens at the start: a held job's planned hour, else its funding
-        // (or its dispute, which moves the window to then)
-        if (block.timestamp < acceptBy - _acceptWindow) revert EscrowNotStarted(jobId, acceptBy - _acceptWindow);
-        uint256 slot = _freeSlot(jobId, job);
-        Replica storage replica = _replicas[jobId][slot];
-        replica.provider = msg.sender;
-        replica.state = ReplicaState.Accepted;
-        job.accepted += 1;
-        emit JobAccepted(jobId, msg.sender, slot);
-        _registry.lock(msg.sender, job.collateral);
+        _registry.lock(msg.sender, _take(jobId));
+    }
+
+    /**
+     * @notice Accepts several jobs, each as {accept}, and locks their summed collateral
+     * from the caller's stake in one registry call (the registry's ledger of what this
+     * escrow locked from the caller grows by the same sum, and each job's settlement
+     * releases or cuts its own share). All or nothing: one job the caller may not take
+     * (a closed window, no slot for it, the same job twice) reverts the batch with its
+     * error, so a provider's stake is never locked for a job it did not get.
+     *
+     * Requirements: 1 to `MAX_BATCH` jobs; each as {accept}; enough free stake for the sum.
+     *
+     * Emits {JobAccepted} per job.
+     */
+    function acceptMany(uint256[] calldata jobIds) external nonReentrant {
+        _checkBatch(jobIds.length);
+        uint256 collateral;
+        for (uint256 i; i < jobIds.length; ++i) {
+            collateral += _take(jobIds[i]);
+        }
+        _registry.lock(msg.sender, collateral);
     }
 
     /**
@@ -379,14 +428,24 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
      * Emits {ResultCommitted}.
      */
     function commit(uint256 jobId, bytes32 commitment) external {
-        Job storage job = _live(jobId);
-        if (block.timestamp > job.deadline) revert EscrowWindowClosed(jobId, job.deadline);
-        uint256 slot = _slotOf(jobId, job, msg.sender, ReplicaState.Accepted);
-        _replicas[jobId][slot].state = ReplicaState.Committed;
-        _hashes[jobId][slot] = commitment;
-        job.committed += 1;
-        if (job.replicas == 1) job.challengeEnds = uint32(block.timestamp) + _challengeWindow;
-        emit ResultCommitted(jobId, msg.sender, commitment);
+        _commit(jobId, commitment);
+    }
+
+    /**
+     * @notice Commits to several results, `commitments[i]` for `jobIds[i]`, each as
+     * {commit}. All or nothing: one the caller may not commit (not its slot, already
+     * committed, the same job twice, past the deadline) reverts the batch with its error.
+     *
+     * Requirements: 1 to `MAX_BATCH` jobs; as many commitments as jobs; each as {commit}.
+     *
+     * Emits {ResultCommitted} per job.
+     */
+    function commitMany(uint256[] calldata jobIds, bytes32[] calldata commitments) external {
+        _checkBatch(jobIds.length);
+        if (commitments.length != jobIds.length) revert EscrowBatchLengthMismatch(jobIds.length, commitments.length);
+        for (uint256 i; i < jobIds.length; ++i) {
+            _commit(jobIds[i], commitments[i]);
+        }
     }
 
     /**
@@ -400,6 +459,33 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
      * Emits {ResultRevealed}.
      */
     function reveal(uint256 jobId, bytes32 resultHash, bytes32 salt) external {
+        _reveal(jobId, resultHash, salt);
+    }
+
+    /**
+     * @notice Reveals several results, `resultHashes[i]` and `salts[i]` for `jobIds[i]`,
+     * each as {reveal}. All or nothing: one the caller may not reveal (too early or
+     * late, not committed, already revealed, the same job twice, a mismatch) reverts
+     * the batch with its error.
+     *
+     * Requirements: 1 to `MAX_BATCH` jobs; as many hashes and salts as jobs; each as {reveal}.
+     *
+     * Emits {ResultRevealed} per job.
+     */
+    function revealMany(uint256[] calldata jobIds, bytes32[] calldata resultHashes, bytes32[] calldata salts)
+        external
+    {
+        _checkBatch(jobIds.length);
+        if (resultHashes.length != jobIds.length) revert EscrowBatchLengthMismatch(jobIds.length, resultHashes.length);
+        if (salts.length != jobIds.length) revert EscrowBatchLengthMismatch(jobIds.length, salts.length);
+        for (uint256 i; i < jobIds.length; ++i) {
+            _reveal(jobIds[i], resultHashes[i], salts[i]);
+        }
+    }
+
+    // ----------------------------------------------------------------- internal steps
+
+    function _reveal(uint256 jobId, bytes32 resultHash, bytes32 salt) private {
         Job storage job = _live(jobId);
         uint256 revealEnds = uint256(job.deadline) + _revealWindow;
         if (block.timestamp > revealEnds) revert EscrowWindowClosed(jobId, revealEnds);
@@ -419,6 +505,35 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         emit ResultRevealed(jobId, msg.sender, resultHash);
     }
 
+    /// @dev Takes the caller's slot of `jobId` (see {accept}); returns the collateral
+    /// the caller must lock for it.
+    function _take(uint256 jobId) private returns (uint256 collateral) {
+        Job storage job = _live(jobId);
+        uint256 acceptBy = job.acceptBy;
+        if (block.timestamp > acceptBy) revert EscrowWindowClosed(jobId, acceptBy);
+        // the window opens at the start: a held job's planned hour, else its funding
+        // (or its dispute, which moves the window to then)
+        if (block.timestamp < acceptBy - _acceptWindow) revert EscrowNotStarted(jobId, acceptBy - _acceptWindow);
+        uint256 slot = _freeSlot(jobId, job);
+        Replica storage replica = _replicas[jobId][slot];
+        replica.provider = msg.sender;
+        replica.state = ReplicaState.Accepted;
+        job.accepted += 1;
+        emit JobAccepted(jobId, msg.sender, slot);
+        return job.collateral;
+    }
+
+    function _commit(uint256 jobId, bytes32 commitment) private {
+        Job storage job = _live(jobId);
+        if (block.timestamp > job.deadline) revert EscrowWindowClosed(jobId, job.deadline);
+        uint256 slot = _slotOf(jobId, job, msg.sender, ReplicaState.Accepted);
+        _replicas[jobId][slot].state = ReplicaState.Committed;
+        _hashes[jobId][slot] = commitment;
+        job.committed += 1;
+        if (job.replicas == 1) job.challengeEnds = uint32(block.timestamp) + _challengeWindow;
+        emit ResultCommitted(jobId, msg.sender, commitment);
+    }
+
     // ------------------------------------------------------------------- anyone
 
     /**
@@ -433,24 +548,28 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         Job storage job = _live(jobId);
         uint256 readyAt = _finalizableAt(job);
         if (block.timestamp <= readyAt) revert EscrowNotFinalizable(jobId, readyAt);
-        _settle(jobId, job);
+        _settleAlone(jobId, job);
     }
 
     /**
-     * @notice Settles every job in `jobIds` that is ready; skips the others.
+     * @notice Settles every job in `jobIds` that is ready; skips the others (a batch
+     * may mix jobs that became ready at different times). Collateral released for
+     * consecutive jobs of the same provider is unlocked in one registry call.
      * @return settled How many jobs were settled.
      *
      * Emits what {finalize} emits, per settled job.
      */
     function finalizeMany(uint256[] calldata jobIds) external nonReentrant returns (uint256 settled) {
+        Release memory release;
         for (uint256 i; i < jobIds.length; ++i) {
             uint256 jobId = jobIds[i];
             Job storage job = _jobs[jobId];
             if (job.status != JobStatus.Funded && job.status != JobStatus.Disputed) continue;
             if (block.timestamp <= _finalizableAt(job)) continue;
-            _settle(jobId, job);
+            _settle(jobId, job, release);
             ++settled;
         }
+        _unlock(release);
     }
 
     // -------------------------------------------------------------------- admin
@@ -530,6 +649,23 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
     }
 
     // ----------------------------------------------------------------- internal
+
+    /// @dev Records every job of a batch; returns the first id and the summed deposits.
+    function _openMany(JobRequest[] calldata jobs) private returns (uint256 firstJobId, uint256 amount) {
+        _checkBatch(jobs.length);
+        firstJobId = uint256(_jobCount) + 1;
+        for (uint256 i; i < jobs.length; ++i) {
+            JobRequest calldata job = jobs[i];
+            (, uint256 deposit) =
+                _open(job.specHash, job.resources, job.price, job.startAt, job.deadline, job.replicas, job.assignment);
+            amount += deposit;
+        }
+    }
+
+    function _checkBatch(uint256 size) private pure {
+        if (size == 0) revert EscrowEmptyBatch();
+        if (size > MAX_BATCH) revert EscrowBatchTooLarge(size, MAX_BATCH);
+    }
 
     /// @dev Records a funded job (the caller pays `amount` afterwards) and emits its events.
     function _open(
@@ -670,7 +806,29 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
 
     /// @dev Pays the winners (or, with none, everyone who delivered), slashes the
     /// proven-wrong and the silent, refunds the rest.
-    function _settle(uint256 jobId, Job storage job) private {
+    function _settleAlone(uint256 jobId, Job storage job) private {
+        Release memory release;
+        _settle(jobId, job, release);
+        _unlock(release);
+    }
+
+    /// @dev Releases collateral gathered in `release` for one provider (none gathered: nothing).
+    function _unlock(Release memory release) private {
+        if (release.provider != address(0)) _registry.unlock(release.provider, release.amount);
+    }
+
+    /// @dev Adds `amount` of `provider`'s collateral to `release`, first releasing what it
+    /// gathered for another provider.
+    function _gather(Release memory release, address provider, uint256 amount) private {
+        if (release.provider != provider) {
+            _unlock(release);
+            release.provider = provider;
+            release.amount = 0;
+        }
+        release.amount += amount;
+    }
+
+    function _settle(uint256 jobId, Job storage job, Release memory release) private {
         Settlement memory st;
         (st.winner, st.hasWinner, st.byDefault) = _majority(jobId, job);
         st.hidden = job.replicas == 1;
@@ -681,14 +839,14 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         st.renter = job.renter;
         uint256 replicas = job.replicas;
         for (uint256 i; i < replicas; ++i) {
-            _settleReplica(jobId, i, st);
+            _settleReplica(jobId, i, st, release);
         }
         if (st.refund != 0) _credit(st.renter, st.refund);
         _creditFee(st.fees);
         emit JobSettled(jobId, st.winner, st.refund);
     }
 
-    function _settleReplica(uint256 jobId, uint256 slot, Settlement memory st) private {
+    function _settleReplica(uint256 jobId, uint256 slot, Settlement memory st, Release memory release) private {
         Replica storage replica = _replicas[jobId][slot];
         ReplicaState state = replica.state;
         if (state == ReplicaState.None) {
@@ -703,12 +861,12 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
             _credit(provider, st.price - st.fee);
             st.fees += st.fee;
             emit ReplicaPaid(jobId, provider, st.price - st.fee);
-            _registry.unlock(provider, st.collateral);
+            _gather(release, provider, st.collateral);
         } else if (delivered && st.byDefault) {
             // a dispute's verifier whose dissent nobody backed: unpaid, not slashed
             replica.state = ReplicaState.Released;
             st.refund += st.price;
-            _registry.unlock(provider, st.collateral);
+            _gather(release, provider, st.collateral);
         } else {
             replica.state = ReplicaState.Slashed;
             st.refund += st.price;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {JobAssignments} from "./JobAssignments.sol";
+
 /**
  * @title JobEscrowTypes
  * @notice Storage types, errors and events of {JobEscrow}, kept apart so the
@@ -48,6 +50,24 @@ abstract contract JobEscrowTypes {
         ReplicaState state;
     }
 
+    /// @notice One job of {JobEscrow-fundMany}: the arguments of {JobEscrow-fundAt}.
+    struct JobRequest {
+        bytes32 specHash;
+        uint256 resources;
+        uint96 price;
+        uint32 startAt; // at or before now: starts now
+        uint32 deadline;
+        uint8 replicas;
+        JobAssignments.Assignment assignment;
+    }
+
+    /// @dev Collateral that settlements released, gathered while they name the same
+    /// provider, so settling a batch of one provider's jobs unlocks it in one registry call.
+    struct Release {
+        address provider;
+        uint256 amount;
+    }
+
     /// @dev Working values of one settlement (memory only).
     struct Settlement {
         bytes32 winner;
@@ -87,6 +107,9 @@ abstract contract JobEscrowTypes {
     error EscrowNotNoShow(uint256 jobId);
     error EscrowStartTooLate(uint256 startAt, uint256 latest);
     error EscrowNotStarted(uint256 jobId, uint256 startAt);
+    error EscrowEmptyBatch();
+    error EscrowBatchTooLarge(uint256 size, uint256 maxSize);
+    error EscrowBatchLengthMismatch(uint256 jobIds, uint256 values);
 
     event JobFunded(
         uint256 indexed jobId,

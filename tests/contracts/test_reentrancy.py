@@ -93,6 +93,47 @@ def test_escrow_fund_reentry_reverts(rescrow, rtoken, renter, reverts):
         fund(rescrow, renter)
 
 
+def open_request():
+    deadline = chain.time() + PARAMS.accept_window + 200
+    return (web3.keccak(text="spec"), 0, PRICE, 0, deadline, 1, ([], 0, b""))
+
+
+@pytest.mark.parametrize("permit", [False, True], ids=["fundMany", "fundManyWithPermit"])
+def test_escrow_fund_many_reentry_reverts(rescrow, rtoken, renter, reverts, permit):
+    """The deposits' one transferFrom re-enters the escrow (here: acceptMany)."""
+    job_id = fund(rescrow, renter)
+    rtoken.arm(rescrow, rescrow.acceptMany.encode_input([job_id]), {"from": renter})
+    jobs = [open_request(), open_request()]
+    with reverts(GUARD):
+        if permit:  # the token has no permit: the escrow ignores the failed call
+            rescrow.fundManyWithPermit(jobs, 0, 0, b"\0" * 32, b"\0" * 32, {"from": renter})
+        else:
+            rescrow.fundMany(jobs, {"from": renter})
+    assert rescrow.jobCount() == job_id
+
+
+def test_escrow_fund_many_without_reentry_succeeds(rescrow, rtoken, renter):
+    rtoken.arm(rtoken, rtoken.armed.encode_input(), {"from": renter})  # harmless call
+    tx = rescrow.fundMany([open_request(), open_request()], {"from": renter})
+    assert tx.return_value == 1
+    assert rtoken.balanceOf(rescrow) == 2 * PRICE
+
+
+def test_escrow_finalize_many_reentry_through_slash_reverts(
+    rescrow, rtoken, renter, providers, reverts
+):
+    """A batch that slashes a no-show: the registry's payout re-enters acceptMany."""
+    first = rescrow.fundMany([open_request(), open_request()], {"from": renter}).return_value
+    rescrow.acceptMany([first, first + 1], {"from": providers[0]})
+    later = fund(rescrow, renter)
+    sleep_past(rescrow.finalizableAt(first + 1))
+    rtoken.arm(rescrow, rescrow.acceptMany.encode_input([later]), {"from": renter})
+    with reverts(GUARD):
+        rescrow.finalizeMany([first, first + 1], {"from": renter})
+    rtoken.arm(rtoken, rtoken.armed.encode_input(), {"from": renter})  # harmless call
+    assert rescrow.finalizeMany([first, first + 1], {"from": renter}).return_value == 2
+
+
 def test_escrow_settlement_reentry_through_slash_reverts(
     rescrow, rtoken, renter, providers, reverts
 ):
