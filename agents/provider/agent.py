@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 REGISTER = purposes.PROVIDER_REGISTER
 HEARTBEAT = purposes.PROVIDER_HEARTBEAT
+CURSOR_SAVE_S = 10.0  # the funding watcher stores the block it reached at most this often
 
 
 def open_escrow(cfg: ProviderConfig, home: Path) -> Escrow:
@@ -236,24 +238,48 @@ class ProviderAgent:
 
     def _watch(self) -> None:
         """Notice jobs funded for this provider (logged; the renter's push starts them)."""
-        me = self.wallet.address
         last = self.store.meta("last_block")
         cursor = int(last) if last else self.escrow.w3.eth.block_number
+        saved_at = time.monotonic()
         while not self.stopping.is_set():
             try:
                 head = self.escrow.w3.eth.block_number
                 if head > cursor:
-                    for f in self.escrow.fundings(cursor + 1, head):
-                        if me in f.providers and self.store.get(f.job_id) is None:
+                    for job_id, renter in self._funded_here(cursor + 1, head):
+                        if self.store.get(job_id) is None:
                             logger.info(
                                 "job funded for this provider; waiting for the renter's spec",
-                                extra={"job": f.job_id, "renter": f.renter},
+                                extra={"job": job_id, "renter": renter},
                             )
                     cursor = head
-                    self.store.set_meta("last_block", str(cursor))
+                    if time.monotonic() - saved_at >= CURSOR_SAVE_S:  # where to resume
+                        self.store.set_meta("last_block", str(cursor))
+                        saved_at = time.monotonic()
             except Exception as exc:
                 logger.warning("chain watch failed; retrying", extra={"error": str(exc)})
             self.stopping.wait(max(self.cfg.poll_s, 1.0))
+
+    def _funded_here(self, start: int, end: int) -> list[tuple[int, str]]:
+        """(job, renter) of the JobFunded events of blocks `start`..`end` naming this
+        provider. Providers are not an indexed topic, so every job's event comes; only
+        those whose data holds this provider's address are decoded."""
+        event = self.escrow.contract.events.JobFunded()
+        logs = self.escrow.w3.eth.get_logs(
+            {
+                "address": self.escrow.address,
+                "fromBlock": start,
+                "toBlock": end,
+                "topics": [event.topic],
+            }
+        )
+        me = self.wallet.address
+        found = []
+        for log in logs:
+            if bytes.fromhex(me[2:]) in bytes(log["data"]):
+                args = event.process_log(log)["args"]
+                if me in args["providers"]:
+                    found.append((int(args["jobId"]), str(args["renter"])))
+        return found
 
     def _watch_leases(self) -> None:
         """End the services of leases that ended on chain; finish delayed accepts."""

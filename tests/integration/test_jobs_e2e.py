@@ -13,11 +13,13 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from agents.devnet.network import PASSWORD, Network, ProviderSpec, dev_account
 from agents.errors import RefusedError
+from agents.provider.agent import ProviderAgent
 from agents.provider.store import JobStore
 from agents.renter import disputes
 from protocol.escrow import JobStatus, ReplicaState, commitment
@@ -383,3 +385,21 @@ def test_provider_killed_mid_job_renter_claims_no_show_and_restart_does_not_reru
     assert not client.containers.list(all=True, filters={"label": f"dcloud.job={key}"})
     with pytest.raises(RefusedError):
         renter.claim_no_show(job_id)  # no double claim
+
+
+def test_the_funding_watcher_finds_a_job_only_at_the_provider_it_names(net):
+    renter = net.renter(RENTER)
+    start = net.escrow.w3.eth.block_number + 1
+    job_id = renter.submit(spec(["sh", "-c", "echo watched > /output/out.txt"]))
+    end = net.escrow.w3.eth.block_number
+    named = renter.view(job_id, ask_providers=False).replicas[0].provider
+
+    def found_by(address):
+        agent = SimpleNamespace(escrow=net.escrow, wallet=SimpleNamespace(address=address))
+        return ProviderAgent._funded_here(agent, start, end)
+
+    assert found_by(named) == [(job_id, renter.address)]
+    for other in (p.address for p in net.providers if p.address != named):
+        assert found_by(other) == []
+    renter.wait(job_id, timeout_s=120)
+    renter.confirm(job_id)
