@@ -52,7 +52,7 @@ export function parseStartBy(text, nowS) {
 
 /** "18:00" in the browser's local time. */
 export function clock(ts) {
-  return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+  return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 }
 
 /** "in 6 h", "in 1 h 30 min", "in 12 min", "now". */
