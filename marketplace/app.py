@@ -95,7 +95,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.state.database_probe = health.DatabaseProbe(service.engine)
     app.state.provider_listing = Listing()
     app.state.provider_pages = Pages()
-    app.state.quote_index_seen = jobs.IndexSeen()
     # heartbeats arriving together share a transaction (its thread starts on the first)
     heartbeat_writer = BatchWriter(
         service.sessions,

@@ -109,6 +109,16 @@ class Scheduler:
 
     # ------------------------------------------------------------ worker thread
 
+    def index_current(self) -> bool:
+        """Whether :meth:`index` answers without a rebuild (no provider changed since it was
+        built, and it is younger than INDEX_MAX_AGE_S): a caller on the event loop may query
+        it there, else it should call from a thread."""
+        service = self.service
+        fresh = time.monotonic() - self._index_built_at < INDEX_MAX_AGE_S
+        return (
+            self._index is not None and self._index_version == service.providers_version and fresh
+        )
+
     def index(self) -> ProviderIndex:
         """The matching index, rebuilt when providers changed or it grew stale."""
         service = self.service

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 
 from marketplace.api.deps import RawBodyDep, SchedulerDep, ServiceDep
@@ -24,7 +24,7 @@ from marketplace.api.schemas import (
 from marketplace.auth import authenticate
 from marketplace.compute import disputes, expiry, held, images, jobs
 from marketplace.compute.assign import Choice, Item, choose
-from marketplace.compute.scheduler import INDEX_MAX_AGE_S, Scheduler
+from marketplace.compute.scheduler import Scheduler
 from marketplace.errors import ConflictError, NotFoundError, UnavailableError
 from marketplace.service import Service
 from protocol import purposes
@@ -38,38 +38,16 @@ DISPUTE = purposes.JOB_DISPUTE
 
 
 @router.post("/quote", response_model=QuotePublic, responses=UNAVAILABLE)
-async def quote(
-    spec: JobSpec, service: ServiceDep, scheduler: SchedulerDep, request: Request
-) -> QuotePublic:
+async def quote(spec: JobSpec, scheduler: SchedulerDep) -> QuotePublic:
     """Who would run this job and what it would cost, without recording anything.
 
     For a renter's own image (pinned by digest) `image_pull` says which chosen providers
     must pull it first, how large it is and about how long that takes (null when all
     hold it); matching charged that pull in their scores, so a provider holding the
     image wins unless another is enough nearer or on cheaper power."""
-    seen: IndexSeen = request.app.state.quote_index_seen
-    version = service.providers_version
-    if seen.current(version):  # a query on the current index: well under a millisecond
+    if scheduler.index_current():  # a query on the current index: well under a millisecond
         return _quote(spec, scheduler)
-    answer = await run_in_threadpool(_quote, spec, scheduler)  # may rebuild the index
-    seen.saw(version)
-    return answer
-
-
-class IndexSeen:
-    """Whether the scheduler's matching index is current: the providers' version it was
-    last used at, and when (the scheduler rebuilds it after INDEX_MAX_AGE_S)."""
-
-    def __init__(self) -> None:
-        self._version: int | None = None
-        self._at = -float("inf")
-
-    def current(self, version: int) -> bool:
-        fresh = time.monotonic() - self._at < INDEX_MAX_AGE_S / 2
-        return fresh and self._version == version
-
-    def saw(self, version: int) -> None:
-        self._version, self._at = version, time.monotonic()
+    return await run_in_threadpool(_quote, spec, scheduler)  # rebuilds the index first
 
 
 def _quote(spec: JobSpec, scheduler: Scheduler) -> QuotePublic:
