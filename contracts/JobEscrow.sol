@@ -677,7 +677,7 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         uint8 replicas,
         Assignment calldata assignment
     ) private returns (uint256 jobId, uint256 amount) {
-        uint32 acceptBy = _acceptBy(startAt, deadline);
+        uint32 acceptBy = _acceptBy(price, replicas, startAt, deadline);
         jobId = ++_jobCount;
         bool open = _name(jobId, specHash, replicas, assignment);
         _jobs[jobId] = Job({
@@ -700,9 +700,16 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         if (startAt > block.timestamp) emit JobHeld(jobId, startAt);
     }
 
-    /// @dev The end of a job's acceptance window: `_acceptWindow` after its start (now,
-    /// or a later `startAt`); the deadline counts from there.
-    function _acceptBy(uint32 startAt, uint32 deadline) private view returns (uint32 acceptBy) {
+    /// @dev Checks the price, replicas and times (in {fund}'s order of checks); returns the
+    /// end of the job's acceptance window: `_acceptWindow` after its start (now, or a
+    /// later `startAt`). The deadline counts from there.
+    function _acceptBy(uint96 price, uint8 replicas, uint32 startAt, uint32 deadline)
+        private
+        view
+        returns (uint32 acceptBy)
+    {
+        if (price == 0) revert EscrowZeroPrice();
+        if (replicas == 0 || replicas > MAX_REPLICAS) revert EscrowBadReplicas(replicas, MAX_REPLICAS);
         uint256 start = block.timestamp;
         if (startAt > start) {
             uint256 latest = start + MAX_HOLD;
@@ -714,9 +721,8 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         if (deadline - acceptBy > MAX_RUN_TIME) revert EscrowDeadlineTooLate(deadline, acceptBy + MAX_RUN_TIME);
     }
 
-    /// @dev Each replica's collateral; checks the price.
+    /// @dev Each replica's collateral.
     function _collateralOf(uint96 price) private view returns (uint96) {
-        if (price == 0) revert EscrowZeroPrice();
         uint256 collateral = (uint256(price) * _collateralBps) / 10_000;
         if (collateral > type(uint96).max) revert EscrowPriceTooHigh(price);
         return uint96(collateral);
@@ -728,7 +734,6 @@ contract JobEscrow is JobEscrowTypes, JobAssignments, EscrowCredits {
         private
         returns (bool open)
     {
-        if (replicas == 0 || replicas > MAX_REPLICAS) revert EscrowBadReplicas(replicas, MAX_REPLICAS);
         address[] calldata providers = assignment.providers;
         if (replicas != 1) {
             // co-replicas vote on each other's results: the matcher chooses them
