@@ -48,6 +48,7 @@ class Service:
             threading.Lock() if self.engine.dialect.name == "sqlite" else None
         )
         self._providers_version = 0
+        self._capacity_version = 0
         # Held while free capacity is chosen and reserved (the scheduler's batches, service
         # placements), so two deciders never count the same free room twice.
         self.placing = threading.Lock()
@@ -93,6 +94,16 @@ class Service:
     def providers_changed(self) -> None:
         """Note that provider data changed; the matcher rebuilds its index before next use."""
         self._providers_version += 1
+
+    def capacity_changed(self) -> None:
+        """Note that a heartbeat reported free capacity; the matcher folds such reports
+        into its index at most every ``CAPACITY_REFRESH_S`` (see the scheduler), so a
+        storm of heartbeats does not rebuild it for every request."""
+        self._capacity_version += 1
+
+    @property
+    def capacity_version(self) -> int:
+        return self._capacity_version
 
     @property
     def providers_version(self) -> int:

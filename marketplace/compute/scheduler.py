@@ -28,6 +28,9 @@ from protocol.schemas import JobSpec
 logger = logging.getLogger(__name__)
 
 INDEX_MAX_AGE_S = 5.0
+# Heartbeats' free-capacity reports reach the index within this; registrations, price or
+# image changes and this scheduler's own reservations rebuild it before its next use.
+CAPACITY_REFRESH_S = 1.0
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._index: ProviderIndex | None = None
         self._index_version = -1
+        self._capacity_version = -1
         self._index_built_at = 0.0
         self._endpoints: dict[str, str] = {}
         self.records: dict[str, Provider] = {}
@@ -114,18 +118,21 @@ class Scheduler:
         built, and it is younger than INDEX_MAX_AGE_S): a caller on the event loop may query
         it there, else it should call from a thread."""
         service = self.service
-        fresh = time.monotonic() - self._index_built_at < INDEX_MAX_AGE_S
+        age = time.monotonic() - self._index_built_at
         return (
-            self._index is not None and self._index_version == service.providers_version and fresh
+            self._index is not None
+            and self._index_version == service.providers_version
+            and age < INDEX_MAX_AGE_S
+            and (self._capacity_version == service.capacity_version or age < CAPACITY_REFRESH_S)
         )
 
     def index(self) -> ProviderIndex:
         """The matching index, rebuilt when providers changed or it grew stale."""
         service = self.service
-        fresh = time.monotonic() - self._index_built_at < INDEX_MAX_AGE_S
-        if self._index is not None and self._index_version == service.providers_version and fresh:
+        if self.index_current():
+            assert self._index is not None
             return self._index
-        version = service.providers_version
+        version, capacity = service.providers_version, service.capacity_version
         with service.sessions() as session:
             snap = providers.snapshot(
                 session,
@@ -141,6 +148,7 @@ class Scheduler:
         if old is not None:
             old.close()
         self._index_version, self._index_built_at = version, time.monotonic()
+        self._capacity_version = capacity
         return new
 
     def pull_of(self, spec: JobSpec) -> ImagePull | None:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from marketplace.compute import images, providers
 from marketplace.compute.images import ImagePull
-from marketplace.compute.scheduler import prefer_regions
+from marketplace.compute.scheduler import CAPACITY_REFRESH_S, prefer_regions
 from marketplace.compute.unmatched import explain_unmatched
 from marketplace.energy.sources import floor_hour
 from marketplace.errors import InvalidInputError
@@ -129,6 +129,7 @@ class Placer:
         self._index: ProviderIndex | None = None
         self._key: tuple[int, datetime] | None = None
         self._built_at = 0.0
+        self._capacity = -1
         self._basis = ""
         self.records: dict[str, Provider] = {}
         self.endpoints: dict[str, str] = {}
@@ -205,7 +206,10 @@ class Placer:
         service = self.service
         hour = floor_hour(datetime.now(UTC))
         key = (service.providers_version, hour)
-        fresh = time.monotonic() - self._built_at < INDEX_MAX_AGE_S
+        capacity = service.capacity_version
+        age = time.monotonic() - self._built_at
+        # heartbeats' capacity reports are folded in within CAPACITY_REFRESH_S, as for jobs
+        fresh = age < INDEX_MAX_AGE_S and (self._capacity == capacity or age < CAPACITY_REFRESH_S)
         if self._index is not None and self._key == key and fresh:
             return self._index
         levels, self._basis = forecast_levels(
@@ -223,4 +227,5 @@ class Placer:
         self.records = {p.id: p for p in records}
         self._index = ProviderIndex(records, weight_km=service.settings.energy_weight_km)
         self._key, self._built_at = key, time.monotonic()
+        self._capacity = capacity
         return self._index

@@ -70,7 +70,10 @@ async def heartbeat(
         return _public(service, row)
 
     public = await writer.submit(apply, key=signed.signer)
-    service.providers_changed()
+    if body.payload.images is None and body.payload.price_wei is None:
+        service.capacity_changed()  # free capacity only: folded in within a second
+    else:
+        service.providers_changed()
     return public
 
 
