@@ -35,7 +35,12 @@ class MarketClient:
     def __init__(self, base_url: str, account: LocalAccount, *, timeout: float = 15.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.account = account
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        # Idle connections are dropped well before the server's keep-alive timeout (uvicorn:
+        # 5 s), so a request never goes out on a connection the server is closing (a reset
+        # seen under load).
+        self.http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0)
+        )
         self.stamp = Stamp()
 
     def close(self) -> None:
