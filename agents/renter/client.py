@@ -209,7 +209,7 @@ class Renter:
             if hashlib.sha256(data).hexdigest() != declared[path].sha256:
                 raise UserError(f"input {path} does not match the sha256 in the spec")
 
-    def _fund(self, spec: JobSpec, price: int, assignment: Assignment, *, start_at: int) -> int:
+    def _fund(self, spec: JobSpec, price: int, assignment: Assignment, *, start_at: int = 0) -> int:
         """Fund the escrow with a permit; a job planned to start later (`start_at`) is
         funded held (``fundAt``): nobody can accept it before then, its deadline counts
         from then, and the renter may cancel it for a full refund until it starts."""
