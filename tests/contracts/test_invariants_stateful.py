@@ -57,6 +57,7 @@ the renter gets back more than it paid only through a provider slashed to it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections import Counter
@@ -112,6 +113,9 @@ from test_storage_escrow_stateful import STORAGE_PATHS, StorageModel, StorageRul
 
 ACCEPT, REVEAL, CHALLENGE = PARAMS.accept_window, PARAMS.reveal_window, PARAMS.challenge_window
 MAX_RUN_TIME = 7 * 86_400
+MAX_HOLD = 2 * 86_400
+MAX_BATCH = 100
+HOLDS = [30, 90, 600, 0, -50, MAX_HOLD + 60]  # seconds from now to a job's start
 MAX_FEE_BPS = 1_000
 PRICES = [1 * TOKEN, 10 * TOKEN, 40 * TOKEN]
 DEADLINE_EXTRAS = [150, 30, 300, -5]  # seconds after acceptBy; -5 is too soon
@@ -305,11 +309,22 @@ class Model(StorageModel, LeaseModel):
         need(signed.signer == "matcher" and signed.message == message, "EscrowNotMatcherSigned")
 
     def fund(
-        self, renter: str, price: int, deadline: int, replicas: int, signed: Signed, ts: int
+        self,
+        renter: str,
+        price: int,
+        deadline: int,
+        replicas: int,
+        signed: Signed,
+        ts: int,
+        start_at: int = 0,
     ) -> int:
         need(price > 0, "EscrowZeroPrice")
         need(1 <= replicas <= 5, "EscrowBadReplicas")
-        accept_by = ts + ACCEPT
+        start = ts
+        if start_at > ts:  # held: nobody accepts before its start
+            need(start_at <= ts + MAX_HOLD, "EscrowStartTooLate")
+            start = start_at
+        accept_by = start + ACCEPT
         need(deadline > accept_by, "EscrowDeadlineTooSoon")
         need(deadline - accept_by <= MAX_RUN_TIME, "EscrowDeadlineTooLate")
         named = list(signed.providers)
@@ -340,9 +355,12 @@ class Model(StorageModel, LeaseModel):
         self._move(renter, "escrow", price * replicas)
         return job_id
 
-    def accept(self, job_id: int, provider: str, ts: int) -> None:
+    def accept(self, job_id: int, provider: str, ts: int, *, lock: bool = True) -> int:
+        """Takes a slot; locks the collateral unless `lock` is false (a batch locks the
+        sum once). Returns the collateral."""
         job = self._live(job_id)
         need(ts <= job.accept_by, "EscrowWindowClosed")
+        need(ts >= job.accept_by - ACCEPT, "EscrowNotStarted")
         slot = None
         for candidate in job.slots:
             if candidate.provider == provider:
@@ -352,11 +370,88 @@ class Model(StorageModel, LeaseModel):
         if slot is None and job.open:
             slot = next((s for s in job.slots if s.provider is None), None)
         need(slot is not None, "EscrowNoSlotFor")
-        self._check_lock(provider, job.collateral)
+        if lock:
+            self._check_lock(provider, job.collateral)
         assert slot is not None
         slot.provider, slot.state = provider, ACCEPTED
         job.accepted += 1
-        self.stakes[provider][1] += job.collateral
+        if lock:
+            self.stakes[provider][1] += job.collateral
+        return job.collateral
+
+    # batched forms: all or nothing, so a refused job leaves the model as it was
+
+    def _atomic(self, apply: Any) -> Any:
+        jobs = dict(self.jobs)
+        saved = {i: copy.deepcopy(j.__dict__) for i, j in jobs.items()}
+        held = copy.deepcopy((self.balances, self.credits, self.stakes))
+        totals = (self.escrow_balance, self.registry_balance)
+        try:
+            return apply()
+        except Revert:
+            self.jobs.clear()
+            self.jobs.update(jobs)
+            for job_id, fields in saved.items():
+                jobs[job_id].__dict__.update(fields)
+            for current, before in zip(
+                (self.balances, self.credits, self.stakes), held, strict=True
+            ):
+                current.clear()
+                current.update(before)
+            self.escrow_balance, self.registry_balance = totals
+            raise
+
+    @staticmethod
+    def _batch(size: int, *others: int) -> None:
+        need(size != 0, "EscrowEmptyBatch")
+        need(size <= MAX_BATCH, "EscrowBatchTooLarge")
+        for other in others:
+            need(other == size, "EscrowBatchLengthMismatch")
+
+    def fund_many(self, renter: str, requests: list[tuple[Any, ...]], ts: int) -> int:
+        """`requests`: (price, start_at, deadline, replicas, signed) per job."""
+        self._batch(len(requests))
+
+        def apply() -> int:
+            ids = [
+                self.fund(renter, price, deadline, replicas, signed, ts, start_at)
+                for price, start_at, deadline, replicas, signed in requests
+            ]
+            return ids[0]
+
+        return int(self._atomic(apply))
+
+    def accept_many(self, job_ids: list[int], provider: str, ts: int) -> None:
+        self._batch(len(job_ids))
+
+        def apply() -> None:
+            total = sum(self.accept(i, provider, ts, lock=False) for i in job_ids)
+            self._check_lock(provider, total)
+            self.stakes[provider][1] += total
+
+        self._atomic(apply)
+
+    def commit_many(
+        self, job_ids: list[int], provider: str, digests: list[bytes], results: list[bytes], ts: int
+    ) -> None:
+        self._batch(len(job_ids), len(digests))
+        self._atomic(
+            lambda: [
+                self.commit(i, provider, d, r, ts)
+                for i, d, r in zip(job_ids, digests, results, strict=True)
+            ]
+        )
+
+    def reveal_many(
+        self, job_ids: list[int], provider: str, results: list[bytes], salts: int, ts: int
+    ) -> None:
+        self._batch(len(job_ids), len(results), salts)
+        self._atomic(
+            lambda: [
+                self.reveal(i, provider, r, salt_for(provider), ts)
+                for i, r in zip(job_ids, results, strict=True)
+            ]
+        )
 
     def _slot_of(self, job: Job, provider: str, state: int) -> Slot:
         for slot in job.slots:
@@ -1262,6 +1357,188 @@ class EscrowMachine(StorageRules, LeaseRules):
         assert tx is None, f"a renter disputed with verifiers it picked ({form})"
         self._count_refusal("dispute", form)
 
+    # ------------------------------------------------ held starts and batches
+
+    def _fund_later(self, seed):
+        """Held starts and batched funding: `fundAt` (now, later, too late), `fundMany` of a
+        few single-replica jobs (sometimes one refused, sometimes none), the renter or
+        someone else cancelling a held job, or time travel to a held job's start."""
+        op, rest = seed % 6, seed // 6
+        renter = self.renters[rest % 2]
+        now = chain.time()
+        if op == 4:
+            held = [j for j in self.model.jobs.values() if j.live and j.accept_by - ACCEPT > now]
+            if held:
+                job = held[rest % len(held)]
+                sender = job.renter if rest % 3 else self.providers[job.id % 8]
+                self._cancel(job, sender)
+            return
+        if op == 5:
+            held = [j for j in self.model.jobs.values() if j.live and j.accept_by - ACCEPT > now]
+            if held:
+                job = held[rest % len(held)]
+                self._sleep(job.accept_by - ACCEPT - now + rest % 3)
+                taken = [s.provider for s in job.slots if s.provider and s.state == NONE]
+                self._accept(job, (taken or self.providers)[rest % len(taken or self.providers)])
+            return
+        count = 1 if op == 0 else rest % 4  # fundMany of none: refused
+        requests = []
+        for i in range(count):
+            part = rest // (7 * (i + 1))
+            start_at = max(now + HOLDS[part % len(HOLDS)], 0)
+            extra = DEADLINE_EXTRAS[part // 6 % len(DEADLINE_EXTRAS)] if i == 1 else 150
+            named = [] if part % 3 == 0 else [self.providers[part % len(self.providers)]]
+            price = PRICES[part % len(PRICES)]
+            deadline = max(start_at, now) + ACCEPT + extra
+            requests.append((price, start_at, deadline, 1, unsigned(named)))
+        if op == 0:
+            price, start_at, deadline, replicas, signed = requests[0]
+            args = (SPEC, 0, price, start_at, deadline, replicas, signed.as_arg())
+            tx, job_id = self._act(
+                "fundAt",
+                self.escrow.fundAt,
+                *args,
+                sender=renter,
+                model=lambda ts: self.model.fund(
+                    renter, price, deadline, replicas, signed, ts, start_at
+                ),
+            )
+            ids = [job_id] if tx is not None else []
+        else:
+            arg = [(SPEC, 0, p, a, d, r, s.as_arg()) for p, a, d, r, s in requests]
+            tx, first = self._act(
+                "fundMany",
+                self.escrow.fundMany,
+                arg,
+                sender=renter,
+                model=lambda ts: self.model.fund_many(renter, requests, ts),
+            )
+            ids = list(range(first, first + count)) if tx is not None else []
+        if tx is not None:
+            assert self.escrow.jobCount() == ids[-1]
+            held = [e["jobId"] for e in events(tx, "JobHeld")]
+            assert held == [i for i in ids if self.model.jobs[i].accept_by - ACCEPT > tx.timestamp]
+            self.stats["held:funded"] += len(held)
+            for job_id in ids:
+                self._check_job(self.model.jobs[job_id])
+
+    def _batch_step(self, seed):
+        """A provider's batched steps: `acceptMany` of jobs it may take (sometimes one
+        twice, or one it may not), or a dishonest provider's `commitMany` of junk and
+        `revealMany` of what it committed (sometimes a job twice, or short arrays)."""
+        op, rest = seed % 3, seed // 3
+        provider = self.providers[rest % len(self.providers)]
+        now = chain.time()
+        live = [j for j in self.model.jobs.values() if j.live]
+        flaw = rest // 8 % 6  # 0: the same job twice; 1: arrays of different lengths
+        if op == 0:
+
+            def takes(job, who):
+                return any(
+                    s.state == NONE and (s.provider == who or (job.open and not s.provider))
+                    for s in job.slots
+                )
+
+            # mostly a provider some open window waits for (named, or any for an open job)
+            waiting = [
+                s.provider or provider
+                for j in live
+                if j.accept_by - ACCEPT < now < j.accept_by - 2
+                for s in j.slots
+                if s.state == NONE and (s.provider or j.open)
+            ]
+            if waiting and flaw != 5:
+                provider = waiting[rest % len(waiting)]
+            ids = [j.id for j in live if now < j.accept_by - 2 and takes(j, provider)]
+            if not ids and flaw != 4:  # windows pass quickly here: fund open jobs to take
+                price = PRICES[rest % len(PRICES)]
+                deadline = now + ACCEPT + 150
+                requests = [(price, 0, deadline, 1, unsigned([]))] * (1 + rest % 3)
+                arg = [(SPEC, 0, p, a, d, r, s.as_arg()) for p, a, d, r, s in requests]
+                renter = self.renters[rest % 2]
+                tx, first = self._act(
+                    "fundMany",
+                    self.escrow.fundMany,
+                    arg,
+                    sender=renter,
+                    model=lambda ts: self.model.fund_many(renter, requests, ts),
+                )
+                ids = list(range(first, first + len(requests))) if tx is not None else []
+            ids = ids[: 1 + rest % 3]
+            if ids and flaw == 0:
+                ids.append(ids[0])
+            self._act(
+                "acceptMany",
+                self.escrow.acceptMany,
+                ids,
+                sender=provider,
+                model=lambda ts: self.model.accept_many(ids, provider, ts),
+            )
+            return
+        dishonest = [p for p in self.providers if self._role(p) in (JUNK, COPIER)]
+        holding = [
+            p
+            for p in dishonest
+            if any(
+                s.provider == p and s.state in (ACCEPTED, COMMITTED) for j in live for s in j.slots
+            )
+        ]
+        pool = holding if holding and flaw != 5 else dishonest
+        provider = pool[rest % len(pool)]
+        if op == 1:
+            jobs = [
+                j
+                for j in live
+                if now < j.deadline - 2
+                and any(s.provider == provider and s.state == ACCEPTED for s in j.slots)
+            ][:3]
+            ids = [j.id for j in jobs]
+            results = [junk_result(i) for i in ids]
+            digests = [commitment(r, salt_for(provider), provider) for r in results]
+            if ids and flaw == 0:
+                ids, digests, results = (
+                    [*ids, ids[0]],
+                    [*digests, digests[0]],
+                    [*results, results[0]],
+                )
+            if ids and flaw == 1:
+                digests = digests[:-1]
+            self._act(
+                "commitMany",
+                self.escrow.commitMany,
+                ids,
+                digests,
+                sender=provider,
+                model=lambda ts: self.model.commit_many(ids, provider, digests, results, ts),
+            )
+            return
+        slots = [
+            (j, s)
+            for j in live
+            for s in j.slots
+            if s.provider == provider
+            and s.state == COMMITTED
+            and not s.copied_from
+            and s.result is not None
+            and j.replicas > 1
+            and self.model.reveal_open(j, now)
+            and now < j.deadline + REVEAL - 2
+        ][:3]
+        ids = [j.id for j, _ in slots]
+        results = [s.result for _, s in slots]
+        if ids and flaw == 0:
+            ids, results = [*ids, ids[0]], [*results, results[0]]
+        salts = [salt_for(provider)] * (len(ids) - (flaw == 1 and bool(ids)))
+        self._act(
+            "revealMany",
+            self.escrow.revealMany,
+            ids,
+            results,
+            salts,
+            sender=provider,
+            model=lambda ts: self.model.reveal_many(ids, provider, results, len(salts), ts),
+        )
+
     def _count_refusal(self, call, form):
         """Count a refused sybil attempt by the check that refused it."""
         if self._last_error in ("EscrowNotMatcherSigned", "EscrowAssignmentExpired"):
@@ -1519,6 +1796,29 @@ class EscrowMachine(StorageRules, LeaseRules):
                     ), f"honest reveal of job {job.id} missed: a time jump bypassed _sleep"
 
 
+class HeldBatchMachine(EscrowMachine):
+    """The same actors and checks, plus held starts and batched steps (`_fund_later`,
+    `_batch_step`). A run of its own, so the base run's sequences, and the paths they
+    must reach, stay as they were; this one must reach the held and batched paths."""
+
+    def rule_fund_later(self, seed="st_seed"):
+        self._fund_later(seed)
+
+    def rule_batch(self, seed="st_seed"):
+        self._batch_step(seed)
+
+    def rule_batch_again(self, seed="st_seed"):
+        """(A second rule: batches need a provider and jobs at the right moment.)"""
+        self._batch_step(seed)
+
+    def teardown_final(cls):  # noqa: N805
+        print(f"\nheld/batch stateful run: {dict(sorted(cls.stats.items()))}")
+        if getattr(cls, "_failed", False):
+            return
+        for path in ("settled", "held:funded", "fundMany:ok"):
+            assert cls.stats[path] > 0, f"no '{path}' in the whole held/batch stateful run"
+
+
 @pytest.fixture(scope="module")
 def reader(module_isolation, deployer):
     """Reads the job escrow, registry and storage escrow in one call."""
@@ -1557,6 +1857,46 @@ def test_adversaries_never_break_conservation_nor_honest_pay(
 ):
     state_machine(
         EscrowMachine,
+        token,
+        escrow,
+        registry,
+        reader,
+        [renter, renter2],
+        cast,
+        treasury,
+        deployer,
+        [deployer, outsider, sale, faucet],
+        (storage, deployer),
+        (leases, deployer),  # deployer: the prober, as conftest grants it
+        settings={
+            "max_examples": int(os.environ.get("DCLOUD_STATEFUL_EXAMPLES", 50)),
+            "stateful_step_count": int(os.environ.get("DCLOUD_STATEFUL_STEPS", 40)),
+            "deadline": None,
+            "derandomize": True,
+            "database": None,
+        },
+    )
+
+
+def test_held_and_batched_steps_keep_conservation(
+    state_machine,
+    token,
+    escrow,
+    registry,
+    reader,
+    renter,
+    renter2,
+    cast,
+    treasury,
+    storage,
+    leases,
+    deployer,
+    outsider,
+    sale,
+    faucet,
+):
+    state_machine(
+        HeldBatchMachine,
         token,
         escrow,
         registry,
