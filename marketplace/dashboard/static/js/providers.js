@@ -214,7 +214,8 @@ function drawAhead(ahead) {
           {
             "data-level": h.level,
             title: `${i === 0 ? "now" : hourLabel(h.t)}: level ${h.level}`,
-            style: `background: ${LEVEL_COLOURS[h.level]}`,
+            // dark red (levels 8 and 9) takes white text for AA contrast; the rest #111
+            style: `background: ${LEVEL_COLOURS[h.level]}; color: ${h.level >= 8 ? "#fff" : "#111"}`,
           },
           String(h.level),
         ),
