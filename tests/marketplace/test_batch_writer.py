@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,6 +24,16 @@ from marketplace.store.db import make_engine, migrate, session_factory
 from marketplace.store.models import ProviderRow, SignerClock
 from protocol import purposes
 from tests.marketplace.api.conftest import account, registration, signed
+
+T = TypeVar("T")
+
+
+def run_apart(make: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    """Run a coroutine to its end in a thread of its own: the suite's browser tests leave
+    an event loop running in the main thread (Playwright's sync API), where asyncio.run
+    refuses to start another."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make(*args))).result()
 
 
 @pytest.fixture
@@ -71,7 +82,7 @@ def test_writes_queued_together_commit_in_one_transaction_and_a_refusal_skips_on
     slot = Transactions()
     writer = BatchWriter(session_factory(engine), writing=slot, refusals=(ConflictError,))
     with slot.lock:  # hold the writer at its first write while the rest queue up
-        answers = asyncio.run(_gather_while_held(writer, slot))
+        answers = run_apart(_gather_while_held, writer, slot)
     writer.stop()
     assert answers[:2] == ["a", "b"] and answers[3] == "d"
     assert isinstance(answers[2], ConflictError)
@@ -94,7 +105,7 @@ def test_a_batch_that_fails_is_applied_write_by_write(engine):
     slot = Transactions()
     writer = BatchWriter(session_factory(engine), writing=slot, refusals=(ConflictError,))
     with slot.lock:
-        answers = asyncio.run(_failing_batch(writer, slot))
+        answers = run_apart(_failing_batch, writer, slot)
     writer.stop()
     # the same key twice: the batch fails at its flush, then each write goes alone
     assert answers[0] == "x" and answers[2] == "y"
