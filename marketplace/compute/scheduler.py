@@ -117,13 +117,11 @@ class Scheduler:
         """Whether :meth:`index` answers without a rebuild (no provider changed since it was
         built, and it is younger than INDEX_MAX_AGE_S): a caller on the event loop may query
         it there, else it should call from a thread."""
-        service = self.service
-        age = time.monotonic() - self._index_built_at
-        return (
-            self._index is not None
-            and self._index_version == service.providers_version
-            and age < INDEX_MAX_AGE_S
-            and (self._capacity_version == service.capacity_version or age < CAPACITY_REFRESH_S)
+        return self._index is not None and index_fresh(
+            self.service,
+            version=self._index_version,
+            capacity=self._capacity_version,
+            built_at=self._index_built_at,
         )
 
     def index(self) -> ProviderIndex:
@@ -249,6 +247,18 @@ class Scheduler:
                 outcomes[item.job_id] = row.status
         service.providers_changed()
         return outcomes
+
+
+def index_fresh(service: Service, *, version: int, capacity: int, built_at: float) -> bool:
+    """Whether an index built at `built_at` (monotonic) from providers `version` and
+    heartbeats `capacity` may still answer: no provider changed since, younger than
+    INDEX_MAX_AGE_S, and capacity reports at most CAPACITY_REFRESH_S behind."""
+    age = time.monotonic() - built_at
+    return (
+        version == service.providers_version
+        and age < INDEX_MAX_AGE_S
+        and (capacity == service.capacity_version or age < CAPACITY_REFRESH_S)
+    )
 
 
 def prefer_regions(

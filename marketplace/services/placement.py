@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from marketplace.compute import images, providers
 from marketplace.compute.images import ImagePull
-from marketplace.compute.scheduler import CAPACITY_REFRESH_S, prefer_regions
+from marketplace.compute.scheduler import index_fresh, prefer_regions
 from marketplace.compute.unmatched import explain_unmatched
 from marketplace.energy.sources import floor_hour
 from marketplace.errors import InvalidInputError
@@ -40,7 +40,6 @@ from protocol.services import ServiceSpec
 
 logger = logging.getLogger(__name__)
 
-INDEX_MAX_AGE_S = 5.0
 _EPS = 1e-9
 
 
@@ -207,10 +206,14 @@ class Placer:
         hour = floor_hour(datetime.now(UTC))
         key = (service.providers_version, hour)
         capacity = service.capacity_version
-        age = time.monotonic() - self._built_at
-        # heartbeats' capacity reports are folded in within CAPACITY_REFRESH_S, as for jobs
-        fresh = age < INDEX_MAX_AGE_S and (self._capacity == capacity or age < CAPACITY_REFRESH_S)
-        if self._index is not None and self._key == key and fresh:
+        if (
+            self._index is not None
+            and self._key is not None
+            and self._key[1] == hour
+            and index_fresh(
+                service, version=self._key[0], capacity=self._capacity, built_at=self._built_at
+            )
+        ):
             return self._index
         levels, self._basis = forecast_levels(
             service, hours=service.settings.service_forecast_hours
