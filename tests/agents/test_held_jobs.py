@@ -10,9 +10,10 @@ from pathlib import Path
 
 from agents.provider import held
 from agents.provider.store import JobRecord, JobStore
-from protocol.escrow import ChainJob, JobStatus, Windows
+from protocol.escrow import ChainJob, Windows
 from protocol.provider_api import ACCEPTED, RECEIVED
 from protocol.schemas import Capacity
+from tests.agents.test_deadlines import FUNDED
 
 NOW = 1_800_000_000
 WINDOWS = Windows(accept=60, reveal=60, challenge=30, collateral_bps=1000, fee_bps=100)
@@ -20,22 +21,8 @@ SPEC = {"resources": {"cpu": 2, "memory_mb": 256}}
 
 
 def job(accept_by: int) -> ChainJob:
-    return ChainJob(
-        job_id=1,
-        renter="0x" + "11" * 20,
-        price=1,
-        accept_by=accept_by,
-        deadline=accept_by + 600,
-        challenge_ends=0,
-        replicas=1,
-        accepted=0,
-        committed=0,
-        revealed=0,
-        status=JobStatus.FUNDED,
-        open=False,
-        collateral=0,
-        fee_bps=100,
-    )
+    """A funded job nobody accepted yet, its window closing at `accept_by`."""
+    return dataclasses.replace(FUNDED, accepted=0, accept_by=accept_by, deadline=accept_by + 600)
 
 
 def test_a_jobs_start_is_when_its_acceptance_window_opens() -> None:
